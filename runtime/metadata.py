@@ -1,0 +1,100 @@
+"""Model metadata: what the runtime needs to run a DeepLab v2 model, carried inside ONNX files and engine sidecars.
+
+One schema for every artifact. ONNX stores it as the metadata property ``deeplab`` (a JSON string); a TensorRT engine
+stores it in a sidecar ``<engine>.json``. Writers call :meth:`ModelMeta.to_json`; readers call :meth:`ModelMeta.from_json`,
+which validates every field and raises :class:`MetadataError` with a one-line reason.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+ONNX_METADATA_KEY = "deeplab"
+
+# The reference Caffe DeepLab v2 preprocessing: BGR, 0..255, per-channel mean subtraction, no scaling.
+CAFFE_BGR_MEAN = (104.008, 116.669, 122.675)
+
+
+class MetadataError(ValueError):
+    """Model metadata is missing, corrupt or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Everything between the raw image and the network, and between the network and labels.
+
+    ``pixel = (image[channel_order] - mean) * scale`` per channel, NCHW float32 in, logits at 1/``output_stride`` out.
+    """
+
+    class_names: tuple[str, ...]
+    channel_order: str = "BGR"
+    mean: tuple[float, float, float] = CAFFE_BGR_MEAN
+    scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    output_stride: int = 8
+    align_corners: bool = False
+    input_name: str = "image"
+    output_name: str = "logits"
+    precision: str = "fp32"
+    msc: bool = False
+    source_sha256: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["schema_version"] = SCHEMA_VERSION
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "ModelMeta":
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise MetadataError(f"model metadata is not valid JSON: {e}") from None
+        if not isinstance(d, dict):
+            raise MetadataError("model metadata must be a JSON object")
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelMeta":
+        d = dict(d)
+        version = d.pop("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise MetadataError(f"model metadata schema version {version} is not supported (expected {SCHEMA_VERSION})")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise MetadataError(f"model metadata has unknown fields: {', '.join(unknown)}")
+        try:
+            meta = cls(
+                class_names=tuple(str(c) for c in d.pop("class_names")),
+                **{k: (tuple(float(x) for x in v) if k in ("mean", "scale") else v) for k, v in d.items()},
+            )
+        except KeyError:
+            raise MetadataError("model metadata lacks class_names") from None
+        except (TypeError, ValueError) as e:
+            raise MetadataError(f"model metadata is malformed: {e}") from None
+        meta.validate()
+        return meta
+
+    def validate(self) -> None:
+        """Raise :class:`MetadataError` unless every field is usable."""
+        if self.n_classes < 1:
+            raise MetadataError("model metadata lists no classes")
+        if sorted(self.channel_order) != ["B", "G", "R"]:
+            raise MetadataError(f"channel_order must be a permutation of 'BGR', got {self.channel_order!r}")
+        for name in ("mean", "scale"):
+            v = getattr(self, name)
+            if len(v) != 3:
+                raise MetadataError(f"{name} must have 3 values, got {len(v)}")
+        if self.output_stride < 1:
+            raise MetadataError(f"output_stride must be positive, got {self.output_stride}")
+        if self.precision not in ("fp32", "fp16", "int8"):
+            raise MetadataError(f"precision must be fp32, fp16 or int8, got {self.precision!r}")
+        if not isinstance(self.align_corners, bool) or not isinstance(self.msc, bool):
+            raise MetadataError("align_corners and msc must be booleans")
