@@ -1,0 +1,25 @@
+"""The one small interface every inference backend implements: preprocessed batch in, logits out."""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from runtime.metadata import ModelMeta
+
+
+class BackendError(RuntimeError):
+    """A backend could not load a model or run it; the message says why in one line."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A loaded model. ``infer`` takes N×3×H×W float32 (already preprocessed, H and W multiples of the output stride)
+    and returns N×C×ceil(H/stride)×ceil(W/stride) float32 logits. Not thread-safe unless the backend says so."""
+
+    name: str
+    meta: ModelMeta
+
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
