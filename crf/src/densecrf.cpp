@@ -75,9 +75,8 @@ Compatibility Compatibility::matrix(std::vector<float> m) {
 struct PairwiseTerm {
     Permutohedral lattice;
     Compatibility::Kind kind = Compatibility::Kind::Potts;
-    std::vector<float> compat;  // Diagonal: stride values; Matrix: stride x stride (symmetrised, padded)
-    std::vector<float> values, tmp;
-    const float* result = nullptr;
+    std::vector<float> compat;  // Diagonal: stride values; Matrix: labels x stride (symmetrised, padded)
+    std::vector<float> values;  // vertex values, m x stride
 };
 
 struct DenseCRF::Impl {
@@ -129,89 +128,96 @@ struct DenseCRF::Impl {
     }
 
     void ensure_workspace() {
-        double bytes = static_cast<double>(q.size() == 0 ? n * stride * 4.0 : 0.0);
+        if (!detail::in_parallel_region())
+            for (auto& t : terms) t.lattice.partition_splat(num_threads());
+        double bytes = q.empty() ? static_cast<double>(n) * stride * 4.0 : 0.0;
         for (auto& t : terms)
-            if (t.values.empty()) bytes += 2.0 * (t.lattice.n_vertices() + 1) * stride * 4;
+            if (t.values.empty()) bytes += static_cast<double>(t.lattice.n_vertices()) * stride * 4;
         if (bytes == 0.0) return;
         check_memory(bytes, "CRF inference");
         guarded_alloc("the inference workspace", [&] {
             if (q.empty()) q.assign(static_cast<std::size_t>(n) * stride, 0.f);
-            for (auto& t : terms) {
-                if (!t.values.empty()) continue;
-                const std::size_t rows = static_cast<std::size_t>(t.lattice.n_vertices() + 1) * stride;
-                t.values.assign(rows, 0.f);
-                t.tmp.assign(rows, 0.f);
-            }
+            for (auto& t : terms)
+                if (t.values.empty()) t.values.assign(static_cast<std::size_t>(t.lattice.n_vertices()) * stride, 0.f);
             return 0;
         });
     }
 
     // Fused pass over pixels: e = -U - sum_k compat_k(filtered_k), then softmax into q_out
-    // (or, for the KL divergence, accumulate sum_l q (log q - e) per block).
-    template <int S, bool kSoftmax>
+    // (or, for the KL divergence, accumulate sum_l q (log q - e)).
+    template <int KT, bool kSoftmax, bool kPairwise = true>
     void combine_rows(std::int64_t lo, std::int64_t hi, float* q_out, const float* q_in, double* kl_acc) const {
-        constexpr int kMax = S > 0 ? S : 1;
-        const int st = S > 0 ? S : stride;
-        thread_local std::vector<float> scratch;
-        float e_fixed[kMax], s_fixed[kMax];
-        float* e = e_fixed;
-        float* s = s_fixed;
-        if constexpr (S == 0) {
-            if (scratch.size() < static_cast<std::size_t>(2 * st)) scratch.resize(2 * st);
+        using detail::load4;
+        using detail::store4;
+        using detail::v4f;
+        const int K = KT > 0 ? KT : stride / 4;
+        const std::int64_t S = 4 * K;
+        constexpr int kFixed = KT > 0 ? KT : 1;
+        v4f e_fixed[kFixed], s_fixed[kFixed];
+        thread_local std::vector<v4f> scratch;
+        thread_local std::vector<float> lanes;
+        v4f* e = e_fixed;
+        v4f* s = s_fixed;
+        if constexpr (KT == 0) {
+            if (scratch.size() < static_cast<std::size_t>(2 * K)) scratch.resize(2 * K);
             e = scratch.data();
-            s = scratch.data() + st;
+            s = scratch.data() + K;
         }
         double kl = 0.0;
         for (std::int64_t i = lo; i < hi; ++i) {
-            const float* nu = neg_unary.data() + i * st;
-            for (int c = 0; c < st; ++c) e[c] = nu[c];
+            const float* nu = neg_unary.data() + i * S;
+            for (int k = 0; k < K; ++k) e[k] = load4(nu + 4 * k);
             for (const PairwiseTerm& t : terms) {
+                if constexpr (!kPairwise) break;
                 const int dp1 = t.lattice.dim() + 1;
                 const std::int32_t* off = t.lattice.offsets() + i * dp1;
                 const float* w = t.lattice.slice_weights() + i * dp1;
-                const float* vals = t.result;
-                if (t.kind == Compatibility::Kind::Potts) {  // weight already folded into w
-                    for (int r = 0; r < dp1; ++r) {
-                        const float wr = w[r];
-                        const float* src = vals + static_cast<std::int64_t>(off[r]) * st;
-                        for (int c = 0; c < st; ++c) e[c] += wr * src[c];
-                    }
-                    continue;
-                }
-                for (int c = 0; c < st; ++c) s[c] = 0.f;
+                const float* vals = t.values.data();
+                v4f* acc = t.kind == Compatibility::Kind::Potts ? e : s;  // Potts: weight folded into w
+                if (acc == s)
+                    for (int k = 0; k < K; ++k) s[k] = detail::splat4(0.f);
                 for (int r = 0; r < dp1; ++r) {
-                    const float wr = w[r];
-                    const float* src = vals + static_cast<std::int64_t>(off[r]) * st;
-                    for (int c = 0; c < st; ++c) s[c] += wr * src[c];
+                    const v4f wr = detail::splat4(w[r]);
+                    const float* src = vals + static_cast<std::int64_t>(off[r]) * S;
+                    for (int k = 0; k < K; ++k) acc[k] += wr * load4(src + 4 * k);
                 }
                 if (t.kind == Compatibility::Kind::Diagonal) {
-                    const float* cv = t.compat.data();
-                    for (int c = 0; c < st; ++c) e[c] -= cv[c] * s[c];
-                } else {
-                    const float* mat = t.compat.data();
-                    for (int a = 0; a < labels; ++a) {
-                        const float* row = mat + static_cast<std::int64_t>(a) * st;
-                        float acc = 0.f;
-                        for (int c = 0; c < st; ++c) acc += row[c] * s[c];
-                        e[a] -= acc;
+                    for (int k = 0; k < K; ++k) e[k] -= load4(t.compat.data() + 4 * k) * s[k];
+                } else if (t.kind == Compatibility::Kind::Matrix) {
+                    if (lanes.size() < static_cast<std::size_t>(2 * S)) lanes.resize(2 * S);
+                    float* ef = lanes.data();
+                    float* sf = lanes.data() + S;
+                    for (int k = 0; k < K; ++k) {
+                        store4(ef + 4 * k, e[k]);
+                        store4(sf + 4 * k, s[k]);
                     }
+                    for (int a = 0; a < labels; ++a) {
+                        const float* row = t.compat.data() + a * S;
+                        float dot = 0.f;
+                        for (int c = 0; c < labels; ++c) dot += row[c] * sf[c];
+                        ef[a] -= dot;
+                    }
+                    for (int k = 0; k < K; ++k) e[k] = load4(ef + 4 * k);
                 }
             }
             if constexpr (kSoftmax) {
-                float mx = e[0];
-                for (int c = 1; c < st; ++c) mx = e[c] > mx ? e[c] : mx;
-                float sum = 0.f;
-                for (int c = 0; c < st; ++c) {
-                    e[c] = detail::exp_nonpositive(e[c] - mx);
-                    sum += e[c];
+                v4f mx = e[0];
+                for (int k = 1; k < K; ++k) mx = detail::max4(mx, e[k]);
+                const v4f m4 = detail::splat4(detail::hmax4(mx));
+                v4f sum = detail::splat4(0.f);
+                for (int k = 0; k < K; ++k) {
+                    e[k] = detail::exp4_nonpositive(e[k] - m4);
+                    sum += e[k];
                 }
-                const float inv = 1.f / sum;
-                float* qo = q_out + i * st;
-                for (int c = 0; c < st; ++c) qo[c] = e[c] * inv;
+                const v4f inv = detail::splat4(1.f / detail::hsum4(sum));
+                float* qo = q_out + i * S;
+                for (int k = 0; k < K; ++k) store4(qo + 4 * k, e[k] * inv);
             } else {
-                const float* qi = q_in + i * st;
-                for (int l = 0; l < labels; ++l)
-                    kl += static_cast<double>(qi[l]) * (std::log(std::max(qi[l], 1e-20f)) - static_cast<double>(e[l]));
+                const float* qi = q_in + i * S;
+                for (int l = 0; l < labels; ++l) {
+                    const double el = e[l / 4][l % 4];
+                    kl += static_cast<double>(qi[l]) * (std::log(std::max(qi[l], 1e-20f)) - el);
+                }
             }
         }
         if (kl_acc) *kl_acc += kl;
@@ -220,40 +226,26 @@ struct DenseCRF::Impl {
     void filter_all(const float* q_in) {
         for (auto& t : terms) {
             splat(t.lattice, q_in, t.values.data(), stride);
-            t.result = blur(t.lattice, t.values.data(), t.tmp.data(), stride);
+            blur(t.lattice, t.values.data(), stride);
         }
     }
 
     // q_out = softmax(-U - pairwise(q_in)); q_out may alias q_in.
     void iterate(const float* q_in, float* q_out) {
         filter_all(q_in);
-        detail::dispatch_stride(stride, [&](auto s) {
-            constexpr int S = decltype(s)::value;
+        detail::dispatch_vectors(stride, [&](auto kt) {
+            constexpr int KT = decltype(kt)::value;
             parallel_for(n, 512, [&](std::int64_t lo, std::int64_t hi) {
-                combine_rows<S, true>(lo, hi, q_out, nullptr, nullptr);
+                combine_rows<KT, true>(lo, hi, q_out, nullptr, nullptr);
             });
         });
     }
 
-    void softmax_unary(float* q_out) {
-        detail::dispatch_stride(stride, [&](auto s) {
-            constexpr int S = decltype(s)::value;
-            const int st = stride;
+    void softmax_unary(float* q_out) {  // Q0 = softmax(-U)
+        detail::dispatch_vectors(stride, [&](auto kt) {
+            constexpr int KT = decltype(kt)::value;
             parallel_for(n, 2048, [&](std::int64_t lo, std::int64_t hi) {
-                for (std::int64_t i = lo; i < hi; ++i) {
-                    const float* nu = neg_unary.data() + i * st;
-                    float* qo = q_out + i * st;
-                    const int len = S > 0 ? S : st;
-                    float mx = nu[0];
-                    for (int c = 1; c < len; ++c) mx = nu[c] > mx ? nu[c] : mx;
-                    float sum = 0.f;
-                    for (int c = 0; c < len; ++c) {
-                        qo[c] = detail::exp_nonpositive(nu[c] - mx);
-                        sum += qo[c];
-                    }
-                    const float inv = 1.f / sum;
-                    for (int c = 0; c < len; ++c) qo[c] *= inv;
-                }
+                combine_rows<KT, true, false>(lo, hi, q_out, nullptr, nullptr);
             });
         });
     }
@@ -263,11 +255,11 @@ struct DenseCRF::Impl {
         const std::int64_t block = 4096;
         const std::int64_t n_blocks = (n + block - 1) / block;
         std::vector<double> partial(n_blocks, 0.0);
-        detail::dispatch_stride(stride, [&](auto s) {
-            constexpr int S = decltype(s)::value;
+        detail::dispatch_vectors(stride, [&](auto kt) {
+            constexpr int KT = decltype(kt)::value;
             parallel_for(n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
                 for (std::int64_t b = lo; b < hi; ++b)
-                    combine_rows<S, false>(b * block, std::min(n, (b + 1) * block), nullptr, q_in, &partial[b]);
+                    combine_rows<KT, false>(b * block, std::min(n, (b + 1) * block), nullptr, q_in, &partial[b]);
             });
         });
         double kl = 0.0;
@@ -288,7 +280,7 @@ struct DenseCRF::Impl {
             if (compat.values.size() != static_cast<std::size_t>(labels) * labels)
                 throw std::invalid_argument("compatibility matrix must be " + std::to_string(labels) + " x " +
                                             std::to_string(labels));
-            t.compat.assign(static_cast<std::size_t>(stride) * stride, 0.f);
+            t.compat.assign(static_cast<std::size_t>(labels) * stride, 0.f);
             for (int a = 0; a < labels; ++a)
                 for (int b = 0; b < labels; ++b)
                     t.compat[a * stride + b] = 0.5f * (compat.values[a * labels + b] + compat.values[b * labels + a]);
