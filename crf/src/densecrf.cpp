@@ -7,7 +7,7 @@
 
 #include "crf/crf.hpp"
 #include "parallel.hpp"
-#include "simd.hpp"
+#include "kernels.hpp"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -41,6 +41,9 @@ auto guarded_alloc(const char* what, F&& f) {
         throw OutOfMemory(std::string("out of memory while allocating ") + what);
     }
 }
+
+// Labels per row: a multiple of 8 (one AVX / two SSE-NEON vectors), or 4 for tiny label sets.
+int row_stride(int labels) { return labels <= 4 ? 4 : (labels + 7) / 8 * 8; }
 
 }  // namespace
 
@@ -85,8 +88,11 @@ struct DenseCRF::Impl {
     std::vector<float> neg_unary;  // n x stride, -U (padding lanes kPadEnergy)
     std::vector<PairwiseTerm> terms;
     std::vector<float> q;          // n x stride workspace
+    std::vector<detail::TermView> views;
+    const detail::Kernels& kernels;
 
-    Impl(std::int64_t n_, int labels_) : n(n_), labels(labels_), stride(detail::padded_stride(labels_)) {
+    Impl(std::int64_t n_, int labels_)
+        : n(n_), labels(labels_), stride(row_stride(labels_)), kernels(detail::kernels_for(stride)) {
         check_memory(2.0 * n * stride * 4, "the CRF");
         guarded_alloc("the unary", [&] {
             neg_unary.assign(static_cast<std::size_t>(n) * stride, 0.f);
@@ -130,6 +136,7 @@ struct DenseCRF::Impl {
     void ensure_workspace() {
         if (!detail::in_parallel_region())
             for (auto& t : terms) t.lattice.partition_splat(num_threads());
+        views.reserve(terms.size());
         double bytes = q.empty() ? static_cast<double>(n) * stride * 4.0 : 0.0;
         for (auto& t : terms)
             if (t.values.empty()) bytes += static_cast<double>(t.lattice.n_vertices()) * stride * 4;
@@ -143,84 +150,12 @@ struct DenseCRF::Impl {
         });
     }
 
-    // Fused pass over pixels: e = -U - sum_k compat_k(filtered_k), then softmax into q_out
-    // (or, for the KL divergence, accumulate sum_l q (log q - e)).
-    template <int KT, bool kSoftmax, bool kPairwise = true>
-    void combine_rows(std::int64_t lo, std::int64_t hi, float* q_out, const float* q_in, double* kl_acc) const {
-        using detail::load4;
-        using detail::store4;
-        using detail::v4f;
-        const int K = KT > 0 ? KT : stride / 4;
-        const std::int64_t S = 4 * K;
-        constexpr int kFixed = KT > 0 ? KT : 1;
-        v4f e_fixed[kFixed], s_fixed[kFixed];
-        thread_local std::vector<v4f> scratch;
-        thread_local std::vector<float> lanes;
-        v4f* e = e_fixed;
-        v4f* s = s_fixed;
-        if constexpr (KT == 0) {
-            if (scratch.size() < static_cast<std::size_t>(2 * K)) scratch.resize(2 * K);
-            e = scratch.data();
-            s = scratch.data() + K;
-        }
-        double kl = 0.0;
-        for (std::int64_t i = lo; i < hi; ++i) {
-            const float* nu = neg_unary.data() + i * S;
-            for (int k = 0; k < K; ++k) e[k] = load4(nu + 4 * k);
-            for (const PairwiseTerm& t : terms) {
-                if constexpr (!kPairwise) break;
-                const int dp1 = t.lattice.dim() + 1;
-                const std::int32_t* off = t.lattice.offsets() + i * dp1;
-                const float* w = t.lattice.slice_weights() + i * dp1;
-                const float* vals = t.values.data();
-                v4f* acc = t.kind == Compatibility::Kind::Potts ? e : s;  // Potts: weight folded into w
-                if (acc == s)
-                    for (int k = 0; k < K; ++k) s[k] = detail::splat4(0.f);
-                for (int r = 0; r < dp1; ++r) {
-                    const v4f wr = detail::splat4(w[r]);
-                    const float* src = vals + static_cast<std::int64_t>(off[r]) * S;
-                    for (int k = 0; k < K; ++k) acc[k] += wr * load4(src + 4 * k);
-                }
-                if (t.kind == Compatibility::Kind::Diagonal) {
-                    for (int k = 0; k < K; ++k) e[k] -= load4(t.compat.data() + 4 * k) * s[k];
-                } else if (t.kind == Compatibility::Kind::Matrix) {
-                    if (lanes.size() < static_cast<std::size_t>(2 * S)) lanes.resize(2 * S);
-                    float* ef = lanes.data();
-                    float* sf = lanes.data() + S;
-                    for (int k = 0; k < K; ++k) {
-                        store4(ef + 4 * k, e[k]);
-                        store4(sf + 4 * k, s[k]);
-                    }
-                    for (int a = 0; a < labels; ++a) {
-                        const float* row = t.compat.data() + a * S;
-                        float dot = 0.f;
-                        for (int c = 0; c < labels; ++c) dot += row[c] * sf[c];
-                        ef[a] -= dot;
-                    }
-                    for (int k = 0; k < K; ++k) e[k] = load4(ef + 4 * k);
-                }
-            }
-            if constexpr (kSoftmax) {
-                v4f mx = e[0];
-                for (int k = 1; k < K; ++k) mx = detail::max4(mx, e[k]);
-                const v4f m4 = detail::splat4(detail::hmax4(mx));
-                v4f sum = detail::splat4(0.f);
-                for (int k = 0; k < K; ++k) {
-                    e[k] = detail::exp4_nonpositive(e[k] - m4);
-                    sum += e[k];
-                }
-                const v4f inv = detail::splat4(1.f / detail::hsum4(sum));
-                float* qo = q_out + i * S;
-                for (int k = 0; k < K; ++k) store4(qo + 4 * k, e[k] * inv);
-            } else {
-                const float* qi = q_in + i * S;
-                for (int l = 0; l < labels; ++l) {
-                    const double el = e[l / 4][l % 4];
-                    kl += static_cast<double>(qi[l]) * (std::log(std::max(qi[l], 1e-20f)) - el);
-                }
-            }
-        }
-        if (kl_acc) *kl_acc += kl;
+    detail::FusedArgs fused_args(std::vector<detail::TermView>& views) const {
+        views.clear();
+        for (const PairwiseTerm& t : terms)
+            views.push_back({t.lattice.offsets(), t.lattice.slice_weights(), t.values.data(),
+                             t.compat.empty() ? nullptr : t.compat.data(), t.lattice.dim() + 1, static_cast<int>(t.kind)});
+        return {neg_unary.data(), views.data(), static_cast<int>(views.size()), labels, stride};
     }
 
     void filter_all(const float* q_in) {
@@ -230,40 +165,29 @@ struct DenseCRF::Impl {
         }
     }
 
-    // q_out = softmax(-U - pairwise(q_in)); q_out may alias q_in.
+    // q_out = softmax(-U - pairwise(q_in)) (one mean-field step); q_out may alias q_in.
     void iterate(const float* q_in, float* q_out) {
         filter_all(q_in);
-        detail::dispatch_vectors(stride, [&](auto kt) {
-            constexpr int KT = decltype(kt)::value;
-            parallel_for(n, 512, [&](std::int64_t lo, std::int64_t hi) {
-                combine_rows<KT, true>(lo, hi, q_out, nullptr, nullptr);
-            });
-        });
+        const detail::FusedArgs args = fused_args(views);
+        parallel_for(n, 512, [&](std::int64_t lo, std::int64_t hi) { kernels.softmax(args, lo, hi, q_out, true); });
     }
 
     void softmax_unary(float* q_out) {  // Q0 = softmax(-U)
-        detail::dispatch_vectors(stride, [&](auto kt) {
-            constexpr int KT = decltype(kt)::value;
-            parallel_for(n, 2048, [&](std::int64_t lo, std::int64_t hi) {
-                combine_rows<KT, true, false>(lo, hi, q_out, nullptr, nullptr);
-            });
-        });
+        const detail::FusedArgs args = fused_args(views);
+        parallel_for(n, 2048, [&](std::int64_t lo, std::int64_t hi) { kernels.softmax(args, lo, hi, q_out, false); });
     }
 
     double kl_divergence(const float* q_in) {
         filter_all(q_in);
+        const detail::FusedArgs args = fused_args(views);
         const std::int64_t block = 4096;
         const std::int64_t n_blocks = (n + block - 1) / block;
         std::vector<double> partial(n_blocks, 0.0);
-        detail::dispatch_vectors(stride, [&](auto kt) {
-            constexpr int KT = decltype(kt)::value;
-            parallel_for(n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
-                for (std::int64_t b = lo; b < hi; ++b)
-                    combine_rows<KT, false>(b * block, std::min(n, (b + 1) * block), nullptr, q_in, &partial[b]);
-            });
+        parallel_for(n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t b = lo; b < hi; ++b) partial[b] = kernels.kl(args, b * block, std::min(n, (b + 1) * block), q_in);
         });
         double kl = 0.0;
-        for (double p : partial) kl += p;
+        for (double p : partial) kl += p;  // fixed blocks: the same sum whatever the thread count
         return kl;
     }
 
@@ -313,7 +237,9 @@ struct DenseCRF::Impl {
 
 DenseCRF::DenseCRF(std::int64_t n_pixels, int n_labels) {
     if (n_pixels < 0) throw std::invalid_argument("the number of pixels must be >= 0");
-    if (n_labels < 1) throw std::invalid_argument("the number of labels must be >= 1");
+    if (n_labels < 1 || n_labels > detail::kMaxStride - 8)
+        throw std::invalid_argument("the number of labels must be in [1, " + std::to_string(detail::kMaxStride - 8) +
+                                    "], got " + std::to_string(n_labels));
     if (n_pixels >= std::numeric_limits<std::int32_t>::max() / 8)
         throw std::invalid_argument("too many pixels (" + std::to_string(n_pixels) + ")");
     impl_ = std::make_unique<Impl>(n_pixels, n_labels);

@@ -10,16 +10,12 @@
 
 #include "crf/crf.hpp"
 #include "parallel.hpp"
-#include "simd.hpp"
+#include "kernels.hpp"
 
 namespace deeplab::crf {
 namespace {
 
-using detail::load4;
 using detail::parallel_for;
-using detail::splat4;
-using detail::store4;
-using detail::v4f;
 
 constexpr std::uint32_t kEmpty = 0xFFFFFFFFu, kBusy = 0xFFFFFFFEu;
 // Lattice coordinates up to 2^18 keep the float barycentric weights accurate to ~0.5 %.
@@ -110,105 +106,34 @@ struct KeyTable {
     }
 };
 
-// ---- filtering kernels; KT = 4-lane vectors per row (0: runtime count) ----
-
-template <int KT>
-void splat_range(const Permutohedral::SplatEntry* entries, const float* in, float* values, int k_rt, std::int64_t lo,
-                 std::int64_t hi) {
-    const int K = KT > 0 ? KT : k_rt;
-    const std::int64_t S = 4 * K;
-    for (std::int64_t idx = lo; idx < hi; ++idx) {
-        const Permutohedral::SplatEntry en = entries[idx];
-        const bool first = en.vertex < 0;  // the vertex's first entry overwrites instead of adding
-        float* row = values + (first ? ~en.vertex : en.vertex) * S;
-        const float* x = in + en.point * S;
-        const v4f w = splat4(en.weight);
-        if (first) {
-            for (int k = 0; k < K; ++k) store4(row + 4 * k, w * load4(x + 4 * k));
-        } else {
-            for (int k = 0; k < K; ++k) store4(row + 4 * k, load4(row + 4 * k) + w * load4(x + 4 * k));
-        }
-    }
-}
-
-inline std::int32_t chain_vertex(std::int32_t raw) { return raw < 0 ? ~raw : raw; }
-
-// new[v] = old[v] + 0.5 (old[pred] + old[succ]) along the chains of one axis, in place.
-template <int KT>
-void blur_range(const std::int32_t* order, float* values, int k_rt, std::int64_t lo, std::int64_t hi) {
-    const int K = KT > 0 ? KT : k_rt;
-    const std::int64_t S = 4 * K;
-    constexpr int kFixed = KT > 0 ? KT : 1;
-    v4f prev_fixed[kFixed], cur_fixed[kFixed];
-    thread_local std::vector<v4f> scratch;
-    v4f* prev = prev_fixed;
-    v4f* cur = cur_fixed;
-    if constexpr (KT == 0) {
-        if (scratch.size() < static_cast<std::size_t>(2 * K)) scratch.resize(2 * K);
-        prev = scratch.data();
-        cur = scratch.data() + K;
-    }
-    const v4f zero = splat4(0.f), half = splat4(0.5f);
-    for (int k = 0; k < K; ++k) prev[k] = zero;
-    constexpr std::int64_t kAhead = 64;  // rows are scattered: prefetch a few chain steps ahead
-    for (std::int64_t pos = lo; pos < hi; ++pos) {
-        if (kAhead > 0 && pos + kAhead < hi) {
-            const float* ahead = values + static_cast<std::int64_t>(chain_vertex(order[pos + kAhead])) * S;
-            for (std::int64_t b = 0; b < S; b += 16) __builtin_prefetch(ahead + b, 1);
-        }
-        const std::int32_t raw = order[pos];
-        const bool last = raw < 0;
-        float* row = values + static_cast<std::int64_t>(chain_vertex(raw)) * S;
-        for (int k = 0; k < K; ++k) cur[k] = load4(row + 4 * k);
-        if (last) {
-            for (int k = 0; k < K; ++k) {
-                store4(row + 4 * k, cur[k] + half * (prev[k] + zero));
-                prev[k] = zero;
-            }
-        } else {
-            const float* next = values + static_cast<std::int64_t>(chain_vertex(order[pos + 1])) * S;
-            for (int k = 0; k < K; ++k) {
-                store4(row + 4 * k, cur[k] + half * (prev[k] + load4(next + 4 * k)));
-                prev[k] = cur[k];
-            }
-        }
-    }
-}
-
 }  // namespace
 
 void splat(const Permutohedral& lat, const float* in, float* values, int stride) {
-    const int parts = lat.splat_parts();
-    detail::dispatch_vectors(stride, [&](auto kt) {
-        constexpr int KT = decltype(kt)::value;
-        parallel_for(parts, 1, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t p = lo; p < hi; ++p) {
-                for (std::int32_t v : lat.orphans(static_cast<int>(p)))
-                    std::fill_n(values + static_cast<std::int64_t>(v) * stride, stride, 0.f);
-                splat_range<KT>(lat.splat_entries(static_cast<int>(p)), in, values, stride / 4, 0,
-                                lat.splat_count(static_cast<int>(p)));
-            }
-        });
+    const detail::Kernels& k = detail::kernels_for(stride);
+    parallel_for(lat.splat_parts(), 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t p = lo; p < hi; ++p) {
+            const int part = static_cast<int>(p);
+            for (std::int32_t v : lat.orphans(part)) std::fill_n(values + static_cast<std::int64_t>(v) * stride, stride, 0.f);
+            k.splat(lat.splat_entries(part), lat.splat_count(part), in, values, stride);
+        }
     });
 }
 
 void blur(const Permutohedral& lat, float* values, int stride) {
-    const int segs = lat.blur_segments();
-    detail::dispatch_vectors(stride, [&](auto kt) {
-        constexpr int KT = decltype(kt)::value;
-        for (int j = 0; j <= lat.dim(); ++j) {
-            const std::int32_t* order = lat.chain_order(j);
-            parallel_for(segs, 1, [&](std::int64_t lo, std::int64_t hi) {
-                for (std::int64_t s = lo; s < hi; ++s)
-                    blur_range<KT>(order, values, stride / 4, lat.segment(j, static_cast<int>(s)),
-                                   lat.segment(j, static_cast<int>(s) + 1));
-            });
-        }
-    });
+    const detail::Kernels& k = detail::kernels_for(stride);
+    for (int j = 0; j <= lat.dim(); ++j) {
+        const std::int32_t* order = lat.chain_order(j);
+        parallel_for(lat.blur_segments(), 1, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t s = lo; s < hi; ++s)
+                k.blur(order, lat.segment(j, static_cast<int>(s)), lat.segment(j, static_cast<int>(s) + 1), values, stride);
+        });
+    }
 }
 
 void Permutohedral::init(const float* features, int dim, std::int64_t n, bool reference_padding) {
-    if (dim < 1) throw std::invalid_argument("the lattice needs at least one feature dimension");
+    if (dim < 1 || dim > kMaxDim)
+        throw std::invalid_argument("the lattice needs 1 to " + std::to_string(kMaxDim) + " feature dimensions, got " +
+                                    std::to_string(dim));
     if (n < 0) throw std::invalid_argument("negative number of points");
     if ((n + 1) * (dim + 1) >= (std::int64_t{1} << 30))
         throw std::invalid_argument("too many points x feature dimensions for the lattice (" + std::to_string(n) +
@@ -258,21 +183,28 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
     // A first guess of the vertex count (about 1.2 n on images); a retry gets room for every entry.
     std::size_t capacity = next_pow2(static_cast<std::size_t>(npts) * 5 / 2 + 64);
     for (int attempt = 0;; ++attempt) {
-        const bool ok = key_bound < 32000.0 ? build<std::int16_t>(features, pad, scale, capacity)
-                                            : build<std::int32_t>(features, pad, scale, capacity);
+        bool ok;
+        const bool small = key_bound < 32000.0;
+        switch (dim) {  // common dimensions get fully unrolled code
+            case 2: ok = small ? build<std::int16_t, 2>(features, pad, scale, capacity) : build<std::int32_t, 2>(features, pad, scale, capacity); break;
+            case 3: ok = small ? build<std::int16_t, 3>(features, pad, scale, capacity) : build<std::int32_t, 3>(features, pad, scale, capacity); break;
+            case 5: ok = small ? build<std::int16_t, 5>(features, pad, scale, capacity) : build<std::int32_t, 5>(features, pad, scale, capacity); break;
+            default: ok = small ? build<std::int16_t, 0>(features, pad, scale, capacity) : build<std::int32_t, 0>(features, pad, scale, capacity); break;
+        }
         if (ok) break;
         capacity = next_pow2(static_cast<std::size_t>(npts) * (dim + 1) * 4 / 3 + 64);
     }
     partition_splat(detail::in_parallel_region() ? 1 : num_threads());
 }
 
-template <class Key>
+template <class Key, int D>
 bool Permutohedral::build(const float* features, bool pad, const std::vector<float>& scale, std::size_t capacity) {
-    const int d = d_, dp1 = d_ + 1;
+    const int d = D > 0 ? D : d_, dp1 = d + 1;
     const std::int64_t n = n_;
     const std::int64_t npts = n + (pad ? 1 : 0);
     const std::int64_t ne = n * dp1;
     const int n_words = static_cast<int>((sizeof(Key) * d + 3) / 4), slot_words = n_words + 1;
+    constexpr int kMax = kMaxDim + 2;
 
     std::vector<std::uint32_t> table(capacity * slot_words);
     parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
@@ -303,9 +235,9 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
     //    far larger than the caches, so each probe would otherwise wait for memory).
     constexpr int kBatch = 16;
     parallel_for(n_chunks, 1, [&](std::int64_t c_lo, std::int64_t c_hi) {
-        std::vector<float> f(d), elevated(dp1), rem0(dp1), bary(d + 2);
-        std::vector<int> rank(dp1);
-        std::vector<Key> key(d);
+        float f[kMax], elevated[kMax], rem0[kMax], bary[kMax];
+        int rank[kMax];
+        Key key[kMax];
         const int per_batch = kBatch * dp1;
         std::vector<std::uint32_t> words(static_cast<std::size_t>(per_batch) * n_words), hash(per_batch), id(per_batch);
         std::vector<std::int32_t> same(per_batch);  // earlier entry (same batch) with the same key, or -1
@@ -333,7 +265,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                         rem0[i] = v * f_dp1;
                         sum += v;
                     }
-                    std::fill(rank.begin(), rank.end(), 0);
+                    std::fill(rank, rank + dp1, 0);
                     for (int i = 0; i < d; ++i) {
                         const float di = elevated[i] - rem0[i];
                         for (int j = i + 1; j <= d; ++j) {
@@ -354,7 +286,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                             rem0[i] -= f_dp1;
                         }
                     }
-                    std::fill(bary.begin(), bary.end(), 0.f);
+                    std::fill(bary, bary + d + 2, 0.f);
                     for (int i = 0; i <= d; ++i) {
                         const float v = (elevated[i] - rem0[i]) * inv_dp1;
                         bary[d - rank[i]] += v;
@@ -366,7 +298,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                         for (int i = 0; i < d; ++i)
                             key[i] = static_cast<Key>(static_cast<int>(rem0[i]) + canonical[r * dp1 + rank[i]]);
                         std::uint32_t* kw = words.data() + static_cast<std::size_t>(e) * n_words;
-                        pack(key.data(), d, kw, n_words);
+                        pack(key, d, kw, n_words);
                         weights[e] = bary[r];
                         same[e] = -1;
                         if (b > 0)
@@ -431,15 +363,15 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
         for (std::int64_t e = lo; e < hi; ++e) slice_w_[e] *= alpha;
     });
 
-    build_chains<Key>(table, n_words, slot_words);
+    build_chains<Key, D>(table, n_words, slot_words);
     return true;
 }
 
 // Blur neighbours: along axis j, vertex v's predecessor is v - (1,..,1) + (d+1) e_j. Looking up every
 // predecessor links the vertices into chains, stored in chain order so the blur runs in place.
-template <class Key>
+template <class Key, int D>
 void Permutohedral::build_chains(const std::vector<std::uint32_t>& table, int n_words, int slot_words) {
-    const int d = d_, dp1 = d_ + 1;
+    const int d = D > 0 ? D : d_, dp1 = d + 1;
     const std::int64_t m = m_;
     const std::int64_t capacity = static_cast<std::int64_t>(table.size()) / slot_words;
     KeyTable keys{const_cast<std::uint32_t*>(table.data()), static_cast<std::size_t>(capacity - 1), n_words, slot_words};
@@ -448,7 +380,7 @@ void Permutohedral::build_chains(const std::vector<std::uint32_t>& table, int n_
     // Lookups are batched (64 slots at a time) with their table slots prefetched.
     constexpr std::int64_t kBatch = 64;
     parallel_for((capacity + kBatch - 1) / kBatch, 64, [&](std::int64_t lo, std::int64_t hi) {
-        std::vector<Key> key(d), nb(d);
+        Key key[kMaxDim], nb[kMaxDim];
         std::vector<std::uint32_t> w(static_cast<std::size_t>(kBatch) * dp1 * n_words), hash(kBatch * dp1);
         std::vector<std::int64_t> from(kBatch * dp1);
         for (std::int64_t blk = lo; blk < hi; ++blk) {
@@ -456,12 +388,12 @@ void Permutohedral::build_chains(const std::vector<std::uint32_t>& table, int n_
             for (std::int64_t s = blk * kBatch, end = std::min(capacity, (blk + 1) * kBatch); s < end; ++s) {
                 const std::uint32_t* slot = table.data() + s * slot_words;
                 if (slot[0] == kEmpty) continue;
-                std::memcpy(key.data(), slot + 1, sizeof(Key) * d);
+                std::memcpy(key, slot + 1, sizeof(Key) * d);
                 for (int j = 0; j <= d; ++j, ++count) {
                     for (int i = 0; i < d; ++i) nb[i] = static_cast<Key>(key[i] - 1);
                     if (j < d) nb[j] = static_cast<Key>(key[j] + d);
                     std::uint32_t* kw = w.data() + static_cast<std::size_t>(count) * n_words;
-                    pack(nb.data(), d, kw, n_words);
+                    pack(nb, d, kw, n_words);
                     hash[count] = hash_words(kw, n_words);
                     keys.prefetch(hash[count]);
                     from[count] = slot[0];
@@ -573,7 +505,7 @@ void Permutohedral::scale_weights(const float* splat_scale, const float* slice_s
 
 void Permutohedral::compute(const float* in, float* out, int value_size) const {
     if (value_size < 1) throw std::invalid_argument("value_size must be >= 1");
-    const int stride = detail::padded_stride(value_size);
+    const int stride = (value_size + 7) / 8 * 8;
     std::vector<float> padded(static_cast<std::size_t>(n_) * stride, 0.f), values(static_cast<std::size_t>(m_) * stride);
     for (std::int64_t i = 0; i < n_; ++i) std::copy_n(in + i * value_size, value_size, padded.data() + i * stride);
     splat(*this, padded.data(), values.data(), stride);

@@ -13,7 +13,10 @@ namespace deeplab::crf {
 
 class Permutohedral {
 public:
-    // features: `dim` x `n` floats, one row per feature dimension (the layout pydensecrf takes).
+    static constexpr int kMaxDim = 32;
+
+    // features: `dim` x `n` floats (1 <= dim <= kMaxDim), one row per feature dimension (the layout
+    // pydensecrf takes).
     // Throws std::invalid_argument for non-finite features or bad sizes, std::overflow_error when the
     // lattice coordinates would not be representable (features too large, e.g. a tiny sigma).
     // `reference_padding` reproduces a quirk of pydensecrf's SSE build: when n is not a multiple of
@@ -59,9 +62,9 @@ public:
 
 private:
     static constexpr int kSegments = 64;
-    template <class Key>
+    template <class Key, int D>
     bool build(const float* features, bool pad, const std::vector<float>& scale, std::size_t capacity);
-    template <class Key>
+    template <class Key, int D>
     void build_chains(const std::vector<std::uint32_t>& table, int words, int slot_words);
 
     int d_ = 0;
