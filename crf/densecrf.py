@@ -30,7 +30,7 @@ def as_float32(a: Any, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
     if arr.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, arr.shape)):
-        want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+        want = str(tuple("?" if s is None else s for s in shape)).replace("'", "")
         raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float32)
 

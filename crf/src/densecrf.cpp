@@ -263,7 +263,7 @@ void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) 
     if (!(clip_min > 0.f && clip_min <= 1.f)) throw std::invalid_argument("clip must be in (0, 1]");
     const std::int64_t total = impl_->n * impl_->labels;
     for (std::int64_t i = 0; i < total; ++i)
-        if (std::isnan(probs[i])) throw std::invalid_argument("probabilities contain NaN");
+        if (!std::isfinite(probs[i])) throw std::invalid_argument("probabilities contain NaN or infinity");
     impl_->from_label_major(probs, impl_->neg_unary.data(),
                             [clip_min](float p) { return std::log(std::min(std::max(p, clip_min), 1.f)); });
 }
