@@ -79,15 +79,15 @@ struct PairwiseTerm {
     Permutohedral lattice;
     Compatibility::Kind kind = Compatibility::Kind::Potts;
     std::vector<float> compat;  // Diagonal: stride values; Matrix: labels x stride (symmetrised, padded)
-    std::vector<float> values;  // vertex values, m x stride
+    LargeVector<float> values;  // vertex values, m x stride
 };
 
 struct DenseCRF::Impl {
     std::int64_t n = 0;
     int labels = 0, stride = 0;
-    std::vector<float> neg_unary;  // n x stride, -U (padding lanes kPadEnergy)
+    LargeVector<float> neg_unary;  // n x stride, -U (padding lanes kPadEnergy)
     std::vector<PairwiseTerm> terms;
-    std::vector<float> q;          // n x stride workspace
+    LargeVector<float> q;          // n x stride workspace
     std::vector<detail::TermView> views;
     const detail::Kernels& kernels;
 

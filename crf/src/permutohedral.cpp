@@ -206,7 +206,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
     const int n_words = static_cast<int>((sizeof(Key) * d + 3) / 4), slot_words = n_words + 1;
     constexpr int kMax = kMaxDim + 2;
 
-    std::vector<std::uint32_t> table(capacity * slot_words);
+    LargeVector<std::uint32_t> table(capacity * slot_words);
     parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t s = lo; s < hi; ++s) table[s * slot_words] = kEmpty;
     });
@@ -370,13 +370,13 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
 // Blur neighbours: along axis j, vertex v's predecessor is v - (1,..,1) + (d+1) e_j. Looking up every
 // predecessor links the vertices into chains, stored in chain order so the blur runs in place.
 template <class Key, int D>
-void Permutohedral::build_chains(const std::vector<std::uint32_t>& table, int n_words, int slot_words) {
+void Permutohedral::build_chains(const LargeVector<std::uint32_t>& table, int n_words, int slot_words) {
     const int d = D > 0 ? D : d_, dp1 = d + 1;
     const std::int64_t m = m_;
     const std::int64_t capacity = static_cast<std::int64_t>(table.size()) / slot_words;
     KeyTable keys{const_cast<std::uint32_t*>(table.data()), static_cast<std::size_t>(capacity - 1), n_words, slot_words};
-    std::vector<std::int32_t> next(static_cast<std::size_t>(dp1) * m, -1);
-    std::vector<std::uint8_t> has_pred(static_cast<std::size_t>(dp1) * m, 0);
+    LargeVector<std::int32_t> next(static_cast<std::size_t>(dp1) * m, -1);
+    LargeVector<std::uint8_t> has_pred(static_cast<std::size_t>(dp1) * m, 0);
     // Lookups are batched (64 slots at a time) with their table slots prefetched.
     constexpr std::int64_t kBatch = 64;
     parallel_for((capacity + kBatch - 1) / kBatch, 64, [&](std::int64_t lo, std::int64_t hi) {
@@ -462,13 +462,13 @@ void Permutohedral::partition_splat(int parts) {
     const std::int64_t m = m_, n = n_;
     // Job p owns vertices [m p / parts, m (p+1) / parts) and lists their entries in point order, so
     // every vertex sums its contributions in the reference's order whatever the number of jobs.
-    std::vector<std::vector<SplatEntry>> lists(parts);
+    std::vector<LargeVector<SplatEntry>> lists(parts);
     std::vector<std::vector<std::int32_t>> orphans(parts);
     parallel_for(parts, 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t p = lo; p < hi; ++p) {
             const std::int32_t v0 = static_cast<std::int32_t>(m * p / parts), v1 = static_cast<std::int32_t>(m * (p + 1) / parts);
             std::vector<char> seen(v1 - v0, 0);
-            std::vector<SplatEntry>& list = lists[p];
+            LargeVector<SplatEntry>& list = lists[p];
             list.reserve(static_cast<std::size_t>(n * dp1 / parts + 16));
             for (std::int64_t i = 0; i < n; ++i)
                 for (int r = 0; r < dp1; ++r) {
@@ -506,7 +506,7 @@ void Permutohedral::scale_weights(const float* splat_scale, const float* slice_s
 void Permutohedral::compute(const float* in, float* out, int value_size) const {
     if (value_size < 1) throw std::invalid_argument("value_size must be >= 1");
     const int stride = (value_size + 7) / 8 * 8;
-    std::vector<float> padded(static_cast<std::size_t>(n_) * stride, 0.f), values(static_cast<std::size_t>(m_) * stride);
+    LargeVector<float> padded(static_cast<std::size_t>(n_) * stride, 0.f), values(static_cast<std::size_t>(m_) * stride);
     for (std::int64_t i = 0; i < n_; ++i) std::copy_n(in + i * value_size, value_size, padded.data() + i * stride);
     splat(*this, padded.data(), values.data(), stride);
     blur(*this, values.data(), stride);

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "crf/large_alloc.hpp"
+
 namespace deeplab::crf {
 
 class Permutohedral {
@@ -65,15 +67,15 @@ private:
     template <class Key, int D>
     bool build(const float* features, bool pad, const std::vector<float>& scale, std::size_t capacity);
     template <class Key, int D>
-    void build_chains(const std::vector<std::uint32_t>& table, int words, int slot_words);
+    void build_chains(const LargeVector<std::uint32_t>& table, int words, int slot_words);
 
     int d_ = 0;
     std::int64_t n_ = 0, m_ = 0;
-    std::vector<std::int32_t> offset_;
-    std::vector<float> slice_w_, splat_w_;
-    std::vector<std::vector<SplatEntry>> splat_;
+    LargeVector<std::int32_t> offset_;
+    LargeVector<float> slice_w_, splat_w_;
+    std::vector<LargeVector<SplatEntry>> splat_;
     std::vector<std::vector<std::int32_t>> orphans_;
-    std::vector<std::int32_t> order_;
+    LargeVector<std::int32_t> order_;
     std::vector<std::int64_t> segments_;
 };
 
