@@ -409,36 +409,30 @@ void Permutohedral::build_chains(const LargeVector<std::uint32_t>& table, int n_
         }
     });
 
-    // Chains start at vertices without predecessor (in vertex order); count, then write them out.
+    // Chains start at vertices without predecessor (in vertex order); each block of heads walks its
+    // chains once into a buffer, then the buffers are concatenated.
     order_.assign(static_cast<std::size_t>(dp1) * m, 0);
     segments_.assign(static_cast<std::size_t>(dp1) * (kSegments + 1), 0);
-    const std::int64_t n_blocks = std::max<std::int64_t>(1, std::min<std::int64_t>(256, m / 1024 + 1));
-    std::vector<std::int64_t> block_len(static_cast<std::size_t>(dp1) * (n_blocks + 1), 0);
-    auto block_range = [&](std::int64_t b) { return std::make_pair(m * b / n_blocks, m * (b + 1) / n_blocks); };
+    const std::int64_t n_blocks = std::max<std::int64_t>(1, std::min<std::int64_t>(64, m / 4096 + 1));
+    std::vector<std::vector<std::int32_t>> walked(static_cast<std::size_t>(dp1) * n_blocks);
     parallel_for(dp1 * n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t t = lo; t < hi; ++t) {
             const std::int64_t j = t / n_blocks, b = t % n_blocks;
-            const auto [v0, v1] = block_range(b);
-            std::int64_t len = 0;
-            for (std::int64_t v = v0; v < v1; ++v) {
-                if (has_pred[j * m + v]) continue;
-                for (std::int64_t u = v; u >= 0; u = next[j * m + u]) ++len;
-            }
-            block_len[j * (n_blocks + 1) + b + 1] = len;
-        }
-    });
-    for (int j = 0; j <= d; ++j)
-        for (std::int64_t b = 0; b < n_blocks; ++b) block_len[j * (n_blocks + 1) + b + 1] += block_len[j * (n_blocks + 1) + b];
-    parallel_for(dp1 * n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t t = lo; t < hi; ++t) {
-            const std::int64_t j = t / n_blocks, b = t % n_blocks;
-            const auto [v0, v1] = block_range(b);
-            std::int32_t* out = order_.data() + j * m;
-            std::int64_t pos = block_len[j * (n_blocks + 1) + b];
-            for (std::int64_t v = v0; v < v1; ++v) {
+            std::vector<std::int32_t>& out = walked[t];
+            out.reserve(static_cast<std::size_t>(m / n_blocks + 16));
+            for (std::int64_t v = m * b / n_blocks, v1 = m * (b + 1) / n_blocks; v < v1; ++v) {
                 if (has_pred[j * m + v]) continue;
                 for (std::int64_t u = v; u >= 0; u = next[j * m + u])
-                    out[pos++] = next[j * m + u] >= 0 ? static_cast<std::int32_t>(u) : ~static_cast<std::int32_t>(u);
+                    out.push_back(next[j * m + u] >= 0 ? static_cast<std::int32_t>(u) : ~static_cast<std::int32_t>(u));
+            }
+        }
+    });
+    parallel_for(dp1, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t j = lo; j < hi; ++j) {
+            std::int32_t* out = order_.data() + j * m;
+            for (std::int64_t b = 0; b < n_blocks; ++b) {
+                const auto& w = walked[j * n_blocks + b];
+                out = std::copy(w.begin(), w.end(), out);
             }
         }
     });
