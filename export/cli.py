@@ -11,6 +11,7 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "onnx": ("export.onnx_export", "export a DeepLab v2 checkpoint to ONNX (checked against PyTorch)"),
 }
 
 
