@@ -33,7 +33,7 @@ def test_resnet101_full_path():
     assert sum(p.numel() for p in model.parameters()) == 42_500_160 + aspp  # torchvision ResNet-101 minus fc
     with torch.no_grad():
         out = model(torch.randn(1, 3, 33, 47))
-    assert out.shape == (1, 21, 5, 6)
+    assert out.shape == (1, 21, output_size(33), output_size(47)) == (1, 21, 5, 7)
 
 
 def test_caffe_layout():
