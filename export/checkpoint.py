@@ -78,18 +78,18 @@ def _torch_load(path: Path) -> Any:
 
 def _load_failure(path: Path, error: Exception) -> str:
     text = " ".join(str(error).split())
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK", b"\x80")):  # neither a zip archive nor a (legacy torch.save) pickle
+        return "not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)"
     if "Weights only load failed" in text:
         if m := re.search(r"GLOBAL (\S+)", text):
             return (f"refusing to load: the file references the Python object {m.group(1)}, not only tensors "
                     f"(a checkpoint must hold weights only)")
-        return "not a PyTorch checkpoint: a pickle that the weights-only loader cannot read"
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head.startswith(b"PK"):
-        if zipfile.is_zipfile(path):
-            return f"corrupt checkpoint archive ({text[:160]})"
+        return "not a PyTorch checkpoint: a pickle that the weights-only loader refuses to read"
+    if head.startswith(b"PK") and not zipfile.is_zipfile(path):
         return "truncated checkpoint archive (the zip directory is missing)"
-    return "not a PyTorch checkpoint (neither a torch.save zip archive nor a legacy torch.save file)"
+    return f"corrupt or truncated checkpoint ({text[:160]})"
 
 
 def _find_weights(obj: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
@@ -235,7 +235,10 @@ def load_model(path: str | os.PathLike[str], aspp_rates: Sequence[int] | None = 
     ASPP rates: ``aspp_rates`` if given, else the checkpoint's ``meta["aspp_rates"]``, else ASPP-L."""
     ckpt = load_checkpoint(path)
     rates = aspp_rates or ckpt.meta.get("aspp_rates")
-    model = build_from_state_dict(ckpt.state_dict, rates)
+    try:
+        model = build_from_state_dict(ckpt.state_dict, rates)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     if ckpt.class_names is not None and len(ckpt.class_names) != model.n_classes:
         raise CheckpointError(f"{path}: {len(ckpt.class_names)} class names for a model with {model.n_classes} "
                               f"classes")

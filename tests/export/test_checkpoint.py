@@ -1,9 +1,10 @@
 """Checkpoint import: prefixes and nesting of the port's checkpoints, inference of the architecture, strict loading."""
 from __future__ import annotations
 
-import torch
+import zipfile
 
 import pytest
+import torch
 
 from export.checkpoint import (CheckpointError, build_from_state_dict, infer_architecture, load_checkpoint,
                                load_model, save_checkpoint)
@@ -137,11 +138,19 @@ def test_class_names_must_match_classes(small_model, tmp_path):
 @pytest.mark.parametrize("payload, match", [
     (b"", "empty"),
     (b"not a checkpoint at all" * 10, "not a PyTorch checkpoint"),
+    (b"\x80\x02}q\x00(X\x01", "corrupt or truncated"),
     (b"PK\x03\x04" + b"\0" * 100, "truncated"),
 ])
 def test_unreadable_files(payload, match, tmp_path):
     (tmp_path / "x.pt").write_bytes(payload)
     with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+def test_zip_that_is_not_a_checkpoint(tmp_path):
+    with zipfile.ZipFile(tmp_path / "x.pt", "w") as z:
+        z.writestr("readme.txt", "hello")
+    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
         load_checkpoint(tmp_path / "x.pt")
 
 

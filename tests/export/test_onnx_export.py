@@ -155,7 +155,7 @@ def _bad_checkpoints(tmp_path: Path, sd: dict) -> dict[str, tuple[Path, str]]:
     files = {
         "truncated": (good.read_bytes()[: good.stat().st_size // 2], "truncated checkpoint archive"),
         "not zip": (b"\x89PNG\r\n\x1a\n" + bytes(200), "not a PyTorch checkpoint"),
-        "pickle payload": (pickle.dumps({"model": sd, "x": _CreatesFile(marker)}), "weights-only loader"),
+        "pickle payload": (pickle.dumps({"model": sd, "x": _CreatesFile(marker)}), "loader refuses"),
         "empty": (b"", "empty"),
     }
     out = {name: (tmp_path / f"{i}.pt", msg) for i, (name, (data, msg)) in enumerate(files.items())}
