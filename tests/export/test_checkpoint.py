@@ -150,7 +150,7 @@ def test_unreadable_files(payload, match, tmp_path):
 def test_zip_that_is_not_a_checkpoint(tmp_path):
     with zipfile.ZipFile(tmp_path / "x.pt", "w") as z:
         z.writestr("readme.txt", "hello")
-    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
+    with pytest.raises(CheckpointError, match="corrupt or truncated checkpoint"):
         load_checkpoint(tmp_path / "x.pt")
 
 
