@@ -106,6 +106,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     if height < 1 or width < 1:
         raise ExportError(f"height and width must be positive, got {height}x{width}")
     source = resolve_checkpoint(checkpoint)
+    _check_output(Path(output), source)
     model, ckpt = load_model(source, aspp_rates)
     names = list(class_names) if class_names is not None else ckpt.class_names
     if names is None:
@@ -127,6 +128,16 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     atomic_write_bytes(output, data)
     log(f"wrote {output} ({len(data) / 2**20:.1f} MiB, opset {opset})")
     return ExportResult(Path(output), meta, parity)
+
+
+def _check_output(output: Path, source: Path) -> None:
+    """Fail before the slow work when the output cannot (or must not) be written."""
+    if output.is_dir():
+        raise ExportError(f"output {output} is a directory; give a file name")
+    if not output.parent.is_dir():
+        raise ExportError(f"output directory {output.parent} does not exist")
+    if output.exists() and source.exists() and output.samefile(source):
+        raise ExportError(f"output {output} is the checkpoint itself; choose another name")
 
 
 def _wrap(model: Any, msc: bool) -> Any:
@@ -164,10 +175,13 @@ def graph_bytes(net: Any, meta: ModelMeta, opset: int, height: int, width: int) 
     dummy = torch.zeros(1, 3, height, width)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer/deprecation chatter; the checks below decide
-        torch.onnx.export(net, (dummy,), buf, dynamo=False, opset_version=opset, do_constant_folding=True,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                                        OUTPUT_NAME: {0: "batch", 2: "logit_height", 3: "logit_width"}})
+        try:
+            torch.onnx.export(net, (dummy,), buf, dynamo=False, opset_version=opset, do_constant_folding=True,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                                            OUTPUT_NAME: {0: "batch", 2: "logit_height", 3: "logit_width"}})
+        except Exception as e:  # noqa: BLE001 - the TorchScript exporter raises many types
+            raise ExportError(f"torch.onnx.export failed at opset {opset}: {' '.join(str(e).split())[:300]}") from None
     proto = onnx.load_from_string(buf.getvalue())
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,23 @@ def test_no_output_after_interrupt_or_failed_check(failure, small_checkpoint, tm
     assert list(tmp_path.iterdir()) == []
 
 
+def test_unwritable_outputs_fail_before_the_export(small_checkpoint, tmp_path):
+    with pytest.raises(ExportError, match="is a directory"):
+        export_onnx(small_checkpoint, tmp_path)
+    with pytest.raises(ExportError, match="does not exist"):
+        export_onnx(small_checkpoint, tmp_path / "missing" / "m.onnx")
+    with pytest.raises(ExportError, match="is the checkpoint itself"):
+        export_onnx(small_checkpoint, small_checkpoint)
+
+
+def test_other_opsets(small_checkpoint, tmp_path):
+    result = export_onnx(small_checkpoint, tmp_path / "o13.onnx", msc=True, opset=13, height=49, width=33)
+    assert result.parity.ok() and onnx.load(str(tmp_path / "o13.onnx")).opset_import[0].version == 13
+    with pytest.raises(ExportError, match="opset 99"):
+        export_onnx(small_checkpoint, tmp_path / "o99.onnx", opset=99)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o13.onnx"]
+
+
 def test_existing_output_survives_a_failed_export(small_checkpoint, tmp_path):
     out = tmp_path / "model.onnx"
     out.write_bytes(b"previous model")
@@ -131,10 +149,16 @@ def test_existing_output_survives_a_failed_export(small_checkpoint, tmp_path):
 
 # ---- the CLI, as users run it ----
 
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-u", "-m", "export", "onnx", *map(str, args)]
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
 def subprocess_export(*args) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "export", "onnx", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(_cli(*args), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
 
 
 class _CreatesFile:
@@ -193,3 +217,16 @@ def test_cli_success_and_verbose(small_checkpoint, tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr
     proc = subprocess_export(small_checkpoint, "-o", tmp_path / "x.onnx", "--class-names", tmp_path / "absent.txt")
     assert proc.returncode == 1 and "cannot read class names" in proc.stderr and not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_ctrl_c_leaves_no_file(small_model, tmp_path):
+    path = tmp_path / "wide.pt"
+    save_checkpoint(path, small_model(blocks=(2, 2, 4, 2), width=32))
+    out = tmp_path / "wide.onnx"
+    proc = subprocess.Popen(_cli(path, "-o", out, "--msc", "--height", "513", "--width", "513"), cwd=REPO,
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("model:")  # checkpoint loaded; tracing and parity take seconds more
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and stderr.strip() == "error: interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wide.pt"]
