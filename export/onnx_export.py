@@ -22,6 +22,8 @@ import numpy as np
 from runtime.metadata import CAFFE_BGR_MEAN, ONNX_METADATA_KEY, ModelMeta
 
 DEFAULT_OPSET = 17
+MIN_OPSET = 11  # Resize with half_pixel coordinates
+MIN_SIZE = 8  # trace/parity input: at least one output-stride cell (MSC halves it)
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 MAX_REL_ERROR = 1e-4
@@ -103,8 +105,10 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     from export.atomic import atomic_write_bytes
     from export.checkpoint import load_model
 
-    if height < 1 or width < 1:
-        raise ExportError(f"height and width must be positive, got {height}x{width}")
+    if height < MIN_SIZE or width < MIN_SIZE:
+        raise ExportError(f"height and width must be at least {MIN_SIZE}, got {height}x{width}")
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset} is too old for the bilinear Resize this model needs (use >= {MIN_OPSET})")
     source = resolve_checkpoint(checkpoint)
     _check_output(Path(output), source)
     model, ckpt = load_model(source, aspp_rates)
@@ -239,8 +243,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from export.model import ASPP_L, ASPP_S
 
-    if args.opset < 11:
-        raise ExportError(f"opset {args.opset} is too old for the bilinear Resize this model needs (use >= 11)")
     output = args.output or Path(Path(str(args.checkpoint)).stem + ".onnx")
     names = read_class_names(args.class_names) if args.class_names else None
     rates = {"L": ASPP_L, "S": ASPP_S}.get(args.aspp) if args.aspp else None

@@ -133,8 +133,11 @@ def test_unwritable_outputs_fail_before_the_export(small_checkpoint, tmp_path):
 def test_other_opsets(small_checkpoint, tmp_path):
     result = export_onnx(small_checkpoint, tmp_path / "o13.onnx", msc=True, opset=13, height=49, width=33)
     assert result.parity.ok() and onnx.load(str(tmp_path / "o13.onnx")).opset_import[0].version == 13
-    with pytest.raises(ExportError, match="opset 99"):
-        export_onnx(small_checkpoint, tmp_path / "o99.onnx", opset=99)
+    for opset in (9, 99):
+        with pytest.raises(ExportError, match=f"opset {opset}"):
+            export_onnx(small_checkpoint, tmp_path / "o.onnx", opset=opset)
+    with pytest.raises(ExportError, match="at least 8"):
+        export_onnx(small_checkpoint, tmp_path / "o.onnx", msc=True, height=1, width=33)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o13.onnx"]
 
 
