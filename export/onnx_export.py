@@ -97,12 +97,28 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
                 opset: int = DEFAULT_OPSET, height: int = 321, width: int = 321,
                 class_names: Sequence[str] | None = None, aspp_rates: Sequence[int] | None = None,
                 check_parity: bool = True, log: Callable[[str], None] = lambda s: None) -> ExportResult:
-    """Export a DeepLab v2 checkpoint (``demo`` or a path) to ONNX at ``output``.
+    """Export a DeepLab v2 checkpoint (``demo`` or a path) to ONNX at ``output``; see :func:`onnx_bytes`.
+
+    ``output`` is written atomically, only after every check passed."""
+    from export.atomic import atomic_write_bytes
+
+    _check_output(Path(output), resolve_checkpoint(checkpoint))
+    data, meta, parity = onnx_bytes(checkpoint, msc=msc, opset=opset, height=height, width=width,
+                                    class_names=class_names, aspp_rates=aspp_rates, check_parity=check_parity, log=log)
+    atomic_write_bytes(output, data)
+    log(f"wrote {output} ({len(data) / 2**20:.1f} MiB, opset {opset})")
+    return ExportResult(Path(output), meta, parity)
+
+
+def onnx_bytes(checkpoint: str | os.PathLike[str], *, msc: bool = False, opset: int = DEFAULT_OPSET,
+               height: int = 321, width: int = 321, class_names: Sequence[str] | None = None,
+               aspp_rates: Sequence[int] | None = None, check_parity: bool = True,
+               log: Callable[[str], None] = lambda s: None) -> tuple[bytes, ModelMeta, Parity | None]:
+    """The checked ONNX model of a checkpoint, in memory: (model bytes, its metadata, the parity figures).
 
     ``height``/``width``: the size of the trace and parity input (the graph accepts any size). ``class_names``
     overrides the checkpoint's; without either the names are ``class_0..``. Raises :class:`ExportError` or
-    :class:`export.checkpoint.CheckpointError`; ``output`` is only written after every check passed."""
-    from export.atomic import atomic_write_bytes
+    :class:`export.checkpoint.CheckpointError`."""
     from export.checkpoint import load_model
 
     if height < MIN_SIZE or width < MIN_SIZE:
@@ -110,7 +126,6 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     if opset < MIN_OPSET:
         raise ExportError(f"opset {opset} is too old for the bilinear Resize this model needs (use >= {MIN_OPSET})")
     source = resolve_checkpoint(checkpoint)
-    _check_output(Path(output), source)
     model, ckpt = load_model(source, aspp_rates)
     names = list(class_names) if class_names is not None else ckpt.class_names
     if names is None:
@@ -129,9 +144,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
         if not parity.ok():
             raise ExportError(f"onnxruntime disagrees with PyTorch beyond tolerance (relative error < "
                               f"{MAX_REL_ERROR:g}, argmax agreement > {100 * MIN_ARGMAX_AGREEMENT:g} %): {parity}")
-    atomic_write_bytes(output, data)
-    log(f"wrote {output} ({len(data) / 2**20:.1f} MiB, opset {opset})")
-    return ExportResult(Path(output), meta, parity)
+    return data, meta, parity
 
 
 def _check_output(output: Path, source: Path) -> None:

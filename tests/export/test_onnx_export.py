@@ -97,6 +97,13 @@ def test_checkpoint_preprocessing_meta_is_carried(small_model, tmp_path):
     assert (meta.channel_order, meta.mean, meta.scale) == ("RGB", (0.5, 0.5, 0.5), (2.0, 2.0, 2.0))
 
 
+def test_in_memory_export(small_checkpoint):
+    data, meta, parity = onnx_export.onnx_bytes(small_checkpoint, height=33, width=41)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map[ONNX_METADATA_KEY] == meta.to_json()
+    assert parity.ok() and parity.shape == (1, 3, 33, 41)
+
+
 def test_demo_resolves_to_bundled_checkpoint(small_checkpoint, tmp_path, monkeypatch):
     import demo.assets
 
