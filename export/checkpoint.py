@@ -179,6 +179,8 @@ def build_from_state_dict(sd: Mapping[str, torch.Tensor], aspp_rates: Sequence[i
     sd = normalize_state_dict(sd)
     arch = infer_architecture(sd)
     rates = tuple(aspp_rates) if aspp_rates else ASPP_L
+    if not all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in rates):
+        raise CheckpointError(f"ASPP rates must be positive integers, got {aspp_rates!r}")
     if len(rates) != arch.n_aspp:
         raise CheckpointError(f"checkpoint has {arch.n_aspp} ASPP branches but {len(rates)} rates were given "
                               f"({', '.join(map(str, rates))})")

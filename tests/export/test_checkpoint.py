@@ -122,8 +122,10 @@ def test_bad_state_dicts(mutate, match, small_model):
     _error(mutate(small_model().state_dict()), match)
 
 
-def test_wrong_aspp_rate_count(small_model):
+def test_wrong_aspp_rates(small_model):
     _error(small_model().state_dict(), "4 ASPP branches but 3 rates", aspp_rates=(1, 2, 3))
+    _error(small_model().state_dict(), "positive integers", aspp_rates="6,12")
+    _error(small_model().state_dict(), "positive integers", aspp_rates=(6, 12, 0, 24))
 
 
 def test_class_names_must_match_classes(small_model, tmp_path):
