@@ -29,6 +29,7 @@ LEGACY_RENAMES = ((".proj.", ".shortcut."), ("aspp.stages.", "aspp."))
 _BLOCK_KEY = re.compile(r"^layer([2-5])\.block(\d+)\.")
 _ASPP_KEY = re.compile(r"^aspp\.c(\d+)\.weight$")
 _LIST_LIMIT = 5
+MAX_EXPANSION = 4  # uncompressed / file size above which an archive is refused as a zip bomb
 
 
 class CheckpointError(ValueError):
@@ -68,12 +69,28 @@ def _torch_load(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with every failure turned into one line."""
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: file is empty")
+    _check_expansion(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the failure below says what matters
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types here; all mean "unusable file"
         raise CheckpointError(f"{path}: {_load_failure(path, e)}") from None
+
+
+def _check_expansion(path: Path) -> None:
+    """Refuse archives that would expand far beyond their size (torch.save stores entries uncompressed)."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # torch.load reports the damage
+    size = path.stat().st_size
+    if total > MAX_EXPANSION * size + (1 << 20):
+        raise CheckpointError(f"{path}: refusing to load: the archive expands to {total / 2**20:.0f} MiB from "
+                              f"{size / 2**20:.1f} MiB (not a torch.save file)")
 
 
 def _load_failure(path: Path, error: Exception) -> str:

@@ -156,6 +156,14 @@ def test_zip_that_is_not_a_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "x.pt")
 
 
+def test_zip_bomb_is_refused(tmp_path):
+    with zipfile.ZipFile(tmp_path / "bomb.pt", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("bomb/data/0", bytes(64 << 20))
+    assert (tmp_path / "bomb.pt").stat().st_size < 1 << 20
+    with pytest.raises(CheckpointError, match="expands to 64 MiB"):
+        load_checkpoint(tmp_path / "bomb.pt")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "nope.pt")
