@@ -200,6 +200,7 @@ def graph_bytes(net: Any, meta: ModelMeta, opset: int, height: int, width: int) 
         except Exception as e:  # noqa: BLE001 - the TorchScript exporter raises many types
             raise ExportError(f"torch.onnx.export failed at opset {opset}: {' '.join(str(e).split())[:300]}") from None
     proto = onnx.load_from_string(buf.getvalue())
+    _bypass_weight_identities(proto.graph)
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = ONNX_METADATA_KEY, meta.to_json()
@@ -210,6 +211,23 @@ def graph_bytes(net: Any, meta: ModelMeta, opset: int, height: int, width: int) 
     except onnx.checker.ValidationError as e:
         raise ExportError(f"onnx.checker rejected the exported graph: {' '.join(str(e).split())[:300]}") from None
     return proto.SerializeToString()
+
+
+def _bypass_weight_identities(graph: Any) -> None:
+    """Feed initializers straight to their consumers. The exporter routes weights shared by the MSC branches through
+    Identity nodes; quantizers (INT8 Q/DQ) only recognise a conv weight that is an initializer."""
+    initializers = {t.name for t in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    alias = {n.output[0]: n.input[0] for n in graph.node
+             if n.op_type == "Identity" and n.input[0] in initializers and n.output[0] not in outputs}
+    if not alias:
+        return
+    kept = [n for n in graph.node if not (n.op_type == "Identity" and n.output[0] in alias)]
+    for node in kept:
+        for i, name in enumerate(node.input):
+            node.input[i] = alias.get(name, name)
+    del graph.node[:]
+    graph.node.extend(kept)
 
 
 def check_onnx_parity(net: Any, onnx_bytes: bytes, height: int, width: int, batch: int = 1, seed: int = 0) -> Parity:

@@ -62,7 +62,10 @@ def test_msc_parity_through_dynamic_axes(small_checkpoint, tmp_path):
     assert result.parity is not None and result.parity.ok()
     model, _ = load_model(small_checkpoint)
     _assert_parity(out, MSC(model).eval(), [(1, 3, 121, 99), (2, 3, 64, 88)])
-    assert [n.op_type for n in onnx.load(str(out)).graph.node].count("Resize") == 4
+    graph = onnx.load(str(out)).graph
+    assert [n.op_type for n in graph.node].count("Resize") == 4
+    weights = {t.name for t in graph.initializer}
+    assert all(n.input[1] in weights for n in graph.node if n.op_type == "Conv"), "conv weights are initializers"
     assert _meta(out).msc
 
 
