@@ -173,3 +173,30 @@ def test_non_mapping_payload(tmp_path):
     torch.save([torch.zeros(1)], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="no weights found"):
         load_checkpoint(tmp_path / "list.pt")
+
+
+def test_every_truncation_is_a_clean_error(small_model, tmp_path):
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, small_model(), ["a", "b", "c", "d"])
+    data = good.read_bytes()
+    for cut in [1, 3, 64, 500, len(data) // 3, len(data) // 2, len(data) - 100, len(data) - 1]:
+        (tmp_path / "cut.pt").write_bytes(data[:cut])
+        with pytest.raises(CheckpointError) as info:
+            load_model(tmp_path / "cut.pt")
+        assert "\n" not in str(info.value)
+
+
+def test_flipped_bytes_never_escape_as_other_errors(small_model, tmp_path):
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, small_model(), ["a", "b", "c", "d"])
+    data = bytearray(good.read_bytes())
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(12):
+        bad = bytearray(data)
+        for i in torch.randint(0, len(bad), (8,), generator=rng).tolist():
+            bad[i] ^= 0xFF
+        (tmp_path / "flip.pt").write_bytes(bad)
+        try:
+            load_model(tmp_path / "flip.pt")  # flips inside tensor data load; that is what SHA-256 in metadata is for
+        except CheckpointError as e:
+            assert "\n" not in str(e)
