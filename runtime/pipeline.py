@@ -97,7 +97,7 @@ class Stats:
     def fps(self) -> float:
         return self.processed / self.elapsed if self.elapsed > 0 else 0.0
 
-    def summary(self, source: Source | None = None, **extra: Any) -> dict[str, Any]:
+    def summary(self, source: Source | None = None, /, **extra: Any) -> dict[str, Any]:
         stages = {s: percentiles(self.times[s]) for s in STAGES if self.times.get(s)}
         slowest = max(stages, key=lambda s: stages[s]["mean_ms"]) if stages else None
         out: dict[str, Any] = {

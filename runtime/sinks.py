@@ -34,13 +34,20 @@ def voc_palette(n: int = 256) -> np.ndarray:
 
 
 PALETTE = voc_palette()
+_BGR_LUT = np.ascontiguousarray(PALETTE[:, ::-1]).reshape(256, 1, 3)
+
+
+def colourize(labels: np.ndarray) -> np.ndarray:
+    """H×W labels → H×W×3 BGR palette colours (labels above 255 wrap, as in an 8-bit palette)."""
+    grey = labels if labels.dtype == np.uint8 else (labels & 255).astype(np.uint8)
+    return cv2.LUT(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), _BGR_LUT)
 
 
 def overlay(image_bgr: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """Blend the palette colours of ``labels`` over the image (background, class 0, left as is)."""
-    colours = PALETTE[np.minimum(labels, 255)][:, :, ::-1]  # RGB -> BGR
-    blended = cv2.addWeighted(image_bgr, 1 - alpha, colours, alpha, 0)
-    return np.where((labels == 0)[:, :, None], image_bgr, blended)
+    out = cv2.addWeighted(image_bgr, 1 - alpha, colourize(labels), alpha, 0)
+    cv2.copyTo(image_bgr, (labels == 0).view(np.uint8), out)
+    return out
 
 
 _UMASK = os.umask(0)
@@ -87,7 +94,7 @@ class MaskSink(Sink):
         else:
             image = Image.fromarray(labels.astype(np.uint8), mode="P")
             image.putpalette(PALETTE.tobytes())
-        write_image_atomic(self.directory / f"{frame.name}.png", lambda p: image.save(p, format="PNG"))
+        write_image_atomic(self.directory / f"{frame.name}.png", lambda p: image.save(p, format="PNG", compress_level=1))
         self.written += 1
 
 

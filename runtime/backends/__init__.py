@@ -48,8 +48,9 @@ def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool,
                            "-o model.plan")
     if requested == "onnxruntime":
         return "onnxruntime", "requested"
-    why = "no engine file was given" if not missing else f"ONNX model, and no {' or '.join(missing)} here"
-    return "onnxruntime", f"auto: {why}"
+    if missing:
+        return "onnxruntime", f"auto: ONNX model; TensorRT would need an engine and {' and '.join(missing)}: not here"
+    return "onnxruntime", "auto: ONNX model (pass a TensorRT engine file to use TensorRT)"
 
 
 def resolve_model(model: str | os.PathLike) -> Path:
