@@ -9,7 +9,10 @@ import pytest
 
 from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+import os
+
+# ../shared/reference beside the repository (CI); DEEPLAB_REFERENCE overrides it (e.g. from a git worktree).
+REFERENCE = Path(os.environ.get("DEEPLAB_REFERENCE") or Path(__file__).resolve().parents[2].parent / "shared" / "reference")
 VIDEOS = REFERENCE / "videos"
 
 
