@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -149,19 +149,37 @@ class Segmenter:
         self.close()
 
 
-def _load_crf():
+def _load_crf() -> Callable[..., np.ndarray]:
     try:
         import crf
-        refine = crf.refine
+        crf.refine, crf.DenseCRF2D, crf.presets.get_preset  # noqa: B018 - the API this module uses
     except (ImportError, AttributeError) as e:
         raise CrfUnavailable(f"the dense CRF is not available ({e}); use crf=None / --no-crf") from None
 
     def call(image: np.ndarray, probs: np.ndarray, init: np.ndarray | None = None, **settings: Any) -> np.ndarray:
-        if init is not None and init.shape == probs.shape:
-            settings["init"] = init
-        return refine(image, probs, **settings)
+        if init is None or init.shape != probs.shape:
+            return crf.refine(image, probs, **settings)
+        return _warm_refine(crf, image, probs, init, **settings)
 
     return call
+
+
+def _warm_refine(crf: Any, image: np.ndarray, probs: np.ndarray, init: np.ndarray, preset: Any = "voc",
+                 iterations: int | None = None, clip: float = 1e-5, **overrides: Any) -> np.ndarray:
+    """``crf.refine`` with mean-field started from ``init`` instead of the unary (the same kernels, through the
+    pydensecrf-compatible API: ``startInference`` then ``stepInference`` on the given Q)."""
+    p = crf.presets.get_preset(preset).with_overrides(iterations=iterations, **overrides)
+    c, h, w = probs.shape
+    d = crf.DenseCRF2D(w, h, c)
+    d.setUnaryEnergy(crf.utils.unary_from_softmax(probs, clip=clip))
+    d.addPairwiseGaussian(sxy=p.gaussian_sxy, compat=p.gaussian_weight, normalization=p.normalization)
+    d.addPairwiseBilateral(sxy=p.bilateral_sxy, srgb=p.bilateral_srgb, rgbim=np.ascontiguousarray(image),
+                           compat=p.bilateral_weight, normalization=p.normalization)
+    q, tmp1, tmp2 = d.startInference()
+    q[...] = np.asarray(init, np.float32).reshape(c, -1)
+    for _ in range(int(p.iterations)):
+        d.stepInference(q, tmp1, tmp2)
+    return np.asarray(q).reshape(c, h, w)
 
 
 __all__ = ["BackendError", "CrfUnavailable", "Segmenter", "crf_settings", "label_dtype"]
