@@ -233,7 +233,7 @@ def build_engine(model: str | os.PathLike[str], output: str | os.PathLike[str], 
     onnx_nodes = [(n.name, n.op_type) for n in proto.graph.node]
     onnx_precision = onnx_precision_hint(
         (n.op_type for n in proto.graph.node),
-        (onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in proto.graph.initializer))
+        ("float16" if t.data_type == onnx.TensorProto.FLOAT16 else "other" for t in proto.graph.initializer))
     del proto
     precision = precision or onnx_precision
     profile = resolve_profile(min_shape, opt_shape, max_shape, meta.output_stride)

@@ -203,6 +203,9 @@ def plan_build(
         builder.append("GPU_FALLBACK")
         if precision == "fp32":
             notes.append("DLA runs only FP16/INT8 layers: an FP32 build falls back to the GPU for every layer")
+        if f.major >= 11:
+            notes.append("NVIDIA's TensorRT 11 documentation lists no DLA support up to 11.3: layers may all fall "
+                         "back to the GPU")
     if version_compatible:
         if "VERSION_COMPATIBLE" not in f.builder_flags:
             raise CompatError(f"version-compatible engines need TensorRT ≥ 8.6 (this is {v})")
