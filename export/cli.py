@@ -11,6 +11,7 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("export.evaluate", "mIoU, pixel accuracy and per-class IoU of a model on a VOC-layout dataset, without and with the CRF"),
 }
 
 
