@@ -15,7 +15,8 @@ import numpy as np
 
 CLASS_NAMES: tuple[str, ...] = ("background", "disc", "box", "triangle", "ring", "pole", "star", "cross")
 IGNORE = 255
-MIN_VISIBLE_PIXELS = 12  # an object with fewer visible pixels is labelled IGNORE (too small to be judged)
+CLASS_HUES: tuple[float, ...] = (0, 0, 25, 50, 75, 100, 125, 150)  # OpenCV hue (0..180) each class leans to
+MIN_VISIBLE_PIXELS = 30  # an object with fewer visible pixels is labelled IGNORE (too small to be judged)
 _SUPERSAMPLE = 3  # sub-pixel grid per axis for anti-aliased coverage
 
 
@@ -53,10 +54,11 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def random_color(rng: np.random.Generator, saturation: tuple[float, float] = (0.25, 1.0),
-                 value: tuple[float, float] = (0.3, 1.0)) -> tuple[float, float, float]:
-    """A BGR colour (0..255) from one distribution shared by every class."""
-    hsv = np.array([[[rng.uniform(0, 180), rng.uniform(*saturation) * 255, rng.uniform(*value) * 255]]], np.float32)
+def random_color(rng: np.random.Generator, hue: float | None = None, saturation: tuple[float, float] = (0.3, 1.0),
+                 value: tuple[float, float] = (0.35, 1.0)) -> tuple[float, float, float]:
+    """A BGR colour (0..255); hue (OpenCV's 0..180 scale) uniform, or spread widely around ``hue``."""
+    h = rng.uniform(0, 180) if hue is None else (hue + rng.normal(0, 30)) % 180
+    hsv = np.array([[[h, rng.uniform(*saturation) * 255, rng.uniform(*value) * 255]]], np.float32)
     bgr = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
     return tuple(float(c) for c in bgr)
 
@@ -69,8 +71,8 @@ def _smooth_field(rng: np.random.Generator, h: int, w: int, cells: int) -> np.nd
 
 def make_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A textured table: two blended colours, plus wood grain, tiles or speckle; H×W×3 float32 BGR."""
-    c1 = np.array(random_color(rng, (0.0, 0.6), (0.25, 0.9)), np.float32)
-    c2 = np.array(random_color(rng, (0.0, 0.6), (0.25, 0.9)), np.float32)
+    c1 = np.array(random_color(rng, None, (0.0, 0.6), (0.25, 0.9)), np.float32)
+    c2 = np.array(random_color(rng, None, (0.0, 0.6), (0.25, 0.9)), np.float32)
     mix = _smooth_field(rng, height, width, int(rng.integers(2, 6)))[..., None]
     img = c1 * mix + c2 * (1 - mix)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -97,38 +99,36 @@ def random_shape(rng: np.random.Generator, width: int, height: int, cls: int | N
     """A random object of class ``cls`` (random when None), sizes in pixels independent of the image size."""
     if cls is None:
         cls = int(rng.integers(1, len(CLASS_NAMES)))
-    scale = rng.uniform(5, 10) if small else rng.uniform(14, 44)
+    scale = rng.uniform(9, 16) if small else rng.uniform(20, 55)
     a = scale
     b = scale * rng.uniform(0.6, 1.0)
-    t = rng.uniform(2.0, 6.0)
+    t = 0.0
     name = CLASS_NAMES[cls]
     if name == "ring":
-        t = rng.uniform(2.5, max(3.0, 0.35 * scale))
+        t = rng.uniform(4.0, max(5.0, 0.4 * scale))
     elif name == "pole":
-        a = rng.uniform(30, 110) if not small else rng.uniform(12, 20)
-        t = rng.uniform(2.5, 7.0)
+        a = rng.uniform(40, 120) if not small else rng.uniform(16, 28)
+        t = rng.uniform(4.0, 9.0)
     elif name == "cross":
-        t = max(2.5, scale * rng.uniform(0.2, 0.35))
+        t = max(4.0, scale * rng.uniform(0.22, 0.35))
     elif name in ("box", "disc"):
-        b = scale * rng.uniform(0.45, 1.0)
-    color = random_color(rng)
-    if rng.random() < 0.5:
-        color2 = tuple(c * rng.uniform(0.3, 0.6) for c in color)
-    else:
-        color2 = random_color(rng)
+        b = scale * rng.uniform(0.5, 1.0)
+    # each class leans towards its own hue, but the spread makes every class take every colour
+    color = random_color(rng, hue=CLASS_HUES[cls])
+    color2 = tuple(c * rng.uniform(0.3, 0.6) for c in color) if rng.random() < 0.5 else random_color(rng)
     return Shape(cls=cls, cx=rng.uniform(0, width), cy=rng.uniform(0, height), angle=rng.uniform(0, 2 * math.pi),
-                 a=a, b=b, t=t, color=color, color2=color2, period=rng.uniform(4, 9))
+                 a=a, b=b, t=t, color=color, color2=color2, period=rng.uniform(5, 10))
 
 
 def random_scene(rng: np.random.Generator, width: int = 320, height: int = 240) -> Scene:
     """A background and 5–12 objects (a few of them small, a few poles), in random depth order."""
     background = make_background(rng, width, height)
     area_scale = width * height / (320 * 240)
-    n = int(round(rng.integers(4, 9) * area_scale))
+    n = int(round(rng.integers(3, 8) * area_scale))
     shapes = [random_shape(rng, width, height) for _ in range(n)]
-    shapes += [random_shape(rng, width, height, small=True) for _ in range(int(rng.integers(1, 4) * area_scale))]
+    shapes += [random_shape(rng, width, height, small=True) for _ in range(int(rng.integers(0, 3) * area_scale))]
     pole = CLASS_NAMES.index("pole")
-    shapes += [random_shape(rng, width, height, cls=pole) for _ in range(int(rng.integers(0, 3) * area_scale))]
+    shapes += [random_shape(rng, width, height, cls=pole) for _ in range(int(rng.integers(0, 2) * area_scale))]
     order = rng.permutation(len(shapes))
     return Scene(background, tuple(shapes[i] for i in order))
 
