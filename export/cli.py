@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("export.compare", "FP32 vs FP16 vs INT8 (ONNX or engines): argmax agreement, logit error, mIoU, latency"),
     "engine": ("export.engine", "ONNX -> TensorRT engine + metadata sidecar (TensorRT 8.5 to 11)"),
     "int8": ("export.int8", "FP32 ONNX -> INT8 Q/DQ ONNX calibrated on images (explicit quantization, opset kept)"),
+    "eval": ("export.evaluate", "mIoU, pixel accuracy and per-class IoU of a model on a VOC-layout dataset, without and with the CRF"),
 }
 
 

@@ -1,22 +1,26 @@
-"""Paths of the bundled demo assets (the demo helper fills the files)."""
+"""The bundled demo model, video and class names (what the word ``demo`` names in every CLI)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-_HERE = Path(__file__).parent
+ASSETS = Path(__file__).resolve().parent
 
 
 def checkpoint_path() -> Path:
-    return _HERE / "demo.pt"
+    """The trained small DeepLab v2 checkpoint ({"model": state_dict, "class_names": [...]})."""
+    return ASSETS / "demo.pt"
 
 
 def onnx_path() -> Path:
-    return _HERE / "demo.onnx"
+    """The demo checkpoint exported to ONNX (with its metadata, CRF preset included)."""
+    return ASSETS / "demo.onnx"
 
 
 def video_path() -> Path:
-    return _HERE / "demo.mp4"
+    """The sample video behind ``--source demo``."""
+    return ASSETS / "demo.mp4"
 
 
 def classes_path() -> Path:
-    return _HERE / "classes.txt"
+    """The demo model's class names, one per line."""
+    return ASSETS / "classes.txt"
