@@ -1,4 +1,5 @@
 // The C API: a thin exception-free shell over deeplab::Segmenter.
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <string>
@@ -74,12 +75,15 @@ deeplab::SegmenterOptions to_options(const deeplab_options* o) {
   deeplab::SegmenterOptions s;
   s.crf = d.crf != 0;
   s.crf_iterations = d.crf_iterations;
+  if (d.crf_preset != nullptr) s.crf_preset = d.crf_preset;
   s.threads = d.threads;
   s.warm_start = d.warm_start != 0;
   return s;
 }
 
-int device_of(const deeplab_options* o) { return o != nullptr && o->struct_size >= sizeof(deeplab_options) ? o->device : 0; }
+int device_of(const deeplab_options* o) {
+  return o != nullptr && o->struct_size >= offsetof(deeplab_options, device) + sizeof(int32_t) ? o->device : 0;
+}
 
 deeplab_status null_arg(const char* name) { return fail(DEEPLAB_ERROR_INVALID_ARGUMENT, std::string(name) + " is NULL"); }
 
@@ -91,10 +95,11 @@ void deeplab_options_init(deeplab_options* options) {
   if (options == nullptr) return;
   options->struct_size = sizeof(deeplab_options);
   options->crf = 1;
-  options->crf_iterations = 10;
+  options->crf_iterations = -1;
   options->threads = 0;
   options->warm_start = 0;
   options->device = 0;
+  options->crf_preset = nullptr;
 }
 
 deeplab_status deeplab_create_from_engine(const char* engine_path, const deeplab_options* options,

@@ -1,5 +1,7 @@
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 #include "crf/crf.hpp"
 #include "deeplab/error.hpp"
@@ -7,8 +9,54 @@
 
 namespace deeplab {
 
+namespace {
+
+[[noreturn]] void bad(const std::string& m) { throw Error(ErrorCode::invalid_argument, m); }
+
+std::string number(double v) {
+  std::string s = std::to_string(v);
+  s.erase(s.find_last_not_of('0') + 1);  // "3.500000" -> "3.5", "2.000000" -> "2."
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+crf::RefineParams crf_params(const ModelMeta& meta, const std::string& preset, int iterations) {
+  const bool model_default = preset == "default";
+  std::string name = model_default ? (meta.crf_preset.empty() ? "voc" : meta.crf_preset) : preset;
+  crf::RefineParams p;
+  if (name == "voc") p = crf::RefineParams::voc();
+  else if (name == "pydensecrf") p = crf::RefineParams::pydensecrf();
+  else bad("unknown CRF preset '" + name + "'; known: pydensecrf, voc");
+  if (model_default) {
+    for (const auto& [key, v] : meta.crf_overrides) {
+      if (key == "iterations") {
+        if (v != std::floor(v) || v < 0 || v > 1e6) bad("iterations must be an integer >= 0, got " + number(v));
+        p.iterations = static_cast<int>(v);
+      } else if (key == "gaussian_sxy") p.gaussian_sxy = static_cast<float>(v);
+      else if (key == "gaussian_weight") p.gaussian_weight = static_cast<float>(v);
+      else if (key == "bilateral_sxy") p.bilateral_sxy = static_cast<float>(v);
+      else if (key == "bilateral_srgb") p.bilateral_srgb = static_cast<float>(v);
+      else if (key == "bilateral_weight") p.bilateral_weight = static_cast<float>(v);
+      else if (key == "normalization") {
+        if (v != std::floor(v) || v < 0 || v > 3) bad("normalization must be in [0, 3], got " + number(v));
+        p.normalization = static_cast<crf::Normalization>(static_cast<int>(v));
+      } else if (key == "clip") p.clip = static_cast<float>(v);
+      else bad("unknown CRF setting '" + key + "' in the model's metadata (extra.crf)");
+    }
+  }
+  if (iterations >= 0) p.iterations = iterations;
+  for (const auto& [label, v] : {std::pair<const char*, float>{"gaussian_sxy", p.gaussian_sxy},
+                                 {"bilateral_sxy", p.bilateral_sxy}, {"bilateral_srgb", p.bilateral_srgb}})
+    if (!std::isfinite(v) || v <= 0) bad(std::string(label) + " must be finite and > 0, got " + number(v));
+  if (!std::isfinite(p.gaussian_weight) || !std::isfinite(p.bilateral_weight)) bad("CRF weights must be finite");
+  if (!(p.clip > 0 && p.clip <= 1)) bad("clip must be in (0, 1], got " + number(p.clip));
+  return p;
+}
+
 struct CrfStage::Impl {
-  crf::RefineParams params = crf::RefineParams::voc();
+  crf::RefineParams params;
   int threads = 0;
   bool warm_start = false;
   std::vector<std::uint8_t> packed;  // the image without row padding, as the CRF reads it
@@ -16,8 +64,8 @@ struct CrfStage::Impl {
   int prev_h = 0, prev_w = 0, prev_c = 0;
 };
 
-CrfStage::CrfStage(int iterations, int threads, bool warm_start) : impl_(std::make_unique<Impl>()) {
-  impl_->params.iterations = iterations;
+CrfStage::CrfStage(const crf::RefineParams& params, int threads, bool warm_start) : impl_(std::make_unique<Impl>()) {
+  impl_->params = params;
   impl_->threads = threads;
   impl_->warm_start = warm_start;
 }

@@ -37,6 +37,23 @@ std::array<float, 3> get_triple(const json::Value& v, const char* name) {
           static_cast<float>(a[2].as_number())};
 }
 
+/// extra["crf"]: a preset name or a dict of crf.refine keyword arguments (other extra keys are kept by Python only).
+void read_extra(const json::Value& extra, ModelMeta& m) {
+  if (!extra.is_object()) return;
+  const auto it = extra.as_object().find("crf");
+  if (it == extra.as_object().end() || it->second.is_null()) return;
+  if (it->second.is_string()) {
+    m.crf_preset = it->second.as_string();
+    return;
+  }
+  if (!it->second.is_object()) malformed("extra.crf must be a preset name or an object");
+  for (const auto& [key, v] : it->second.as_object()) {
+    if (key == "preset" && v.is_string()) m.crf_preset = v.as_string();
+    else if (v.is_number()) m.crf_overrides[key] = v.as_number();
+    else malformed("extra.crf." + key + " must be a number");
+  }
+}
+
 }  // namespace
 
 ModelMeta meta_from_json_value(const json::Value& doc) {
@@ -81,6 +98,7 @@ ModelMeta meta_from_json_value(const json::Value& doc) {
     else if (key == "output_name") m.output_name = get_string(v, "output_name");
     else if (key == "precision") m.precision = get_string(v, "precision");
     else if (key == "source_sha256") m.source_sha256 = get_string(v, "source_sha256");
+    else if (key == "extra") read_extra(v, m);
   }
   m.validate();
   return m;

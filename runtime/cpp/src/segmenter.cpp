@@ -43,7 +43,7 @@ struct Segmenter::Impl {
       : meta(std::move(m)),
         provider(std::move(p)),
         options(o),
-        crf(o.crf_iterations, o.threads, o.warm_start) {}
+        crf(o.crf ? crf_params(meta, o.crf_preset, o.crf_iterations) : crf::RefineParams{}, o.threads, o.warm_start) {}
 };
 
 Segmenter::Segmenter(ModelMeta meta, std::unique_ptr<LogitsProvider> provider, SegmenterOptions options) {
@@ -52,9 +52,9 @@ Segmenter::Segmenter(ModelMeta meta, std::unique_ptr<LogitsProvider> provider, S
   if (meta.n_classes() > 256)
     throw Error(ErrorCode::unsupported, "labels are 8-bit: the model has " + std::to_string(meta.n_classes()) +
                                             " classes (at most 256)");
-  if (options.crf_iterations < 0)
+  if (options.crf_iterations < -1)
     throw Error(ErrorCode::invalid_argument,
-                "crf_iterations must be >= 0, got " + std::to_string(options.crf_iterations));
+                "crf iterations must be >= 0 (or -1: the preset's), got " + std::to_string(options.crf_iterations));
   if (options.threads < 0)
     throw Error(ErrorCode::invalid_argument, "threads must be >= 0, got " + std::to_string(options.threads));
   impl_ = std::make_unique<Impl>(std::move(meta), std::move(provider), options);
@@ -86,12 +86,18 @@ void Segmenter::segment(const ImageView& image, std::uint8_t* labels, float* pro
   const LogitsView logits = s.provider->infer(s.input.data(), pad.padded_height, pad.padded_width);
   check_logits(logits, s.meta, pad);
   const auto t2 = Clock::now();
-  upsample_softmax(logits, pad, s.meta.align_corners, s.options.threads, s.probs);
-  const auto t3 = Clock::now();
-  if (s.options.crf) s.crf.refine(image, s.meta.n_classes(), s.probs);
-  const auto t4 = Clock::now();
-  argmax_labels(s.probs.data(), s.meta.n_classes(), image.height, image.width, labels);
-  if (probs_out != nullptr) std::memcpy(probs_out, s.probs.data(), s.probs.size() * sizeof(float));
+  auto t3 = t2, t4 = t2;
+  if (!s.options.crf && probs_out == nullptr) {  // labels straight from the logits, as the Python Segmenter does
+    upsample_labels(logits, pad, s.meta.align_corners, s.options.threads, labels);
+    t3 = t4 = Clock::now();
+  } else {
+    upsample_softmax(logits, pad, s.meta.align_corners, s.options.threads, s.probs);
+    t3 = Clock::now();
+    if (s.options.crf) s.crf.refine(image, s.meta.n_classes(), s.probs);
+    t4 = Clock::now();
+    argmax_labels(s.probs.data(), s.meta.n_classes(), image.height, image.width, labels);
+    if (probs_out != nullptr) std::memcpy(probs_out, s.probs.data(), s.probs.size() * sizeof(float));
+  }
   const auto t5 = Clock::now();
   t.preprocess_ms = ms_between(t0, t1);
   t.infer_ms = ms_between(t1, t2);

@@ -4,7 +4,9 @@
 #include <memory>
 #include <vector>
 
+#include "crf/crf.hpp"
 #include "deeplab/image.hpp"
+#include "deeplab/model_meta.hpp"
 #include "deeplab/preprocess.hpp"
 
 namespace deeplab {
@@ -14,10 +16,20 @@ namespace deeplab {
 void upsample_softmax(const LogitsView& logits, const Padding& padding, bool align_corners, int threads,
                       std::vector<float>& probs);
 
-/// The dense CRF with the DeepLab v2 VOC preset; keeps the previous frame's result for warm starts.
+/// Labels straight from the logits (argmax of the upsampled logits), for when the CRF is off and no probabilities
+/// are wanted (the Python Segmenter's `labels` stage).
+void upsample_labels(const LogitsView& logits, const Padding& padding, bool align_corners, int threads,
+                     std::uint8_t* labels);
+
+/// The CRF settings the Python runtime would use (runtime.segmenter.crf_settings + crf.refine's validation):
+/// preset "default" = the model's extra.crf else "voc"; iterations >= 0 overrides the preset's.
+/// Throws Error(invalid_argument) for an unknown preset or setting, or an out-of-range value.
+crf::RefineParams crf_params(const ModelMeta& meta, const std::string& preset, int iterations);
+
+/// The dense CRF; keeps the previous frame's result for warm starts.
 class CrfStage {
  public:
-  CrfStage(int iterations, int threads, bool warm_start);
+  CrfStage(const crf::RefineParams& params, int threads, bool warm_start);
   ~CrfStage();
   /// Refine probs (C×H×W, in place) of `image`.
   void refine(const ImageView& image, int channels, std::vector<float>& probs);

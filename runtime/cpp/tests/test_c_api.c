@@ -35,6 +35,10 @@ static const char* kMeta =
     "\"align_corners\": false, \"input_name\": \"image\", \"output_name\": \"logits\", \"precision\": \"fp32\", "
     "\"msc\": false, \"source_sha256\": \"\", \"extra\": {}, \"schema_version\": 1}";
 
+static const char* kMetaCrf =
+    "{\"class_names\": [\"background\", \"car\", \"person\"], \"extra\": {\"crf\": {\"preset\": \"pydensecrf\", "
+    "\"iterations\": 3, \"bilateral_srgb\": 5}}}";
+
 /* A provider whose logits favour class `favour` everywhere; mode selects a failure. */
 typedef struct {
   int favour;
@@ -106,9 +110,16 @@ static void test_create_errors(void) {
   o.struct_size = 0;
   CHECK_ERROR(deeplab_create_from_provider(kMeta, provide, &p, &o, &s), DEEPLAB_ERROR_INVALID_ARGUMENT, "struct_size");
   deeplab_options_init(&o);
-  o.crf_iterations = -1;
+  o.crf_iterations = -2;
   CHECK_ERROR(deeplab_create_from_provider(kMeta, provide, &p, &o, &s), DEEPLAB_ERROR_INVALID_ARGUMENT,
-              "crf_iterations must be >= 0");
+              "crf iterations must be >= 0");
+  deeplab_options_init(&o);
+  o.crf_preset = "cityscapes";
+  CHECK_ERROR(deeplab_create_from_provider(kMeta, provide, &p, &o, &s), DEEPLAB_ERROR_INVALID_ARGUMENT,
+              "unknown CRF preset 'cityscapes'; known: pydensecrf, voc");
+  CHECK_ERROR(deeplab_create_from_provider("{\"class_names\": [\"a\"], \"extra\": {\"crf\": {\"sigma\": 2}}}", provide,
+                                           &p, NULL, &s),
+              DEEPLAB_ERROR_INVALID_ARGUMENT, "unknown CRF setting 'sigma'");
   CHECK(s == NULL);
   CHECK(p.calls == 0);
 }
@@ -174,6 +185,22 @@ static void test_apply(void) {
   CHECK_ERROR(deeplab_reset(NULL), DEEPLAB_ERROR_INVALID_ARGUMENT, "segmenter is NULL");
   deeplab_destroy(s);
   deeplab_destroy(NULL);
+
+  /* with the CRF (the model's preset from its metadata), warm-started on the second frame */
+  s = NULL;
+  deeplab_options_init(&o);
+  o.warm_start = 1;
+  o.threads = 1;
+  CHECK(deeplab_create_from_provider(kMetaCrf, provide, &p, &o, &s) == DEEPLAB_OK);
+  if (!s) return;
+  for (i = 0; i < 2; ++i) {
+    int j;
+    CHECK(deeplab_apply(s, image, H, W, stride, labels, H * W, probs, 3 * H * W) == DEEPLAB_OK);
+    for (j = 0; j < H * W; ++j) all_two &= labels[j] == 2;
+    CHECK(all_two);
+  }
+  CHECK(deeplab_get_timings(s, &t) == DEEPLAB_OK && t.crf_ms > 0);
+  deeplab_destroy(s);
 }
 
 static void test_engine_errors(const char* dir) {

@@ -60,11 +60,14 @@ typedef int (*deeplab_logits_fn)(void* user_data, const float* input, int32_t he
 
 typedef struct deeplab_options {
   uint32_t struct_size;   /* sizeof(deeplab_options): set by deeplab_options_init */
-  int32_t crf;            /* 1: refine with the dense CRF (default); 0: labels from the upsampled softmax */
-  int32_t crf_iterations; /* mean-field iterations (default 10, the DeepLab v2 VOC preset) */
+  int32_t crf;            /* 1: refine with the dense CRF (default); 0: labels from the upsampled logits */
+  int32_t crf_iterations; /* mean-field iterations; -1 (default): the preset's */
   int32_t threads;        /* CPU threads for upsampling and the CRF; 0 = all cores (default) */
   int32_t warm_start;     /* 1: the CRF starts from the previous frame's result (video); default 0 */
   int32_t device;         /* CUDA device for engines (default 0) */
+  const char* crf_preset; /* NULL or "default" (default): the model's own CRF settings (metadata extra.crf) if any,
+                             else "voc" (DeepLab v2: 10 iterations, w=3 sxy=1; w=4 sxy=67 srgb=3); or "voc",
+                             "pydensecrf" (pydensecrf's example settings). Copied at creation. */
 } deeplab_options;
 
 /* Per-stage wall time of the last successful deeplab_apply, in milliseconds. */

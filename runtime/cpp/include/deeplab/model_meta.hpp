@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,10 @@ struct ModelMeta {
   std::string precision = "fp32";
   bool msc = false;
   std::string source_sha256;
+  /// extra["crf"]: the model's own CRF settings (the Python runtime's crf="default"): a preset name ("voc", ...)
+  /// and/or numeric overrides of crf.refine's keyword arguments (iterations, gaussian_sxy, bilateral_srgb, ...).
+  std::string crf_preset;
+  std::map<std::string, double> crf_overrides;
 
   int n_classes() const { return static_cast<int>(class_names.size()); }
 

@@ -24,8 +24,11 @@ class LogitsProvider {
 };
 
 struct SegmenterOptions {
-  bool crf = true;          ///< refine with the dense CRF (DeepLab v2 VOC preset)
-  int crf_iterations = 10;  ///< mean-field iterations
+  bool crf = true;  ///< refine with the dense CRF
+  /// "default": the model's own settings (metadata extra.crf) if it has any, else "voc" (DeepLab v2 on VOC:
+  /// 10 iterations, w=3 σ=1 smoothness, w=4 σxy=67 σrgb=3 appearance); or "voc", "pydensecrf".
+  std::string crf_preset = "default";
+  int crf_iterations = -1;  ///< mean-field iterations; -1: the preset's
   int threads = 0;          ///< CPU threads for upsampling and the CRF; 0 = all cores
   bool warm_start = false;  ///< a frame's CRF starts from the previous frame's result (same-size frames)
 };
