@@ -11,6 +11,7 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "triton": ("export.triton", "write a Triton Inference Server model repository (network, pre/post, ensemble)"),
 }
 
 
