@@ -126,7 +126,7 @@ class RepositoryOptions:
     max_batch: int = 8
     instances: int = 1
     crf: bool = True
-    crf_preset: str = "voc"
+    crf_preset: str = "default"
     crf_iterations: int | None = None
     queue_delay_us: int = 2000
 
@@ -315,7 +315,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=8, help="largest dynamic batch (default 8; an engine's "
                                                                  "profile caps it)")
     parser.add_argument("--instances", type=int, default=1, help="instances of each model per device (default 1)")
-    parser.add_argument("--crf-preset", default="voc", help="dense CRF preset of crf.refine (default voc)")
+    parser.add_argument("--crf-preset", default="default",
+                        help="dense CRF preset of crf.refine (default: the model's own preset if its metadata names "
+                             "one, else voc; as runtime.Segmenter)")
     parser.add_argument("--crf-iters", type=int, help="mean-field iterations (default: the preset's)")
     parser.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
     parser.add_argument("--force", action="store_true", help="replace an existing repository")

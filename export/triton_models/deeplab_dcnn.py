@@ -3,10 +3,11 @@ backend (runtime.backends.open_backend: ONNX Runtime, or TensorRT for an engine)
 TensorRT or ONNX Runtime backends. Written by ``python -m export triton``."""
 import os
 
+import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from runtime.backends import open_backend
-from runtime.triton_serving import infer_grouped, model_meta, model_parameters
+from runtime.triton_serving import infer_grouped, model_meta, model_parameters, to_dlpack
 
 
 class TritonPythonModel:
@@ -19,12 +20,12 @@ class TritonPythonModel:
 
     def execute(self, requests):
         try:
-            batches = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
+            batches = [np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
             results = infer_grouped(self.backend.infer, batches)
         except Exception as e:  # the whole batch failed (the runtime's error says why)
             error = pb_utils.TritonError(f"deeplab_dcnn: {e}")
             return [pb_utils.InferenceResponse(error=error) for _ in requests]
-        return [pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, out)]) for out in results]
+        return [pb_utils.InferenceResponse([pb_utils.Tensor.from_dlpack(self.output_name, to_dlpack(out))]) for out in results]
 
     def finalize(self):
         self.backend.close()
