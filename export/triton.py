@@ -6,7 +6,8 @@ The repository holds four models (templates in ``export/triton_models/``):
   Python-backend model that runs the toolkit's own runtime backend (``python``, for servers with neither);
 - ``deeplab_pre`` / ``deeplab_post``: Python-backend models that run the toolkit's preprocessing and its upsampling,
   softmax and dense CRF (:mod:`runtime.triton_serving`);
-- ``deeplab``: the ensemble, ``IMAGE`` (N×H×W×3 uint8 BGR) in, ``LABELS`` (N×H×W) out.
+- ``deeplab``: the ensemble, ``IMAGE`` (N×H×W×3 uint8 BGR) in, ``LABELS`` (N×H×W) out; ``deeplab_probs``: the same
+  with ``PROBS`` (N×C×H×W float32) too.
 
 Every model's config carries the :class:`runtime.metadata.ModelMeta` JSON as the parameter ``deeplab_meta``, so
 Python models and clients read the preprocessing and class names from the server itself.
@@ -25,7 +26,7 @@ from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 
 DCNN_BACKENDS = ("tensorrt_plan", "onnxruntime_onnx", "python")
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
-MODEL_NAMES = ("deeplab", "deeplab_pre", "deeplab_dcnn", "deeplab_post")
+MODEL_NAMES = ("deeplab", "deeplab_probs", "deeplab_pre", "deeplab_dcnn", "deeplab_post")
 META_PARAMETER = "deeplab_meta"
 TEMPLATES = Path(__file__).with_name("triton_models")
 # Triton data types of the ONNX element types a DeepLab graph can have at its boundary.
@@ -227,9 +228,16 @@ def post_config(src: SourceModel, max_batch: int, opts: RepositoryOptions) -> st
                    crf_preset=opts.crf_preset, crf_iterations="" if opts.crf_iterations is None else opts.crf_iterations)
 
 
-def ensemble_config(src: SourceModel, backend: str, max_batch: int) -> str:
-    return _render("deeplab.pbtxt", variant=backend, max_batch=max_batch, labels_type=labels_type(src.meta),
-                   n_classes=src.meta.n_classes, input_name=src.input.name, output_name=src.output.name)
+def ensemble_config(src: SourceModel, backend: str, max_batch: int, probs: bool = False) -> str:
+    """``deeplab`` (LABELS) or, with ``probs``, ``deeplab_probs`` (LABELS + PROBS). Two ensembles because an
+    ensemble asks its steps for every output it maps: labels-only clients must not pay for C×H×W probabilities."""
+    probs_output = (',\n  {\n    name: "PROBS"\n    data_type: TYPE_FP32\n'
+                    f'    dims: [ {src.meta.n_classes}, -1, -1 ]\n  }}') if probs else ""
+    probs_map = '\n      output_map { key: "PROBS" value: "PROBS" }' if probs else ""
+    return _render("deeplab.pbtxt", name="deeplab_probs" if probs else "deeplab", variant=backend,
+                   summary="LABELS (N×H×W) and PROBS (N×C×H×W)" if probs else "LABELS (N×H×W)",
+                   max_batch=max_batch, labels_type=labels_type(src.meta), probs_output=probs_output,
+                   probs_map=probs_map, input_name=src.input.name, output_name=src.output.name)
 
 
 def choose_backend(src: SourceModel, requested: str | None) -> str:
@@ -262,6 +270,7 @@ def write_repository(model: str | os.PathLike[str], output: str | os.PathLike[st
     max_batch = min(opts.max_batch, src.max_batch) if src.max_batch else opts.max_batch
     files = {
         "deeplab/config.pbtxt": ensemble_config(src, backend, max_batch),
+        "deeplab_probs/config.pbtxt": ensemble_config(src, backend, max_batch, probs=True),
         "deeplab_pre/config.pbtxt": pre_config(src, max_batch, opts),
         "deeplab_dcnn/config.pbtxt": dcnn_config(src, backend, opts),
         "deeplab_post/config.pbtxt": post_config(src, max_batch, opts),
@@ -272,7 +281,8 @@ def write_repository(model: str | os.PathLike[str], output: str | os.PathLike[st
         for rel, text in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_text(text)
-        (tmp / "deeplab" / "1").mkdir()  # an ensemble needs an (empty) version directory
+        for name in ("deeplab", "deeplab_probs"):
+            (tmp / name / "1").mkdir()  # an ensemble needs an (empty) version directory
         for name in ("deeplab_pre", "deeplab_post"):
             (tmp / name / "1").mkdir()
             shutil.copyfile(TEMPLATES / f"{name}.py", tmp / name / "1" / "model.py")

@@ -4,8 +4,8 @@
   logits come back, and the runtime upsamples and runs the CRF locally as with any backend. This is what
   ``open_backend(..., backend="triton", url=..., protocol=...)``, ``runtime/infer.py --backend triton`` and
   ``Segmenter(..., backend="triton")`` use: outputs, stats and progress are the local pipeline's.
-- :class:`TritonPipeline` sends whole frames to the ``deeplab`` ensemble and gets labels (and probabilities) back:
-  everything runs on the server (for thin clients).
+- :class:`TritonPipeline` sends whole frames to the ``deeplab`` ensemble and gets labels back (``deeplab_probs`` for
+  probabilities too): everything runs on the server (for thin clients).
 
 Both read the model's metadata (:class:`ModelMeta`) from the server's model config. Every failure (server down, gone
 mid-run, model missing, a request rejected) is a :class:`BackendError` naming the server and the reason.
@@ -23,6 +23,7 @@ from runtime.metadata import MetadataError, ModelMeta
 
 DCNN_MODEL = "deeplab_dcnn"
 ENSEMBLE_MODEL = "deeplab"
+ENSEMBLE_PROBS_MODEL = "deeplab_probs"
 PROTOCOLS = ("http", "grpc")
 _NUMPY_TO_TRITON = {np.dtype(np.float32): "FP32", np.dtype(np.float16): "FP16", np.dtype(np.uint8): "UINT8"}
 
@@ -148,12 +149,12 @@ class TritonPipeline:
     """The ``deeplab`` ensemble: whole BGR frames in, labels (and optionally probabilities) out; preprocessing,
     network, upsampling and CRF all run on the server. One instance per thread."""
 
-    def __init__(self, url: str, protocol: str = "http", model: str = ENSEMBLE_MODEL, timeout_s: float = 60.0) -> None:
-        self.model_name = model
+    def __init__(self, url: str, protocol: str = "http", timeout_s: float = 60.0) -> None:
         self._conn = _Connection(url, protocol, timeout_s)
         self.meta, _ = self._conn.model_meta(DCNN_MODEL)
-        if not self._conn.call(f"readiness check of model {model!r}", self._conn.client.is_model_ready, model):
-            raise BackendError(f"Triton server {self._conn.url} has no ready model {model!r}")
+        for model in (ENSEMBLE_MODEL, ENSEMBLE_PROBS_MODEL):
+            if not self._conn.call(f"readiness check of model {model!r}", self._conn.client.is_model_ready, model):
+                raise BackendError(f"Triton server {self._conn.url} has no ready model {model!r}")
 
     def segment(self, image_bgr: np.ndarray, probs: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """H×W×3 uint8 BGR -> (H×W labels, C×H×W probabilities if ``probs`` else None)."""
@@ -161,7 +162,7 @@ class TritonPipeline:
 
         image = to_bgr8(image_bgr)[None]
         outputs = ["LABELS", "PROBS"] if probs else ["LABELS"]
-        result = self._conn.infer(self.model_name, {"IMAGE": image}, outputs)
+        result = self._conn.infer(ENSEMBLE_PROBS_MODEL if probs else ENSEMBLE_MODEL, {"IMAGE": image}, outputs)
         return result["LABELS"][0], (result["PROBS"][0] if probs else None)
 
     def close(self) -> None:

@@ -72,8 +72,12 @@ def meta_of(config: mc.ModelConfig) -> ModelMeta:
 
 
 def check_ensemble(configs: dict[str, mc.ModelConfig]) -> None:
-    """Every step's tensors exist in its model's config with the same type; the chain is connected."""
-    ens = configs["deeplab"]
+    """Both ensembles: every step's tensors exist in its model's config with the same type; the chain is connected."""
+    for name in ("deeplab", "deeplab_probs"):
+        _check_ensemble(configs, configs[name])
+
+
+def _check_ensemble(configs: dict[str, mc.ModelConfig], ens: mc.ModelConfig) -> None:
     assert ens.platform == "ensemble"
     available = {t.name: t.data_type for t in ens.input}
     for step in ens.ensemble_scheduling.step:
@@ -81,6 +85,7 @@ def check_ensemble(configs: dict[str, mc.ModelConfig]) -> None:
         inputs = {t.name: t.data_type for t in model.input}
         outputs = {t.name: t.data_type for t in model.output}
         assert set(step.input_map) == set(inputs), step.model_name
+        assert set(step.output_map) <= set(outputs), step.model_name
         for model_tensor, ens_tensor in step.input_map.items():
             assert ens_tensor in available, f"{step.model_name}: {ens_tensor} is produced by no earlier step"
             assert available[ens_tensor] == inputs[model_tensor]
@@ -94,7 +99,7 @@ def check_ensemble(configs: dict[str, mc.ModelConfig]) -> None:
 def test_python_variant_layout_and_configs(model, tmp_path):
     repo, backend = write_repository(model, tmp_path / "repo", RepositoryOptions(dcnn_backend="python"))
     assert backend == "python"
-    for rel in ("deeplab/1", "deeplab_pre/1/model.py", "deeplab_post/1/model.py", "deeplab_dcnn/1/model.py",
+    for rel in ("deeplab/1", "deeplab_probs/1", "deeplab_pre/1/model.py", "deeplab_post/1/model.py", "deeplab_dcnn/1/model.py",
                 "deeplab_dcnn/1/model.onnx"):
         assert (repo / rel).exists(), rel
     assert (repo / "deeplab_dcnn/1/model.onnx").read_bytes() == model.read_bytes()
@@ -110,20 +115,26 @@ def test_python_variant_layout_and_configs(model, tmp_path):
         assert meta_of(configs[name]) == ModelMeta(class_names=CLASSES)
     post = configs["deeplab_post"]
     assert post.parameters["crf"].string_value == "true"
-    assert post.parameters["crf_preset"].string_value == "voc"
+    assert post.parameters["crf_preset"].string_value == "default"  # the model's own preset, as runtime.Segmenter
     check_ensemble(configs)
 
 
 def test_ensemble_is_image_in_labels_out(model, tmp_path):
     repo, _ = write_repository(model, tmp_path / "repo", RepositoryOptions(dcnn_backend="python", max_batch=4))
-    ens = load_configs(repo)["deeplab"]
-    (image,) = ens.input
-    assert (image.name, image.data_type, list(image.dims)) == ("IMAGE", mc.TYPE_UINT8, [-1, -1, 3])
-    outputs = {o.name: o for o in ens.output}
-    assert outputs["LABELS"].data_type == mc.TYPE_UINT8 and list(outputs["LABELS"].dims) == [-1, -1]
-    assert list(outputs["PROBS"].dims) == [len(CLASSES), -1, -1]
-    assert [s.model_name for s in ens.ensemble_scheduling.step] == ["deeplab_pre", "deeplab_dcnn", "deeplab_post"]
-    assert ens.max_batch_size == 4
+    configs = load_configs(repo)
+    for name, outputs_wanted in (("deeplab", ["LABELS"]), ("deeplab_probs", ["LABELS", "PROBS"])):
+        ens = configs[name]
+        (image,) = ens.input
+        assert (image.name, image.data_type, list(image.dims)) == ("IMAGE", mc.TYPE_UINT8, [-1, -1, 3])
+        outputs = {o.name: o for o in ens.output}
+        assert sorted(outputs) == outputs_wanted
+        assert outputs["LABELS"].data_type == mc.TYPE_UINT8 and list(outputs["LABELS"].dims) == [-1, -1]
+        assert [s.model_name for s in ens.ensemble_scheduling.step] == ["deeplab_pre", "deeplab_dcnn",
+                                                                        "deeplab_post"]
+        assert sorted(ens.ensemble_scheduling.step[2].output_map) == outputs_wanted, \
+            "labels-only clients must not make deeplab_post compute probabilities"
+        assert ens.max_batch_size == 4
+    assert list({o.name: o for o in configs["deeplab_probs"].output}["PROBS"].dims) == [len(CLASSES), -1, -1]
 
 
 def test_int32_labels_beyond_256_classes(tmp_path):
