@@ -130,6 +130,10 @@ class TritonBackend:
         server_meta, config = self._conn.model_meta(self.model_name)
         self.meta = meta or server_meta
         self.max_batch = max(1, int(config.get("max_batch_size", 1) or 1))
+        inputs = {t.get("name"): [int(d) for d in t.get("dims", [])] for t in config.get("input", [])}
+        dims = inputs.get(self.meta.input_name, [])
+        # An engine built for one input size: the runtime pads every frame to it (as with a local engine).
+        self.fixed_input_size = (dims[1], dims[2]) if len(dims) == 3 and min(dims[1:]) > 0 else None
         self.device = f"triton {self._conn.protocol}://{self._conn.url}/{self.model_name}"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
