@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "engine": ("export.engine", "ONNX -> TensorRT engine + metadata sidecar (TensorRT 8.5 to 11)"),
     "int8": ("export.int8", "FP32 ONNX -> INT8 Q/DQ ONNX calibrated on images (explicit quantization, opset kept)"),
     "eval": ("export.evaluate", "mIoU, pixel accuracy and per-class IoU of a model on a VOC-layout dataset, without and with the CRF"),
+    "triton": ("export.triton", "write a Triton Inference Server model repository (network, pre/post, ensemble)"),
 }
 
 
