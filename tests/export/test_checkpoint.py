@@ -53,6 +53,14 @@ def test_prefix_and_nesting_variants(variant, small_model, tmp_path):
         assert _outputs_equal(loaded, model)
 
 
+def test_legacy_serialization_loads(small_model, tmp_path):
+    """The port's released checkpoints predate PyTorch 1.6's zip format."""
+    model = small_model()
+    torch.save(MSC(model).state_dict(), tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    assert (tmp_path / "old.pth").read_bytes()[:1] == b"\x80"
+    assert _outputs_equal(load_model(tmp_path / "old.pth")[0], model)
+
+
 def test_msc_wrapper_state_dict_loads(small_model, tmp_path):
     model = small_model()
     torch.save(MSC(model).state_dict(), tmp_path / "msc.pth")
