@@ -208,3 +208,21 @@ def test_flipped_bytes_never_escape_as_other_errors(small_model, tmp_path):
             load_model(tmp_path / "flip.pt")  # flips inside tensor data load; that is what SHA-256 in metadata is for
         except CheckpointError as e:
             assert "\n" not in str(e)
+
+
+class _CreatesFile:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_code_in_a_checkpoint_never_runs(small_model, tmp_path, zip_format):
+    marker = tmp_path / "payload-ran"
+    torch.save({"model": small_model().state_dict(), "hook": _CreatesFile(marker)}, tmp_path / "evil.pt",
+               _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(CheckpointError, match="refusing to load: the file references the Python object"):
+        load_model(tmp_path / "evil.pt")
+    assert not marker.exists()
