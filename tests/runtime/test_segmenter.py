@@ -115,3 +115,17 @@ def test_crf_missing_is_a_clear_error(tiny_onnx, monkeypatch):
     monkeypatch.setitem(sys.modules, "crf", None)
     with pytest.raises(CrfUnavailable, match="--no-crf"):
         Segmenter(tiny_onnx, crf="voc")
+
+
+@pytest.mark.parametrize("order, scale", [("BGR", (1.0, 1.0, 1.0)), ("RGB", (0.5, 0.25, 2.0))])
+def test_preprocess_matches_the_reference_formula(order, scale):
+    from runtime.preprocess import preprocess
+    meta = ModelMeta(class_names=("a",), channel_order=order, scale=scale, mean=(10.0, 20.0, 30.5))
+    image = _image(21, 30)
+    x, padding = preprocess(image, meta)
+    assert x.shape == (1, 3, 24, 32) and (padding.height, padding.width) == (21, 30)
+    idx = ["BGR".index(c) for c in order]
+    ref = (image[:, :, idx].transpose(2, 0, 1).astype(np.float32) - np.float32(meta.mean).reshape(3, 1, 1)) \
+        * np.float32(scale).reshape(3, 1, 1)
+    np.testing.assert_array_equal(x[0, :, :21, :30], ref)
+    assert not x[0, :, 21:].any() and not x[0, :, :, 30:].any()
