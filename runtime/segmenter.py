@@ -81,8 +81,10 @@ class Segmenter:
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
         """Image (any of the layouts :func:`to_bgr8` accepts) → 1×3×H'×W' network input and its padding."""
         image = to_bgr8(image)
-        pad_to = getattr(self.backend, "pad_to", None)  # engines: sizes within their optimization profile
-        return preprocess(image, self.meta, pad_to=pad_to(*image.shape[:2]) if pad_to else None)
+        # Engines take sizes within their optimization profile (TensorRT: pad_to(h, w); Triton: a fixed size).
+        pad_to = getattr(self.backend, "pad_to", None)
+        size = pad_to(*image.shape[:2]) if pad_to else getattr(self.backend, "fixed_input_size", None)
+        return preprocess(image, self.meta, pad_to=size)
 
     def infer(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
         """Preprocess and run the network: (C×h×w logits of the padded input, Padding)."""
