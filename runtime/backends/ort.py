@@ -51,12 +51,14 @@ def read_onnx_meta(custom_metadata: dict[str, str], source: str) -> ModelMeta:
 
 
 class OnnxRuntimeBackend:
-    """A model in an ONNX Runtime session. ``session.run`` is thread-safe, so ``infer`` may be called concurrently."""
+    """A model in an ONNX Runtime session. ``session.run`` is thread-safe, so ``infer`` may be called concurrently.
+    ``spin=True`` lets idle intra-op threads busy-wait (lower latency for a lone model, but it steals CPU from the
+    pipeline's other stages, hence off by default)."""
 
     name = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike, *, device: str = "auto", providers: Sequence[str] | None = None,
-                 threads: int | None = None, meta: ModelMeta | None = None) -> None:
+                 threads: int | None = None, spin: bool = False, meta: ModelMeta | None = None) -> None:
         import onnxruntime as ort
 
         path = Path(path)
@@ -68,6 +70,9 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        if not spin:  # idle worker threads would busy-wait for the next frame, taking CPU from the other stages
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.providers = list(providers) if providers else choose_providers(ort.get_available_providers(), device)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=self.providers)
