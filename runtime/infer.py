@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="overlay video (.mp4/.avi/...) for video sources, a directory for image sources")
     p.add_argument("--masks", metavar="DIR", help="write one palette label PNG per frame into DIR")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend")
-    p.add_argument("--url", help="Triton server HOST:PORT (with --backend triton)")
+    p.add_argument("--url", help="Triton server HOST:PORT (with --backend triton; default 127.0.0.1:8000)")
     p.add_argument("--protocol", choices=("http", "grpc"), default="http", help="Triton protocol")
     crf = p.add_argument_group("dense CRF")
     crf.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
@@ -107,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     from runtime.segmenter import Segmenter
     from runtime.sources import open_source
 
-    options = {"url": args.url, "protocol": args.protocol} if args.backend == "triton" else {}
+    options: dict[str, Any] = {}
+    if args.backend == "triton":
+        options = {"protocol": args.protocol, **({"url": args.url} if args.url else {})}
     seg = Segmenter(args.model, backend=args.backend, crf=None if args.no_crf else args.crf_preset,
                     crf_iterations=args.crf_iters, warm_start=args.warm_start,
                     upsample_device=args.upsample_device, **options)
