@@ -120,13 +120,15 @@ def run(args: argparse.Namespace) -> int:
     total = source.total if args.max_frames is None else min(source.total or args.max_frames, args.max_frames)
     interrupted = False
     bar = tqdm(total=total, unit="frame", disable=True if args.no_progress else None, dynamic_ncols=True)
+    results = pipeline.run(source, args.max_frames)
     try:
-        for _ in pipeline.run(source, args.max_frames):
+        for _ in results:
             bar.update(1)
             bar.set_postfix(fps=f"{pipeline.stats.fps:.1f}", refresh=False)
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        results.close()  # stops the stage threads and finalizes the outputs, whatever ended the loop
         bar.close()
         source.close()
         seg.close()

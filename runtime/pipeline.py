@@ -246,9 +246,12 @@ class Pipeline:
                     return
 
         def stage(name: str, fn: Callable[[_Item], None], q_in: queue.Queue, q_out: queue.Queue) -> None:
+            last = q_out is links[-1]
             while (item := get(q_in)) is not _END:
                 self._apply(name, fn, item)
-                if not put(q_out, item):
+                # The last stage records the frame as soon as its outputs are written, so the counts match the
+                # files even when the caller stops before receiving this result.
+                if not put(q_out, self._result(item) if last else item):
                     return
 
         threads = [threading.Thread(target=guarded(decode, links[0]), name="decode", daemon=True)]
@@ -258,8 +261,8 @@ class Pipeline:
         for t in threads:
             t.start()
         try:
-            while (item := get(links[-1])) is not _END:
-                yield self._result(item)
+            while (result := get(links[-1])) is not _END:
+                yield result
         finally:
             stop.set()
             for t in threads:
