@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             "model": str(args.model), "source": args.source, "backend": seg.backend.name, "crf": seg.crf,
             "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "repeat": args.repeat, "sequential": sequential, "overlapped": overlapped, "slowest_stage": slowest,
-            "fps_all_runs": {"sequential": [r["fps"] for r in runs[False]], "overlapped": [r["fps"] for r in runs[True]]},
+            "fps_all_runs": {"sequential": [r["fps"] for r in runs[False]],
+                             "overlapped": [r["fps"] for r in runs[True]]},
             "bound_fps": round(bound_fps, 3), "overlapped_over_bound": round(ratio, 4), "target": TARGET,
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }, indent=2))

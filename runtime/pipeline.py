@@ -107,7 +107,8 @@ class Stats:
             "stages": stages,
             "end_to_end": percentiles(self.latency),
             "slowest_stage": slowest,
-            "slowest_stage_fps": round(1000.0 / stages[slowest]["mean_ms"], 3) if slowest and stages[slowest]["mean_ms"] else None,
+            "slowest_stage_fps": (round(1000.0 / stages[slowest]["mean_ms"], 3)
+                                  if slowest and stages[slowest]["mean_ms"] else None),
             "errors": dict(self.errors),
             "notes": list(source.notes) if source else [],
         }

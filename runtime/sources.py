@@ -73,7 +73,8 @@ class VideoSource(Source):
         self.kind = kind
         params: list[int] = []
         if kind == "stream":
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS]
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS,
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS]
         target: int | str = int(spec) if kind == "camera" else spec
         api = cv2.CAP_ANY if kind == "camera" else cv2.CAP_FFMPEG
         self.capture = cv2.VideoCapture(target, api, params)

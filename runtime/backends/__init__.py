@@ -35,7 +35,8 @@ def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool,
     missing = [what for what, ok in (("a CUDA GPU", has_gpu), ("the tensorrt Python package", has_tensorrt)) if not ok]
     if is_engine:
         if requested == "onnxruntime":
-            raise BackendError(f"{model_path} is a TensorRT engine; ONNX Runtime needs the .onnx model it was built from")
+            raise BackendError(f"{model_path} is a TensorRT engine; "
+                               "ONNX Runtime needs the .onnx model it was built from")
         if missing:
             raise BackendError(f"{model_path} is a TensorRT engine, which needs {' and '.join(missing)}; none here "
                                "(run the .onnx model instead: --backend onnxruntime)")
@@ -44,8 +45,8 @@ def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool,
         raise BackendError(f"{model_path}: unknown model type {suffix or '(no suffix)'!r} "
                            f"(.onnx, or an engine: {', '.join(ENGINE_SUFFIXES)})")
     if requested == "tensorrt":
-        raise BackendError(f"{model_path} is an ONNX model; build an engine first: python -m export engine {model_path} "
-                           "-o model.plan")
+        raise BackendError(f"{model_path} is an ONNX model; build an engine first: "
+                           f"python -m export engine {model_path} -o model.plan")
     if requested == "onnxruntime":
         return "onnxruntime", "requested"
     if missing:

@@ -90,7 +90,8 @@ class OnnxRuntimeBackend:
             )
         channels = outputs[self.meta.output_name].shape[1] if len(outputs[self.meta.output_name].shape) == 4 else None
         if isinstance(channels, int) and channels != self.meta.n_classes:
-            raise BackendError(f"{path}: the graph outputs {channels} classes, its metadata lists {self.meta.n_classes}")
+            raise BackendError(f"{path}: the graph outputs {channels} classes, "
+                               f"its metadata lists {self.meta.n_classes}")
         self.path = path
 
     @property

@@ -76,7 +76,8 @@ def test_unreachable_server():
 # RTSP: ffmpeg (the Debian package) publishes the video; the runtime's reader (OpenCV's FFmpeg RTSP demuxer) runs in
 # listen mode, since no RTSP server is packaged here. The protocol exchange (ANNOUNCE/SETUP/RECORD, RTP over TCP) and
 # the decoding path are the real ones.
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg command (Debian: ffmpeg) is absent")
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None,
+                                  reason="the ffmpeg command (Debian package ffmpeg) is absent")
 
 
 def _rtsp_url(monkeypatch):
