@@ -16,7 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from runtime.backends import BACKENDS
+if not __package__:  # run as a file (python runtime/infer.py): make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runtime.backends import BACKENDS  # noqa: E402
 
 log = logging.getLogger("runtime.infer")
 
