@@ -50,7 +50,8 @@ def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool,
     if requested == "onnxruntime":
         return "onnxruntime", "requested"
     if missing:
-        return "onnxruntime", f"auto: ONNX model; TensorRT would need an engine and {' and '.join(missing)}: not here"
+        lacks = " and ".join(f"no {m.removeprefix('a ').removeprefix('the ')}" for m in missing)
+        return "onnxruntime", f"auto: ONNX model, and TensorRT would need an engine file; this machine has {lacks}"
     return "onnxruntime", "auto: ONNX model (pass a TensorRT engine file to use TensorRT)"
 
 
