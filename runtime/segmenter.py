@@ -72,6 +72,12 @@ class Segmenter:
         self.meta: ModelMeta = self.backend.meta
         self.crf = crf_settings(crf, self.meta, crf_iterations)
         self.warm_start = warm_start
+        if upsample_device not in ("cpu", "cuda"):
+            raise ValueError(f"upsample_device must be 'cpu' or 'cuda', got {upsample_device!r}")
+        if upsample_device == "cuda":
+            from runtime.cuda_util import gpu_available
+            if not gpu_available():
+                raise ValueError("upsample_device='cuda' needs a CUDA GPU and driver; none found (use 'cpu')")
         self.upsample_device = upsample_device
         self._infer_lock = threading.Lock()
         if self.crf is not None:

@@ -145,3 +145,11 @@ def test_warm_refine_uses_the_same_kernels_as_crf_refine():
         cold = crf.refine(image, probs, preset=preset, iterations=3)
         warm = _warm_refine(crf, image, probs, probs, preset=preset, iterations=3)
         np.testing.assert_allclose(warm, cold, atol=1e-4)
+
+
+def test_cuda_upsampling_without_a_gpu_is_a_clear_error(tiny_onnx):
+    from runtime.cuda_util import gpu_available
+    if gpu_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        Segmenter(tiny_onnx, crf=None, upsample_device="cuda")
