@@ -166,8 +166,10 @@ def open_source(spec: str | os.PathLike) -> Source:
         try:
             from demo import assets
             spec = str(assets.video_path())
-        except (ImportError, AttributeError, FileNotFoundError) as e:
+        except (ImportError, AttributeError) as e:
             raise SourceError(f"the bundled demo video is not available: {e}") from None
+        if not Path(spec).is_file():
+            raise SourceError(f"the bundled demo video {spec} is missing from this checkout")
     if spec.isdigit():
         return VideoSource(spec, "camera")
     if is_url(spec):

@@ -60,9 +60,12 @@ def resolve_model(model: str | os.PathLike) -> Path:
     if str(model) == "demo":
         try:
             from demo import assets
-            return Path(assets.onnx_path())
-        except (ImportError, AttributeError, FileNotFoundError) as e:
+            path = Path(assets.onnx_path())
+        except (ImportError, AttributeError) as e:
             raise BackendError(f"the bundled demo model is not available: {e}") from None
+        if not path.is_file():
+            raise BackendError(f"the bundled demo model {path} is missing from this checkout")
+        return path
     return Path(model)
 
 

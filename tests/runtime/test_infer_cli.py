@@ -117,3 +117,14 @@ def test_ctrl_c_finalizes_the_video(tmp_path, tiny_onnx, videos):
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == data["frames"]["processed"] and cap.read()[0]
     assert len(list(masks.glob("*.png"))) == data["frames"]["processed"] and not list(tmp_path.glob(".out*"))
+
+
+def test_demo_defaults(capsys):
+    """`--source demo` / `--model demo` name the bundled assets; a checkout without them says so in one line."""
+    from demo import assets
+    if assets.onnx_path().is_file() and assets.video_path().is_file():
+        assert main(["--max-frames", "3", "--no-progress"]) == 0
+        assert "3 processed" in capsys.readouterr().out
+    else:
+        assert main(["--max-frames", "3", "--no-progress"]) == 1
+        assert "bundled demo" in capsys.readouterr().err
