@@ -92,6 +92,8 @@ class OnnxRuntimeBackend:
         if isinstance(channels, int) and channels != self.meta.n_classes:
             raise BackendError(f"{path}: the graph outputs {channels} classes, "
                                f"its metadata lists {self.meta.n_classes}")
+        # FP16 models exported with fp16 inputs (not the default) take half-precision batches.
+        self._input_dtype = np.float16 if inputs[self.meta.input_name].type == "tensor(float16)" else np.float32
         self.path = path
 
     @property
@@ -101,7 +103,7 @@ class OnnxRuntimeBackend:
     def infer(self, batch: np.ndarray) -> np.ndarray:
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise BackendError(f"input must be N×3×H×W, got shape {batch.shape}")
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        batch = np.ascontiguousarray(batch, dtype=self._input_dtype)
         try:
             (logits,) = self.session.run([self.meta.output_name], {self.meta.input_name: batch})
         except Exception as e:
