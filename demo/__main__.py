@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     from demo import train
     train.add_arguments(p)
+
+    p = sub.add_parser("tune-crf", help="pick the model's CRF settings on a validation split; store them in it")
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    from demo import tune_crf
+    tune_crf.add_arguments(p)
     return parser
 
 
@@ -63,9 +68,12 @@ def run(args: argparse.Namespace) -> int:
         w, h = args.size
         out = write_video(args.out, args.frames, args.seed, w, h, args.fps, args.labels)
         print(f"wrote {args.frames} frames ({w}x{h}) to {out}")
-    else:
+    elif args.command == "train":
         from demo import train
         return train.run(args)
+    else:
+        from demo import tune_crf
+        return tune_crf.run(args)
     return 0
 
 
