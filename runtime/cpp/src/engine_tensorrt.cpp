@@ -2,11 +2,14 @@
 // enqueueV3), device buffers allocated once and grown only when a larger frame arrives.
 // Compiled only when TensorRT's headers and libraries are found; it has not run on the machines this was written on.
 #include <NvInferRuntime.h>
+#include <NvInferVersion.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
