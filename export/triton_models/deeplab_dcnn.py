@@ -10,6 +10,11 @@ from runtime.backends import open_backend
 from runtime.triton_serving import infer_grouped, model_meta, model_parameters, to_dlpack
 
 
+def _output(name, array):
+    """A response tensor, handed over by DLPack (see runtime.triton_serving.to_dlpack)."""
+    return pb_utils.Tensor.from_dlpack(name, to_dlpack(array))
+
+
 class TritonPythonModel:
     def initialize(self, args):
         parameters = model_parameters(args["model_config"])
@@ -25,7 +30,7 @@ class TritonPythonModel:
         except Exception as e:  # the whole batch failed (the runtime's error says why)
             error = pb_utils.TritonError(f"deeplab_dcnn: {e}")
             return [pb_utils.InferenceResponse(error=error) for _ in requests]
-        return [pb_utils.InferenceResponse([pb_utils.Tensor.from_dlpack(self.output_name, to_dlpack(out))]) for out in results]
+        return [pb_utils.InferenceResponse([_output(self.output_name, out)]) for out in results]
 
     def finalize(self):
         self.backend.close()

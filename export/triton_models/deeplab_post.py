@@ -7,6 +7,11 @@ import triton_python_backend_utils as pb_utils
 from runtime.triton_serving import PostProcessor, PostSettings, model_meta, model_parameters, to_dlpack
 
 
+def _output(name, array):
+    """A response tensor, handed over by DLPack (see runtime.triton_serving.to_dlpack)."""
+    return pb_utils.Tensor.from_dlpack(name, to_dlpack(array))
+
+
 class TritonPythonModel:
     def initialize(self, args):
         parameters = model_parameters(args["model_config"])
@@ -20,9 +25,9 @@ class TritonPythonModel:
                 images = np.from_dlpack(pb_utils.get_input_tensor_by_name(request, "IMAGE"))
                 want_probs = "PROBS" in request.requested_output_names()
                 labels, probs = self.post(logits, images, want_probs)
-                outputs = [pb_utils.Tensor.from_dlpack("LABELS", to_dlpack(labels))]
+                outputs = [_output("LABELS", labels)]
                 if probs is not None:
-                    outputs.append(pb_utils.Tensor.from_dlpack("PROBS", to_dlpack(probs)))
+                    outputs.append(_output("PROBS", probs))
                 responses.append(pb_utils.InferenceResponse(outputs))
             except Exception as e:  # one bad request fails alone, with its reason
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"deeplab_post: {e}")))

@@ -6,6 +6,11 @@ import triton_python_backend_utils as pb_utils
 from runtime.triton_serving import model_meta, model_parameters, parse_pad_to, preprocess_batch, to_dlpack
 
 
+def _output(name, array):
+    """A response tensor, handed over by DLPack (see runtime.triton_serving.to_dlpack)."""
+    return pb_utils.Tensor.from_dlpack(name, to_dlpack(array))
+
+
 class TritonPythonModel:
     def initialize(self, args):
         parameters = model_parameters(args["model_config"])
@@ -18,7 +23,7 @@ class TritonPythonModel:
             try:
                 images = np.from_dlpack(pb_utils.get_input_tensor_by_name(request, "IMAGE"))
                 batch = preprocess_batch(images, self.meta, self.pad_to)
-                responses.append(pb_utils.InferenceResponse([pb_utils.Tensor.from_dlpack("INPUT", to_dlpack(batch))]))
+                responses.append(pb_utils.InferenceResponse([_output("INPUT", batch)]))
             except Exception as e:  # one bad request fails alone, with its reason
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"deeplab_pre: {e}")))
         return responses

@@ -99,8 +99,8 @@ def _check_ensemble(configs: dict[str, mc.ModelConfig], ens: mc.ModelConfig) -> 
 def test_python_variant_layout_and_configs(model, tmp_path):
     repo, backend = write_repository(model, tmp_path / "repo", RepositoryOptions(dcnn_backend="python"))
     assert backend == "python"
-    for rel in ("deeplab/1", "deeplab_probs/1", "deeplab_pre/1/model.py", "deeplab_post/1/model.py", "deeplab_dcnn/1/model.py",
-                "deeplab_dcnn/1/model.onnx"):
+    for rel in ("deeplab/1", "deeplab_probs/1", "deeplab_pre/1/model.py", "deeplab_post/1/model.py",
+                "deeplab_dcnn/1/model.py", "deeplab_dcnn/1/model.onnx"):
         assert (repo / rel).exists(), rel
     assert (repo / "deeplab_dcnn/1/model.onnx").read_bytes() == model.read_bytes()
     assert not [p for p in tmp_path.iterdir() if p.name != "repo"], "temporary directories left behind"
