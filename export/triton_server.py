@@ -149,10 +149,13 @@ class LocalTritonServer:
         with urllib.request.urlopen(self.metrics_url, timeout=10) as r:
             return r.read().decode()
 
-    def log_tail(self, lines: int = 30) -> str:
+    def log_tail(self, lines: int = 20) -> str:
+        """The server log's error lines (model load failures, with the Python traceback's last line), else its end."""
         if self._log_path is None or not self._log_path.exists():
             return ""
-        return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+        text = self._log_path.read_text(errors="replace").splitlines()
+        errors = [line for line in text if line.startswith("E") or "UNAVAILABLE" in line or "error" in line.lower()]
+        return "\n".join((errors or text)[-lines:])
 
     def kill(self) -> None:
         """SIGKILL the server and its stubs at once (to test clients against a server that dies)."""

@@ -13,6 +13,7 @@ mid-run, model missing, a request rejected) is a :class:`BackendError` naming th
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +52,35 @@ class _Connection:
         self.url, self.protocol, self.timeout_s = url, protocol, timeout_s
         try:
             if protocol == "http":
-                import tritonclient.http as client
-
-                self.client: Any = client.InferenceServerClient(url, connection_timeout=timeout_s,
-                                                                network_timeout=timeout_s)
+                import tritonclient.http as module
             else:
-                import tritonclient.grpc as client
-
-                self.client = client.InferenceServerClient(url)
+                import tritonclient.grpc as module
         except ImportError:
             raise BackendError("the triton backend needs tritonclient: pip install 'tritonclient[http,grpc]'") from None
-        except Exception as e:  # noqa: BLE001 - a malformed URL
-            raise BackendError(f"cannot connect to Triton at {url} ({protocol}): {_reason(e)}") from None
-        self.module = client
+        self.module: Any = module
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
+        self.client  # noqa: B018 - connect now, so a malformed URL fails here
+
+    @property
+    def client(self) -> Any:
+        """This thread's tritonclient client: the HTTP client (gevent) must stay on the thread that made it, and the
+        runtime's pipeline calls ``infer`` from its own inference thread."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            try:
+                if self.protocol == "http":
+                    client = self.module.InferenceServerClient(self.url, connection_timeout=self.timeout_s,
+                                                               network_timeout=self.timeout_s)
+                else:
+                    client = self.module.InferenceServerClient(self.url)
+            except Exception as e:  # noqa: BLE001 - a malformed URL
+                raise BackendError(f"cannot connect to Triton at {self.url} ({self.protocol}): {_reason(e)}") from None
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
 
     def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -105,10 +122,13 @@ class _Connection:
         return {name: result.as_numpy(name) for name in outputs}
 
     def close(self) -> None:
-        try:
-            self.client.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection is not an error
-            pass
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection (or another thread's) is not an error
+                pass
 
 
 def _reason(e: BaseException) -> str:
@@ -118,8 +138,7 @@ def _reason(e: BaseException) -> str:
 
 class TritonBackend:
     """``deeplab_dcnn`` on a Triton server as a local backend: ``infer`` sends a preprocessed N×3×H×W batch (split
-    into the model's max batch size) and returns the logits. One instance per thread (tritonclient's clients are
-    not shared across threads)."""
+    into the model's max batch size) and returns the logits. Thread-safe: each thread gets its own connection."""
 
     name = "triton"
 
@@ -151,7 +170,7 @@ class TritonBackend:
 
 class TritonPipeline:
     """The ``deeplab`` ensemble: whole BGR frames in, labels (and optionally probabilities) out; preprocessing,
-    network, upsampling and CRF all run on the server. One instance per thread."""
+    network, upsampling and CRF all run on the server. Thread-safe: each thread gets its own connection."""
 
     def __init__(self, url: str, protocol: str = "http", timeout_s: float = 60.0) -> None:
         self._conn = _Connection(url, protocol, timeout_s)
