@@ -1,0 +1,28 @@
+"""Fast fully connected CRF (Krähenbühl & Koltun 2011) with a pydensecrf-compatible API.
+
+    import crf
+    q = crf.refine(image_hwc_uint8, probs_chw_float32, preset="voc")       # one call
+    d = crf.DenseCRF2D(w, h, n_labels)                                      # pydensecrf style
+"""
+
+from . import presets, utils
+from ._crf import get_num_threads, set_num_threads
+from .densecrf import (
+    CONST_KERNEL,
+    DIAG_KERNEL,
+    FULL_KERNEL,
+    NO_NORMALIZATION,
+    NORMALIZE_AFTER,
+    NORMALIZE_BEFORE,
+    NORMALIZE_SYMMETRIC,
+    DenseCRF,
+    DenseCRF2D,
+)
+from .pipeline import refine, refine_batch
+from .presets import PRESETS, Preset
+
+__all__ = [
+    "CONST_KERNEL", "DIAG_KERNEL", "FULL_KERNEL", "NO_NORMALIZATION", "NORMALIZE_AFTER", "NORMALIZE_BEFORE",
+    "NORMALIZE_SYMMETRIC", "PRESETS", "DenseCRF", "DenseCRF2D", "Preset", "get_num_threads", "presets", "refine",
+    "refine_batch", "set_num_threads", "utils",
+]

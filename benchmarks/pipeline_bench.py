@@ -1,0 +1,96 @@
+"""Pipeline benchmark: per-stage times and end-to-end fps, sequential vs overlapped, on one model and source.
+
+    python benchmarks/pipeline_bench.py                       # the demo model on the demo video, CRF on
+    python benchmarks/pipeline_bench.py --model m.onnx --source video.mp4 --frames 100 --no-crf --json out.json
+
+The sequential run executes the stages one after the other and gives each stage's own time; the overlapped run is
+the production pipeline (one thread per stage, bounded queues). Target: overlapped throughput ≥ 90 % of
+1/(slowest stage), the slowest stage timed in the sequential run. A table on stdout, JSON with --json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runtime.pipeline import STAGES, Pipeline  # noqa: E402
+from runtime.segmenter import Segmenter  # noqa: E402
+from runtime.sinks import MaskSink, OverlayVideoSink  # noqa: E402
+from runtime.sources import open_source  # noqa: E402
+
+TARGET = 0.90
+
+
+def run_once(seg: Segmenter, args: argparse.Namespace, overlapped: bool, out_dir: Path) -> dict:
+    source = open_source(args.source)
+    sinks = [] if args.no_outputs else [OverlayVideoSink(out_dir / f"overlay_{overlapped}.mp4", source.fps),
+                                        MaskSink(out_dir / f"masks_{overlapped}")]
+    pipe = Pipeline(seg, sinks, overlapped=overlapped, queue_size=args.queue_size)
+    for _ in pipe.run(source, args.frames):
+        pass
+    source.close()
+    return pipe.stats.summary(source)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="demo")
+    p.add_argument("--source", default="demo")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--frames", type=int, default=60, help="frames per run")
+    p.add_argument("--warmup", type=int, default=5, help="frames run first and not measured")
+    p.add_argument("--no-crf", action="store_true")
+    p.add_argument("--crf-iters", type=int)
+    p.add_argument("--queue-size", type=int, default=2)
+    p.add_argument("--no-outputs", action="store_true", help="no overlay video / mask PNGs")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+
+    seg = Segmenter(args.model, backend=args.backend, crf=None if args.no_crf else "default",
+                    crf_iterations=args.crf_iters)
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = Path(tmp)
+        warm = Pipeline(seg)
+        for _ in warm.run(open_source(args.source), args.warmup):
+            pass
+        sequential = run_once(seg, args, False, out_dir)
+        overlapped = run_once(seg, args, True, out_dir)
+    seg.close()
+
+    stages = sequential["stages"]
+    slowest = max(stages, key=lambda s: stages[s]["mean_ms"])
+    bound_fps = 1000.0 / stages[slowest]["mean_ms"]
+    ratio = overlapped["fps"] / bound_fps
+    print(f"model {args.model} · source {args.source} · {sequential['frames']['processed']} frames · "
+          f"backend {seg.backend.name} · CRF {seg.crf or 'off'} · {os.cpu_count()} CPU cores")
+    print(f"{'stage':<12}{'sequential mean ms':>20}{'p90 ms':>10}{'overlapped mean ms':>20}")
+    for name in STAGES:
+        if name in stages:
+            o = overlapped["stages"].get(name, {"mean_ms": 0.0})
+            print(f"{name:<12}{stages[name]['mean_ms']:>20.2f}{stages[name]['p90_ms']:>10.2f}{o['mean_ms']:>20.2f}")
+    print(f"{'end-to-end':<12}{sequential['end_to_end']['mean_ms']:>20.2f}{sequential['end_to_end']['p90_ms']:>10.2f}"
+          f"{overlapped['end_to_end']['mean_ms']:>20.2f}")
+    print(f"sequential {sequential['fps']:.2f} fps · overlapped {overlapped['fps']:.2f} fps "
+          f"({overlapped['fps'] / sequential['fps']:.2f}× sequential) · 1/(slowest stage: {slowest}) = "
+          f"{bound_fps:.2f} fps · overlapped = {100 * ratio:.1f} % of it (target ≥ {100 * TARGET:.0f} %: "
+          f"{'met' if ratio >= TARGET else 'NOT met'})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "model": str(args.model), "source": args.source, "backend": seg.backend.name, "crf": seg.crf,
+            "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "sequential": sequential, "overlapped": overlapped, "slowest_stage": slowest,
+            "bound_fps": round(bound_fps, 3), "overlapped_over_bound": round(ratio, 4), "target": TARGET,
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

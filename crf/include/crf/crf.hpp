@@ -1,0 +1,125 @@
+// Fully connected CRF with Gaussian edge potentials (Krähenbühl & Koltun, NIPS 2011), mean-field
+// inference on permutohedral lattices. Semantics follow pydensecrf (its densecrf C++ core) so that
+// results agree with it; the implementation is multithreaded, allocation-free inside iterations,
+// and fuses the kernels' slices, the label compatibility, the unary and the softmax in one pass.
+//
+// Layouts: probabilities / energies are label-major (n_labels × n_pixels, as pydensecrf), images
+// are H × W × 3 uint8 (row-major, interleaved), features are dim × n_pixels.
+// Errors: std::invalid_argument (bad input), std::overflow_error (lattice coordinates too large),
+// deeplab::crf::OutOfMemory (the problem would not fit in memory).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "crf/permutohedral.hpp"
+
+namespace deeplab::crf {
+
+class OutOfMemory : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Values match pydensecrf's constants (CONST_KERNEL = 0, ..., NORMALIZE_SYMMETRIC = 3).
+enum class KernelType : int { Const = 0, Diag = 1, Full = 2 };
+enum class Normalization : int { None = 0, Before = 1, After = 2, Symmetric = 3 };
+
+// Label compatibility mu(l, l'). The pairwise message is  -Potts(w): +w * filtered,
+// Diagonal(v): -v[l] * filtered[l],  Matrix(M): -(0.5 (M + M^T) filtered)[l]   (as pydensecrf).
+struct Compatibility {
+    enum class Kind { Potts, Diagonal, Matrix };
+    Kind kind = Kind::Potts;
+    float weight = 1.f;          // Potts
+    std::vector<float> values;   // Diagonal: n_labels; Matrix: n_labels × n_labels, row-major
+
+    static Compatibility potts(float w);
+    static Compatibility diagonal(std::vector<float> v);
+    static Compatibility matrix(std::vector<float> m);
+};
+
+// Threads used by every CRF in the process (default: all cores). n <= 0 restores the default.
+void set_num_threads(int n);
+int num_threads();
+
+class DenseCRF {
+public:
+    DenseCRF(std::int64_t n_pixels, int n_labels);
+    virtual ~DenseCRF();
+    DenseCRF(const DenseCRF&) = delete;
+    DenseCRF& operator=(const DenseCRF&) = delete;
+    DenseCRF(DenseCRF&&) noexcept;
+    DenseCRF& operator=(DenseCRF&&) noexcept;
+
+    std::int64_t n_pixels() const;
+    int n_labels() const;
+    std::size_t n_pairwise() const;
+
+    // Unary energy U = -log P (n_labels × n_pixels). Non-finite values are rejected.
+    void set_unary_energy(const float* unary);
+    // U = -log(clip(p, clip_min, 1)) (pydensecrf.utils.unary_from_softmax).
+    void set_unary_from_probabilities(const float* probs, float clip_min = 1e-5f);
+    // U = -log softmax(logits) over labels.
+    void set_unary_from_logits(const float* logits);
+    // pydensecrf.utils.unary_from_labels: labels in [0, n_labels] when zero_unsure (0 = unknown), else
+    // in [0, n_labels); the given label gets probability gt_prob, the others share the rest.
+    void set_unary_from_labels(const std::int32_t* labels, float gt_prob, bool zero_unsure);
+
+    // features: dim × n_pixels. Builds the kernel's lattice now (the costly part of the set-up).
+    void add_pairwise_energy(const float* features, int dim, const Compatibility& compat,
+                             KernelType kernel = KernelType::Diag,
+                             Normalization normalization = Normalization::Symmetric);
+
+    // Mean-field inference; q_out: n_labels × n_pixels probabilities.
+    void inference(int n_iterations, float* q_out);
+    // Q = softmax(-U) (the starting point of inference).
+    void start_inference(float* q_out);
+    // One mean-field update of q (n_labels × n_pixels) in place; q may come from another frame.
+    void step_inference(float* q);
+    // KL divergence of q to the CRF distribution, up to its constant log Z (pydensecrf's klDivergence).
+    double kl_divergence(const float* q);
+
+protected:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+class DenseCRF2D : public DenseCRF {
+public:
+    DenseCRF2D(int width, int height, int n_labels);
+    int width() const { return width_; }
+    int height() const { return height_; }
+
+    // Features (x / sx, y / sy).
+    void add_pairwise_gaussian(float sx, float sy, const Compatibility& compat,
+                               KernelType kernel = KernelType::Diag,
+                               Normalization normalization = Normalization::Symmetric);
+    // Features (x / sx, y / sy, c0 / s0, c1 / s1, c2 / s2); image: height × width × 3 uint8.
+    void add_pairwise_bilateral(float sx, float sy, float s0, float s1, float s2, const std::uint8_t* image,
+                                const Compatibility& compat, KernelType kernel = KernelType::Diag,
+                                Normalization normalization = Normalization::Symmetric);
+
+private:
+    int width_, height_;
+};
+
+// The usual DeepLab set-up: a smoothness (Gaussian) and an appearance (bilateral) Potts kernel.
+struct RefineParams {
+    int iterations = 10;
+    float gaussian_sxy = 1.f, gaussian_weight = 3.f;
+    float bilateral_sxy = 67.f, bilateral_srgb = 3.f, bilateral_weight = 4.f;
+    Normalization normalization = Normalization::Symmetric;
+    float clip = 1e-5f;  // probabilities are clipped to [clip, 1] before -log
+
+    static RefineParams voc();         // DeepLab v2 on PASCAL VOC: 10 it., w=3 s=1, w=4 sxy=67 srgb=3
+    static RefineParams pydensecrf();  // pydensecrf's example: 5 it., w=3 s=3, w=10 sxy=80 srgb=13
+};
+
+// probs, out: n_labels × height × width (out may alias probs); image: height × width × 3 uint8.
+void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
+            const RefineParams& params, float* out);
+
+}  // namespace deeplab::crf

@@ -1,0 +1,74 @@
+"""One-call CRF refinement for the segmentation pipeline: image + softmax probabilities -> refined probabilities."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _crf
+from .presets import Preset, get_preset
+
+
+def _params(preset: "str | Preset", iterations: int | None, clip: float, overrides: dict[str, Any]) -> Any:
+    p = get_preset(preset).with_overrides(iterations=iterations, **overrides)
+    if isinstance(p.iterations, bool) or not isinstance(p.iterations, (int, np.integer)) or p.iterations < 0:
+        raise ValueError(f"iterations must be an integer >= 0, got {p.iterations!r}")
+    for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
+        v = float(getattr(p, name))
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be finite and > 0, got {v}")
+    for name in ("gaussian_weight", "bilateral_weight"):
+        if not np.isfinite(float(getattr(p, name))):
+            raise ValueError(f"{name} must be finite")
+    if p.normalization not in (0, 1, 2, 3):
+        raise ValueError(f"normalization must be in [0, 3], got {p.normalization!r}")
+    if not 0 < clip <= 1:
+        raise ValueError(f"clip must be in (0, 1], got {clip}")
+    return _crf.RefineParams(int(p.iterations), float(p.gaussian_sxy), float(p.gaussian_weight),
+                             float(p.bilateral_sxy), float(p.bilateral_srgb), float(p.bilateral_weight),
+                             int(p.normalization), float(clip))
+
+
+def _image(image: Any) -> np.ndarray:
+    im = np.asarray(image)
+    if im.dtype != np.uint8:
+        raise TypeError(f"image must be uint8, got {im.dtype}")
+    if im.ndim == 2:  # grayscale: the colour kernel sees the same value in every channel
+        im = np.repeat(im[:, :, None], 3, axis=2)
+    if im.ndim != 3 or im.shape[2] != 3:
+        raise ValueError(f"image must be H x W x 3 (or H x W), got shape {im.shape}")
+    return np.ascontiguousarray(im)
+
+
+def _probs(probs: Any, shape: tuple[int, int]) -> np.ndarray:
+    p = np.asarray(probs)
+    if p.dtype.kind != "f":
+        raise TypeError(f"probs must be floating point (softmax output), got {p.dtype}")
+    if p.ndim != 3 or p.shape[1:] != shape:
+        raise ValueError(f"probs must be n_labels x {shape[0]} x {shape[1]} to match the image, got {p.shape}")
+    if p.shape[0] < 1:
+        raise ValueError("probs need at least one label")
+    return np.ascontiguousarray(p, dtype=np.float32)
+
+
+def refine(image: Any, probs: Any, iterations: int | None = None, preset: "str | Preset" = "voc", *,
+           clip: float = 1e-5, **overrides: Any) -> np.ndarray:
+    """Refine `probs` (n_labels x H x W softmax probabilities) with a dense CRF on `image` (H x W x 3 uint8).
+
+    Unary = -log(clip(probs, clip, 1)); kernels and iterations come from `preset` ("voc": DeepLab v2,
+    "pydensecrf": pydensecrf's example), any field overridable by keyword (e.g. bilateral_srgb=5).
+    Returns refined probabilities, n_labels x H x W float32. Threads: crf.set_num_threads.
+    """
+    return refine_batch([image], [probs], iterations, preset, clip=clip, **overrides)[0]
+
+
+def refine_batch(images: Sequence[Any], probs: Sequence[Any], iterations: int | None = None,
+                 preset: "str | Preset" = "voc", *, clip: float = 1e-5, **overrides: Any) -> list[np.ndarray]:
+    """`refine` over several images, one image per thread (images may differ in size)."""
+    if len(images) != len(probs):
+        raise ValueError(f"got {len(images)} images but {len(probs)} probability maps")
+    params = _params(preset, iterations, clip, overrides)
+    ims = [_image(im) for im in images]
+    ps = [_probs(p, im.shape[:2]) for im, p in zip(ims, probs)]
+    return _crf.refine_batch(ims, ps, params)

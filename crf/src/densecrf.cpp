@@ -1,0 +1,500 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "crf/crf.hpp"
+#include "parallel.hpp"
+#include "simd.hpp"
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
+namespace deeplab::crf {
+namespace {
+
+using detail::parallel_for;
+constexpr float kPadEnergy = -1e30f;  // energy of padding lanes: exp() makes them exactly 0
+
+std::uint64_t physical_memory_bytes() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+#endif
+    return std::numeric_limits<std::uint64_t>::max();
+}
+
+void check_memory(double bytes, const char* what) {
+    if (bytes > 0.9 * static_cast<double>(physical_memory_bytes()))
+        throw OutOfMemory(std::string(what) + " needs about " + std::to_string(static_cast<long long>(bytes / 1048576)) +
+                          " MiB, more than this machine's memory");
+}
+
+template <class F>
+auto guarded_alloc(const char* what, F&& f) {
+    try {
+        return f();
+    } catch (const std::bad_alloc&) {
+        throw OutOfMemory(std::string("out of memory while allocating ") + what);
+    }
+}
+
+}  // namespace
+
+Compatibility Compatibility::potts(float w) {
+    if (!std::isfinite(w)) throw std::invalid_argument("Potts compatibility weight must be finite");
+    Compatibility c;
+    c.kind = Kind::Potts;
+    c.weight = w;
+    return c;
+}
+
+Compatibility Compatibility::diagonal(std::vector<float> v) {
+    for (float x : v)
+        if (!std::isfinite(x)) throw std::invalid_argument("compatibility contains NaN or infinity");
+    Compatibility c;
+    c.kind = Kind::Diagonal;
+    c.values = std::move(v);
+    return c;
+}
+
+Compatibility Compatibility::matrix(std::vector<float> m) {
+    for (float x : m)
+        if (!std::isfinite(x)) throw std::invalid_argument("compatibility contains NaN or infinity");
+    Compatibility c;
+    c.kind = Kind::Matrix;
+    c.values = std::move(m);
+    return c;
+}
+
+// One pairwise term: its lattice (with normalisation and Potts weight folded into the weights),
+// the compatibility, and its per-iteration workspace.
+struct PairwiseTerm {
+    Permutohedral lattice;
+    Compatibility::Kind kind = Compatibility::Kind::Potts;
+    std::vector<float> compat;  // Diagonal: stride values; Matrix: stride x stride (symmetrised, padded)
+    std::vector<float> values, tmp;
+    const float* result = nullptr;
+};
+
+struct DenseCRF::Impl {
+    std::int64_t n = 0;
+    int labels = 0, stride = 0;
+    std::vector<float> neg_unary;  // n x stride, -U (padding lanes kPadEnergy)
+    std::vector<PairwiseTerm> terms;
+    std::vector<float> q;          // n x stride workspace
+
+    Impl(std::int64_t n_, int labels_) : n(n_), labels(labels_), stride(detail::padded_stride(labels_)) {
+        check_memory(2.0 * n * stride * 4, "the CRF");
+        guarded_alloc("the unary", [&] {
+            neg_unary.assign(static_cast<std::size_t>(n) * stride, 0.f);
+            return 0;
+        });
+        fill_padding(neg_unary.data(), kPadEnergy);
+    }
+
+    void fill_padding(float* rows, float value) {
+        if (stride == labels) return;
+        parallel_for(n, 8192, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t i = lo; i < hi; ++i) std::fill(rows + i * stride + labels, rows + (i + 1) * stride, value);
+        });
+    }
+
+    // label-major (labels x n) <-> pixel-major (n x stride), blocked over pixels for cache locality.
+    template <class Op>
+    void from_label_major(const float* src, float* dst, Op op) {
+        parallel_for(n, 2048, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t b = lo; b < hi; b += 256) {
+                const std::int64_t e = std::min(hi, b + 256);
+                for (int l = 0; l < labels; ++l) {
+                    const float* s = src + static_cast<std::int64_t>(l) * n;
+                    for (std::int64_t i = b; i < e; ++i) dst[i * stride + l] = op(s[i]);
+                }
+            }
+        });
+    }
+    void to_label_major(const float* src, float* dst) {
+        parallel_for(n, 2048, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t b = lo; b < hi; b += 256) {
+                const std::int64_t e = std::min(hi, b + 256);
+                for (int l = 0; l < labels; ++l) {
+                    float* d = dst + static_cast<std::int64_t>(l) * n;
+                    for (std::int64_t i = b; i < e; ++i) d[i] = src[i * stride + l];
+                }
+            }
+        });
+    }
+
+    void ensure_workspace() {
+        double bytes = static_cast<double>(q.size() == 0 ? n * stride * 4.0 : 0.0);
+        for (auto& t : terms)
+            if (t.values.empty()) bytes += 2.0 * (t.lattice.n_vertices() + 1) * stride * 4;
+        if (bytes == 0.0) return;
+        check_memory(bytes, "CRF inference");
+        guarded_alloc("the inference workspace", [&] {
+            if (q.empty()) q.assign(static_cast<std::size_t>(n) * stride, 0.f);
+            for (auto& t : terms) {
+                if (!t.values.empty()) continue;
+                const std::size_t rows = static_cast<std::size_t>(t.lattice.n_vertices() + 1) * stride;
+                t.values.assign(rows, 0.f);
+                t.tmp.assign(rows, 0.f);
+            }
+            return 0;
+        });
+    }
+
+    // Fused pass over pixels: e = -U - sum_k compat_k(filtered_k), then softmax into q_out
+    // (or, for the KL divergence, accumulate sum_l q (log q - e) per block).
+    template <int S, bool kSoftmax>
+    void combine_rows(std::int64_t lo, std::int64_t hi, float* q_out, const float* q_in, double* kl_acc) const {
+        constexpr int kMax = S > 0 ? S : 1;
+        const int st = S > 0 ? S : stride;
+        thread_local std::vector<float> scratch;
+        float e_fixed[kMax], s_fixed[kMax];
+        float* e = e_fixed;
+        float* s = s_fixed;
+        if constexpr (S == 0) {
+            if (scratch.size() < static_cast<std::size_t>(2 * st)) scratch.resize(2 * st);
+            e = scratch.data();
+            s = scratch.data() + st;
+        }
+        double kl = 0.0;
+        for (std::int64_t i = lo; i < hi; ++i) {
+            const float* nu = neg_unary.data() + i * st;
+            for (int c = 0; c < st; ++c) e[c] = nu[c];
+            for (const PairwiseTerm& t : terms) {
+                const int dp1 = t.lattice.dim() + 1;
+                const std::int32_t* off = t.lattice.offsets() + i * dp1;
+                const float* w = t.lattice.slice_weights() + i * dp1;
+                const float* vals = t.result;
+                if (t.kind == Compatibility::Kind::Potts) {  // weight already folded into w
+                    for (int r = 0; r < dp1; ++r) {
+                        const float wr = w[r];
+                        const float* src = vals + static_cast<std::int64_t>(off[r]) * st;
+                        for (int c = 0; c < st; ++c) e[c] += wr * src[c];
+                    }
+                    continue;
+                }
+                for (int c = 0; c < st; ++c) s[c] = 0.f;
+                for (int r = 0; r < dp1; ++r) {
+                    const float wr = w[r];
+                    const float* src = vals + static_cast<std::int64_t>(off[r]) * st;
+                    for (int c = 0; c < st; ++c) s[c] += wr * src[c];
+                }
+                if (t.kind == Compatibility::Kind::Diagonal) {
+                    const float* cv = t.compat.data();
+                    for (int c = 0; c < st; ++c) e[c] -= cv[c] * s[c];
+                } else {
+                    const float* mat = t.compat.data();
+                    for (int a = 0; a < labels; ++a) {
+                        const float* row = mat + static_cast<std::int64_t>(a) * st;
+                        float acc = 0.f;
+                        for (int c = 0; c < st; ++c) acc += row[c] * s[c];
+                        e[a] -= acc;
+                    }
+                }
+            }
+            if constexpr (kSoftmax) {
+                float mx = e[0];
+                for (int c = 1; c < st; ++c) mx = e[c] > mx ? e[c] : mx;
+                float sum = 0.f;
+                for (int c = 0; c < st; ++c) {
+                    e[c] = detail::exp_nonpositive(e[c] - mx);
+                    sum += e[c];
+                }
+                const float inv = 1.f / sum;
+                float* qo = q_out + i * st;
+                for (int c = 0; c < st; ++c) qo[c] = e[c] * inv;
+            } else {
+                const float* qi = q_in + i * st;
+                for (int l = 0; l < labels; ++l)
+                    kl += static_cast<double>(qi[l]) * (std::log(std::max(qi[l], 1e-20f)) - static_cast<double>(e[l]));
+            }
+        }
+        if (kl_acc) *kl_acc += kl;
+    }
+
+    void filter_all(const float* q_in) {
+        for (auto& t : terms) {
+            splat(t.lattice, q_in, t.values.data(), stride);
+            t.result = blur(t.lattice, t.values.data(), t.tmp.data(), stride);
+        }
+    }
+
+    // q_out = softmax(-U - pairwise(q_in)); q_out may alias q_in.
+    void iterate(const float* q_in, float* q_out) {
+        filter_all(q_in);
+        detail::dispatch_stride(stride, [&](auto s) {
+            constexpr int S = decltype(s)::value;
+            parallel_for(n, 512, [&](std::int64_t lo, std::int64_t hi) {
+                combine_rows<S, true>(lo, hi, q_out, nullptr, nullptr);
+            });
+        });
+    }
+
+    void softmax_unary(float* q_out) {
+        detail::dispatch_stride(stride, [&](auto s) {
+            constexpr int S = decltype(s)::value;
+            const int st = stride;
+            parallel_for(n, 2048, [&](std::int64_t lo, std::int64_t hi) {
+                for (std::int64_t i = lo; i < hi; ++i) {
+                    const float* nu = neg_unary.data() + i * st;
+                    float* qo = q_out + i * st;
+                    const int len = S > 0 ? S : st;
+                    float mx = nu[0];
+                    for (int c = 1; c < len; ++c) mx = nu[c] > mx ? nu[c] : mx;
+                    float sum = 0.f;
+                    for (int c = 0; c < len; ++c) {
+                        qo[c] = detail::exp_nonpositive(nu[c] - mx);
+                        sum += qo[c];
+                    }
+                    const float inv = 1.f / sum;
+                    for (int c = 0; c < len; ++c) qo[c] *= inv;
+                }
+            });
+        });
+    }
+
+    double kl_divergence(const float* q_in) {
+        filter_all(q_in);
+        const std::int64_t block = 4096;
+        const std::int64_t n_blocks = (n + block - 1) / block;
+        std::vector<double> partial(n_blocks, 0.0);
+        detail::dispatch_stride(stride, [&](auto s) {
+            constexpr int S = decltype(s)::value;
+            parallel_for(n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
+                for (std::int64_t b = lo; b < hi; ++b)
+                    combine_rows<S, false>(b * block, std::min(n, (b + 1) * block), nullptr, q_in, &partial[b]);
+            });
+        });
+        double kl = 0.0;
+        for (double p : partial) kl += p;
+        return kl;
+    }
+
+    void add_term(const float* features, int dim, const Compatibility& compat, Normalization normalization) {
+        PairwiseTerm t;
+        t.kind = compat.kind;
+        if (compat.kind == Compatibility::Kind::Diagonal) {
+            if (compat.values.size() != static_cast<std::size_t>(labels))
+                throw std::invalid_argument("diagonal compatibility needs " + std::to_string(labels) + " values, got " +
+                                            std::to_string(compat.values.size()));
+            t.compat.assign(stride, 0.f);
+            std::copy(compat.values.begin(), compat.values.end(), t.compat.begin());
+        } else if (compat.kind == Compatibility::Kind::Matrix) {
+            if (compat.values.size() != static_cast<std::size_t>(labels) * labels)
+                throw std::invalid_argument("compatibility matrix must be " + std::to_string(labels) + " x " +
+                                            std::to_string(labels));
+            t.compat.assign(static_cast<std::size_t>(stride) * stride, 0.f);
+            for (int a = 0; a < labels; ++a)
+                for (int b = 0; b < labels; ++b)
+                    t.compat[a * stride + b] = 0.5f * (compat.values[a * labels + b] + compat.values[b * labels + a]);
+        }
+        check_memory(static_cast<double>(n) * (dim + 1) * 48.0, "the lattice");
+        guarded_alloc("the lattice", [&] {
+            t.lattice.init(features, dim, n);
+            return 0;
+        });
+
+        // Kernel normalisation (the reference's DenseKernel): norm = K * 1.
+        std::vector<float> ones(n, 1.f), norm(n);
+        t.lattice.compute(ones.data(), norm.data(), 1);
+        std::vector<float> pre(n, 1.f), post(n, 1.f);
+        for (std::int64_t i = 0; i < n; ++i) {
+            const double v = norm[i];
+            switch (normalization) {
+                case Normalization::Symmetric: pre[i] = post[i] = static_cast<float>(1.0 / std::sqrt(v + 1e-20)); break;
+                case Normalization::Before: pre[i] = static_cast<float>(1.0 / (v + 1e-20)); break;
+                case Normalization::After: post[i] = static_cast<float>(1.0 / (v + 1e-20)); break;
+                case Normalization::None: break;
+            }
+        }
+        if (compat.kind == Compatibility::Kind::Potts)
+            for (auto& p : post) p *= compat.weight;
+        t.lattice.scale_weights(pre.data(), post.data());
+        terms.push_back(std::move(t));
+    }
+};
+
+DenseCRF::DenseCRF(std::int64_t n_pixels, int n_labels) {
+    if (n_pixels < 0) throw std::invalid_argument("the number of pixels must be >= 0");
+    if (n_labels < 1) throw std::invalid_argument("the number of labels must be >= 1");
+    if (n_pixels >= std::numeric_limits<std::int32_t>::max() / 8)
+        throw std::invalid_argument("too many pixels (" + std::to_string(n_pixels) + ")");
+    impl_ = std::make_unique<Impl>(n_pixels, n_labels);
+}
+DenseCRF::~DenseCRF() = default;
+DenseCRF::DenseCRF(DenseCRF&&) noexcept = default;
+DenseCRF& DenseCRF::operator=(DenseCRF&&) noexcept = default;
+
+std::int64_t DenseCRF::n_pixels() const { return impl_->n; }
+int DenseCRF::n_labels() const { return impl_->labels; }
+std::size_t DenseCRF::n_pairwise() const { return impl_->terms.size(); }
+
+void DenseCRF::set_unary_energy(const float* unary) {
+    const std::int64_t total = impl_->n * impl_->labels;
+    for (std::int64_t i = 0; i < total; ++i)
+        if (!std::isfinite(unary[i])) throw std::invalid_argument("unary energy contains NaN or infinity");
+    impl_->from_label_major(unary, impl_->neg_unary.data(), [](float u) { return -u; });
+}
+
+void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) {
+    if (!(clip_min > 0.f && clip_min <= 1.f)) throw std::invalid_argument("clip must be in (0, 1]");
+    const std::int64_t total = impl_->n * impl_->labels;
+    for (std::int64_t i = 0; i < total; ++i)
+        if (std::isnan(probs[i])) throw std::invalid_argument("probabilities contain NaN");
+    impl_->from_label_major(probs, impl_->neg_unary.data(),
+                            [clip_min](float p) { return std::log(std::min(std::max(p, clip_min), 1.f)); });
+}
+
+void DenseCRF::set_unary_from_logits(const float* logits) {
+    Impl& m = *impl_;
+    const std::int64_t total = m.n * m.labels;
+    for (std::int64_t i = 0; i < total; ++i)
+        if (!std::isfinite(logits[i])) throw std::invalid_argument("logits contain NaN or infinity");
+    m.from_label_major(logits, m.neg_unary.data(), [](float x) { return x; });
+    parallel_for(m.n, 4096, [&](std::int64_t lo, std::int64_t hi) {  // log-softmax per pixel
+        for (std::int64_t i = lo; i < hi; ++i) {
+            float* row = m.neg_unary.data() + i * m.stride;
+            float mx = row[0];
+            for (int l = 1; l < m.labels; ++l) mx = std::max(mx, row[l]);
+            double sum = 0.0;
+            for (int l = 0; l < m.labels; ++l) sum += std::exp(static_cast<double>(row[l] - mx));
+            const float lse = mx + static_cast<float>(std::log(sum));
+            for (int l = 0; l < m.labels; ++l) row[l] -= lse;
+        }
+    });
+}
+
+void DenseCRF::set_unary_from_labels(const std::int32_t* labels, float gt_prob, bool zero_unsure) {
+    Impl& m = *impl_;
+    if (!(gt_prob > 0.f && gt_prob < 1.f)) throw std::invalid_argument("gt_prob must be in (0, 1)");
+    if (m.labels < 2) throw std::invalid_argument("unary from labels needs at least 2 labels");
+    const int hi_label = zero_unsure ? m.labels : m.labels - 1;
+    for (std::int64_t i = 0; i < m.n; ++i)
+        if (labels[i] < 0 || labels[i] > hi_label)
+            throw std::invalid_argument("label " + std::to_string(labels[i]) + " out of range [0, " +
+                                        std::to_string(hi_label) + "]");
+    const float n_energy = static_cast<float>(std::log((1.0 - gt_prob) / (m.labels - 1)));
+    const float p_energy = static_cast<float>(std::log(static_cast<double>(gt_prob)));
+    const float u_energy = static_cast<float>(std::log(1.0 / m.labels));
+    parallel_for(m.n, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i) {
+            float* row = m.neg_unary.data() + i * m.stride;
+            const int lab = labels[i];
+            if (zero_unsure && lab == 0) {
+                std::fill(row, row + m.labels, u_energy);
+                continue;
+            }
+            std::fill(row, row + m.labels, n_energy);
+            row[zero_unsure ? lab - 1 : lab] = p_energy;
+        }
+    });
+}
+
+void DenseCRF::add_pairwise_energy(const float* features, int dim, const Compatibility& compat, KernelType,
+                                   Normalization normalization) {
+    if (static_cast<int>(normalization) < 0 || static_cast<int>(normalization) > 3)
+        throw std::invalid_argument("unknown normalization");
+    impl_->add_term(features, dim, compat, normalization);
+}
+
+void DenseCRF::inference(int n_iterations, float* q_out) {
+    if (n_iterations < 0) throw std::invalid_argument("the number of iterations must be >= 0");
+    Impl& m = *impl_;
+    m.ensure_workspace();
+    m.softmax_unary(m.q.data());
+    for (int it = 0; it < n_iterations; ++it) m.iterate(m.q.data(), m.q.data());
+    m.to_label_major(m.q.data(), q_out);
+}
+
+void DenseCRF::start_inference(float* q_out) {
+    Impl& m = *impl_;
+    m.ensure_workspace();
+    m.softmax_unary(m.q.data());
+    m.to_label_major(m.q.data(), q_out);
+}
+
+void DenseCRF::step_inference(float* q) {
+    Impl& m = *impl_;
+    m.ensure_workspace();
+    m.from_label_major(q, m.q.data(), [](float x) { return x; });
+    m.fill_padding(m.q.data(), 0.f);
+    m.iterate(m.q.data(), m.q.data());
+    m.to_label_major(m.q.data(), q);
+}
+
+double DenseCRF::kl_divergence(const float* q) {
+    Impl& m = *impl_;
+    m.ensure_workspace();
+    m.from_label_major(q, m.q.data(), [](float x) { return x; });
+    m.fill_padding(m.q.data(), 0.f);
+    return m.kl_divergence(m.q.data());
+}
+
+DenseCRF2D::DenseCRF2D(int width, int height, int n_labels)
+    : DenseCRF((width < 0 || height < 0) ? -1 : static_cast<std::int64_t>(width) * height, n_labels),
+      width_(width),
+      height_(height) {}
+
+void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel,
+                                       Normalization normalization) {
+    const std::int64_t n = n_pixels();
+    std::vector<float> f = guarded_alloc("features", [&] { return std::vector<float>(2 * n); });
+    parallel_for(height_, 64, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t j = lo; j < hi; ++j)
+            for (int i = 0; i < width_; ++i) {
+                f[j * width_ + i] = static_cast<float>(i) / sx;
+                f[n + j * width_ + i] = static_cast<float>(j) / sy;
+            }
+    });
+    add_pairwise_energy(f.data(), 2, compat, kernel, normalization);
+}
+
+void DenseCRF2D::add_pairwise_bilateral(float sx, float sy, float s0, float s1, float s2, const std::uint8_t* image,
+                                        const Compatibility& compat, KernelType kernel, Normalization normalization) {
+    const std::int64_t n = n_pixels();
+    std::vector<float> f = guarded_alloc("features", [&] { return std::vector<float>(5 * n); });
+    parallel_for(height_, 64, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t j = lo; j < hi; ++j)
+            for (int i = 0; i < width_; ++i) {
+                const std::int64_t p = j * width_ + i;
+                f[p] = static_cast<float>(i) / sx;
+                f[n + p] = static_cast<float>(j) / sy;
+                f[2 * n + p] = static_cast<float>(image[p * 3 + 0]) / s0;
+                f[3 * n + p] = static_cast<float>(image[p * 3 + 1]) / s1;
+                f[4 * n + p] = static_cast<float>(image[p * 3 + 2]) / s2;
+            }
+    });
+    add_pairwise_energy(f.data(), 5, compat, kernel, normalization);
+}
+
+RefineParams RefineParams::voc() { return RefineParams{}; }
+
+RefineParams RefineParams::pydensecrf() {
+    RefineParams p;
+    p.iterations = 5;
+    p.gaussian_sxy = 3.f;
+    p.gaussian_weight = 3.f;
+    p.bilateral_sxy = 80.f;
+    p.bilateral_srgb = 13.f;
+    p.bilateral_weight = 10.f;
+    return p;
+}
+
+void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
+            const RefineParams& params, float* out) {
+    DenseCRF2D crf(width, height, n_labels);
+    crf.set_unary_from_probabilities(probs, params.clip);
+    crf.add_pairwise_gaussian(params.gaussian_sxy, params.gaussian_sxy, Compatibility::potts(params.gaussian_weight),
+                              KernelType::Diag, params.normalization);
+    crf.add_pairwise_bilateral(params.bilateral_sxy, params.bilateral_sxy, params.bilateral_srgb, params.bilateral_srgb,
+                               params.bilateral_srgb, image, Compatibility::potts(params.bilateral_weight),
+                               KernelType::Diag, params.normalization);
+    crf.inference(params.iterations, out);
+}
+
+}  // namespace deeplab::crf

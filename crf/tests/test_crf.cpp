@@ -1,0 +1,2 @@
+// Placeholder filled below
+int main() { return 0; }

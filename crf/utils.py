@@ -1,0 +1,87 @@
+"""Unary and pairwise helpers with the arguments and semantics of `pydensecrf.utils`, plus logits."""
+
+from __future__ import annotations
+
+from numbers import Number
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def unary_from_labels(labels: Any, n_labels: int, gt_prob: float, zero_unsure: bool = True) -> np.ndarray:
+    """Unary (n_labels x N float32) from a hard label map: the given label has probability `gt_prob`,
+    the others share the rest. With `zero_unsure`, labels are 1..n_labels and 0 means "unknown"
+    (uniform); otherwise labels are 0..n_labels-1."""
+    if not 0 < gt_prob < 1:
+        raise ValueError(f"gt_prob must be in (0, 1), got {gt_prob}")
+    if n_labels < 2:
+        raise ValueError(f"n_labels must be >= 2, got {n_labels}")
+    lab = np.asarray(labels).ravel()
+    if lab.dtype.kind not in "iub":
+        raise TypeError(f"labels must be integers, got {lab.dtype}")
+    lo, hi = (0, n_labels) if zero_unsure else (0, n_labels - 1)
+    if lab.size and (lab.min() < lo or lab.max() > hi):
+        raise ValueError(f"labels must be in [{lo}, {hi}], got [{lab.min()}, {lab.max()}]")
+    lab = lab.astype(np.int64)
+    n_energy = -np.log((1.0 - gt_prob) / (n_labels - 1))
+    p_energy = -np.log(gt_prob)
+    u = np.full((n_labels, lab.size), n_energy, dtype=np.float32)
+    u[lab - 1 if zero_unsure else lab, np.arange(lab.size)] = p_energy
+    if zero_unsure:
+        u[:, lab == 0] = -np.log(1.0 / n_labels)
+    return u
+
+
+def unary_from_softmax(sm: Any, scale: float | None = None, clip: float | None = 1e-5) -> np.ndarray:
+    """Unary -log(p) from class probabilities (first axis = classes, the rest flattened), float32.
+    `scale` mixes in the uniform distribution (p -> scale p + (1 - scale) / n); `clip` bounds p below."""
+    sm = np.asarray(sm)
+    if sm.dtype.kind not in "fiu":
+        raise TypeError(f"probabilities must be real numbers, got {sm.dtype}")
+    if sm.dtype == np.float16:
+        sm = sm.astype(np.float32)
+    num_cls = sm.shape[0]
+    if scale is not None:
+        if not 0 < scale <= 1:
+            raise ValueError(f"scale must be in (0, 1], got {scale}")
+        sm = scale * sm + (1 - scale) * (np.ones(sm.shape) / num_cls)
+    if clip is not None:
+        sm = np.clip(sm, clip, 1.0)
+    with np.errstate(divide="ignore"):
+        return -np.log(sm).reshape([num_cls, -1]).astype(np.float32)
+
+
+def unary_from_logits(logits: Any) -> np.ndarray:
+    """Unary -log softmax(logits) (first axis = classes, the rest flattened), float32."""
+    x = np.asarray(logits, dtype=np.float64)
+    x = x.reshape(x.shape[0], -1)
+    m = x.max(axis=0, keepdims=True)
+    lse = m + np.log(np.exp(x - m).sum(axis=0, keepdims=True))
+    return (lse - x).astype(np.float32)
+
+
+def create_pairwise_gaussian(sdims: Sequence[float], shape: Sequence[int]) -> np.ndarray:
+    """Position features (len(shape) x N): the index along each axis divided by sdims
+    (for a 2-D image: rows / sdims[0], columns / sdims[1])."""
+    mesh = np.array(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), dtype=np.float32)
+    for i, s in enumerate(sdims):
+        mesh[i] /= s
+    return mesh.reshape([len(sdims), -1])
+
+
+def create_pairwise_bilateral(sdims: Sequence[float], schan: "float | Sequence[float]", img: Any,
+                              chdim: int = -1) -> np.ndarray:
+    """Position + channel features ((len(sdims) + channels) x N): positions / sdims, channels / schan.
+    `chdim` is the image's channel axis (-1: a single-channel image without one)."""
+    img = np.asarray(img)
+    feat = img[np.newaxis].astype(np.float32) if chdim == -1 else np.rollaxis(img, chdim).astype(np.float32)
+    if isinstance(schan, Number):
+        feat /= schan
+    else:
+        for i, s in enumerate(schan):
+            feat[i] /= s
+    mesh = np.array(np.meshgrid(*[np.arange(s) for s in feat.shape[1:]], indexing="ij"), dtype=np.float32)
+    for i, s in enumerate(sdims):
+        mesh[i] /= s
+    feats = np.concatenate([mesh, feat])
+    return feats.reshape([feats.shape[0], -1])
