@@ -8,7 +8,9 @@
   probabilities too): everything runs on the server (for thin clients).
 
 Both read the model's metadata (:class:`ModelMeta`) from the server's model config. Every failure (server down, gone
-mid-run, model missing, a request rejected) is a :class:`BackendError` naming the server and the reason.
+mid-run, model missing, a request rejected) is a :class:`BackendError` naming the server and the reason; when the
+server itself is gone it is the subclass :class:`BackendUnavailable`, which stops ``runtime/infer.py``'s pipeline
+with that one-line error instead of failing frame after frame.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends.base import BackendError
+from runtime.backends.base import BackendError, BackendUnavailable
 from runtime.metadata import MetadataError, ModelMeta
 
 DCNN_MODEL = "deeplab_dcnn"
@@ -83,10 +85,20 @@ class _Connection:
         return client
 
     def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``; a failure is a :class:`BackendError`, or :class:`BackendUnavailable` when the
+        server no longer answers its liveness endpoint (down, killed, unreachable): then every later call would fail
+        too, and pipelines stop instead of skipping frames."""
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - tritonclient, gevent, grpc and socket errors alike
-            raise BackendError(f"Triton server {self.url} ({self.protocol}): {what} failed: {_reason(e)}") from None
+            error = BackendError if self._alive() else BackendUnavailable
+            raise error(f"Triton server {self.url} ({self.protocol}): {what} failed: {_reason(e)}") from None
+
+    def _alive(self) -> bool:
+        try:
+            return bool(self.client.is_server_live())
+        except Exception:  # noqa: BLE001 - any failure to answer means not alive
+            return False
 
     def model_meta(self, model: str) -> tuple[ModelMeta, dict[str, Any]]:
         """Check the server and ``model`` are ready; return the model's metadata and its config."""
