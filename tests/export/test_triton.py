@@ -239,3 +239,15 @@ def test_cli(model, tmp_path, capsys):
     assert cli_main(["triton", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "repo2")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: model file not found") and len(err.strip().splitlines()) == 1
+
+
+def test_repository_of_a_real_exported_deeplab(small_onnx, tmp_path):
+    """The ONNX that `python -m export onnx` writes (a small DeepLab v2): names, types and dims from its metadata."""
+    repo, _ = write_repository(small_onnx, tmp_path / "repo", RepositoryOptions(dcnn_backend="onnxruntime_onnx"))
+    configs = load_configs(repo)
+    meta = meta_of(configs["deeplab_dcnn"])
+    (inp,), (out,) = configs["deeplab_dcnn"].input, configs["deeplab_dcnn"].output
+    assert (inp.name, list(inp.dims)) == (meta.input_name, [3, -1, -1])
+    assert (out.name, list(out.dims)) == (meta.output_name, [meta.n_classes, -1, -1])
+    assert list(configs["deeplab_probs"].output[1].dims) == [meta.n_classes, -1, -1]
+    check_ensemble(configs)
