@@ -168,13 +168,18 @@ def _instance_group(count: int, kind: str) -> str:
                   "    # gpus: [ 0, 1 ]",
                   "    # Without `gpus`, every visible GPU runs `count` instances."]
     else:
-        lines += ["    # On a GPU server, KIND_GPU with `gpus: [ ... ]` places instances on GPUs."]
+        lines += ["    # Each instance is a process of its own on the host."]
     return "\n".join(lines + ["  }", "]"])
+
+
+def max_batch_size(src: SourceModel, opts: RepositoryOptions) -> int:
+    """``--max-batch``, capped by what the model accepts (an engine profile's largest N)."""
+    return min(opts.max_batch, src.max_batch) if src.max_batch else opts.max_batch
 
 
 def dcnn_config(src: SourceModel, backend: str, opts: RepositoryOptions) -> str:
     """config.pbtxt of ``deeplab_dcnn`` for one of :data:`DCNN_BACKENDS`."""
-    max_batch = min(opts.max_batch, src.max_batch) if src.max_batch else opts.max_batch
+    max_batch = max_batch_size(src, opts)
     parameters = optimization = ""
     if backend == "tensorrt_plan":
         platform = 'platform: "tensorrt_plan"'
@@ -268,7 +273,7 @@ def write_repository(model: str | os.PathLike[str], output: str | os.PathLike[st
         raise TritonExportError(f"{out} exists and is not an empty directory (use --force to replace it)")
     src = load_source(model)
     backend = choose_backend(src, opts.dcnn_backend)
-    max_batch = min(opts.max_batch, src.max_batch) if src.max_batch else opts.max_batch
+    max_batch = max_batch_size(src, opts)
     files = {
         "deeplab/config.pbtxt": ensemble_config(src, backend, max_batch),
         "deeplab_probs/config.pbtxt": ensemble_config(src, backend, max_batch, probs=True),
