@@ -3,16 +3,15 @@ backend (runtime.backends.open_backend: ONNX Runtime, or TensorRT for an engine)
 TensorRT or ONNX Runtime backends. Written by ``python -m export triton``."""
 import os
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from runtime.backends import open_backend
-from runtime.triton_serving import infer_grouped, model_meta, model_parameters, to_dlpack
+from runtime.triton_serving import from_triton, infer_grouped, model_meta, model_parameters, to_triton
 
 
 def _output(name, array):
-    """A response tensor, handed over by DLPack (see runtime.triton_serving.to_dlpack)."""
-    return pb_utils.Tensor.from_dlpack(name, to_dlpack(array))
+    """A response tensor (see runtime.triton_serving.to_triton)."""
+    return to_triton(pb_utils.Tensor, name, array)
 
 
 class TritonPythonModel:
@@ -25,7 +24,7 @@ class TritonPythonModel:
 
     def execute(self, requests):
         try:
-            batches = [np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
+            batches = [from_triton(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
             results = infer_grouped(self.backend.infer, batches)
         except Exception as e:  # the whole batch failed (the runtime's error says why)
             error = pb_utils.TritonError(f"deeplab_dcnn: {e}")
