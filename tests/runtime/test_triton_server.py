@@ -246,3 +246,33 @@ def test_infer_cli_stops_when_the_server_dies(repo, model, tmp_path):
     assert proc.returncode == 1, (out, err)
     assert f"error: Triton server {server.http_url} (http)" in err, err
     assert 0 < len(list((tmp_path / "masks").glob("*.png"))) < 3000
+
+
+@pytest.mark.parametrize("variant", ["onnxruntime_onnx", "tensorrt_plan"])
+def test_gpu_variants_pass_the_servers_config_checks(variant, model, tmp_path):
+    """This CPU server has no TensorRT or ONNX Runtime backend, so these variants cannot serve here; but the real
+    server parses and validates every config, loads deeplab_pre and deeplab_post, and fails on nothing but the
+    missing backend library of deeplab_dcnn."""
+    source = model
+    if variant == "tensorrt_plan":
+        from runtime.engine_info import EngineInfo, write_sidecar
+
+        meta = Segmenter(str(model), backend="onnxruntime", crf=None).meta
+        source = tmp_path / "model.plan"
+        source.write_bytes(b"an engine is only deserialized by the tensorrt backend")
+        write_sidecar(source, meta, EngineInfo(tensorrt_version="10.3.0", gpu_name="Orin", compute_capability="8.7",
+                                               precision="fp16", profile={"min": [1, 3, 64, 64],
+                                                                          "opt": [1, 3, 512, 512],
+                                                                          "max": [4, 3, 1024, 1024]}))
+    repo, _ = write_repository(source, tmp_path / "repo", RepositoryOptions(dcnn_backend=variant))
+    log = tmp_path / "server.log"
+    with pytest.raises(TritonServerError):
+        LocalTritonServer(repo, log_path=log, ready_timeout_s=60).start()
+    text = log.read_text()
+    backend = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}[variant]
+    assert f"failed to load 'deeplab_dcnn' version 1: Invalid argument: unable to find backend library for " \
+           f"backend '{backend}'" in text
+    for name in ("deeplab_pre", "deeplab_post"):
+        assert f"successfully loaded '{name}'" in text, name
+    failures = [line for line in text.splitlines() if "failed to load '" in line]
+    assert all("'deeplab_dcnn'" in line for line in failures), failures
