@@ -11,6 +11,13 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "onnx": ("export.onnx_export", "export a DeepLab v2 checkpoint to ONNX (checked against PyTorch)"),
+    "fp16": ("export.fp16", "FP32 ONNX -> FP16 ONNX (fp16 weights/activations, fp32 I/O) for strongly typed builds"),
+    "compare": ("export.compare", "FP32 vs FP16 vs INT8 (ONNX or engines): argmax agreement, logit error, mIoU, latency"),
+    "engine": ("export.engine", "ONNX -> TensorRT engine + metadata sidecar (TensorRT 8.5 to 11)"),
+    "int8": ("export.int8", "FP32 ONNX -> INT8 Q/DQ ONNX calibrated on images (explicit quantization, opset kept)"),
+    "eval": ("export.evaluate", "mIoU, pixel accuracy and per-class IoU of a model on a VOC-layout dataset, without and with the CRF"),
+    "triton": ("export.triton", "write a Triton Inference Server model repository (network, pre/post, ensemble)"),
 }
 
 

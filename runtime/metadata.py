@@ -7,7 +7,8 @@ which validates every field and raises :class:`MetadataError` with a one-line re
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -62,6 +63,8 @@ class ModelMeta:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelMeta":
+        if not isinstance(d, dict):
+            raise MetadataError("model metadata must be a JSON object")
         d = dict(d)
         version = d.pop("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
@@ -70,31 +73,43 @@ class ModelMeta:
         unknown = sorted(set(d) - known)
         if unknown:
             raise MetadataError(f"model metadata has unknown fields: {', '.join(unknown)}")
+        if "class_names" not in d:
+            raise MetadataError("model metadata lacks class_names")
+        for name in ("class_names", "mean", "scale"):  # JSON arrays; a string would silently split into characters
+            if name in d and not isinstance(d[name], (list, tuple)):
+                raise MetadataError(f"{name} must be a list, got {type(d[name]).__name__}")
         try:
-            meta = cls(
-                class_names=tuple(str(c) for c in d.pop("class_names")),
-                **{k: (tuple(float(x) for x in v) if k in ("mean", "scale") else v) for k, v in d.items()},
-            )
-        except KeyError:
-            raise MetadataError("model metadata lacks class_names") from None
-        except (TypeError, ValueError) as e:
+            meta = cls(**{k: (tuple(v) if k in ("class_names", "mean", "scale") else v) for k, v in d.items()})
+        except TypeError as e:
             raise MetadataError(f"model metadata is malformed: {e}") from None
         meta.validate()
-        return meta
+        return replace(meta, mean=tuple(float(x) for x in meta.mean), scale=tuple(float(x) for x in meta.scale))
 
     def validate(self) -> None:
-        """Raise :class:`MetadataError` unless every field is usable."""
+        """Raise :class:`MetadataError` unless every field has a usable type and value."""
         if self.n_classes < 1:
             raise MetadataError("model metadata lists no classes")
-        if sorted(self.channel_order) != ["B", "G", "R"]:
+        if not all(isinstance(c, str) and c for c in self.class_names):
+            raise MetadataError("class_names must be non-empty strings")
+        if not isinstance(self.channel_order, str) or sorted(self.channel_order) != ["B", "G", "R"]:
             raise MetadataError(f"channel_order must be a permutation of 'BGR', got {self.channel_order!r}")
         for name in ("mean", "scale"):
             v = getattr(self, name)
-            if len(v) != 3:
-                raise MetadataError(f"{name} must have 3 values, got {len(v)}")
-        if self.output_stride < 1:
-            raise MetadataError(f"output_stride must be positive, got {self.output_stride}")
+            if len(v) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                                      for x in v):
+                raise MetadataError(f"{name} must be 3 finite numbers, got {list(v)!r}")
+        if any(x == 0 for x in self.scale):
+            raise MetadataError(f"scale must not contain 0, got {list(self.scale)!r}")
+        if not isinstance(self.output_stride, int) or isinstance(self.output_stride, bool) or self.output_stride < 1:
+            raise MetadataError(f"output_stride must be a positive integer, got {self.output_stride!r}")
         if self.precision not in ("fp32", "fp16", "int8"):
             raise MetadataError(f"precision must be fp32, fp16 or int8, got {self.precision!r}")
         if not isinstance(self.align_corners, bool) or not isinstance(self.msc, bool):
             raise MetadataError("align_corners and msc must be booleans")
+        for name in ("input_name", "output_name"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise MetadataError(f"{name} must be a non-empty string")
+        if not isinstance(self.source_sha256, str):
+            raise MetadataError("source_sha256 must be a string")
+        if not isinstance(self.extra, dict):
+            raise MetadataError(f"extra must be an object, got {type(self.extra).__name__}")

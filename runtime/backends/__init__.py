@@ -1,0 +1,99 @@
+"""Open a model with the right inference backend: ``open_backend(model, backend="auto")``.
+
+``auto`` picks TensorRT for an engine file when a GPU and the ``tensorrt`` package are there, and ONNX Runtime for an
+ONNX model; :func:`select_backend` is the pure decision and says which it picked and why.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+from runtime.backends.base import Backend, BackendError
+
+__all__ = ["Backend", "BackendError", "BACKENDS", "ENGINE_SUFFIXES", "open_backend", "resolve_model", "select_backend"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnxruntime", "tensorrt", "triton")
+ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
+_ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt"}
+
+
+def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool, has_tensorrt: bool) -> tuple[str, str]:
+    """``(backend name, reason)`` for a model file. Pure: the caller passes what the machine has.
+
+    Raises :class:`BackendError` when the requested backend cannot run this model here."""
+    requested = _ALIASES.get(requested, requested)
+    if requested not in BACKENDS:
+        raise BackendError(f"unknown backend {requested!r} (choose from {', '.join(BACKENDS)})")
+    if requested == "triton":
+        return "triton", "requested: the model runs on a Triton Inference Server"
+    suffix = Path(model_path).suffix.lower()
+    is_engine = suffix in ENGINE_SUFFIXES
+    missing = [what for what, ok in (("a CUDA GPU", has_gpu), ("the tensorrt Python package", has_tensorrt)) if not ok]
+    if is_engine:
+        if requested == "onnxruntime":
+            raise BackendError(f"{model_path} is a TensorRT engine; "
+                               "ONNX Runtime needs the .onnx model it was built from")
+        if missing:
+            raise BackendError(f"{model_path} is a TensorRT engine, which needs {' and '.join(missing)}; none here "
+                               "(run the .onnx model instead: --backend onnxruntime)")
+        return "tensorrt", f"{'requested' if requested == 'tensorrt' else 'auto'}: TensorRT engine file and a GPU"
+    if suffix != ".onnx":
+        raise BackendError(f"{model_path}: unknown model type {suffix or '(no suffix)'!r} "
+                           f"(.onnx, or an engine: {', '.join(ENGINE_SUFFIXES)})")
+    if requested == "tensorrt":
+        raise BackendError(f"{model_path} is an ONNX model; build an engine first: "
+                           f"python -m export engine {model_path} -o model.plan")
+    if requested == "onnxruntime":
+        return "onnxruntime", "requested"
+    if missing:
+        lacks = " and ".join(f"no {m.removeprefix('a ').removeprefix('the ')}" for m in missing)
+        return "onnxruntime", f"auto: ONNX model, and TensorRT would need an engine file; this machine has {lacks}"
+    return "onnxruntime", "auto: ONNX model (pass a TensorRT engine file to use TensorRT)"
+
+
+def resolve_model(model: str | os.PathLike) -> Path:
+    """``demo`` names the bundled demo model; anything else is a path."""
+    if str(model) == "demo":
+        try:
+            from demo import assets
+            path = Path(assets.onnx_path())
+        except (ImportError, AttributeError) as e:
+            raise BackendError(f"the bundled demo model is not available: {e}") from None
+        if not path.is_file():
+            raise BackendError(f"the bundled demo model {path} is missing from this checkout")
+        return path
+    return Path(model)
+
+
+def open_backend(model: str | os.PathLike, backend: str = "auto", **options) -> Backend:
+    """Load ``model`` (a path, or ``demo``) with ``backend`` (auto, onnxruntime, tensorrt, triton).
+
+    ``options`` go to the backend: ``meta=ModelMeta(...)`` overrides the model's own metadata (for models exported
+    elsewhere); onnxruntime takes ``device`` (auto/cpu/cuda/tensorrt), ``providers``, ``threads``; tensorrt takes
+    ``cuda_graph``; triton takes ``url`` and ``protocol``. The returned backend has ``.reason``: why it was chosen."""
+    from runtime.cuda_util import gpu_available
+
+    backend = _ALIASES.get(backend, backend)
+    path = resolve_model(model) if backend != "triton" else model
+    has_trt = importlib.util.find_spec("tensorrt") is not None
+    name, reason = select_backend(path, backend, has_gpu=gpu_available() if backend != "onnxruntime" else False,
+                                  has_tensorrt=has_trt)
+    if name == "onnxruntime":
+        from runtime.backends.ort import OnnxRuntimeBackend
+        instance: Backend = OnnxRuntimeBackend(path, **options)
+    elif name == "tensorrt":
+        from runtime.backends.tensorrt import TensorRTBackend
+        instance = TensorRTBackend(path, **options)
+    else:
+        from runtime.backends.triton import TritonBackend
+        instance = TritonBackend(model, **options)
+    log.info("backend %s (%s)", name, reason)
+    try:
+        instance.reason = reason  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    return instance

@@ -1,0 +1,154 @@
+"""`python -m demo train`: a reduced DeepLab v2 (``export.model.DeepLabV2``: fewer, narrower blocks; ASPP and output
+stride 8 kept) trained from scratch on a generated VOC-layout dataset, on the CPU, deterministic from the seed.
+
+Random crops with horizontal flips; the 1/8 logits are upsampled bilinearly (align_corners=False, as the runtime does)
+and scored with cross-entropy against the full-resolution labels (255 ignored); AdamW with a polynomial decay.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from demo.assets import checkpoint_path, classes_path, onnx_path
+from export.voc import VOCDataset
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch: int = 8
+    crop: int = 192
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    blocks: tuple[int, int, int, int] = (1, 1, 1, 1)
+    width: int = 16
+    seed: int = 0
+    threads: int = 2
+
+
+def _blocks(text: str) -> tuple[int, int, int, int]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"blocks must be 4 positive integers like 1,1,1,1, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    parser.add_argument("--data", required=True, help="VOC-layout dataset (its train split is used)")
+    parser.add_argument("--out", default=str(checkpoint_path()), help="checkpoint to write (default: the demo's)")
+    parser.add_argument("--onnx", default=str(onnx_path()),
+                        help="also export the checkpoint to this ONNX file (default: the demo's; '' to skip)")
+    parser.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps (default {d.steps})")
+    parser.add_argument("--batch", type=int, default=d.batch, help=f"crops per step (default {d.batch})")
+    parser.add_argument("--crop", type=int, default=d.crop, help=f"square crop side in pixels (default {d.crop})")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    parser.add_argument("--blocks", type=_blocks, default=d.blocks, help="bottlenecks per stage (default 1,1,1,1)")
+    parser.add_argument("--width", type=int, default=d.width, help=f"base width (default {d.width})")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    parser.add_argument("--threads", type=int, default=d.threads, help=f"torch CPU threads (default {d.threads})")
+
+
+def _load(dataset: VOCDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Every image and label of the split in memory (the generated sets are small)."""
+    from tqdm import tqdm
+
+    pairs = [dataset[i] for i in tqdm(range(len(dataset)), desc="load", unit="img")]
+    shapes = {p[0].shape for p in pairs}
+    if len(shapes) != 1:
+        raise ValueError(f"training images must share one size, found {sorted(shapes)}")
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def _batch(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig,
+           mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Random crops (zero-padded when the image is smaller), flipped half of the time; preprocessed like the runtime
+    (BGR minus the Caffe mean)."""
+    n, h, w = labels.shape
+    c = cfg.crop
+    x = np.zeros((cfg.batch, 3, c, c), np.float32)
+    y = np.full((cfg.batch, c, c), 255, np.int64)
+    for k, i in enumerate(rng.integers(0, n, cfg.batch)):
+        y0 = int(rng.integers(0, max(h - c, 0) + 1))
+        x0 = int(rng.integers(0, max(w - c, 0) + 1))
+        im = images[i, y0:y0 + c, x0:x0 + c].astype(np.float32) - mean
+        lb = labels[i, y0:y0 + c, x0:x0 + c]
+        if rng.random() < 0.5:
+            im, lb = im[:, ::-1], lb[:, ::-1]
+        x[k, :, : im.shape[0], : im.shape[1]] = im.transpose(2, 0, 1)
+        y[k, : lb.shape[0], : lb.shape[1]] = lb
+    return x, y
+
+
+def train(data: str | Path, cfg: TrainConfig, out: str | Path) -> dict:
+    """Train and save the checkpoint ``{"model", "class_names", "meta"}``; returns the training summary."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm import tqdm
+
+    from export.checkpoint import save_checkpoint
+    from export.model import DeepLabV2
+    from runtime.metadata import CAFFE_BGR_MEAN
+
+    dataset = VOCDataset(data, "train")
+    class_names = dataset.class_names
+    if class_names is None:
+        raise ValueError(f"{data} has no classes.txt (write one: one class name per line)")
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    images, labels = _load(dataset)
+    if labels[(labels != 255)].max(initial=0) >= len(class_names):
+        raise ValueError(f"labels in {data} exceed the {len(class_names)} classes of classes.txt")
+    mean = np.asarray(CAFFE_BGR_MEAN, np.float32)
+    model = DeepLabV2(len(class_names), blocks=cfg.blocks, base_width=cfg.width)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = time.monotonic()
+    bar = tqdm(range(cfg.steps), desc="train", unit="step")
+    ema = None
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * (1 - step / cfg.steps) ** 0.9
+        x, y = _batch(rng, images, labels, cfg, mean)
+        target = torch.from_numpy(y)
+        logits = F.interpolate(model(torch.from_numpy(x)), size=target.shape[1:], mode="bilinear",
+                               align_corners=False)
+        loss = F.cross_entropy(logits, target, ignore_index=255)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = loss.item()
+        ema = value if ema is None else 0.95 * ema + 0.05 * value
+        bar.set_postfix(loss=f"{ema:.3f}")
+    model.eval()
+    summary = {"config": {**asdict(cfg), "blocks": list(cfg.blocks)}, "data": str(data), "images": len(dataset),
+               "final_loss": round(ema or 0.0, 4), "seconds": round(time.monotonic() - start, 1)}
+    save_checkpoint(out, model, class_names, {"train": summary})
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, blocks=args.blocks,
+                      width=args.width, seed=args.seed, threads=args.threads)
+    summary = train(args.data, cfg, args.out)
+    print(f"trained {cfg.steps} steps in {summary['seconds']:.0f} s (final loss {summary['final_loss']:.3f}); "
+          f"wrote {args.out}")
+    if args.onnx:
+        from export.onnx_export import export_onnx
+
+        result = export_onnx(args.out, args.onnx, height=240, width=320, log=lambda s: print(s, file=sys.stderr))
+        print(f"wrote {result.path}")
+    if Path(args.out).resolve() == checkpoint_path():
+        from export.voc import read_classes, write_classes
+
+        write_classes(classes_path().parent, read_classes(Path(args.data) / "classes.txt"))
+    return 0

@@ -1,0 +1,142 @@
+"""DeepLab v2 (ResNet bottleneck backbone + ASPP) in the Caffe layout of the reference model and its PyTorch port.
+
+Module names follow kazuto1011/deeplab-pytorch, so its state_dict keys load unchanged:
+``layer1.conv1.{conv,bn}``, ``layer{2..5}.block{i}.{reduce,conv3x3,increase,shortcut}.{conv,bn}``, ``aspp.c{i}``; the
+multi-scale wrapper :class:`MSC` holds the network as ``base`` (keys ``base.*``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+RESNET101_BLOCKS = (3, 4, 23, 3)
+ASPP_L = (6, 12, 18, 24)
+ASPP_S = (2, 4, 8, 12)
+MSC_SCALES = (0.5, 0.75)
+OUTPUT_STRIDE = 8
+BN_EPS = 1e-5
+EXPANSION = 4  # bottleneck output width / inner width
+
+
+class ConvBnReLU(nn.Sequential):
+    """Conv (no bias) → BatchNorm (eps 1e-5) → optional ReLU; children named ``conv``, ``bn``."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,
+                 dilation: int = 1, relu: bool = True) -> None:
+        super().__init__()
+        self.add_module("conv", nn.Conv2d(in_ch, out_ch, kernel, stride, padding, dilation, bias=False))
+        self.add_module("bn", nn.BatchNorm2d(out_ch, eps=BN_EPS))
+        if relu:
+            self.add_module("relu", nn.ReLU())
+
+
+class Bottleneck(nn.Module):
+    """1×1 reduce (carries the stride, Caffe style) → 3×3 dilated → 1×1 increase, plus shortcut, then ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, dilation: int, projection: bool) -> None:
+        super().__init__()
+        mid = out_ch // EXPANSION
+        self.reduce = ConvBnReLU(in_ch, mid, 1, stride)
+        self.conv3x3 = ConvBnReLU(mid, mid, 3, 1, dilation, dilation)
+        self.increase = ConvBnReLU(mid, out_ch, 1, relu=False)
+        self.shortcut = ConvBnReLU(in_ch, out_ch, 1, stride, relu=False) if projection else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.increase(self.conv3x3(self.reduce(x))) + self.shortcut(x))
+
+
+class ResLayer(nn.Sequential):
+    """``n`` bottlenecks named ``block1..n``; only ``block1`` strides and has a projection shortcut."""
+
+    def __init__(self, n: int, in_ch: int, out_ch: int, stride: int, dilation: int) -> None:
+        super().__init__()
+        for i in range(n):
+            self.add_module(f"block{i + 1}", Bottleneck(in_ch if i == 0 else out_ch, out_ch,
+                                                         stride if i == 0 else 1, dilation, i == 0))
+
+
+class Stem(nn.Sequential):
+    """7×7 stride-2 conv + BN + ReLU, then 3×3 stride-2 max-pool with ceil_mode (the Caffe pooling arithmetic)."""
+
+    def __init__(self, out_ch: int) -> None:
+        super().__init__()
+        self.add_module("conv1", ConvBnReLU(3, out_ch, 7, 2, 3))
+        self.add_module("pool", nn.MaxPool2d(3, 2, 1, ceil_mode=True))
+
+
+class ASPP(nn.Module):
+    """Parallel 3×3 convs with bias, dilation = padding = rate, outputs summed; children ``c0..c{k-1}``."""
+
+    def __init__(self, in_ch: int, n_classes: int, rates: Sequence[int]) -> None:
+        super().__init__()
+        for i, rate in enumerate(rates):
+            self.add_module(f"c{i}", nn.Conv2d(in_ch, n_classes, 3, 1, rate, rate, bias=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branches = iter(self.children())
+        out = next(branches)(x)
+        for branch in branches:
+            out = out + branch(x)
+        return out
+
+
+class DeepLabV2(nn.Sequential):
+    """DeepLab v2: logits at 1/8 of the input (``ceil``-ish: 321 → 41, 513 → 65); no upsampling inside.
+
+    ``blocks`` are the bottlenecks per stage (ResNet-101 by default); ``base_width`` the stem width (64): stage
+    outputs are 4, 8, 16 and 32 × base_width. ``aspp_rates``: :data:`ASPP_L` or :data:`ASPP_S`.
+    """
+
+    def __init__(self, n_classes: int, blocks: Sequence[int] = RESNET101_BLOCKS, base_width: int = 64,
+                 aspp_rates: Sequence[int] = ASPP_L) -> None:
+        super().__init__()
+        if n_classes < 1:
+            raise ValueError(f"n_classes must be positive, got {n_classes}")
+        if len(blocks) != 4 or min(blocks) < 1:
+            raise ValueError(f"blocks must be 4 positive counts, got {tuple(blocks)}")
+        if base_width < 1:
+            raise ValueError(f"base_width must be positive, got {base_width}")
+        if not aspp_rates or min(aspp_rates) < 1:
+            raise ValueError(f"aspp_rates must be positive dilations, got {tuple(aspp_rates)}")
+        self.n_classes = n_classes
+        self.blocks = tuple(int(b) for b in blocks)
+        self.base_width = base_width
+        self.aspp_rates = tuple(int(r) for r in aspp_rates)
+        w = base_width
+        self.add_module("layer1", Stem(w))
+        self.add_module("layer2", ResLayer(blocks[0], w, 4 * w, stride=1, dilation=1))
+        self.add_module("layer3", ResLayer(blocks[1], 4 * w, 8 * w, stride=2, dilation=1))
+        self.add_module("layer4", ResLayer(blocks[2], 8 * w, 16 * w, stride=1, dilation=2))
+        self.add_module("layer5", ResLayer(blocks[3], 16 * w, 32 * w, stride=1, dilation=4))
+        self.add_module("aspp", ASPP(32 * w, n_classes, aspp_rates))
+
+
+class MSC(nn.Module):
+    """Multi-scale inference: logits of the input at scale 1 and at ``scales`` (bilinear, align_corners=False),
+    each resized bilinearly to the scale-1 logit size and fused by element-wise max. The network is ``self.base``."""
+
+    def __init__(self, base: DeepLabV2, scales: Sequence[float] = MSC_SCALES) -> None:
+        super().__init__()
+        self.base = base
+        self.scales = tuple(float(s) for s in scales)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.base(x)
+        size = logits.shape[2:]
+        fused = logits
+        for s in self.scales:
+            small = self.base(F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False))
+            fused = torch.maximum(fused, F.interpolate(small, size=size, mode="bilinear", align_corners=False))
+        return fused
+
+
+def output_size(size: int) -> int:
+    """Logit height/width for an input height/width (stem conv, ceil-mode pool, stride-2 reduce conv)."""
+    conv1 = (size + 2 * 3 - 7) // 2 + 1
+    pool = -(-(conv1 + 2 * 1 - 3) // 2) + 1
+    if (pool - 1) * 2 >= conv1 + 1:  # ceil_mode: the last window must start inside the (left-padded) input
+        pool -= 1
+    return (pool - 1) // 2 + 1

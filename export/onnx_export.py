@@ -1,0 +1,284 @@
+"""Checkpoint → ONNX: ``export_onnx()`` for services, ``python -m export onnx`` for people.
+
+The graph takes ``image`` (float32 N×3×H×W, dynamic N, H, W, preprocessed as its metadata says) and returns ``logits``
+at 1/8 resolution: the runtime upsamples. The ``deeplab`` metadata property holds :class:`runtime.metadata.ModelMeta`.
+Every export is checked with ``onnx.checker`` and against PyTorch with onnxruntime before it is written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.metadata import CAFFE_BGR_MEAN, ONNX_METADATA_KEY, ModelMeta
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 11  # Resize with half_pixel coordinates
+MIN_SIZE = 8  # trace/parity input: at least one output-stride cell (MSC halves it)
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+MAX_REL_ERROR = 1e-4
+MIN_ARGMAX_AGREEMENT = 0.999
+# Checkpoint meta keys that describe preprocessing and override the Caffe defaults.
+PREPROCESSING_KEYS = ("channel_order", "mean", "scale")
+
+
+class ExportError(RuntimeError):
+    """The export failed a check (or its inputs are unusable); one line."""
+
+
+@dataclass(frozen=True)
+class Parity:
+    """onnxruntime vs PyTorch on one random input."""
+
+    shape: tuple[int, ...]
+    max_abs_error: float
+    rel_error: float  # max abs error / max abs PyTorch logit
+    argmax_agreement: float  # fraction of logit pixels with the same arg-max class
+
+    def ok(self) -> bool:
+        return self.rel_error < MAX_REL_ERROR and self.argmax_agreement > MIN_ARGMAX_AGREEMENT
+
+    def __str__(self) -> str:
+        return (f"parity onnxruntime vs torch on {'x'.join(map(str, self.shape))}: max abs error "
+                f"{self.max_abs_error:.3g}, relative error {self.rel_error:.3g}, argmax agreement "
+                f"{100 * self.argmax_agreement:.3f} %")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    meta: ModelMeta
+    parity: Parity | None
+
+
+def resolve_checkpoint(spec: str | os.PathLike[str]) -> Path:
+    """``demo`` names the bundled demo checkpoint; anything else is a path."""
+    if str(spec) == "demo":
+        from demo.assets import checkpoint_path
+
+        path = checkpoint_path()
+        if not path.is_file():
+            raise ExportError(f"the bundled demo checkpoint is missing ({path}); train it with `python -m demo train`")
+        return path
+    return Path(spec)
+
+
+def read_class_names(path: str | os.PathLike[str]) -> list[str]:
+    """One class name per line; blank lines are ignored."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ExportError(f"cannot read class names from {path}: {e}") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ExportError(f"class names file {path} lists no names")
+    return names
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *, msc: bool = False,
+                opset: int = DEFAULT_OPSET, height: int = 321, width: int = 321,
+                class_names: Sequence[str] | None = None, aspp_rates: Sequence[int] | None = None,
+                check_parity: bool = True, log: Callable[[str], None] = lambda s: None) -> ExportResult:
+    """Export a DeepLab v2 checkpoint (``demo`` or a path) to ONNX at ``output``; see :func:`onnx_bytes`.
+
+    ``output`` is written atomically, only after every check passed."""
+    from export.atomic import atomic_write_bytes
+
+    _check_output(Path(output), resolve_checkpoint(checkpoint))
+    data, meta, parity = onnx_bytes(checkpoint, msc=msc, opset=opset, height=height, width=width,
+                                    class_names=class_names, aspp_rates=aspp_rates, check_parity=check_parity, log=log)
+    atomic_write_bytes(output, data)
+    log(f"wrote {output} ({len(data) / 2**20:.1f} MiB, opset {opset})")
+    return ExportResult(Path(output), meta, parity)
+
+
+def onnx_bytes(checkpoint: str | os.PathLike[str], *, msc: bool = False, opset: int = DEFAULT_OPSET,
+               height: int = 321, width: int = 321, class_names: Sequence[str] | None = None,
+               aspp_rates: Sequence[int] | None = None, check_parity: bool = True,
+               log: Callable[[str], None] = lambda s: None) -> tuple[bytes, ModelMeta, Parity | None]:
+    """The checked ONNX model of a checkpoint, in memory: (model bytes, its metadata, the parity figures).
+
+    ``height``/``width``: the size of the trace and parity input (the graph accepts any size). ``class_names``
+    overrides the checkpoint's; without either the names are ``class_0..``. Raises :class:`ExportError` or
+    :class:`export.checkpoint.CheckpointError`."""
+    from export.checkpoint import load_model
+
+    if height < MIN_SIZE or width < MIN_SIZE:
+        raise ExportError(f"height and width must be at least {MIN_SIZE}, got {height}x{width}")
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset} is too old for the bilinear Resize this model needs (use >= {MIN_OPSET})")
+    source = resolve_checkpoint(checkpoint)
+    model, ckpt = load_model(source, aspp_rates)
+    names = list(class_names) if class_names is not None else ckpt.class_names
+    if names is None:
+        names = [f"class_{i}" for i in range(model.n_classes)]
+    if len(names) != model.n_classes:
+        raise ExportError(f"{len(names)} class names for a model with {model.n_classes} classes")
+    meta = _model_meta(names, ckpt.meta, model, msc, sha256_file(source))
+    log(f"model: {model.n_classes} classes, blocks {list(model.blocks)}, width {model.base_width}, "
+        f"ASPP rates {list(model.aspp_rates)}{', multi-scale' if msc else ''}")
+    net = _wrap(model, msc)
+    data = graph_bytes(net, meta, opset, height, width)
+    parity = None
+    if check_parity:
+        parity = check_onnx_parity(net, data, height, width)
+        log(str(parity))
+        if not parity.ok():
+            raise ExportError(f"onnxruntime disagrees with PyTorch beyond tolerance (relative error < "
+                              f"{MAX_REL_ERROR:g}, argmax agreement > {100 * MIN_ARGMAX_AGREEMENT:g} %): {parity}")
+    return data, meta, parity
+
+
+def _check_output(output: Path, source: Path) -> None:
+    """Fail before the slow work when the output cannot (or must not) be written."""
+    if output.is_dir():
+        raise ExportError(f"output {output} is a directory; give a file name")
+    if not output.parent.is_dir():
+        raise ExportError(f"output directory {output.parent} does not exist")
+    if output.exists() and source.exists() and output.samefile(source):
+        raise ExportError(f"output {output} is the checkpoint itself; choose another name")
+
+
+def _wrap(model: Any, msc: bool) -> Any:
+    from export.model import MSC
+
+    return MSC(model).eval() if msc else model
+
+
+def _model_meta(names: Sequence[str], ckpt_meta: dict[str, Any], model: Any, msc: bool, sha256: str) -> ModelMeta:
+    from export.model import MSC_SCALES, OUTPUT_STRIDE
+
+    pre = {k: ckpt_meta[k] for k in PREPROCESSING_KEYS if k in ckpt_meta}
+    pre.setdefault("mean", CAFFE_BGR_MEAN)
+    arch = {"blocks": list(model.blocks), "base_width": model.base_width, "aspp_rates": list(model.aspp_rates)}
+    if msc:
+        arch["msc_scales"] = list(MSC_SCALES)
+    extra: dict[str, Any] = {"architecture": arch}
+    if isinstance(ckpt_meta.get("crf"), dict):  # the model's own CRF preset: the runtime's default for it
+        extra["crf"] = json.loads(json.dumps(ckpt_meta["crf"]))
+    other = {k: v for k, v in ckpt_meta.items() if k not in (*PREPROCESSING_KEYS, "aspp_rates", "crf")}
+    try:
+        extra["checkpoint_meta"] = json.loads(json.dumps(other))
+    except (TypeError, ValueError):
+        extra["checkpoint_meta"] = {k: repr(v) for k, v in other.items()}
+    meta = ModelMeta.from_dict({"class_names": list(names), **pre, "output_stride": OUTPUT_STRIDE,
+                                "align_corners": False, "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+                                "precision": "fp32", "msc": msc, "source_sha256": sha256, "extra": extra})
+    return meta
+
+
+def graph_bytes(net: Any, meta: ModelMeta, opset: int, height: int, width: int) -> bytes:
+    """Trace ``net`` with the TorchScript exporter, attach the metadata, run onnx.checker; return the model bytes."""
+    import onnx
+    import torch
+
+    buf = io.BytesIO()
+    dummy = torch.zeros(1, 3, height, width)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer/deprecation chatter; the checks below decide
+        try:
+            torch.onnx.export(net, (dummy,), buf, dynamo=False, opset_version=opset, do_constant_folding=True,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                                            OUTPUT_NAME: {0: "batch", 2: "logit_height", 3: "logit_width"}})
+        except Exception as e:  # noqa: BLE001 - the TorchScript exporter raises many types
+            raise ExportError(f"torch.onnx.export failed at opset {opset}: {' '.join(str(e).split())[:300]}") from None
+    proto = onnx.load_from_string(buf.getvalue())
+    _bypass_weight_identities(proto.graph)
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = ONNX_METADATA_KEY, meta.to_json()
+    proto.producer_name = "deeplab-deploy"
+    proto.doc_string = "DeepLab v2: image (N×3×H×W, see metadata 'deeplab') -> logits at 1/8 resolution"
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"onnx.checker rejected the exported graph: {' '.join(str(e).split())[:300]}") from None
+    return proto.SerializeToString()
+
+
+def _bypass_weight_identities(graph: Any) -> None:
+    """Feed initializers straight to their consumers. The exporter routes weights shared by the MSC branches through
+    Identity nodes; quantizers (INT8 Q/DQ) only recognise a conv weight that is an initializer."""
+    initializers = {t.name for t in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    alias = {n.output[0]: n.input[0] for n in graph.node
+             if n.op_type == "Identity" and n.input[0] in initializers and n.output[0] not in outputs}
+    if not alias:
+        return
+    kept = [n for n in graph.node if not (n.op_type == "Identity" and n.output[0] in alias)]
+    for node in kept:
+        for i, name in enumerate(node.input):
+            node.input[i] = alias.get(name, name)
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
+def check_onnx_parity(net: Any, onnx_bytes: bytes, height: int, width: int, batch: int = 1, seed: int = 0) -> Parity:
+    """Run the same random image-like input (0..255 minus the Caffe mean) through onnxruntime (CPU) and PyTorch."""
+    import onnxruntime as ort
+    import torch
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (batch, 3, height, width)).astype(np.float32)
+    x -= np.asarray(CAFFE_BGR_MEAN, np.float32)[None, :, None, None]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    if got.shape != want.shape:
+        raise ExportError(f"onnxruntime logits have shape {got.shape}, PyTorch {want.shape}")
+    err = float(np.abs(got - want).max())
+    scale = float(np.abs(want).max()) or 1.0
+    agree = float((got.argmax(1) == want.argmax(1)).mean())
+    return Parity(tuple(x.shape), err, err / scale, agree)
+
+
+# ---- CLI: python -m export onnx ----
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint file (.pt/.pth), or 'demo' for the bundled demo model")
+    parser.add_argument("-o", "--output", type=Path, help="ONNX file to write (default: <checkpoint name>.onnx in "
+                                                          "the current directory)")
+    parser.add_argument("--msc", action="store_true", help="multi-scale inference (scales 1, 0.75, 0.5, max-fused)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                        help=f"ONNX opset (default {DEFAULT_OPSET}, the highest TensorRT 8.5/8.6 parse)")
+    parser.add_argument("--height", type=int, default=321, help="trace and parity-check input height (default 321; "
+                                                                "the graph accepts any size)")
+    parser.add_argument("--width", type=int, default=321, help="trace and parity-check input width (default 321)")
+    parser.add_argument("--class-names", type=Path, metavar="FILE",
+                        help="class names, one per line (overrides the checkpoint's)")
+    parser.add_argument("--aspp", choices=("L", "S"), help="ASPP rates, L = 6,12,18,24, S = 2,4,8,12 (default: the "
+                                                           "checkpoint's meta, else L)")
+    parser.add_argument("--no-parity", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
+
+
+def run(args: argparse.Namespace) -> int:
+    from export.model import ASPP_L, ASPP_S
+
+    output = args.output or Path(Path(str(args.checkpoint)).stem + ".onnx")
+    names = read_class_names(args.class_names) if args.class_names else None
+    rates = {"L": ASPP_L, "S": ASPP_S}.get(args.aspp) if args.aspp else None
+    export_onnx(args.checkpoint, output, msc=args.msc, opset=args.opset, height=args.height, width=args.width,
+                class_names=names, aspp_rates=rates, check_parity=not args.no_parity, log=print)
+    return 0

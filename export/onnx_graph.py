@@ -1,0 +1,75 @@
+"""Small ONNX graph utilities shared by the INT8 and FP16 converters: model metadata, node order and naming, saving."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from runtime.metadata import ONNX_METADATA_KEY, MetadataError, ModelMeta
+
+
+def read_meta(model: Any) -> ModelMeta:
+    """The :class:`ModelMeta` stored in an ONNX ModelProto (``deeplab`` metadata property)."""
+    for p in model.metadata_props:
+        if p.key == ONNX_METADATA_KEY:
+            return ModelMeta.from_json(p.value)
+    raise MetadataError(f"the ONNX has no '{ONNX_METADATA_KEY}' metadata (export it with `python -m export onnx`)")
+
+
+def write_meta(model: Any, meta: ModelMeta, keep_from: Any | None = None) -> None:
+    """Set the ``deeplab`` metadata property; other properties are kept (taken from ``keep_from`` when given: converters
+    may drop them)."""
+    source = keep_from if keep_from is not None else model
+    keep = [(p.key, p.value) for p in source.metadata_props if p.key != ONNX_METADATA_KEY]
+    del model.metadata_props[:]
+    for k, v in keep + [(ONNX_METADATA_KEY, meta.to_json())]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+
+
+def opset_version(model: Any) -> int | None:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def ensure_node_names(model: Any) -> None:
+    """Give every node a unique name (the quantizer selects nodes by name)."""
+    seen: set[str] = set()
+    for i, n in enumerate(model.graph.node):
+        if not n.name or n.name in seen:
+            n.name = f"{n.op_type}_{i}"
+        seen.add(n.name)
+
+
+def topological_sort(graph: Any) -> None:
+    """Reorder ``graph.node`` so every node comes after the producers of its inputs (stable; in place)."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    ordered: list[Any] = []
+    pending = list(graph.node)
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in available for i in n.input):
+                ordered.append(n)
+                available.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            missing = sorted({i for n in rest for i in n.input if i not in available})
+            raise ValueError(f"the graph has a cycle or undefined inputs: {', '.join(missing[:5])}")
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def save_model(model: Any, output: str | os.PathLike[str]) -> Path:
+    """``onnx.checker`` then an atomic write."""
+    import onnx
+
+    from export.atomic import atomic_path
+
+    onnx.checker.check_model(model)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output) as tmp:
+        onnx.save(model, str(tmp))
+    return output

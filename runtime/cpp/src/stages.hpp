@@ -1,0 +1,62 @@
+// The post-network stages, on top of deeplab::upsample and deeplab::crf.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "crf/crf.hpp"
+#include "deeplab/image.hpp"
+#include "deeplab/model_meta.hpp"
+#include "deeplab/preprocess.hpp"
+
+namespace deeplab {
+
+/// Logits (covering the padded input) -> softmax probabilities of the real image, C×H×W: bilinear upsampling to the
+/// padded size with the model's align_corners convention, cropped to (padding.height, padding.width).
+void upsample_softmax(const LogitsView& logits, const Padding& padding, bool align_corners, int threads,
+                      std::vector<float>& probs);
+
+/// Labels straight from the logits (argmax of the upsampled logits), for when the CRF is off and no probabilities
+/// are wanted (the Python Segmenter's `labels` stage).
+void upsample_labels(const LogitsView& logits, const Padding& padding, bool align_corners, int threads,
+                     std::uint8_t* labels);
+
+/// The CRF settings the Python runtime would use (runtime.segmenter.crf_settings + crf.refine's validation):
+/// preset "default" = the model's extra.crf else "voc"; iterations >= 0 overrides the preset's.
+/// Throws Error(invalid_argument) for an unknown preset or setting, or an out-of-range value.
+crf::RefineParams crf_params(const ModelMeta& meta, const std::string& preset, int iterations);
+
+/// The dense CRF; keeps the previous frame's result for warm starts.
+class CrfStage {
+ public:
+  CrfStage(const crf::RefineParams& params, int threads, bool warm_start);
+  ~CrfStage();
+  /// Refine probs (C×H×W, in place) of `image`.
+  void refine(const ImageView& image, int channels, std::vector<float>& probs);
+  void reset();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Upsampling on the GPU for logits already in device memory (builds with CUDA; TensorRT providers): probabilities
+/// or labels are computed on the device and copied back. Buffers are kept across frames.
+class GpuUpsample {
+ public:
+  GpuUpsample();
+  ~GpuUpsample();
+  /// Whether this build can upsample `logits` on the GPU (compiled with CUDA and the logits are on a device).
+  static bool usable(const LogitsView& logits);
+  void softmax(const LogitsView& logits, const Padding& padding, bool align_corners, std::vector<float>& probs);
+  void labels(const LogitsView& logits, const Padding& padding, bool align_corners, std::uint8_t* labels);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Per pixel, the first class with the highest probability (numpy's argmax).
+void argmax_labels(const float* probs, int channels, int height, int width, std::uint8_t* labels);
+
+}  // namespace deeplab

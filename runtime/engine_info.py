@@ -1,0 +1,265 @@
+"""Engine sidecars (``<engine>.json``) and the check that an engine fits the TensorRT and GPU it is about to run on.
+
+A TensorRT plan runs only on the TensorRT version that built it (unless built version-compatible) and only on GPUs of
+the compute capability it was built for (unless built hardware-compatible). Deserializing a mismatched plan fails with
+an opaque error, so the runtime calls :func:`check_engine` first and reports what differs and the exact command that
+rebuilds the engine. Sidecar layout::
+
+    {"meta": <ModelMeta dict>,
+     "engine": {"tensorrt_version", "gpu_name", "compute_capability", "precision", "profile": {"min", "opt", "max"},
+                "onnx_sha256", "version_compatible", "hardware_compatibility", "built_at", "onnx_path", "dla_core"}}
+
+No TensorRT or GPU is needed to read, write or compare sidecars; :func:`current_platform` imports them lazily.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.metadata import MetadataError, ModelMeta
+
+SIDECAR_SUFFIX = ".json"
+
+
+class EngineInfoError(ValueError):
+    """A sidecar is missing or malformed, or the engine does not fit this TensorRT/GPU; one line (plus the command)."""
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """How and where an engine was built."""
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str  # "8.7"
+    precision: str  # fp32 | fp16 | int8
+    profile: dict[str, list[int]]  # {"min": [N,C,H,W], "opt": [...], "max": [...]}
+    onnx_sha256: str = ""
+    version_compatible: bool = False
+    hardware_compatibility: str | None = None  # None | "ampere_plus" | "same_compute_capability"
+    built_at: str = ""
+    onnx_path: str = ""
+    dla_core: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EngineInfo":
+        if not isinstance(d, dict):
+            raise EngineInfoError("engine sidecar: 'engine' must be a JSON object")
+        known = set(cls.__dataclass_fields__)
+        missing = [k for k in ("tensorrt_version", "gpu_name", "compute_capability", "precision", "profile")
+                   if k not in d]
+        if missing:
+            raise EngineInfoError(f"engine sidecar lacks {', '.join(missing)}")
+        info = cls(**{k: v for k, v in d.items() if k in known})  # unknown keys: written by a newer toolkit
+        profile = info.profile
+        if not isinstance(profile, dict) or any(
+                not isinstance(profile.get(k), list) or len(profile[k]) != 4 for k in ("min", "opt", "max")):
+            raise EngineInfoError("engine sidecar: profile must hold min/opt/max shapes of 4 dimensions")
+        return info
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The TensorRT and GPU an engine is about to run on; None where unknown."""
+
+    tensorrt_version: str | None = None
+    gpu_name: str | None = None
+    compute_capability: str | None = None
+
+
+@dataclass(frozen=True)
+class Compatibility:
+    """The outcome of :func:`check_compatibility`."""
+
+    problems: tuple[str, ...] = ()  # the engine will not load
+    warnings: tuple[str, ...] = ()  # it loads but may run slower or TensorRT will warn
+    rebuild_command: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def message(self, engine_path: str | os.PathLike[str]) -> str:
+        """The user-facing text: what differs, then the command that rebuilds the engine."""
+        if self.ok:
+            return ""
+        return (f"engine {engine_path} does not fit this machine: {'; '.join(self.problems)}. "
+                f"Rebuild it here with:\n  {self.rebuild_command}")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Sidecar I/O
+
+
+def sidecar_path(engine_path: str | os.PathLike[str]) -> Path:
+    """``model.plan`` -> ``model.plan.json``."""
+    p = Path(engine_path)
+    return p.with_name(p.name + SIDECAR_SUFFIX)
+
+
+def write_sidecar(engine_path: str | os.PathLike[str], meta: ModelMeta, info: EngineInfo) -> Path:
+    """Write ``<engine>.json`` atomically; returns its path."""
+    path = sidecar_path(engine_path)
+    payload = {"meta": json.loads(meta.to_json()), "engine": asdict(info)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_sidecar(engine_path: str | os.PathLike[str]) -> tuple[ModelMeta, EngineInfo]:
+    """Read ``<engine>.json`` -> (model metadata, build info); :class:`EngineInfoError` says what is wrong."""
+    path = sidecar_path(engine_path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise EngineInfoError(
+            f"engine {engine_path} has no metadata sidecar ({path.name}); engines built by "
+            "`python -m export engine MODEL.onnx -o ENGINE` carry one: rebuild the engine with it") from None
+    except OSError as e:
+        raise EngineInfoError(f"cannot read engine sidecar {path}: {e.strerror or e}") from None
+    try:
+        d = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EngineInfoError(f"engine sidecar {path} is not valid JSON: {e}") from None
+    if not isinstance(d, dict) or "meta" not in d or "engine" not in d:
+        raise EngineInfoError(f"engine sidecar {path} must hold 'meta' and 'engine' objects")
+    try:
+        meta = ModelMeta.from_dict(d["meta"])
+    except MetadataError as e:
+        raise EngineInfoError(f"engine sidecar {path}: {e}") from None
+    try:
+        info = EngineInfo.from_dict(d["engine"])
+    except TypeError as e:
+        raise EngineInfoError(f"engine sidecar {path} is malformed: {e}") from None
+    return meta, info
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Compatibility (pure)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", str(text))[:4])
+
+
+def _cc_tuple(text: str) -> tuple[int, int]:
+    parts = [int(x) for x in re.findall(r"\d+", str(text))[:2]]
+    return (parts + [0, 0])[0], (parts + [0, 0])[1]
+
+
+def version_compatible_ok(built: str, running: str) -> bool:
+    """Whether a version-compatible plan built by TensorRT ``built`` runs on ``running``: forward only, from 8.6 on,
+    within a major version, plus the two documented cross-major pairs 8 -> 10 and 10 -> 11."""
+    b, r = _version_tuple(built), _version_tuple(running)
+    if b[:2] < (8, 6) or r[:2] < (8, 6) or r[:3] < b[:3]:
+        return False
+    return b[0] == r[0] or (b[0], r[0]) in ((8, 10), (10, 11))
+
+
+def _same_version(built: str, running: str) -> bool:
+    b, r = _version_tuple(built), _version_tuple(running)
+    n = min(len(b), len(r))
+    return n > 0 and b[:n] == r[:n]
+
+
+def rebuild_command(info: EngineInfo, engine_path: str | os.PathLike[str]) -> str:
+    """The ``python -m export engine`` command that rebuilds this engine with the same settings."""
+    args = ["python", "-m", "export", "engine", info.onnx_path or "MODEL.onnx", "-o", str(engine_path),
+            "--precision", info.precision]
+    for key in ("min", "opt", "max"):
+        args += [f"--{key}-shape", "x".join(str(d) for d in info.profile[key])]
+    if info.dla_core is not None:
+        args += ["--dla-core", str(info.dla_core)]
+    if info.version_compatible:
+        args.append("--version-compatible")
+    if info.hardware_compatibility:
+        args += ["--hardware-compatibility", info.hardware_compatibility]
+    return shlex.join(args)
+
+
+def check_compatibility(info: EngineInfo, platform: Platform, engine_path: str | os.PathLike[str]) -> Compatibility:
+    """Compare an engine's build info with the TensorRT/GPU it is about to run on (pure; unknown fields are skipped)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    if platform.tensorrt_version:
+        built, running = info.tensorrt_version, platform.tensorrt_version
+        if info.version_compatible:
+            if not version_compatible_ok(built, running):
+                problems.append(f"built version-compatible by TensorRT {built}, which TensorRT {running} cannot run "
+                                "(version compatibility is forward only: same major, or 8 -> 10, or 10 -> 11)")
+        elif not _same_version(built, running):
+            problems.append(f"built by TensorRT {built}, this is TensorRT {running}")
+    if platform.compute_capability:
+        bcc, rcc = _cc_tuple(info.compute_capability), _cc_tuple(platform.compute_capability)
+        level = info.hardware_compatibility
+        if level == "ampere_plus":
+            if rcc < (8, 0):
+                problems.append(f"built for Ampere and later GPUs (compute capability ≥ 8.0), this GPU "
+                                f"({platform.gpu_name or 'unknown'}) is {platform.compute_capability}")
+        elif bcc != rcc:
+            problems.append(f"built for compute capability {info.compute_capability} ({info.gpu_name}), this GPU "
+                            f"({platform.gpu_name or 'unknown'}) is {platform.compute_capability}")
+        elif level is None and platform.gpu_name and platform.gpu_name != info.gpu_name:
+            warnings.append(f"built on {info.gpu_name}, running on {platform.gpu_name} (same compute capability: "
+                            "it loads, but TensorRT's kernel choices were timed on the other GPU)")
+    return Compatibility(tuple(problems), tuple(warnings), rebuild_command(info, engine_path))
+
+
+def needs_host_code(info: EngineInfo) -> bool:
+    """Version-compatible plans embed a lean runtime: the loader must set ``runtime.engine_host_code_allowed = True``
+    (TensorRT ≥ 8.6) before deserializing them, and only for trusted plans."""
+    return info.version_compatible
+
+
+def check_engine(engine_path: str | os.PathLike[str], platform: Platform) -> tuple[ModelMeta, EngineInfo, Compatibility]:
+    """Read the sidecar and compare it with ``platform``; raise :class:`EngineInfoError` (with the rebuild command)
+    when the engine cannot run here. Returns (meta, info, compatibility) so callers can print the warnings."""
+    meta, info = read_sidecar(engine_path)
+    compat = check_compatibility(info, platform, engine_path)
+    if not compat.ok:
+        raise EngineInfoError(compat.message(engine_path))
+    return meta, info, compat
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The running platform (lazy imports; no GPU or TensorRT needed to call it)
+
+
+def gpu_properties(device: int = 0) -> tuple[str, str] | None:
+    """(GPU name, "major.minor") of a CUDA device through cuda-python, or None without a driver/GPU/cuda-python."""
+    from runtime.cuda_util import cuda_modules, gpu_available
+
+    if not gpu_available():
+        return None
+    _, cudart, _ = cuda_modules()
+    err, props = cudart.cudaGetDeviceProperties(device)
+    if int(err) != 0 or props is None:
+        return None
+    name = props.name
+    if isinstance(name, (bytes, bytearray)):
+        name = bytes(name).split(b"\0", 1)[0].decode(errors="replace")
+    return str(name).strip(), f"{props.major}.{props.minor}"
+
+
+def current_platform(device: int = 0) -> Platform:
+    """The installed TensorRT version and the GPU's name and compute capability (None where absent)."""
+    try:
+        import tensorrt as trt
+        version = str(trt.__version__)
+    except ImportError:
+        version = None
+    gpu = gpu_properties(device)
+    return Platform(version, gpu[0] if gpu else None, gpu[1] if gpu else None)

@@ -1,0 +1,171 @@
+"""``python -m runtime.infer`` / ``deeplab-infer``: segment a video, camera, stream or images with a DeepLab v2 model.
+
+    deeplab-infer --source demo --output out.mp4 --masks masks/ --stats stats.json
+
+Errors are one line on stderr (a traceback only with --verbose); the exit status is non-zero only when nothing could
+be processed. Ctrl-C stops cleanly: the output video and masks written so far are complete and playable.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+if not __package__:  # run as a file (python runtime/infer.py): make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runtime.backends import BACKENDS  # noqa: E402
+
+log = logging.getLogger("runtime.infer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deeplab-infer", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default="demo", help="ONNX model or TensorRT engine; 'demo' = the bundled demo model")
+    p.add_argument("--source", default="demo",
+                   help="video file, camera index, rtsp/http URL, image, directory or glob; 'demo' = the sample video")
+    p.add_argument("--output", help="overlay video (.mp4/.avi/...) for video sources, a directory for image sources")
+    p.add_argument("--masks", metavar="DIR", help="write one palette label PNG per frame into DIR")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend")
+    p.add_argument("--url", help="Triton server HOST:PORT (with --backend triton; default 127.0.0.1:8000)")
+    p.add_argument("--protocol", choices=("http", "grpc"), default="http", help="Triton protocol")
+    crf = p.add_argument_group("dense CRF")
+    crf.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
+    crf.add_argument("--crf-preset", default="default",
+                     help="CRF preset name ('default': the model's own preset if it has one, else voc)")
+    crf.add_argument("--crf-iters", type=int, metavar="N", help="mean-field iterations (default: the preset's)")
+    crf.add_argument("--warm-start", action="store_true", help="start each frame's CRF from the previous result")
+    run = p.add_argument_group("run")
+    run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    run.add_argument("--stats", metavar="FILE.json", help="write per-stage and end-to-end latency percentiles, fps "
+                                                          "and frame counts as JSON")
+    run.add_argument("--upsample-device", choices=("cpu", "cuda"), default="cpu",
+                     help="where to upsample (cuda: NVRTC-compiled kernels)")
+    run.add_argument("--sequential", action="store_true", help="run the stages one after the other (no overlap)")
+    run.add_argument("--queue-size", type=int, default=2, help="frames buffered between two stages")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("-v", "--verbose", action="store_true", help="log details; tracebacks on errors")
+    return p
+
+
+def _sinks(args: argparse.Namespace, source) -> list:
+    from runtime.sinks import MaskSink, OverlayImageSink, OverlayVideoSink, VIDEO_CODECS
+    from runtime.sources import ImageSource
+
+    sinks: list = []
+    if args.output:
+        out = Path(args.output)
+        if isinstance(source, ImageSource):
+            if out.suffix.lower() in VIDEO_CODECS:
+                raise ValueError(f"--output for an image source is a directory, not {out.name}")
+            sinks.append(OverlayImageSink(out))
+        else:
+            if out.suffix.lower() not in VIDEO_CODECS:
+                raise ValueError(f"--output for a video source must be a video file ({', '.join(VIDEO_CODECS)}), "
+                                 f"got {out}")
+            sinks.append(OverlayVideoSink(out, source.fps))
+    if args.masks:
+        sinks.append(MaskSink(args.masks))
+    return sinks
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The end-of-run table: per-stage and end-to-end percentiles, then counts and throughput."""
+    rows = [(name, s) for name, s in summary["stages"].items()] + [("end-to-end", summary["end_to_end"])]
+    lines = [f"{'stage':<12}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean ms':>10}"]
+    lines += [f"{name:<12}{s['p50_ms']:>10.2f}{s['p90_ms']:>10.2f}{s['p99_ms']:>10.2f}{s['mean_ms']:>10.2f}"
+              for name, s in rows]
+    f = summary["frames"]
+    lines.append(f"frames: {f['processed']} processed, {f['skipped']} undecodable (skipped), {f['failed']} failed; "
+                 f"{summary['fps']:.1f} fps overall ({summary['mode']}); slowest stage: {summary['slowest_stage']}")
+    lines.append(f"backend: {summary['backend']} ({summary['backend_reason']}); CRF: {summary['crf'] or 'off'}")
+    lines += [f"note: {n}" for n in summary["notes"]]
+    lines += [f"error ({count}×): {msg}" for msg, count in summary["errors"].items()]
+    return "\n".join(lines)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from runtime.pipeline import Pipeline
+    from runtime.segmenter import Segmenter
+    from runtime.sources import open_source
+
+    options: dict[str, Any] = {}
+    if args.backend == "triton":
+        options = {"protocol": args.protocol, **({"url": args.url} if args.url else {})}
+    seg = Segmenter(args.model, backend=args.backend, crf=None if args.no_crf else args.crf_preset,
+                    crf_iterations=args.crf_iters, warm_start=args.warm_start,
+                    upsample_device=args.upsample_device, **options)
+    reason = getattr(seg.backend, "reason", "")
+    print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
+    source = open_source(args.source)
+    pipeline = Pipeline(seg, _sinks(args, source), overlapped=not args.sequential, queue_size=args.queue_size)
+    total = source.total if args.max_frames is None else min(source.total or args.max_frames, args.max_frames)
+    interrupted = False
+    bar = tqdm(total=total, unit="frame", disable=True if args.no_progress else None, dynamic_ncols=True)
+    results = pipeline.run(source, args.max_frames)
+    try:
+        for _ in results:
+            bar.update(1)
+            bar.set_postfix(fps=f"{pipeline.stats.fps:.1f}", refresh=False)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        results.close()  # stops the stage threads and finalizes the outputs, whatever ended the loop
+        bar.close()
+        source.close()
+        seg.close()
+    summary = pipeline.stats.summary(
+        source, mode="sequential" if args.sequential else "overlapped", model=str(args.model), source=args.source,
+        backend=seg.backend.name, backend_reason=reason, crf=seg.crf, interrupted=interrupted)
+    print(format_table(summary))
+    if args.stats:
+        write_json_atomic(args.stats, summary)
+    if summary["frames"]["processed"] == 0:
+        first = next(iter(summary["errors"]), None) or (summary["notes"][0] if summary["notes"] else "no frames")
+        print(f"error: nothing could be processed: {first}", file=sys.stderr)
+        return 130 if interrupted else 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.verbose:  # damaged streams make FFmpeg and OpenCV print a line per bad packet: we count them instead
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s: %(message)s")
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.verbose:
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""``Segmenter``: one model, the whole per-frame chain for Python services.
+
+    seg = Segmenter("model.onnx")            # or "demo", an engine, backend="tensorrt", crf=None, ...
+    labels, probs = seg.segment(image_bgr)   # H×W labels, C×H×W probabilities
+
+Stages, usable one by one (the overlapped pipeline in runtime/pipeline.py runs them in threads):
+``infer(image) -> (logits C×h×w, Padding)`` → ``upsample(logits, padding) -> probs C×H×W`` →
+``refine(image, probs) -> probs`` (dense CRF) → argmax. With the CRF off, ``labels(logits, padding)`` goes from logits to labels directly.
+
+Thread-safety: a Segmenter may be shared between threads. ``infer`` is serialized by an internal lock (TensorRT
+execution contexts are not thread-safe); upsampling and the CRF hold no state and run concurrently (both release the
+GIL). For the most throughput from several threads, create one Segmenter per thread.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from runtime import upsample as _upsample
+from runtime.backends import Backend, BackendError, open_backend
+from runtime.metadata import ModelMeta
+from runtime.preprocess import Padding, preprocess, to_bgr8
+
+DEFAULT_CRF = "default"
+
+
+class CrfUnavailable(RuntimeError):
+    """The CRF was asked for but the ``crf`` package cannot do it."""
+
+
+def crf_settings(crf: str | Mapping[str, Any] | None, meta: ModelMeta, iterations: int | None = None) -> dict | None:
+    """Keyword arguments for ``crf.refine``, or None when the CRF is off.
+
+    ``crf``: None (off), a preset name (``"voc"``...), a dict of ``crf.refine`` keyword arguments, or ``"default"``:
+    the model's own preset (``meta.extra["crf"]``, e.g. tuned for the demo model) if it has one, else ``"voc"``.
+    ``iterations`` overrides the preset's iteration count."""
+    if crf is None:
+        return None
+    if crf == DEFAULT_CRF:
+        crf = meta.extra.get("crf") or "voc"
+    if isinstance(crf, str):
+        settings: dict[str, Any] = {"preset": crf}
+    elif isinstance(crf, Mapping):
+        settings = dict(crf)
+    else:
+        raise TypeError(f"crf must be None, a preset name or a dict, got {type(crf).__name__}")
+    if iterations is not None:
+        if iterations < 0:
+            raise ValueError(f"crf iterations must be ≥ 0, got {iterations}")
+        settings["iterations"] = int(iterations)
+    return settings
+
+
+def label_dtype(n_classes: int) -> type:
+    return np.uint8 if n_classes <= 256 else np.int32
+
+
+class Segmenter:
+    """A model (path, ``demo`` or an open :class:`Backend`) with its preprocessing, upsampling and CRF.
+
+    ``crf``: see :func:`crf_settings`; ``crf_iterations`` overrides the preset's count; ``warm_start``: in
+    :meth:`stream`, each frame's CRF starts from the previous frame's result (when the sizes match);
+    ``upsample_device``: ``"cpu"`` or ``"cuda"`` (NVRTC kernels); ``backend_options`` go to :func:`open_backend`."""
+
+    def __init__(self, model: str | os.PathLike | Backend = "demo", backend: str = "auto",
+                 crf: str | Mapping[str, Any] | None = DEFAULT_CRF, crf_iterations: int | None = None,
+                 warm_start: bool = False, upsample_device: str = "cpu", **backend_options: Any) -> None:
+        self.backend = model if isinstance(model, Backend) else open_backend(model, backend, **backend_options)
+        self.meta: ModelMeta = self.backend.meta
+        self.crf = crf_settings(crf, self.meta, crf_iterations)
+        self.warm_start = warm_start
+        if upsample_device not in ("cpu", "cuda"):
+            raise ValueError(f"upsample_device must be 'cpu' or 'cuda', got {upsample_device!r}")
+        if upsample_device == "cuda":
+            from runtime.cuda_util import gpu_available
+            if not gpu_available():
+                raise ValueError("upsample_device='cuda' needs a CUDA GPU and driver; none found (use 'cpu')")
+        self.upsample_device = upsample_device
+        self._infer_lock = threading.Lock()
+        if self.crf is not None:
+            self._crf_refine = _load_crf()
+
+    # -- stages ---------------------------------------------------------------------------------------------------
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
+        """Image (any of the layouts :func:`to_bgr8` accepts) → 1×3×H'×W' network input and its padding."""
+        image = to_bgr8(image)
+        # Engines take sizes within their optimization profile (TensorRT: pad_to(h, w); Triton: a fixed size).
+        pad_to = getattr(self.backend, "pad_to", None)
+        size = pad_to(*image.shape[:2]) if pad_to else getattr(self.backend, "fixed_input_size", None)
+        return preprocess(image, self.meta, pad_to=size)
+
+    def infer(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
+        """Preprocess and run the network: (C×h×w logits of the padded input, Padding)."""
+        x, padding = self.preprocess(image)
+        return self.infer_batch(x)[0], padding
+
+    def infer_batch(self, x: np.ndarray) -> np.ndarray:
+        with self._infer_lock:
+            return self.backend.infer(x)
+
+    def upsample(self, logits: np.ndarray, padding: Padding) -> np.ndarray:
+        """C×h×w logits → C×H×W probabilities of the real (unpadded) image: bilinear + softmax in one pass."""
+        return _upsample.bilinear_softmax(logits, (padding.padded_height, padding.padded_width),
+                                          self.meta.align_corners, crop=(padding.height, padding.width),
+                                          device=self.upsample_device)
+
+    def labels(self, logits: np.ndarray, padding: Padding) -> np.ndarray:
+        """C×h×w logits → H×W labels directly (argmax of the upsampled logits), for when the CRF is off."""
+        return _upsample.bilinear_labels(logits, (padding.padded_height, padding.padded_width),
+                                         self.meta.align_corners, crop=(padding.height, padding.width),
+                                         device=self.upsample_device)
+
+    def refine(self, image: np.ndarray, probs: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
+        """Dense CRF on C×H×W probabilities (identity when the CRF is off). ``init``: a previous result to start
+        mean-field from (warm start)."""
+        if self.crf is None:
+            return probs
+        return self._crf_refine(to_bgr8(image), probs, init=init, **self.crf)
+
+    @staticmethod
+    def argmax(probs: np.ndarray) -> np.ndarray:
+        return probs.argmax(axis=0).astype(label_dtype(probs.shape[0]))
+
+    # -- whole chain ----------------------------------------------------------------------------------------------
+    def segment(self, image: np.ndarray, return_probs: bool = True,
+                init: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Image → (H×W labels, C×H×W probabilities). With the CRF off and ``return_probs=False`` the probabilities
+        are never computed (labels straight from the logits) and None is returned in their place."""
+        image = to_bgr8(image)
+        logits, padding = self.infer(image)
+        if self.crf is None and not return_probs:
+            return self.labels(logits, padding), None
+        probs = self.refine(image, self.upsample(logits, padding), init=init)
+        return self.argmax(probs), probs
+
+    def stream(self, frames: Iterable[np.ndarray], return_probs: bool = True
+               ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Segment frames one after the other (with warm start if enabled). For overlapped stages, latency figures
+        and video sources/sinks use :class:`runtime.pipeline.Pipeline`."""
+        previous: np.ndarray | None = None
+        for frame in frames:
+            init = previous if self.warm_start else None
+            labels, probs = self.segment(frame, return_probs=return_probs or self.warm_start, init=init)
+            previous = probs if probs is not None and (init is None or init.shape == probs.shape) else None
+            yield labels, (probs if return_probs else None)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Segmenter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _load_crf() -> Callable[..., np.ndarray]:
+    try:
+        import crf
+        crf.refine, crf.DenseCRF2D, crf.presets.get_preset  # noqa: B018 - the API this module uses
+    except (ImportError, AttributeError) as e:
+        raise CrfUnavailable(f"the dense CRF is not available ({e}); use crf=None / --no-crf") from None
+
+    def call(image: np.ndarray, probs: np.ndarray, init: np.ndarray | None = None, **settings: Any) -> np.ndarray:
+        if init is None or init.shape != probs.shape:
+            return crf.refine(image, probs, **settings)
+        return _warm_refine(crf, image, probs, init, **settings)
+
+    return call
+
+
+def _warm_refine(crf: Any, image: np.ndarray, probs: np.ndarray, init: np.ndarray, preset: Any = "voc",
+                 iterations: int | None = None, clip: float = 1e-5, **overrides: Any) -> np.ndarray:
+    """``crf.refine`` with mean-field started from ``init`` instead of the unary (the same kernels, through the
+    pydensecrf-compatible API: ``startInference`` then ``stepInference`` on the given Q)."""
+    p = crf.presets.get_preset(preset).with_overrides(iterations=iterations, **overrides)
+    c, h, w = probs.shape
+    d = crf.DenseCRF2D(w, h, c)
+    d.setUnaryEnergy(crf.utils.unary_from_softmax(probs, clip=clip))
+    d.addPairwiseGaussian(sxy=p.gaussian_sxy, compat=p.gaussian_weight, normalization=p.normalization)
+    d.addPairwiseBilateral(sxy=p.bilateral_sxy, srgb=p.bilateral_srgb, rgbim=np.ascontiguousarray(image),
+                           compat=p.bilateral_weight, normalization=p.normalization)
+    q, tmp1, tmp2 = d.startInference()
+    q[...] = np.asarray(init, np.float32).reshape(c, -1)
+    for _ in range(int(p.iterations)):
+        d.stepInference(q, tmp1, tmp2)
+    return np.asarray(q).reshape(c, h, w)
+
+
+__all__ = ["BackendError", "CrfUnavailable", "Segmenter", "crf_settings", "label_dtype"]

@@ -1,0 +1,90 @@
+"""ModelMeta: JSON round trip and one-line errors for every malformed field."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.metadata import CAFFE_BGR_MEAN, SCHEMA_VERSION, MetadataError, ModelMeta
+
+
+def _full() -> ModelMeta:
+    return ModelMeta(class_names=("bg", "car"), channel_order="RGB", mean=(1.0, 2.0, 3.0), scale=(0.5, 0.5, 0.5),
+                     output_stride=8, align_corners=True, input_name="in", output_name="out", precision="int8",
+                     msc=True, source_sha256="ab" * 32, extra={"architecture": {"blocks": [3, 4, 23, 3]}})
+
+
+def test_round_trip():
+    meta = _full()
+    text = meta.to_json()
+    assert json.loads(text)["schema_version"] == SCHEMA_VERSION
+    assert ModelMeta.from_json(text) == meta
+    assert ModelMeta.from_json(text.encode()) == meta
+    assert meta.n_classes == 2
+
+
+def test_defaults_are_the_caffe_preprocessing():
+    meta = ModelMeta.from_json(json.dumps({"class_names": ["a"]}))
+    assert (meta.channel_order, meta.mean, meta.scale) == ("BGR", CAFFE_BGR_MEAN, (1.0, 1.0, 1.0))
+    assert (meta.output_stride, meta.align_corners, meta.precision, meta.msc) == (8, False, "fp32", False)
+
+
+def test_integer_mean_becomes_float():
+    meta = ModelMeta.from_dict({"class_names": ["a"], "mean": [104, 117, 123]})
+    assert meta.mean == (104.0, 117.0, 123.0) and all(isinstance(x, float) for x in meta.mean)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("{not json", "not valid JSON"),
+    (b"\xff\xfe", "not valid JSON"),
+    ("[1, 2]", "JSON object"),
+    ('{"class_names": ["a"], "schema_version": 99}', "schema version 99"),
+    ('{"class_names": ["a"], "colour": 1}', "unknown fields: colour"),
+    ('{"mean": [1, 2, 3]}', "lacks class_names"),
+    ('{"class_names": []}', "no classes"),
+    ('{"class_names": "abc"}', "class_names must be a list"),
+    ('{"class_names": ["a", 3]}', "non-empty strings"),
+    ('{"class_names": ["a", ""]}', "non-empty strings"),
+    ('{"class_names": ["a"], "channel_order": "RGBA"}', "permutation"),
+    ('{"class_names": ["a"], "channel_order": 3}', "permutation"),
+    ('{"class_names": ["a"], "mean": "123"}', "mean must be a list"),
+    ('{"class_names": ["a"], "mean": [1, 2]}', "3 finite numbers"),
+    ('{"class_names": ["a"], "mean": [1, 2, NaN]}', "3 finite numbers"),
+    ('{"class_names": ["a"], "mean": [1, 2, "3"]}', "3 finite numbers"),
+    ('{"class_names": ["a"], "scale": [1, 0, 1]}', "must not contain 0"),
+    ('{"class_names": ["a"], "output_stride": 0}', "positive integer"),
+    ('{"class_names": ["a"], "output_stride": "8"}', "positive integer"),
+    ('{"class_names": ["a"], "output_stride": 8.5}', "positive integer"),
+    ('{"class_names": ["a"], "precision": "bf16"}', "precision"),
+    ('{"class_names": ["a"], "msc": "yes"}', "booleans"),
+    ('{"class_names": ["a"], "align_corners": 1}', "booleans"),
+    ('{"class_names": ["a"], "input_name": ""}', "input_name"),
+    ('{"class_names": ["a"], "source_sha256": 5}', "source_sha256"),
+    ('{"class_names": ["a"], "extra": []}', "extra must be an object"),
+])
+def test_malformed_metadata(text, match):
+    with pytest.raises(MetadataError, match=match) as info:
+        ModelMeta.from_json(text)
+    assert "\n" not in str(info.value)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                          max_size=4), max_leaves=12)
+fields = st.sampled_from(["class_names", "channel_order", "mean", "scale", "output_stride", "align_corners",
+                          "input_name", "output_name", "precision", "msc", "source_sha256", "extra",
+                          "schema_version", "other"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(fields, json_values, max_size=6), st.booleans())
+def test_any_json_object_gives_meta_or_metadata_error(d, named):
+    if named:
+        d.setdefault("class_names", ["a", "b"])
+    try:
+        meta = ModelMeta.from_json(json.dumps(d))
+    except MetadataError:
+        return
+    assert ModelMeta.from_json(meta.to_json()) == meta

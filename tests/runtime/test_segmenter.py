@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from runtime import Segmenter
+from runtime.metadata import ModelMeta
+from runtime.preprocess import ImageError
+from runtime.segmenter import crf_settings
+
+
+def _image(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def seg(tiny_onnx):
+    with Segmenter(tiny_onnx, crf=None) as s:
+        yield s
+
+
+def test_segment_shapes_and_consistency(seg):
+    image = _image(45, 61)  # odd sizes: padded to 48×64, cropped back
+    labels, probs = seg.segment(image)
+    assert labels.shape == (45, 61) and labels.dtype == np.uint8
+    assert probs.shape == (4, 45, 61) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(0), 1, atol=1e-5)
+    np.testing.assert_array_equal(labels, probs.argmax(0))
+    fast, none = seg.segment(image, return_probs=False)
+    assert none is None
+    assert (fast == labels).mean() > 0.999
+
+
+def test_stages_match_torch(seg):
+    torch = pytest.importorskip("torch")
+    image = _image(40, 56, seed=3)
+    logits, padding = seg.infer(image)
+    assert logits.shape == (4, 5, 7) and (padding.height, padding.width) == (40, 56)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(logits[None]), size=(40, 56), mode="bilinear",
+                                          align_corners=False).softmax(1)[0].numpy()
+    np.testing.assert_allclose(seg.upsample(logits, padding), ref, atol=1e-5)
+    assert seg.refine(image, ref) is ref  # CRF off: identity
+
+
+@pytest.mark.parametrize("image", [
+    np.full((33, 47), 128, np.uint8),                      # grayscale
+    np.full((33, 47, 1), 128, np.uint8),
+    np.full((33, 47, 4), 200, np.uint8),                   # BGRA
+    np.full((33, 47, 3), 40000, np.uint16),                # 16-bit
+    np.full((33, 47, 3), 0.5, np.float32),
+], ids=["gray", "gray1", "bgra", "uint16", "float"])
+def test_image_layouts(seg, image):
+    labels, probs = seg.segment(image)
+    assert labels.shape == (33, 47) and probs.shape == (4, 33, 47)
+
+
+@pytest.mark.parametrize("image", [np.zeros((0, 10, 3), np.uint8), np.zeros((10, 0), np.uint8),
+                                   np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4, 3), np.int64)])
+def test_bad_images(seg, image):
+    with pytest.raises(ImageError):
+        seg.segment(image)
+
+
+def test_thread_safety(seg):
+    images = [_image(32 + 8 * i, 40, seed=i) for i in range(8)]
+    expected = [seg.segment(im)[0] for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda im: seg.segment(im)[0], images * 3))
+    for i, labels in enumerate(got):
+        np.testing.assert_array_equal(labels, expected[i % len(images)])
+
+
+def test_stream(seg):
+    frames = [_image(24, 32, seed=i) for i in range(3)]
+    out = list(seg.stream(frames, return_probs=False))
+    assert len(out) == 3 and all(p is None and lab.shape == (24, 32) for lab, p in out)
+
+
+def test_crf_settings():
+    meta = ModelMeta(class_names=("a", "b"))
+    demo = ModelMeta(class_names=("a", "b"), extra={"crf": {"preset": "voc", "iterations": 3, "bilateral_w": 5}})
+    assert crf_settings(None, meta) is None
+    assert crf_settings("default", meta) == {"preset": "voc"}
+    assert crf_settings("default", demo) == {"preset": "voc", "iterations": 3, "bilateral_w": 5}
+    assert crf_settings("default", demo, iterations=7)["iterations"] == 7
+    assert crf_settings("example", demo) == {"preset": "example"}
+    assert crf_settings({"iterations": 2}, meta, 4) == {"iterations": 4}
+    with pytest.raises(ValueError):
+        crf_settings("voc", meta, iterations=-1)
+    with pytest.raises(TypeError):
+        crf_settings(3, meta)  # type: ignore[arg-type]
+
+
+def _crf_or_skip():
+    crf = pytest.importorskip("crf")
+    if not hasattr(crf, "refine"):
+        pytest.skip("crf.refine is not available in this checkout")
+
+
+def test_with_crf_and_warm_start(tiny_onnx):
+    _crf_or_skip()
+    with Segmenter(tiny_onnx, crf="voc", crf_iterations=2, warm_start=True) as seg:
+        frames = [_image(40, 48, seed=i) for i in range(3)] + [_image(24, 32)]  # the size change drops the warm start
+        out = list(seg.stream(frames))
+        assert [lab.shape for lab, _ in out] == [(40, 48)] * 3 + [(24, 32)]
+        np.testing.assert_allclose(out[0][1].sum(0), 1, atol=1e-4)
+
+
+def test_crf_missing_is_a_clear_error(tiny_onnx, monkeypatch):
+    import sys
+
+    from runtime.segmenter import CrfUnavailable
+    monkeypatch.setitem(sys.modules, "crf", None)
+    with pytest.raises(CrfUnavailable, match="--no-crf"):
+        Segmenter(tiny_onnx, crf="voc")
+
+
+@pytest.mark.parametrize("order, scale", [("BGR", (1.0, 1.0, 1.0)), ("RGB", (0.5, 0.25, 2.0))])
+def test_preprocess_matches_the_reference_formula(order, scale):
+    from runtime.preprocess import preprocess
+    meta = ModelMeta(class_names=("a",), channel_order=order, scale=scale, mean=(10.0, 20.0, 30.5))
+    image = _image(21, 30)
+    x, padding = preprocess(image, meta)
+    assert x.shape == (1, 3, 24, 32) and (padding.height, padding.width) == (21, 30)
+    idx = ["BGR".index(c) for c in order]
+    ref = (image[:, :, idx].transpose(2, 0, 1).astype(np.float32) - np.float32(meta.mean).reshape(3, 1, 1)) \
+        * np.float32(scale).reshape(3, 1, 1)
+    np.testing.assert_array_equal(x[0, :, :21, :30], ref)
+    assert not x[0, :, 21:].any() and not x[0, :, :, 30:].any()
+
+
+def test_warm_refine_uses_the_same_kernels_as_crf_refine():
+    """Started from the unary's own softmax, the warm-start path must give crf.refine's result."""
+    _crf_or_skip()
+    import crf
+
+    from runtime.segmenter import _warm_refine
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    logits = rng.standard_normal((3, 30, 40)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(0)
+    for preset in ("voc", "pydensecrf"):
+        cold = crf.refine(image, probs, preset=preset, iterations=3)
+        warm = _warm_refine(crf, image, probs, probs, preset=preset, iterations=3)
+        np.testing.assert_allclose(warm, cold, atol=1e-4)
+
+
+def test_cuda_upsampling_without_a_gpu_is_a_clear_error(tiny_onnx):
+    from runtime.cuda_util import gpu_available
+    if gpu_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        Segmenter(tiny_onnx, crf=None, upsample_device="cuda")
