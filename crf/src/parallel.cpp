@@ -11,6 +11,10 @@
 
 #include "crf/crf.hpp"
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
 namespace deeplab::crf {
 namespace detail {
 namespace {
@@ -133,7 +137,21 @@ std::mutex g_pool_mutex;
 std::shared_ptr<ThreadPool> g_pool;
 std::atomic<int> g_threads{0};
 
+// After fork() the child has the pool object but not its threads: forget it (without destroying
+// it) so the child starts a fresh one. g_pool_mutex is held across fork so it is consistent.
+void install_fork_handlers() {
+#if defined(__unix__) || defined(__APPLE__)
+    static const int once = pthread_atfork([] { g_pool_mutex.lock(); }, [] { g_pool_mutex.unlock(); },
+                                           [] {
+                                               new std::shared_ptr<ThreadPool>(std::move(g_pool));  // leaked on purpose
+                                               g_pool_mutex.unlock();
+                                           });
+    (void)once;
+#endif
+}
+
 std::shared_ptr<ThreadPool> pool() {
+    install_fork_handlers();
     std::lock_guard<std::mutex> lk(g_pool_mutex);
     if (!g_pool) {
         int n = g_threads.load();
