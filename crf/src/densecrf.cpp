@@ -260,12 +260,17 @@ void DenseCRF::set_unary_energy(const float* unary) {
 }
 
 void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) {
+    Impl& m = *impl_;
     if (!(clip_min > 0.f && clip_min <= 1.f)) throw std::invalid_argument("clip must be in (0, 1]");
-    const std::int64_t total = impl_->n * impl_->labels;
+    const std::int64_t total = m.n * m.labels;
     for (std::int64_t i = 0; i < total; ++i)
         if (!std::isfinite(probs[i])) throw std::invalid_argument("probabilities contain NaN or infinity");
-    impl_->from_label_major(probs, impl_->neg_unary.data(),
-                            [clip_min](float p) { return std::log(std::min(std::max(p, clip_min), 1.f)); });
+    // -U = log(clip(p, clip_min, 1)): transpose, then a vectorised log over whole rows.
+    m.from_label_major(probs, m.neg_unary.data(), [](float p) { return p; });
+    parallel_for(m.n, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        m.kernels.log_clipped(m.neg_unary.data() + lo * m.stride, (hi - lo) * m.stride, clip_min);
+    });
+    m.fill_padding(m.neg_unary.data(), kPadEnergy);
 }
 
 void DenseCRF::set_unary_from_logits(const float* logits) {
