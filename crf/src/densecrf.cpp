@@ -135,7 +135,7 @@ struct DenseCRF::Impl {
 
     void ensure_workspace() {
         if (!detail::in_parallel_region())
-            for (auto& t : terms) t.lattice.partition_splat(num_threads());
+            for (auto& t : terms) t.lattice.partition_splat(splat_jobs());
         views.reserve(terms.size());
         double bytes = q.empty() ? static_cast<double>(n) * stride * 4.0 : 0.0;
         for (auto& t : terms)

@@ -108,6 +108,11 @@ struct KeyTable {
 
 }  // namespace
 
+int splat_jobs() {
+    const int threads = detail::in_parallel_region() ? 1 : num_threads();
+    return threads == 1 ? 1 : 4 * threads;
+}
+
 void splat(const Permutohedral& lat, const float* in, float* values, int stride) {
     const detail::Kernels& k = detail::kernels_for(stride);
     parallel_for(lat.splat_parts(), 1, [&](std::int64_t lo, std::int64_t hi) {
@@ -194,7 +199,7 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
         if (ok) break;
         capacity = next_pow2(static_cast<std::size_t>(npts) * (dim + 1) * 4 / 3 + 64);
     }
-    partition_splat(detail::in_parallel_region() ? 1 : num_threads());
+    partition_splat(splat_jobs());
 }
 
 template <class Key, int D>
@@ -450,33 +455,28 @@ void Permutohedral::build_chains(const LargeVector<std::uint32_t>& table, int n_
 }
 
 void Permutohedral::partition_splat(int parts) {
-    parts = std::max(1, std::min(parts, 256));
+    parts = std::max(1, std::min(parts, 1024));
     if (splat_parts() == parts) return;
     const int dp1 = d_ + 1;
     const std::int64_t m = m_, n = n_;
     // Job p owns vertices [m p / parts, m (p+1) / parts) and lists their entries in point order, so
     // every vertex sums its contributions in the reference's order whatever the number of jobs.
+    // One pass over the entries buckets them by owner.
     std::vector<LargeVector<SplatEntry>> lists(parts);
-    std::vector<std::vector<std::int32_t>> orphans(parts);
-    parallel_for(parts, 1, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t p = lo; p < hi; ++p) {
-            const std::int32_t v0 = static_cast<std::int32_t>(m * p / parts), v1 = static_cast<std::int32_t>(m * (p + 1) / parts);
-            std::vector<char> seen(v1 - v0, 0);
-            LargeVector<SplatEntry>& list = lists[p];
-            list.reserve(static_cast<std::size_t>(n * dp1 / parts + 16));
-            for (std::int64_t i = 0; i < n; ++i)
-                for (int r = 0; r < dp1; ++r) {
-                    const std::int64_t e = i * dp1 + r;
-                    const std::int32_t v = offset_[e];
-                    if (v < v0 || v >= v1) continue;
-                    const bool first = !seen[v - v0];  // the first entry assigns instead of adding
-                    seen[v - v0] = 1;
-                    list.push_back({static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
-                }
-            for (std::int32_t v = v0; v < v1; ++v)
-                if (!seen[v - v0]) orphans[p].push_back(v);  // only the reference padding makes them
+    for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / parts + n * dp1 / (4 * parts) + 16));
+    std::vector<char> seen(m, 0);
+    for (std::int64_t i = 0; i < n; ++i)
+        for (int r = 0; r < dp1; ++r) {
+            const std::int64_t e = i * dp1 + r;
+            const std::int32_t v = offset_[e];
+            const bool first = !seen[v];  // the first entry assigns instead of adding
+            seen[v] = 1;
+            lists[static_cast<std::int64_t>(v) * parts / m].push_back(
+                {static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
         }
-    });
+    std::vector<std::vector<std::int32_t>> orphans(parts);  // only the reference padding makes them
+    for (std::int64_t v = 0; v < m; ++v)
+        if (!seen[v]) orphans[v * parts / m].push_back(static_cast<std::int32_t>(v));
     splat_.swap(lists);
     orphans_.swap(orphans);
 }

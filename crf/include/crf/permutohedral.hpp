@@ -34,6 +34,7 @@ public:
     void scale_weights(const float* splat_scale, const float* slice_scale);
 
     // Split the splat into `parts` independent jobs (vertex ranges); any count gives the same result.
+    // init() uses splat_jobs().
     void partition_splat(int parts);
     int splat_parts() const { return static_cast<int>(splat_.size()); }
 
@@ -78,6 +79,10 @@ private:
     LargeVector<std::int32_t> order_;
     std::vector<std::int64_t> segments_;
 };
+
+// Number of splat jobs for the current thread count: a few per thread, so that a descheduled
+// thread (a busy machine) does not hold the others up; 1 inside a parallel region (batches).
+int splat_jobs();
 
 // Splat `in` (n x stride) onto the vertices: values (m x stride).
 void splat(const Permutohedral& lat, const float* in, float* values, int stride);
