@@ -6,7 +6,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
-#include <thread>
+#include <memory>
 
 #include "crf/crf.hpp"
 #include "parallel.hpp"
@@ -17,13 +17,12 @@ namespace {
 
 using detail::parallel_for;
 
-constexpr std::uint32_t kEmpty = 0xFFFFFFFFu, kBusy = 0xFFFFFFFEu;
+constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
 // Lattice coordinates up to 2^18 keep the float barycentric weights accurate to ~0.5 %.
 constexpr double kMaxCoordinate = 262144.0;
 constexpr std::int64_t kChunk = 1024;  // points per build task
 
 inline std::uint32_t load_acquire(const std::uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-inline void store_release(std::uint32_t* p, std::uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 inline bool cas(std::uint32_t* p, std::uint32_t& expected, std::uint32_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
@@ -60,48 +59,49 @@ std::size_t next_pow2(std::size_t v) {
     return p;
 }
 
-// Open-addressing table of lattice keys stored inline: slot = [state/id, key words...].
+// Open-addressing table of vertex ids (4 bytes a slot, so it stays cache-sized); the keys live in a
+// separate array indexed by id. Inserting writes the key to the candidate id's place, then publishes
+// the id with a compare-and-swap: a reader that sees an id also sees its key.
 struct KeyTable {
-    std::uint32_t* data;
+    std::uint32_t* slots;
     std::size_t mask;
-    int n_words, slot_words;
+    const std::uint32_t* keys;  // n_words per id
+    int n_words;
 
-    // Returns the id stored with `key`, inserting it with id `candidate` when absent (created = true).
-    std::uint32_t find_or_insert(const std::uint32_t* key, std::uint32_t hash, std::uint32_t candidate, bool& created) {
-        std::size_t h = hash & mask;
-        for (;;) {
-            std::uint32_t* slot = data + h * slot_words;
-            std::uint32_t s = load_acquire(slot);
+    const std::uint32_t* key_of(std::uint32_t id) const { return keys + static_cast<std::size_t>(id) * n_words; }
+
+    // Returns the id stored with `key`, inserting `candidate` (whose key storage is `candidate_key`)
+    // when absent (created = true).
+    std::uint32_t find_or_insert(const std::uint32_t* key, std::uint32_t hash, std::uint32_t candidate,
+                                 std::uint32_t* candidate_key, bool& created) {
+        bool written = false;
+        for (std::size_t h = hash & mask;; h = (h + 1) & mask) {
+            std::uint32_t s = load_acquire(slots + h);
             if (s == kEmpty) {
-                if (cas(slot, s, kBusy)) {
-                    std::memcpy(slot + 1, key, sizeof(std::uint32_t) * n_words);
-                    store_release(slot, candidate);
+                if (!written) {
+                    std::memcpy(candidate_key, key, sizeof(std::uint32_t) * n_words);
+                    written = true;
+                }
+                if (cas(slots + h, s, candidate)) {
                     created = true;
                     return candidate;
                 }
             }
-            for (int spins = 0; s == kBusy; ++spins) {  // another thread is writing this slot's key
-                if (spins > 64) std::this_thread::yield();
-                s = load_acquire(slot);
-            }
-            if (words_equal(slot + 1, key, n_words)) {
+            if (words_equal(key_of(s), key, n_words)) {
                 created = false;
                 return s;
             }
-            h = (h + 1) & mask;
         }
     }
 
-    void prefetch(std::uint32_t hash) const { __builtin_prefetch(data + (hash & mask) * slot_words); }
+    void prefetch(std::uint32_t hash) const { __builtin_prefetch(slots + (hash & mask)); }
 
     // Read-only lookup once the table is complete; kEmpty when absent.
     std::uint32_t find(const std::uint32_t* key, std::uint32_t hash) const {
-        std::size_t h = hash & mask;
-        for (;;) {
-            const std::uint32_t* slot = data + h * slot_words;
-            if (slot[0] == kEmpty) return kEmpty;
-            if (words_equal(slot + 1, key, n_words)) return slot[0];
-            h = (h + 1) & mask;
+        for (std::size_t h = hash & mask;; h = (h + 1) & mask) {
+            const std::uint32_t s = slots[h];
+            if (s == kEmpty) return kEmpty;
+            if (words_equal(key_of(s), key, n_words)) return s;
         }
     }
 };
@@ -208,14 +208,8 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
     const std::int64_t n = n_;
     const std::int64_t npts = n + (pad ? 1 : 0);
     const std::int64_t ne = n * dp1;
-    const int n_words = static_cast<int>((sizeof(Key) * d + 3) / 4), slot_words = n_words + 1;
+    const int n_words = static_cast<int>((sizeof(Key) * d + 3) / 4);
     constexpr int kMax = kMaxDim + 2;
-
-    LargeVector<std::uint32_t> table(capacity * slot_words);
-    parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t s = lo; s < hi; ++s) table[s * slot_words] = kEmpty;
-    });
-    KeyTable keys{table.data(), capacity - 1, n_words, slot_words};
     const std::int64_t limit = static_cast<std::int64_t>(capacity * 3 / 4);
     std::atomic<std::int64_t> inserted{0};
     std::atomic<bool> overflow{false};
@@ -233,6 +227,14 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
     while ((std::int64_t{1} << local_bits) < kChunk * dp1) ++local_bits;
     const std::int64_t n_chunks = (npts + kChunk - 1) / kChunk;
     std::vector<std::int64_t> base(n_chunks + 1, 0);
+
+    LargeVector<std::uint32_t> table(capacity);
+    parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
+        std::fill(table.begin() + lo, table.begin() + hi, kEmpty);
+    });
+    // Keys by provisional id; left uninitialised (only the first ids of each chunk are ever written).
+    std::unique_ptr<std::uint32_t[]> prov_keys(new std::uint32_t[static_cast<std::size_t>(n_chunks << local_bits) * n_words + 1]);
+    KeyTable keys{table.data(), capacity - 1, prov_keys.get(), n_words};
 
     // 1. Elevate each point, find its simplex, weights and vertex keys; insert the keys (lock-free).
     //    A point usually shares vertices with the previous one: those are matched without hashing.
@@ -323,8 +325,9 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                         id[e] = id[same[e]];
                     } else {
                         bool created = false;
-                        id[e] = keys.find_or_insert(words.data() + static_cast<std::size_t>(e) * n_words, hash[e],
-                                                    static_cast<std::uint32_t>(c << local_bits) | local, created);
+                        const std::uint32_t candidate = static_cast<std::uint32_t>(c << local_bits) | local;
+                        id[e] = keys.find_or_insert(words.data() + static_cast<std::size_t>(e) * n_words, hash[e], candidate,
+                                                    prov_keys.get() + static_cast<std::size_t>(candidate) * n_words, created);
                         if (created) {
                             ++local;
                             if (inserted.fetch_add(1, std::memory_order_relaxed) >= limit) {
@@ -356,11 +359,16 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
         for (std::int64_t e = lo; e < hi; ++e) offset_[e] = final_id(static_cast<std::uint32_t>(offset_[e]));
     });
     parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t s = lo; s < hi; ++s) {
-            std::uint32_t& id = table[s * slot_words];
-            if (id != kEmpty) id = static_cast<std::uint32_t>(final_id(id));
-        }
+        for (std::int64_t s = lo; s < hi; ++s)
+            if (table[s] != kEmpty) table[s] = static_cast<std::uint32_t>(final_id(table[s]));
     });
+    LargeVector<std::uint32_t> vkeys(static_cast<std::size_t>(m_) * n_words);  // keys by final id
+    parallel_for(n_chunks, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t c = lo; c < hi; ++c)
+            std::copy_n(prov_keys.get() + static_cast<std::size_t>(c << local_bits) * n_words,
+                        (base[c + 1] - base[c]) * n_words, vkeys.data() + base[c] * n_words);
+    });
+    prov_keys.reset();
 
     splat_w_ = slice_w_;
     const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d)));  // the reference's scaling
@@ -368,32 +376,30 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
         for (std::int64_t e = lo; e < hi; ++e) slice_w_[e] *= alpha;
     });
 
-    build_chains<Key, D>(table, n_words, slot_words);
+    build_chains<Key, D>(table, vkeys, n_words);
     return true;
 }
 
 // Blur neighbours: along axis j, vertex v's predecessor is v - (1,..,1) + (d+1) e_j. Looking up every
 // predecessor links the vertices into chains, stored in chain order so the blur runs in place.
 template <class Key, int D>
-void Permutohedral::build_chains(const LargeVector<std::uint32_t>& table, int n_words, int slot_words) {
+void Permutohedral::build_chains(const LargeVector<std::uint32_t>& table, const LargeVector<std::uint32_t>& vkeys,
+                                 int n_words) {
     const int d = D > 0 ? D : d_, dp1 = d + 1;
     const std::int64_t m = m_;
-    const std::int64_t capacity = static_cast<std::int64_t>(table.size()) / slot_words;
-    KeyTable keys{const_cast<std::uint32_t*>(table.data()), static_cast<std::size_t>(capacity - 1), n_words, slot_words};
+    KeyTable keys{const_cast<std::uint32_t*>(table.data()), table.size() - 1, vkeys.data(), n_words};
     LargeVector<std::int32_t> next(static_cast<std::size_t>(dp1) * m, -1);
     LargeVector<std::uint8_t> has_pred(static_cast<std::size_t>(dp1) * m, 0);
     // Lookups are batched (64 slots at a time) with their table slots prefetched.
     constexpr std::int64_t kBatch = 64;
-    parallel_for((capacity + kBatch - 1) / kBatch, 64, [&](std::int64_t lo, std::int64_t hi) {
+    parallel_for((m + kBatch - 1) / kBatch, 64, [&](std::int64_t lo, std::int64_t hi) {
         Key key[kMaxDim], nb[kMaxDim];
         std::vector<std::uint32_t> w(static_cast<std::size_t>(kBatch) * dp1 * n_words), hash(kBatch * dp1);
         std::vector<std::int64_t> from(kBatch * dp1);
         for (std::int64_t blk = lo; blk < hi; ++blk) {
             int count = 0;
-            for (std::int64_t s = blk * kBatch, end = std::min(capacity, (blk + 1) * kBatch); s < end; ++s) {
-                const std::uint32_t* slot = table.data() + s * slot_words;
-                if (slot[0] == kEmpty) continue;
-                std::memcpy(key, slot + 1, sizeof(Key) * d);
+            for (std::int64_t v = blk * kBatch, end = std::min(m, (blk + 1) * kBatch); v < end; ++v) {
+                std::memcpy(key, vkeys.data() + v * n_words, sizeof(Key) * d);
                 for (int j = 0; j <= d; ++j, ++count) {
                     for (int i = 0; i < d; ++i) nb[i] = static_cast<Key>(key[i] - 1);
                     if (j < d) nb[j] = static_cast<Key>(key[j] + d);
@@ -401,7 +407,7 @@ void Permutohedral::build_chains(const LargeVector<std::uint32_t>& table, int n_
                     pack(nb, d, kw, n_words);
                     hash[count] = hash_words(kw, n_words);
                     keys.prefetch(hash[count]);
-                    from[count] = slot[0];
+                    from[count] = v;
                 }
             }
             for (int q = 0; q < count; ++q) {
