@@ -215,6 +215,8 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
     std::atomic<bool> overflow{false};
 
     offset_.assign(ne, 0);
+    // Axis along which entry r's vertex steps to the point's next vertex (r + 1 mod d + 1): see build_chains.
+    LargeVector<std::uint8_t> axis(ne);
     slice_w_.assign(ne, 0.f);
     std::vector<int> canonical(dp1 * dp1);  // canonical[r][c]: remainder-r vertex, sorted position c
     for (int r = 0; r <= d; ++r)
@@ -249,6 +251,8 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
         std::vector<std::uint32_t> words(static_cast<std::size_t>(per_batch) * n_words), hash(per_batch), id(per_batch);
         std::vector<std::int32_t> same(per_batch);  // earlier entry (same batch) with the same key, or -1
         std::vector<float> weights(per_batch);
+        std::vector<std::uint8_t> step_axis(per_batch);
+        int axis_of_rank[kMax];
         for (std::int64_t c = c_lo; c < c_hi; ++c) {
             std::uint32_t local = 0;
             const std::int64_t k_begin = c * kChunk, k_end = std::min(npts, (c + 1) * kChunk);
@@ -300,6 +304,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                         bary[d - rank[i] + 1] -= v;
                     }
                     bary[0] += 1.f + bary[d + 1];
+                    for (int i = 0; i <= d; ++i) axis_of_rank[rank[i]] = i;
                     for (int r = 0; r <= d; ++r) {
                         const int e = b * dp1 + r;
                         for (int i = 0; i < d; ++i)
@@ -307,6 +312,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                         std::uint32_t* kw = words.data() + static_cast<std::size_t>(e) * n_words;
                         pack(key, d, kw, n_words);
                         weights[e] = bary[r];
+                        step_axis[e] = static_cast<std::uint8_t>(axis_of_rank[d - r]);
                         same[e] = -1;
                         if (b > 0)
                             for (int q = 0; q <= d; ++q)
@@ -340,6 +346,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                     if (k < n) {
                         offset_[k0 * dp1 + e] = static_cast<std::int32_t>(id[e]);
                         slice_w_[k0 * dp1 + e] = weights[e];
+                        axis[k0 * dp1 + e] = step_axis[e];
                     }
                 }
             }
@@ -376,7 +383,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
         for (std::int64_t e = lo; e < hi; ++e) slice_w_[e] *= alpha;
     });
 
-    build_chains<Key, D>(table, vkeys, n_words);
+    build_chains<Key, D>(table, vkeys, n_words, axis);
     return true;
 }
 
@@ -384,23 +391,39 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
 // predecessor links the vertices into chains, stored in chain order so the blur runs in place.
 template <class Key, int D>
 void Permutohedral::build_chains(const LargeVector<std::uint32_t>& table, const LargeVector<std::uint32_t>& vkeys,
-                                 int n_words) {
+                                 int n_words, const LargeVector<std::uint8_t>& axis) {
     const int d = D > 0 ? D : d_, dp1 = d + 1;
     const std::int64_t m = m_;
     KeyTable keys{const_cast<std::uint32_t*>(table.data()), table.size() - 1, vkeys.data(), n_words};
     LargeVector<std::int32_t> next(static_cast<std::size_t>(dp1) * m, -1);
     LargeVector<std::uint8_t> has_pred(static_cast<std::size_t>(dp1) * m, 0);
-    // Lookups are batched (64 slots at a time) with their table slots prefetched.
+    // 1. Most links come free from the simplices: a point's vertex r + 1 is the successor of its
+    //    vertex r along axis axis[r] (the coordinate whose rank is d - r), cyclically.
+    const std::int64_t n = n_;
+    parallel_for(n, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i)
+            for (int r = 0; r <= d; ++r) {
+                const std::int64_t e = i * dp1 + r;
+                const std::int64_t u = offset_[e], v = offset_[i * dp1 + (r == d ? 0 : r + 1)], j = axis[e];
+                // Every point that holds this edge writes the same values.
+                __atomic_store_n(&next[j * m + u], static_cast<std::int32_t>(v), __ATOMIC_RELAXED);
+                __atomic_store_n(&has_pred[j * m + v], std::uint8_t{1}, __ATOMIC_RELAXED);
+            }
+    });
+    // 2. The other (vertex, axis) pairs look their predecessor up in the table: batched (64 vertices
+    //    at a time) with the table slots prefetched.
     constexpr std::int64_t kBatch = 64;
     parallel_for((m + kBatch - 1) / kBatch, 64, [&](std::int64_t lo, std::int64_t hi) {
         Key key[kMaxDim], nb[kMaxDim];
         std::vector<std::uint32_t> w(static_cast<std::size_t>(kBatch) * dp1 * n_words), hash(kBatch * dp1);
         std::vector<std::int64_t> from(kBatch * dp1);
+        std::vector<int> from_axis(kBatch * dp1);
         for (std::int64_t blk = lo; blk < hi; ++blk) {
             int count = 0;
             for (std::int64_t v = blk * kBatch, end = std::min(m, (blk + 1) * kBatch); v < end; ++v) {
                 std::memcpy(key, vkeys.data() + v * n_words, sizeof(Key) * d);
-                for (int j = 0; j <= d; ++j, ++count) {
+                for (int j = 0; j <= d; ++j) {
+                    if (has_pred[j * m + v]) continue;
                     for (int i = 0; i < d; ++i) nb[i] = static_cast<Key>(key[i] - 1);
                     if (j < d) nb[j] = static_cast<Key>(key[j] + d);
                     std::uint32_t* kw = w.data() + static_cast<std::size_t>(count) * n_words;
@@ -408,13 +431,15 @@ void Permutohedral::build_chains(const LargeVector<std::uint32_t>& table, const 
                     hash[count] = hash_words(kw, n_words);
                     keys.prefetch(hash[count]);
                     from[count] = v;
+                    from_axis[count] = j;
+                    ++count;
                 }
             }
             for (int q = 0; q < count; ++q) {
                 const std::uint32_t u = keys.find(w.data() + static_cast<std::size_t>(q) * n_words, hash[q]);
                 if (u == kEmpty) continue;
-                const std::int64_t j = q % dp1, v = from[q];
-                next[j * m + u] = static_cast<std::int32_t>(v);
+                const std::int64_t j = from_axis[q], v = from[q];
+                __atomic_store_n(&next[j * m + u], static_cast<std::int32_t>(v), __ATOMIC_RELAXED);
                 has_pred[j * m + v] = 1;
             }
         }

@@ -68,7 +68,8 @@ private:
     template <class Key, int D>
     bool build(const float* features, bool pad, const std::vector<float>& scale, std::size_t capacity);
     template <class Key, int D>
-    void build_chains(const LargeVector<std::uint32_t>& table, const LargeVector<std::uint32_t>& vkeys, int n_words);
+    void build_chains(const LargeVector<std::uint32_t>& table, const LargeVector<std::uint32_t>& vkeys, int n_words,
+                      const LargeVector<std::uint8_t>& axis);
 
     int d_ = 0;
     std::int64_t n_ = 0, m_ = 0;
