@@ -5,7 +5,8 @@
 
 Stages, usable one by one (the overlapped pipeline in runtime/pipeline.py runs them in threads):
 ``infer(image) -> (logits C×h×w, Padding)`` → ``upsample(logits, padding) -> probs C×H×W`` →
-``refine(image, probs) -> probs`` (dense CRF) → argmax. With the CRF off, ``labels(logits, padding)`` goes from logits to labels directly.
+``refine(image, probs) -> probs`` (dense CRF) → argmax. With the CRF off, ``labels(logits, padding)`` goes from
+logits to labels directly.
 
 Thread-safety: a Segmenter may be shared between threads. ``infer`` is serialized by an internal lock (TensorRT
 execution contexts are not thread-safe); upsampling and the CRF hold no state and run concurrently (both release the

@@ -114,8 +114,8 @@ def test_kernel_semantics_emulated_on_the_cpu(tmp_path):
     upsample_dir = ROOT / "runtime" / "cpp" / "upsample"
     exe = tmp_path / "emulate"
     subprocess.run(["c++", "-std=c++17", "-O1", "-pthread", "-I", str(upsample_dir / "include"),
-                    str(upsample_dir / "tests" / "test_kernel_emulation.cpp"), str(upsample_dir / "src" / "upsample.cpp"),
-                    "-o", str(exe)], check=True)
+                    str(upsample_dir / "tests" / "test_kernel_emulation.cpp"),
+                    str(upsample_dir / "src" / "upsample.cpp"), "-o", str(exe)], check=True)
     result = subprocess.run([str(exe)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

@@ -56,7 +56,8 @@ void expect_close(const std::vector<T>& a, const std::vector<T>& b, double tol, 
 
 int main() {
   const deeplab::UpsampleShape shapes[] = {
-      {1, 21, 41, 41, 321, 321, 0, 0}, {2, 5, 7, 9, 56, 72, 50, 61}, {1, 3, 6, 4, 1, 1, 0, 0}, {1, 4, 5, 6, 5, 6, 0, 0}};
+      {1, 21, 41, 41, 321, 321, 0, 0}, {2, 5, 7, 9, 56, 72, 50, 61},
+      {1, 3, 6, 4, 1, 1, 0, 0}, {1, 4, 5, 6, 5, 6, 0, 0}};
   for (const auto& s : shapes) {
     std::vector<float> in(size_t(s.n) * s.c * s.in_h * s.in_w);
     unsigned seed = 7;
