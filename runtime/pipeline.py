@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from runtime.backends.base import BackendError
+from runtime.backends.base import BackendError, BackendUnavailable
 from runtime.preprocess import ImageError, Padding
 from runtime.segmenter import Segmenter
 from runtime.sinks import Sink
@@ -171,6 +171,8 @@ class Pipeline:
         t = time.perf_counter()
         try:
             fn(item)
+        except BackendUnavailable:
+            raise  # the server or device is gone: fatal, not a per-frame failure
         except FRAME_ERRORS as e:
             item.error = f"{name}: {e}"
         item.times[name] = time.perf_counter() - t
