@@ -187,9 +187,9 @@ class Source {
       while (!capture_.read(m) || m.empty()) {
         if ((total_ > 0 && index_ >= total_) || ++failures > kMaxConsecutiveFailures) return std::nullopt;
         ++index_;
-        ++skipped_;
         if (!camera_) capture_.set(cv::CAP_PROP_POS_FRAMES, static_cast<double>(index_));
       }
+      skipped_ += failures;  // counted once a later frame decodes: a truncated tail is the end, not a skip
       char name[32];
       std::snprintf(name, sizeof name, "%06ld", index_++);
       f.name = name;
