@@ -210,12 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": model, "protocol": args.protocol, "clients": args.clients, "duration_s": args.duration,
               "frame_size": list(frames[0].shape[:2]), "crf": not args.no_crf, "dcnn_backend": args.dcnn_backend,
               "instances": args.instances, **load, "server_request_success": counted,
-              "requests_sent": load["requests_ok"] + load["errors"], "server_count_matches": counted == load["requests_ok"],
+              "requests_sent": load["requests_ok"] + load["errors"],
+              "server_count_matches": counted == load["requests_ok"],
               "in_process": reference, "throughput_ratio_vs_in_process": load["throughput_fps"] / reference["fps"],
               "cpu_count": os.cpu_count()}
     lat = result["latency_ms"]
     rows = [("requests ok / errors", f"{load['requests_ok']} / {load['errors']}"),
-            ("server nv_inference_request_success", f"{counted} ({'matches' if result['server_count_matches'] else 'MISMATCH'})"),
+            ("server nv_inference_request_success",
+             f"{counted} ({'matches' if result['server_count_matches'] else 'MISMATCH'})"),
             ("throughput (frames/s)", f"{load['throughput_fps']:.2f}"),
             ("latency p50 / p90 / p99 (ms)", f"{lat['p50']:.1f} / {lat['p90']:.1f} / {lat['p99']:.1f}"),
             ("in-process Segmenter (frames/s)", f"{reference['fps']:.2f}"),

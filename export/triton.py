@@ -168,24 +168,29 @@ def _instance_group(count: int, kind: str) -> str:
                   "    # gpus: [ 0, 1 ]",
                   "    # Without `gpus`, every visible GPU runs `count` instances."]
     else:
-        lines += ["    # On a GPU server, KIND_GPU with `gpus: [ ... ]` places instances on GPUs."]
+        lines += ["    # Each instance is a process of its own on the host."]
     return "\n".join(lines + ["  }", "]"])
+
+
+def max_batch_size(src: SourceModel, opts: RepositoryOptions) -> int:
+    """``--max-batch``, capped by what the model accepts (an engine profile's largest N)."""
+    return min(opts.max_batch, src.max_batch) if src.max_batch else opts.max_batch
 
 
 def dcnn_config(src: SourceModel, backend: str, opts: RepositoryOptions) -> str:
     """config.pbtxt of ``deeplab_dcnn`` for one of :data:`DCNN_BACKENDS`."""
-    max_batch = min(opts.max_batch, src.max_batch) if src.max_batch else opts.max_batch
+    max_batch = max_batch_size(src, opts)
     parameters = optimization = ""
     if backend == "tensorrt_plan":
         platform = 'platform: "tensorrt_plan"'
         group = _instance_group(opts.instances, "KIND_GPU")
-        optimization = ("# The engine runs only on the TensorRT version and GPU it was built for (see its .json sidecar);\n"
+        optimization = ("# The engine runs only on the TensorRT version and GPU it was built for (its .json sidecar);\n"
                         "# CUDA graphs cut launch overhead for fixed shapes:\n"
                         "# optimization { cuda { graphs: true } }")
     elif backend == "onnxruntime_onnx":
         platform = 'platform: "onnxruntime_onnx"'
         group = _instance_group(opts.instances, "KIND_GPU") + "\n# No GPU: kind: KIND_CPU."
-        optimization = ("# ONNX Runtime can hand the graph to TensorRT on the GPU (FP16 without an engine build step):\n"
+        optimization = ("# ONNX Runtime can hand the graph to TensorRT on the GPU (FP16, no engine build step):\n"
                         "# optimization { execution_accelerators { gpu_execution_accelerator: [ { name: \"tensorrt\"\n"
                         "#   parameters { key: \"precision_mode\" value: \"FP16\" } } ] } }")
     else:
@@ -225,7 +230,8 @@ def post_config(src: SourceModel, max_batch: int, opts: RepositoryOptions) -> st
     return _render("deeplab_post.pbtxt", max_batch=max_batch, logit_dims=_dims(src.output.dims), pad_to=_pad_to(src),
                    labels_type=labels_type(src.meta), n_classes=src.meta.n_classes, instances=opts.instances,
                    meta=pbtxt_string(src.meta.to_json()), crf="true" if opts.crf else "false",
-                   crf_preset=opts.crf_preset, crf_iterations="" if opts.crf_iterations is None else opts.crf_iterations)
+                   crf_preset=opts.crf_preset,
+                   crf_iterations="" if opts.crf_iterations is None else opts.crf_iterations)
 
 
 def ensemble_config(src: SourceModel, backend: str, max_batch: int, probs: bool = False) -> str:
@@ -267,7 +273,7 @@ def write_repository(model: str | os.PathLike[str], output: str | os.PathLike[st
         raise TritonExportError(f"{out} exists and is not an empty directory (use --force to replace it)")
     src = load_source(model)
     backend = choose_backend(src, opts.dcnn_backend)
-    max_batch = min(opts.max_batch, src.max_batch) if src.max_batch else opts.max_batch
+    max_batch = max_batch_size(src, opts)
     files = {
         "deeplab/config.pbtxt": ensemble_config(src, backend, max_batch),
         "deeplab_probs/config.pbtxt": ensemble_config(src, backend, max_batch, probs=True),

@@ -44,8 +44,9 @@ def find_tritonserver() -> TritonInstall:
         raise TritonServerError("no tritonserver here: pip install nvidia-pytriton (it carries the server binary)")
     root = Path(list(spec.submodule_search_locations)[0])
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    install = TritonInstall(root / "tritonserver" / "bin" / "tritonserver", root / "tritonserver" / "backends" / "python",
-                            root / "tritonserver" / "python_backend_stubs" / version / "triton_python_backend_stub",
+    server = root / "tritonserver"
+    install = TritonInstall(server / "bin" / "tritonserver", server / "backends" / "python",
+                            server / "python_backend_stubs" / version / "triton_python_backend_stub",
                             root.parent / "nvidia_pytriton.libs")
     for what, path in (("server binary", install.binary), ("Python backend", install.python_backend),
                        (f"Python {version} backend stub", install.stub)):
@@ -65,7 +66,8 @@ def server_environment(install: TritonInstall, base: dict[str, str] | None = Non
     ``LD_LIBRARY_PATH``, and this interpreter's directory first on ``PATH`` (so a venv's site-packages apply)."""
     env = dict(os.environ if base is None else base)
     libdir = sysconfig.get_config_var("LIBDIR") or ""
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(install.libs), libdir, env.get("LD_LIBRARY_PATH", "")) if p)
+    paths = (str(install.libs), libdir, env.get("LD_LIBRARY_PATH", ""))
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in paths if p)
     env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
     env.pop("PYTHONHOME", None)
     return env
@@ -147,10 +149,13 @@ class LocalTritonServer:
         with urllib.request.urlopen(self.metrics_url, timeout=10) as r:
             return r.read().decode()
 
-    def log_tail(self, lines: int = 30) -> str:
+    def log_tail(self, lines: int = 20) -> str:
+        """The server log's error lines (model load failures, with the Python traceback's last line), else its end."""
         if self._log_path is None or not self._log_path.exists():
             return ""
-        return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+        text = self._log_path.read_text(errors="replace").splitlines()
+        errors = [line for line in text if line.startswith("E") or "UNAVAILABLE" in line or "error" in line.lower()]
+        return "\n".join((errors or text)[-lines:])
 
     def kill(self) -> None:
         """SIGKILL the server and its stubs at once (to test clients against a server that dies)."""

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from runtime.backends.base import BackendError
+from runtime.backends.base import BackendError, BackendUnavailable
 from runtime.preprocess import ImageError, Padding
 from runtime.segmenter import Segmenter
 from runtime.sinks import Sink
@@ -107,7 +107,8 @@ class Stats:
             "stages": stages,
             "end_to_end": percentiles(self.latency),
             "slowest_stage": slowest,
-            "slowest_stage_fps": round(1000.0 / stages[slowest]["mean_ms"], 3) if slowest and stages[slowest]["mean_ms"] else None,
+            "slowest_stage_fps": (round(1000.0 / stages[slowest]["mean_ms"], 3)
+                                  if slowest and stages[slowest]["mean_ms"] else None),
             "errors": dict(self.errors),
             "notes": list(source.notes) if source else [],
         }
@@ -170,6 +171,8 @@ class Pipeline:
         t = time.perf_counter()
         try:
             fn(item)
+        except BackendUnavailable:
+            raise  # the server or device is gone: fatal, not a per-frame failure
         except FRAME_ERRORS as e:
             item.error = f"{name}: {e}"
         item.times[name] = time.perf_counter() - t
@@ -246,9 +249,12 @@ class Pipeline:
                     return
 
         def stage(name: str, fn: Callable[[_Item], None], q_in: queue.Queue, q_out: queue.Queue) -> None:
+            last = q_out is links[-1]
             while (item := get(q_in)) is not _END:
                 self._apply(name, fn, item)
-                if not put(q_out, item):
+                # The last stage records the frame as soon as its outputs are written, so the counts match the
+                # files even when the caller stops before receiving this result.
+                if not put(q_out, self._result(item) if last else item):
                     return
 
         threads = [threading.Thread(target=guarded(decode, links[0]), name="decode", daemon=True)]
@@ -258,8 +264,8 @@ class Pipeline:
         for t in threads:
             t.start()
         try:
-            while (item := get(links[-1])) is not _END:
-                yield self._result(item)
+            while (result := get(links[-1])) is not _END:
+                yield result
         finally:
             stop.set()
             for t in threads:

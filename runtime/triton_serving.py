@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -139,19 +140,32 @@ def infer_grouped(infer: Callable[[np.ndarray], np.ndarray], batches: Sequence[n
     return results  # type: ignore[return-value]
 
 
-def to_dlpack(array: np.ndarray) -> object:
-    """``array`` (made C-contiguous) as a DLPack capsule for ``pb_utils.Tensor.from_dlpack``.
+# Triton's Python-backend stub is compiled against numpy 1's C-API. Under numpy 1, ``as_numpy()`` and
+# ``pb_utils.Tensor(name, array)`` are its native path. Under numpy 2, ``pb_utils.Tensor(name, array)`` loses the
+# array's bytes (Triton then reports a byte-size mismatch), so tensors go through DLPack, which does not depend on
+# numpy's ABI.
+NUMPY_2 = int(np.__version__.split(".")[0]) >= 2
 
-    The Python-backend stub is compiled against numpy 1's C-API: ``pb_utils.Tensor(name, array)`` loses the bytes of
-    a numpy 2 array (Triton then reports a byte-size mismatch), while DLPack does not depend on numpy's ABI. The stub
-    renames a consumed capsule in a way numpy 2's capsule destructor does not expect, which prints a harmless
-    "PyCapsule_GetPointer called with incorrect name" per tensor; :func:`_quiet_capsule_destructor` drops exactly that.
-    """
+
+def from_triton(tensor: Any) -> np.ndarray:
+    """A ``pb_utils.Tensor`` (an input of a request) as a numpy array, without a copy."""
+    return np.from_dlpack(tensor) if NUMPY_2 else tensor.as_numpy()
+
+
+def to_triton(tensor_class: Any, name: str, array: np.ndarray) -> Any:
+    """``pb_utils.Tensor`` ``name`` holding ``array`` (made C-contiguous), by the path this numpy supports.
+
+    Under numpy 2 the stub renames a consumed DLPack capsule in a way numpy's capsule destructor does not expect,
+    which would print a harmless "PyCapsule_GetPointer called with incorrect name" per tensor:
+    :func:`_quiet_capsule_destructor` drops exactly that message."""
+    array = np.ascontiguousarray(array)
+    if not NUMPY_2:
+        return tensor_class(name, array)
     if sys.unraisablehook is not _quiet_capsule_destructor:
         global _previous_hook
         _previous_hook = sys.unraisablehook
         sys.unraisablehook = _quiet_capsule_destructor
-    return np.ascontiguousarray(array).__dlpack__()
+    return tensor_class.from_dlpack(name, array.__dlpack__())
 
 
 _previous_hook = sys.unraisablehook

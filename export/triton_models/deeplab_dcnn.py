@@ -3,11 +3,15 @@ backend (runtime.backends.open_backend: ONNX Runtime, or TensorRT for an engine)
 TensorRT or ONNX Runtime backends. Written by ``python -m export triton``."""
 import os
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from runtime.backends import open_backend
-from runtime.triton_serving import infer_grouped, model_meta, model_parameters, to_dlpack
+from runtime.triton_serving import from_triton, infer_grouped, model_meta, model_parameters, to_triton
+
+
+def _output(name, array):
+    """A response tensor (see runtime.triton_serving.to_triton)."""
+    return to_triton(pb_utils.Tensor, name, array)
 
 
 class TritonPythonModel:
@@ -20,12 +24,12 @@ class TritonPythonModel:
 
     def execute(self, requests):
         try:
-            batches = [np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
+            batches = [from_triton(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
             results = infer_grouped(self.backend.infer, batches)
         except Exception as e:  # the whole batch failed (the runtime's error says why)
             error = pb_utils.TritonError(f"deeplab_dcnn: {e}")
             return [pb_utils.InferenceResponse(error=error) for _ in requests]
-        return [pb_utils.InferenceResponse([pb_utils.Tensor.from_dlpack(self.output_name, to_dlpack(out))]) for out in results]
+        return [pb_utils.InferenceResponse([_output(self.output_name, out)]) for out in results]
 
     def finalize(self):
         self.backend.close()

@@ -1,10 +1,15 @@
 """Triton Python-backend model ``deeplab_post``: LOGITS + IMAGE -> LABELS (and PROBS when requested): upsampling,
 softmax and the dense CRF with the toolkit's own code (runtime.triton_serving.PostProcessor, which runs
 runtime.Segmenter's stages). Written by ``python -m export triton``."""
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from runtime.triton_serving import PostProcessor, PostSettings, model_meta, model_parameters, to_dlpack
+from runtime.triton_serving import (PostProcessor, PostSettings, from_triton, model_meta, model_parameters,
+                                     to_triton)
+
+
+def _output(name, array):
+    """A response tensor (see runtime.triton_serving.to_triton)."""
+    return to_triton(pb_utils.Tensor, name, array)
 
 
 class TritonPythonModel:
@@ -16,13 +21,13 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                logits = np.from_dlpack(pb_utils.get_input_tensor_by_name(request, "LOGITS"))
-                images = np.from_dlpack(pb_utils.get_input_tensor_by_name(request, "IMAGE"))
+                logits = from_triton(pb_utils.get_input_tensor_by_name(request, "LOGITS"))
+                images = from_triton(pb_utils.get_input_tensor_by_name(request, "IMAGE"))
                 want_probs = "PROBS" in request.requested_output_names()
                 labels, probs = self.post(logits, images, want_probs)
-                outputs = [pb_utils.Tensor.from_dlpack("LABELS", to_dlpack(labels))]
+                outputs = [_output("LABELS", labels)]
                 if probs is not None:
-                    outputs.append(pb_utils.Tensor.from_dlpack("PROBS", to_dlpack(probs)))
+                    outputs.append(_output("PROBS", probs))
                 responses.append(pb_utils.InferenceResponse(outputs))
             except Exception as e:  # one bad request fails alone, with its reason
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"deeplab_post: {e}")))

@@ -1,9 +1,14 @@
 """Triton Python-backend model ``deeplab_pre``: IMAGE (N×H×W×3 uint8 BGR) -> INPUT, the network's input, by the
 toolkit's own preprocessing (runtime.triton_serving.preprocess_batch). Written by ``python -m export triton``."""
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from runtime.triton_serving import model_meta, model_parameters, parse_pad_to, preprocess_batch, to_dlpack
+from runtime.triton_serving import (from_triton, model_meta, model_parameters, parse_pad_to, preprocess_batch,
+                                     to_triton)
+
+
+def _output(name, array):
+    """A response tensor (see runtime.triton_serving.to_triton)."""
+    return to_triton(pb_utils.Tensor, name, array)
 
 
 class TritonPythonModel:
@@ -16,9 +21,9 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                images = np.from_dlpack(pb_utils.get_input_tensor_by_name(request, "IMAGE"))
+                images = from_triton(pb_utils.get_input_tensor_by_name(request, "IMAGE"))
                 batch = preprocess_batch(images, self.meta, self.pad_to)
-                responses.append(pb_utils.InferenceResponse([pb_utils.Tensor.from_dlpack("INPUT", to_dlpack(batch))]))
+                responses.append(pb_utils.InferenceResponse([_output("INPUT", batch)]))
             except Exception as e:  # one bad request fails alone, with its reason
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"deeplab_pre: {e}")))
         return responses

@@ -12,6 +12,10 @@ class BackendError(RuntimeError):
     """A backend could not load a model or run it; the message says why in one line."""
 
 
+class BackendUnavailable(BackendError):
+    """The backend's server or device is gone: every later frame would fail the same way, so a pipeline stops."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A loaded model. ``infer`` takes N×3×H×W float32 (already preprocessed, H and W multiples of the output stride)

@@ -8,17 +8,20 @@
   probabilities too): everything runs on the server (for thin clients).
 
 Both read the model's metadata (:class:`ModelMeta`) from the server's model config. Every failure (server down, gone
-mid-run, model missing, a request rejected) is a :class:`BackendError` naming the server and the reason.
+mid-run, model missing, a request rejected) is a :class:`BackendError` naming the server and the reason; when the
+server itself is gone it is the subclass :class:`BackendUnavailable`, which stops ``runtime/infer.py``'s pipeline
+with that one-line error instead of failing frame after frame.
 """
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runtime.backends.base import BackendError
+from runtime.backends.base import BackendError, BackendUnavailable
 from runtime.metadata import MetadataError, ModelMeta
 
 DCNN_MODEL = "deeplab_dcnn"
@@ -51,25 +54,51 @@ class _Connection:
         self.url, self.protocol, self.timeout_s = url, protocol, timeout_s
         try:
             if protocol == "http":
-                import tritonclient.http as client
-
-                self.client: Any = client.InferenceServerClient(url, connection_timeout=timeout_s,
-                                                                network_timeout=timeout_s)
+                import tritonclient.http as module
             else:
-                import tritonclient.grpc as client
-
-                self.client = client.InferenceServerClient(url)
+                import tritonclient.grpc as module
         except ImportError:
             raise BackendError("the triton backend needs tritonclient: pip install 'tritonclient[http,grpc]'") from None
-        except Exception as e:  # noqa: BLE001 - a malformed URL
-            raise BackendError(f"cannot connect to Triton at {url} ({protocol}): {_reason(e)}") from None
-        self.module = client
+        self.module: Any = module
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
+        self.client  # noqa: B018 - connect now, so a malformed URL fails here
+
+    @property
+    def client(self) -> Any:
+        """This thread's tritonclient client: the HTTP client (gevent) must stay on the thread that made it, and the
+        runtime's pipeline calls ``infer`` from its own inference thread."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            try:
+                if self.protocol == "http":
+                    client = self.module.InferenceServerClient(self.url, connection_timeout=self.timeout_s,
+                                                               network_timeout=self.timeout_s)
+                else:
+                    client = self.module.InferenceServerClient(self.url)
+            except Exception as e:  # noqa: BLE001 - a malformed URL
+                raise BackendError(f"cannot connect to Triton at {self.url} ({self.protocol}): {_reason(e)}") from None
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
 
     def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``; a failure is a :class:`BackendError`, or :class:`BackendUnavailable` when the
+        server no longer answers its liveness endpoint (down, killed, unreachable): then every later call would fail
+        too, and pipelines stop instead of skipping frames."""
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - tritonclient, gevent, grpc and socket errors alike
-            raise BackendError(f"Triton server {self.url} ({self.protocol}): {what} failed: {_reason(e)}") from None
+            error = BackendError if self._alive() else BackendUnavailable
+            raise error(f"Triton server {self.url} ({self.protocol}): {what} failed: {_reason(e)}") from None
+
+    def _alive(self) -> bool:
+        try:
+            return bool(self.client.is_server_live())
+        except Exception:  # noqa: BLE001 - any failure to answer means not alive
+            return False
 
     def model_meta(self, model: str) -> tuple[ModelMeta, dict[str, Any]]:
         """Check the server and ``model`` are ready; return the model's metadata and its config."""
@@ -105,10 +134,13 @@ class _Connection:
         return {name: result.as_numpy(name) for name in outputs}
 
     def close(self) -> None:
-        try:
-            self.client.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection is not an error
-            pass
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection (or another thread's) is not an error
+                pass
 
 
 def _reason(e: BaseException) -> str:
@@ -118,8 +150,7 @@ def _reason(e: BaseException) -> str:
 
 class TritonBackend:
     """``deeplab_dcnn`` on a Triton server as a local backend: ``infer`` sends a preprocessed N×3×H×W batch (split
-    into the model's max batch size) and returns the logits. One instance per thread (tritonclient's clients are
-    not shared across threads)."""
+    into the model's max batch size) and returns the logits. Thread-safe: each thread gets its own connection."""
 
     name = "triton"
 
@@ -151,7 +182,7 @@ class TritonBackend:
 
 class TritonPipeline:
     """The ``deeplab`` ensemble: whole BGR frames in, labels (and optionally probabilities) out; preprocessing,
-    network, upsampling and CRF all run on the server. One instance per thread."""
+    network, upsampling and CRF all run on the server. Thread-safe: each thread gets its own connection."""
 
     def __init__(self, url: str, protocol: str = "http", timeout_s: float = 60.0) -> None:
         self._conn = _Connection(url, protocol, timeout_s)

@@ -53,6 +53,14 @@ def test_prefix_and_nesting_variants(variant, small_model, tmp_path):
         assert _outputs_equal(loaded, model)
 
 
+def test_legacy_serialization_loads(small_model, tmp_path):
+    """The port's released checkpoints predate PyTorch 1.6's zip format."""
+    model = small_model()
+    torch.save(MSC(model).state_dict(), tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    assert (tmp_path / "old.pth").read_bytes()[:1] == b"\x80"
+    assert _outputs_equal(load_model(tmp_path / "old.pth")[0], model)
+
+
 def test_msc_wrapper_state_dict_loads(small_model, tmp_path):
     model = small_model()
     torch.save(MSC(model).state_dict(), tmp_path / "msc.pth")
@@ -173,3 +181,48 @@ def test_non_mapping_payload(tmp_path):
     torch.save([torch.zeros(1)], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="no weights found"):
         load_checkpoint(tmp_path / "list.pt")
+
+
+def test_every_truncation_is_a_clean_error(small_model, tmp_path):
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, small_model(), ["a", "b", "c", "d"])
+    data = good.read_bytes()
+    for cut in [1, 3, 64, 500, len(data) // 3, len(data) // 2, len(data) - 100, len(data) - 1]:
+        (tmp_path / "cut.pt").write_bytes(data[:cut])
+        with pytest.raises(CheckpointError) as info:
+            load_model(tmp_path / "cut.pt")
+        assert "\n" not in str(info.value)
+
+
+def test_flipped_bytes_never_escape_as_other_errors(small_model, tmp_path):
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, small_model(), ["a", "b", "c", "d"])
+    data = bytearray(good.read_bytes())
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(12):
+        bad = bytearray(data)
+        for i in torch.randint(0, len(bad), (8,), generator=rng).tolist():
+            bad[i] ^= 0xFF
+        (tmp_path / "flip.pt").write_bytes(bad)
+        try:
+            load_model(tmp_path / "flip.pt")  # flips inside tensor data load; that is what SHA-256 in metadata is for
+        except CheckpointError as e:
+            assert "\n" not in str(e)
+
+
+class _CreatesFile:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_code_in_a_checkpoint_never_runs(small_model, tmp_path, zip_format):
+    marker = tmp_path / "payload-ran"
+    torch.save({"model": small_model().state_dict(), "hook": _CreatesFile(marker)}, tmp_path / "evil.pt",
+               _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(CheckpointError, match="refusing to load: the file references the Python object"):
+        load_model(tmp_path / "evil.pt")
+    assert not marker.exists()

@@ -99,8 +99,8 @@ def _check_ensemble(configs: dict[str, mc.ModelConfig], ens: mc.ModelConfig) -> 
 def test_python_variant_layout_and_configs(model, tmp_path):
     repo, backend = write_repository(model, tmp_path / "repo", RepositoryOptions(dcnn_backend="python"))
     assert backend == "python"
-    for rel in ("deeplab/1", "deeplab_probs/1", "deeplab_pre/1/model.py", "deeplab_post/1/model.py", "deeplab_dcnn/1/model.py",
-                "deeplab_dcnn/1/model.onnx"):
+    for rel in ("deeplab/1", "deeplab_probs/1", "deeplab_pre/1/model.py", "deeplab_post/1/model.py",
+                "deeplab_dcnn/1/model.py", "deeplab_dcnn/1/model.onnx"):
         assert (repo / rel).exists(), rel
     assert (repo / "deeplab_dcnn/1/model.onnx").read_bytes() == model.read_bytes()
     assert not [p for p in tmp_path.iterdir() if p.name != "repo"], "temporary directories left behind"
@@ -239,3 +239,15 @@ def test_cli(model, tmp_path, capsys):
     assert cli_main(["triton", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "repo2")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: model file not found") and len(err.strip().splitlines()) == 1
+
+
+def test_repository_of_a_real_exported_deeplab(small_onnx, tmp_path):
+    """The ONNX that `python -m export onnx` writes (a small DeepLab v2): names, types and dims from its metadata."""
+    repo, _ = write_repository(small_onnx, tmp_path / "repo", RepositoryOptions(dcnn_backend="onnxruntime_onnx"))
+    configs = load_configs(repo)
+    meta = meta_of(configs["deeplab_dcnn"])
+    (inp,), (out,) = configs["deeplab_dcnn"].input, configs["deeplab_dcnn"].output
+    assert (inp.name, list(inp.dims)) == (meta.input_name, [3, -1, -1])
+    assert (out.name, list(out.dims)) == (meta.output_name, [meta.n_classes, -1, -1])
+    assert list(configs["deeplab_probs"].output[1].dims) == [meta.n_classes, -1, -1]
+    check_ensemble(configs)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.metadata import CAFFE_BGR_MEAN, SCHEMA_VERSION, MetadataError, ModelMeta
 
@@ -66,3 +68,23 @@ def test_malformed_metadata(text, match):
     with pytest.raises(MetadataError, match=match) as info:
         ModelMeta.from_json(text)
     assert "\n" not in str(info.value)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                          max_size=4), max_leaves=12)
+fields = st.sampled_from(["class_names", "channel_order", "mean", "scale", "output_stride", "align_corners",
+                          "input_name", "output_name", "precision", "msc", "source_sha256", "extra",
+                          "schema_version", "other"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(fields, json_values, max_size=6), st.booleans())
+def test_any_json_object_gives_meta_or_metadata_error(d, named):
+    if named:
+        d.setdefault("class_names", ["a", "b"])
+    try:
+        meta = ModelMeta.from_json(json.dumps(d))
+    except MetadataError:
+        return
+    assert ModelMeta.from_json(meta.to_json()) == meta

@@ -16,6 +16,7 @@ pytest.importorskip("tritonclient.grpc")
 from export.triton import RepositoryOptions, write_repository  # noqa: E402
 from export.triton_server import LocalTritonServer, TritonServerError, find_tritonserver, free_port  # noqa: E402
 from runtime.backends import BackendError, open_backend  # noqa: E402
+from runtime.backends.base import BackendUnavailable  # noqa: E402
 from runtime.backends.triton import TritonBackend, TritonPipeline  # noqa: E402
 from runtime.segmenter import Segmenter  # noqa: E402
 
@@ -210,5 +211,68 @@ def test_server_killed_mid_run(repo, frames, protocol):
         server.kill()
         assert done.wait(30), "the client hung after the server died"
         pipeline.close()
+    assert isinstance(outcome.get("error"), BackendUnavailable), "a dead server is not a per-frame error"
     error = str(outcome.get("error"))
     assert f"Triton server {server.url(protocol)} ({protocol})" in error and "failed" in error, error
+
+
+def test_infer_cli_stops_when_the_server_dies(repo, model, tmp_path):
+    """``runtime/infer.py --backend triton`` on a long video: the server is killed mid-run; the CLI prints one error
+    line naming the server and exits non-zero at once (instead of failing every remaining frame), outputs closed."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    video = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (96, 64))
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        writer.write(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))
+    writer.release()
+    with LocalTritonServer(repo) as server:
+        cmd = [sys.executable, "-m", "runtime.infer", "--model", str(model), "--backend", "triton",
+               "--url", server.http_url, "--source", str(video), "--no-crf", "--no-progress",
+               "--masks", str(tmp_path / "masks")]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not list((tmp_path / "masks").glob("*.png")) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            server.kill()
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 1, (out, err)
+    assert f"error: Triton server {server.http_url} (http)" in err, err
+    assert 0 < len(list((tmp_path / "masks").glob("*.png"))) < 3000
+
+
+@pytest.mark.parametrize("variant", ["onnxruntime_onnx", "tensorrt_plan"])
+def test_gpu_variants_pass_the_servers_config_checks(variant, model, tmp_path):
+    """This CPU server has no TensorRT or ONNX Runtime backend, so these variants cannot serve here; but the real
+    server parses and validates every config, loads deeplab_pre and deeplab_post, and fails on nothing but the
+    missing backend library of deeplab_dcnn."""
+    source = model
+    if variant == "tensorrt_plan":
+        from runtime.engine_info import EngineInfo, write_sidecar
+
+        meta = Segmenter(str(model), backend="onnxruntime", crf=None).meta
+        source = tmp_path / "model.plan"
+        source.write_bytes(b"an engine is only deserialized by the tensorrt backend")
+        write_sidecar(source, meta, EngineInfo(tensorrt_version="10.3.0", gpu_name="Orin", compute_capability="8.7",
+                                               precision="fp16", profile={"min": [1, 3, 64, 64],
+                                                                          "opt": [1, 3, 512, 512],
+                                                                          "max": [4, 3, 1024, 1024]}))
+    repo, _ = write_repository(source, tmp_path / "repo", RepositoryOptions(dcnn_backend=variant))
+    log = tmp_path / "server.log"
+    with pytest.raises(TritonServerError):
+        LocalTritonServer(repo, log_path=log, ready_timeout_s=60).start()
+    text = log.read_text()
+    backend = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}[variant]
+    assert f"failed to load 'deeplab_dcnn' version 1: Invalid argument: unable to find backend library for " \
+           f"backend '{backend}'" in text
+    for name in ("deeplab_pre", "deeplab_post"):
+        assert f"successfully loaded '{name}'" in text, name
+    failures = [line for line in text.splitlines() if "failed to load '" in line]
+    assert all("'deeplab_dcnn'" in line for line in failures), failures

@@ -9,7 +9,7 @@ from runtime.preprocess import preprocess
 from runtime.segmenter import Segmenter
 from runtime.triton_serving import (
     PostProcessor, PostSettings, infer_grouped, model_meta, model_parameters, parse_pad_to, preprocess_batch,
-    to_dlpack)
+    to_triton)
 
 META = ModelMeta(class_names=("a", "b", "c"))
 
@@ -85,9 +85,20 @@ def test_postprocessor_rejects_mismatched_inputs(tiny_onnx):
         post(np.zeros((2, 3, 4, 4), np.float32), np.zeros((1, 32, 32, 3), np.uint8))
 
 
-def test_to_dlpack_is_c_contiguous():
+def test_to_triton_hands_over_a_c_contiguous_array():
+    """What the Python models give ``pb_utils.Tensor``: the numpy-1 constructor, or a DLPack capsule under numpy 2."""
+
+    class Tensor:  # records what the stub's Tensor receives; the real one exists only inside tritonserver
+        def __init__(self, name, array):
+            self.name, self.array = name, array
+
+        @classmethod
+        def from_dlpack(cls, name, capsule):
+            holder = type("Holder", (), {"__dlpack__": lambda self, **k: capsule,
+                                         "__dlpack_device__": lambda self: (1, 0)})()
+            return cls(name, np.from_dlpack(holder))
+
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4).transpose(0, 2, 1)
-    y = np.from_dlpack(type("Holder", (), {"__dlpack__": lambda self, **k: to_dlpack(x),
-                                           "__dlpack_device__": lambda self: (1, 0)})())
-    assert y.flags["C_CONTIGUOUS"]
-    np.testing.assert_array_equal(y, x)
+    t = to_triton(Tensor, "LOGITS", x)
+    assert t.name == "LOGITS" and t.array.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(t.array, x)
