@@ -23,6 +23,7 @@ static void test_json() {
   CHECK(v.as_object().at("s").as_string() == "x\"\xc3\xa9\xf0\x9f\x98\x80\n");
   CHECK(v.as_object().at("o").as_object().empty());
   CHECK(std::isnan(parse("NaN").as_number()));
+  CHECK(parse("[-Infinity]").as_array()[0].as_number() < -1e308);
   for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "01x", "[1] 2", "tru", "\"\\q\""}) {
     bool threw = false;
     try {

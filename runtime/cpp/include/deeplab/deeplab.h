@@ -7,7 +7,8 @@
  *   (thread-local; valid until the next failing call on that thread). No C++ exception ever crosses this API.
  * - A deeplab_segmenter is an opaque handle. One handle must not be used by two threads at once: create one per
  *   thread (they are independent), or serialize calls to a shared one.
- * - Images are 8-bit BGR (OpenCV's layout): height rows of width*3 bytes, rows row_stride bytes apart.
+ * - Images are 8-bit BGR (OpenCV's layout): height rows of width*3 bytes, rows row_stride bytes apart (0: packed,
+ *   width*3).
  * - Output buffers belong to the caller: labels is height*width bytes (row-major, one class index per pixel),
  *   probs (optional, may be NULL) is n_classes*height*width floats (class-major: probs[c*height*width + y*width + x]).
  * - Preprocessing is the Python runtime's (runtime/preprocess.py): channel order, mean and scale from the model's
