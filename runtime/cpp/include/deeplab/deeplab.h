@@ -63,7 +63,8 @@ typedef struct deeplab_options {
   uint32_t struct_size;   /* sizeof(deeplab_options): set by deeplab_options_init */
   int32_t crf;            /* 1: refine with the dense CRF (default); 0: labels from the upsampled logits */
   int32_t crf_iterations; /* mean-field iterations; -1 (default): the preset's */
-  int32_t threads;        /* CPU threads for upsampling and the CRF; 0 = all cores (default) */
+  int32_t threads;        /* CPU threads for upsampling and the CRF; 0 = all cores (default). Process-wide in
+                             those libraries: give every segmenter of a process the same value. */
   int32_t warm_start;     /* 1: the CRF starts from the previous frame's result (video); default 0 */
   int32_t device;         /* CUDA device for engines (default 0) */
   const char* crf_preset; /* NULL or "default" (default): the model's own CRF settings (metadata extra.crf) if any,
