@@ -10,7 +10,6 @@ aborting the process.
 from __future__ import annotations
 
 import operator
-from numbers import Number
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ def as_float32(a: Any, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
     if arr.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, arr.shape)):
-        want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+        want = str(tuple("?" if s is None else s for s in shape)).replace("'", "")
         raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float32)
 
@@ -54,14 +53,14 @@ def _enum(value: Any, name: str, upper: int) -> int:
 
 def _compat(compat: Any, n_labels: int) -> tuple[int, float, np.ndarray]:
     """pydensecrf's rule: a number is Potts, a vector is diagonal, a matrix is a full compatibility."""
-    if isinstance(compat, Number) and not isinstance(compat, bool):
-        w = float(compat)  # type: ignore[arg-type]
+    arr = np.asarray(compat)
+    if arr.dtype.kind not in "fiub" or isinstance(compat, bool):
+        raise TypeError(f"compat must be a number, a vector or a matrix, got {type(compat).__name__}")
+    if arr.ndim == 0:
+        w = float(arr)
         if not np.isfinite(w):
             raise ValueError(f"compat must be finite, got {w}")
         return _POTTS, w, _EMPTY
-    arr = np.asarray(compat)
-    if arr.ndim == 0:
-        return _compat(arr.item(), n_labels)
     if arr.ndim == 1:
         return _DIAGONAL, 0.0, as_float32(arr, "compat (diagonal)", (n_labels,))
     if arr.ndim == 2:
@@ -70,10 +69,10 @@ def _compat(compat: Any, n_labels: int) -> tuple[int, float, np.ndarray]:
 
 
 def _sigmas(value: Any, count: int, name: str) -> tuple[float, ...]:
-    vals = (value,) * count if isinstance(value, Number) else tuple(value)
-    if len(vals) != count:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu" or arr.ndim > 1 or (arr.ndim == 1 and arr.size != count):
         raise ValueError(f"{name} must be a number or {count} numbers, got {value!r}")
-    out = tuple(float(v) for v in vals)
+    out = tuple(float(v) for v in np.broadcast_to(arr, (count,)))
     if not all(np.isfinite(v) and v != 0.0 for v in out):
         raise ValueError(f"{name} must be finite and non-zero, got {value!r}")
     return out

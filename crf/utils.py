@@ -85,3 +85,31 @@ def create_pairwise_bilateral(sdims: Sequence[float], schan: "float | Sequence[f
         mesh[i] /= s
     feats = np.concatenate([mesh, feat])
     return feats.reshape([feats.shape[0], -1])
+
+
+def synthetic_probabilities(height: int, width: int, n_labels: int = 21, seed: int = 0, stride: int = 8,
+                            region: int = 6, confidence: float = 4.0) -> np.ndarray:
+    """DCNN-like soft probabilities (n_labels x height x width float32) for tests and benchmarks.
+
+    A random but smooth label map at 1/`stride` resolution (blobs about `region` cells wide), turned
+    into noisy logits, upsampled bilinearly (align_corners=False) to full size and softmaxed, so the
+    result is confident inside regions and uncertain at their blurred boundaries, like a network's.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = max(1, -(-height // stride)), max(1, -(-width // stride))
+    coarse = rng.integers(0, n_labels, size=(-(-h // region) + 1, -(-w // region) + 1))
+    labels = coarse[np.arange(h) // region][:, np.arange(w) // region]
+    logits = confidence * np.eye(n_labels, dtype=np.float32)[labels].transpose(2, 0, 1)
+    logits += rng.normal(0.0, 1.0, size=logits.shape).astype(np.float32)
+
+    def axis_weights(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+        i0 = np.floor(x).astype(np.int64)
+        return i0, np.minimum(i0 + 1, n_in - 1), (x - i0).astype(np.float32)
+
+    y0, y1, fy = axis_weights(height, h)
+    x0, x1, fx = axis_weights(width, w)
+    rows = logits[:, y0] * (1 - fy)[None, :, None] + logits[:, y1] * fy[None, :, None]
+    up = rows[:, :, x0] * (1 - fx) + rows[:, :, x1] * fx
+    up = np.exp(up - up.max(axis=0, keepdims=True))
+    return (up / up.sum(axis=0, keepdims=True)).astype(np.float32)

@@ -23,14 +23,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("generate", help="write generated scenes in the PASCAL VOC layout")
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--count", type=int, required=True, help="number of images")
     p.add_argument("--seed", type=int, required=True, help="random seed (image i depends only on seed and i)")
     p.add_argument("--size", type=_size, default=(320, 240), help="WIDTHxHEIGHT (default 320x240)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of the images listed in val.txt, the rest in train.txt (default 0.1; 1 for a test set)")
+    p.add_argument("--images-only", action="store_true",
+                   help="write plain JPEGs into --out, no labels or lists (calibration images)")
 
     p = sub.add_parser("video", help="render a video of moving objects (mp4v)")
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     p.add_argument("--out", required=True, help="output video file (.mp4)")
     p.add_argument("--frames", type=int, default=90, help="number of frames (default 90)")
     p.add_argument("--seed", type=int, default=VIDEO_SEED, help=f"random seed (default {VIDEO_SEED})")
@@ -39,25 +43,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="also write each frame's label PNG into this directory")
 
     p = sub.add_parser("train", help="train the small DeepLab v2 on a generated VOC-layout dataset")
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     from demo import train
     train.add_arguments(p)
+
+    p = sub.add_parser("tune-crf", help="pick the model's CRF settings on a validation split; store them in it")
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    from demo import tune_crf
+    tune_crf.add_arguments(p)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "generate":
-        from demo.dataset import write_dataset
+        from demo.dataset import write_dataset, write_images
         w, h = args.size
-        ids = write_dataset(args.out, args.count, args.seed, w, h, args.val_fraction)
-        print(f"wrote {len(ids)} images to {args.out}")
+        if args.images_only:
+            n = len(write_images(args.out, args.count, args.seed, w, h))
+        else:
+            n = len(write_dataset(args.out, args.count, args.seed, w, h, args.val_fraction))
+        print(f"wrote {n} images to {args.out}")
     elif args.command == "video":
         from demo.video import write_video
         w, h = args.size
         out = write_video(args.out, args.frames, args.seed, w, h, args.fps, args.labels)
         print(f"wrote {args.frames} frames ({w}x{h}) to {out}")
-    else:
+    elif args.command == "train":
         from demo import train
         return train.run(args)
+    else:
+        from demo import tune_crf
+        return tune_crf.run(args)
     return 0
 
 

@@ -29,3 +29,14 @@ def write_dataset(out: str | os.PathLike, count: int, seed: int, width: int = 32
     voc.write_split(root, "val", ids[count - n_val:])
     voc.write_classes(root, CLASS_NAMES)
     return ids
+
+
+def write_images(out: str | os.PathLike, count: int, seed: int, width: int = 320, height: int = 240,
+                 progress: bool = True) -> list[Path]:
+    """Generate ``count`` scenes from ``seed`` as plain JPEGs in ``out`` (no labels): calibration images."""
+    if count < 1:
+        raise ValueError(f"count must be positive, got {count}")
+    paths = [Path(out) / f"s{seed}_{i:05d}.jpg" for i in range(count)]
+    for i, path in enumerate(tqdm(paths, desc="generate", unit="img", disable=not progress)):
+        voc.write_image(path, generate(seed, i, width, height)[0])
+    return paths

@@ -126,7 +126,8 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path) -> dict:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        ema = float(loss) if ema is None else 0.95 * ema + 0.05 * float(loss)
+        value = loss.item()
+        ema = value if ema is None else 0.95 * ema + 0.05 * value
         bar.set_postfix(loss=f"{ema:.3f}")
     model.eval()
     summary = {"config": {**asdict(cfg), "blocks": list(cfg.blocks)}, "data": str(data), "images": len(dataset),

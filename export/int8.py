@@ -97,13 +97,12 @@ def place_for_tensorrt(model: Any) -> int:
     changed = 0
     dead: set[int] = set()
     for add in graph.node:
-        if add.op_type != "Add":
-            continue
-        candidates = []  # (topological position of the conv, input slot, conv output name)
+        if add.op_type != "Add" or not all(
+                producers.get(i) is not None and producers[i].op_type == "DequantizeLinear" for i in add.input):
+            continue  # not quantized, or already placed (one input straight from its conv)
+        candidates = []  # (topological position of the conv, input slot, conv output, Q, DQ)
         for slot, name in enumerate(add.input):
-            dq = producers.get(name)
-            if dq is None or dq.op_type != "DequantizeLinear":
-                continue
+            dq = producers[name]
             q = producers.get(dq.input[0])
             if q is None or q.op_type != "QuantizeLinear":
                 continue
@@ -114,7 +113,7 @@ def place_for_tensorrt(model: Any) -> int:
             if len(consumers.get(q.input[0], [])) == 1 and len(consumers.get(dq.output[0], [])) == 1 \
                     and len(consumers.get(q.output[0], [])) == 1:
                 candidates.append((order[id(conv)], slot, q.input[0], q, dq))
-        if len(candidates) == 0 or sum(1 for i in add.input if producers.get(i) is not None) < 2:
+        if not candidates:
             continue
         # the main branch is the deeper one: its last conv comes later in topological order
         _, slot, conv_out, q, dq = max(candidates, key=lambda c: c[0])

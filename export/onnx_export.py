@@ -172,7 +172,9 @@ def _model_meta(names: Sequence[str], ckpt_meta: dict[str, Any], model: Any, msc
     if msc:
         arch["msc_scales"] = list(MSC_SCALES)
     extra: dict[str, Any] = {"architecture": arch}
-    other = {k: v for k, v in ckpt_meta.items() if k not in (*PREPROCESSING_KEYS, "aspp_rates")}
+    if isinstance(ckpt_meta.get("crf"), dict):  # the model's own CRF preset: the runtime's default for it
+        extra["crf"] = json.loads(json.dumps(ckpt_meta["crf"]))
+    other = {k: v for k, v in ckpt_meta.items() if k not in (*PREPROCESSING_KEYS, "aspp_rates", "crf")}
     try:
         extra["checkpoint_meta"] = json.loads(json.dumps(other))
     except (TypeError, ValueError):

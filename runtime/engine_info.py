@@ -240,13 +240,11 @@ def check_engine(engine_path: str | os.PathLike[str], platform: Platform) -> tup
 
 def gpu_properties(device: int = 0) -> tuple[str, str] | None:
     """(GPU name, "major.minor") of a CUDA device through cuda-python, or None without a driver/GPU/cuda-python."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python < 12.6 layout
-        except ImportError:
-            return None
+    from runtime.cuda_util import cuda_modules, gpu_available
+
+    if not gpu_available():
+        return None
+    _, cudart, _ = cuda_modules()
     err, props = cudart.cudaGetDeviceProperties(device)
     if int(err) != 0 or props is None:
         return None

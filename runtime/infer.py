@@ -16,7 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from runtime.backends import BACKENDS
+if not __package__:  # run as a file (python runtime/infer.py): make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runtime.backends import BACKENDS  # noqa: E402
 
 log = logging.getLogger("runtime.infer")
 
@@ -30,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="overlay video (.mp4/.avi/...) for video sources, a directory for image sources")
     p.add_argument("--masks", metavar="DIR", help="write one palette label PNG per frame into DIR")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend")
-    p.add_argument("--url", help="Triton server HOST:PORT (with --backend triton)")
+    p.add_argument("--url", help="Triton server HOST:PORT (with --backend triton; default 127.0.0.1:8000)")
     p.add_argument("--protocol", choices=("http", "grpc"), default="http", help="Triton protocol")
     crf = p.add_argument_group("dense CRF")
     crf.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
@@ -107,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     from runtime.segmenter import Segmenter
     from runtime.sources import open_source
 
-    options = {"url": args.url, "protocol": args.protocol} if args.backend == "triton" else {}
+    options: dict[str, Any] = {}
+    if args.backend == "triton":
+        options = {"protocol": args.protocol, **({"url": args.url} if args.url else {})}
     seg = Segmenter(args.model, backend=args.backend, crf=None if args.no_crf else args.crf_preset,
                     crf_iterations=args.crf_iters, warm_start=args.warm_start,
                     upsample_device=args.upsample_device, **options)
@@ -118,13 +123,15 @@ def run(args: argparse.Namespace) -> int:
     total = source.total if args.max_frames is None else min(source.total or args.max_frames, args.max_frames)
     interrupted = False
     bar = tqdm(total=total, unit="frame", disable=True if args.no_progress else None, dynamic_ncols=True)
+    results = pipeline.run(source, args.max_frames)
     try:
-        for _ in pipeline.run(source, args.max_frames):
+        for _ in results:
             bar.update(1)
             bar.set_postfix(fps=f"{pipeline.stats.fps:.1f}", refresh=False)
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        results.close()  # stops the stage threads and finalizes the outputs, whatever ended the loop
         bar.close()
         source.close()
         seg.close()

@@ -107,7 +107,8 @@ class Stats:
             "stages": stages,
             "end_to_end": percentiles(self.latency),
             "slowest_stage": slowest,
-            "slowest_stage_fps": round(1000.0 / stages[slowest]["mean_ms"], 3) if slowest and stages[slowest]["mean_ms"] else None,
+            "slowest_stage_fps": (round(1000.0 / stages[slowest]["mean_ms"], 3)
+                                  if slowest and stages[slowest]["mean_ms"] else None),
             "errors": dict(self.errors),
             "notes": list(source.notes) if source else [],
         }
@@ -248,9 +249,12 @@ class Pipeline:
                     return
 
         def stage(name: str, fn: Callable[[_Item], None], q_in: queue.Queue, q_out: queue.Queue) -> None:
+            last = q_out is links[-1]
             while (item := get(q_in)) is not _END:
                 self._apply(name, fn, item)
-                if not put(q_out, item):
+                # The last stage records the frame as soon as its outputs are written, so the counts match the
+                # files even when the caller stops before receiving this result.
+                if not put(q_out, self._result(item) if last else item):
                     return
 
         threads = [threading.Thread(target=guarded(decode, links[0]), name="decode", daemon=True)]
@@ -260,8 +264,8 @@ class Pipeline:
         for t in threads:
             t.start()
         try:
-            while (item := get(links[-1])) is not _END:
-                yield self._result(item)
+            while (result := get(links[-1])) is not _END:
+                yield result
         finally:
             stop.set()
             for t in threads:

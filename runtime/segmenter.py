@@ -4,8 +4,8 @@
     labels, probs = seg.segment(image_bgr)   # H×W labels, C×H×W probabilities
 
 Stages, usable one by one (the overlapped pipeline in runtime/pipeline.py runs them in threads):
-``infer(image) -> (logits C×h×w, Padding)`` → ``upsample(logits, padding) -> probs C×H×W`` → ``refine(image, probs)
--> probs`` (dense CRF) → argmax. With the CRF off, ``labels(logits, padding)`` goes from logits to labels directly.
+``infer(image) -> (logits C×h×w, Padding)`` → ``upsample(logits, padding) -> probs C×H×W`` →
+``refine(image, probs) -> probs`` (dense CRF) → argmax. With the CRF off, ``labels(logits, padding)`` goes from logits to labels directly.
 
 Thread-safety: a Segmenter may be shared between threads. ``infer`` is serialized by an internal lock (TensorRT
 execution contexts are not thread-safe); upsampling and the CRF hold no state and run concurrently (both release the
@@ -72,6 +72,12 @@ class Segmenter:
         self.meta: ModelMeta = self.backend.meta
         self.crf = crf_settings(crf, self.meta, crf_iterations)
         self.warm_start = warm_start
+        if upsample_device not in ("cpu", "cuda"):
+            raise ValueError(f"upsample_device must be 'cpu' or 'cuda', got {upsample_device!r}")
+        if upsample_device == "cuda":
+            from runtime.cuda_util import gpu_available
+            if not gpu_available():
+                raise ValueError("upsample_device='cuda' needs a CUDA GPU and driver; none found (use 'cpu')")
         self.upsample_device = upsample_device
         self._infer_lock = threading.Lock()
         if self.crf is not None:
@@ -81,8 +87,10 @@ class Segmenter:
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
         """Image (any of the layouts :func:`to_bgr8` accepts) → 1×3×H'×W' network input and its padding."""
         image = to_bgr8(image)
-        pad_to = getattr(self.backend, "pad_to", None)  # engines: sizes within their optimization profile
-        return preprocess(image, self.meta, pad_to=pad_to(*image.shape[:2]) if pad_to else None)
+        # Engines take sizes within their optimization profile (TensorRT: pad_to(h, w); Triton: a fixed size).
+        pad_to = getattr(self.backend, "pad_to", None)
+        size = pad_to(*image.shape[:2]) if pad_to else getattr(self.backend, "fixed_input_size", None)
+        return preprocess(image, self.meta, pad_to=size)
 
     def infer(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
         """Preprocess and run the network: (C×h×w logits of the padded input, Padding)."""

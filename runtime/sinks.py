@@ -94,7 +94,8 @@ class MaskSink(Sink):
         else:
             image = Image.fromarray(labels.astype(np.uint8), mode="P")
             image.putpalette(PALETTE.tobytes())
-        write_image_atomic(self.directory / f"{frame.name}.png", lambda p: image.save(p, format="PNG", compress_level=1))
+        write_image_atomic(self.directory / f"{frame.name}.png",
+                           lambda p: image.save(p, format="PNG", compress_level=1))
         self.written += 1
 
 

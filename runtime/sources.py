@@ -73,7 +73,8 @@ class VideoSource(Source):
         self.kind = kind
         params: list[int] = []
         if kind == "stream":
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS]
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS,
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS]
         target: int | str = int(spec) if kind == "camera" else spec
         api = cv2.CAP_ANY if kind == "camera" else cv2.CAP_FFMPEG
         self.capture = cv2.VideoCapture(target, api, params)
@@ -165,8 +166,10 @@ def open_source(spec: str | os.PathLike) -> Source:
         try:
             from demo import assets
             spec = str(assets.video_path())
-        except (ImportError, AttributeError, FileNotFoundError) as e:
+        except (ImportError, AttributeError) as e:
             raise SourceError(f"the bundled demo video is not available: {e}") from None
+        if not Path(spec).is_file():
+            raise SourceError(f"the bundled demo video {spec} is missing from this checkout")
     if spec.isdigit():
         return VideoSource(spec, "camera")
     if is_url(spec):

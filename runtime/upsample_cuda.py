@@ -80,7 +80,8 @@ def compile_kernels(source: str, capability: tuple[int, int], cubin: bool = True
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("DEEPLAB_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "deeplab-deploy"
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    base = os.environ.get("DEEPLAB_CACHE_DIR") or xdg / "deeplab-deploy"
     return Path(base) / "kernels"
 
 
@@ -123,8 +124,9 @@ class CudaUpsampler:
         self._context = check(driver.cuDevicePrimaryCtxRetain(self._device), "cuDevicePrimaryCtxRetain")
         check(driver.cuCtxSetCurrent(self._context), "cuCtxSetCurrent")
         attr = driver.CUdevice_attribute
-        capability = (check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, self._device)),
-                      check(driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, self._device)))
+        capability = tuple(int(check(driver.cuDeviceGetAttribute(a, self._device), "cuDeviceGetAttribute"))
+                           for a in (attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                                     attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR))
         self._module = check(driver.cuModuleLoadData(cached_kernels(capability)), "cuModuleLoadData")
         self._functions = {op: check(driver.cuModuleGetFunction(self._module, name.encode()), "cuModuleGetFunction")
                            for op, name in KERNELS.items()}
@@ -134,7 +136,7 @@ class CudaUpsampler:
 
     def launch(self, op: str, d_in: int, d_out: int, shape: tuple[int, int, int, int], size: tuple[int, int],
                crop: tuple[int, int], align_corners: bool, stream=None) -> None:
-        """Enqueue kernel ``op`` on device pointers: d_in N×C×h×w float32 → d_out (N×C×crop or N×crop labels)."""
+        """Enqueue kernel ``op`` on device pointers: d_in N×C×h×w float32 → d_out (N×C×crop, or N×crop labels)."""
         n, c, h, w = shape
         params, keep = _params((int(d_in), ctypes.c_void_p), (int(d_out), ctypes.c_void_p), (c, int), (h, int),
                                (w, int), (size[0], int), (size[1], int), (crop[0], int), (crop[1], int),

@@ -7,7 +7,7 @@
 
 #include "crf/crf.hpp"
 #include "parallel.hpp"
-#include "simd.hpp"
+#include "kernels.hpp"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -42,6 +42,9 @@ auto guarded_alloc(const char* what, F&& f) {
     }
 }
 
+// Labels per row: a multiple of 8 (one AVX / two SSE-NEON vectors), or 4 for tiny label sets.
+int row_stride(int labels) { return labels <= 4 ? 4 : (labels + 7) / 8 * 8; }
+
 }  // namespace
 
 Compatibility Compatibility::potts(float w) {
@@ -75,9 +78,8 @@ Compatibility Compatibility::matrix(std::vector<float> m) {
 struct PairwiseTerm {
     Permutohedral lattice;
     Compatibility::Kind kind = Compatibility::Kind::Potts;
-    std::vector<float> compat;  // Diagonal: stride values; Matrix: stride x stride (symmetrised, padded)
-    std::vector<float> values, tmp;
-    const float* result = nullptr;
+    std::vector<float> compat;  // Diagonal: stride values; Matrix: labels x stride (symmetrised, padded)
+    std::vector<float> values;  // vertex values, m x stride
 };
 
 struct DenseCRF::Impl {
@@ -86,8 +88,11 @@ struct DenseCRF::Impl {
     std::vector<float> neg_unary;  // n x stride, -U (padding lanes kPadEnergy)
     std::vector<PairwiseTerm> terms;
     std::vector<float> q;          // n x stride workspace
+    std::vector<detail::TermView> views;
+    const detail::Kernels& kernels;
 
-    Impl(std::int64_t n_, int labels_) : n(n_), labels(labels_), stride(detail::padded_stride(labels_)) {
+    Impl(std::int64_t n_, int labels_)
+        : n(n_), labels(labels_), stride(row_stride(labels_)), kernels(detail::kernels_for(stride)) {
         check_memory(2.0 * n * stride * 4, "the CRF");
         guarded_alloc("the unary", [&] {
             neg_unary.assign(static_cast<std::size_t>(n) * stride, 0.f);
@@ -129,149 +134,60 @@ struct DenseCRF::Impl {
     }
 
     void ensure_workspace() {
-        double bytes = static_cast<double>(q.size() == 0 ? n * stride * 4.0 : 0.0);
+        if (!detail::in_parallel_region())
+            for (auto& t : terms) t.lattice.partition_splat(num_threads());
+        views.reserve(terms.size());
+        double bytes = q.empty() ? static_cast<double>(n) * stride * 4.0 : 0.0;
         for (auto& t : terms)
-            if (t.values.empty()) bytes += 2.0 * (t.lattice.n_vertices() + 1) * stride * 4;
+            if (t.values.empty()) bytes += static_cast<double>(t.lattice.n_vertices()) * stride * 4;
         if (bytes == 0.0) return;
         check_memory(bytes, "CRF inference");
         guarded_alloc("the inference workspace", [&] {
             if (q.empty()) q.assign(static_cast<std::size_t>(n) * stride, 0.f);
-            for (auto& t : terms) {
-                if (!t.values.empty()) continue;
-                const std::size_t rows = static_cast<std::size_t>(t.lattice.n_vertices() + 1) * stride;
-                t.values.assign(rows, 0.f);
-                t.tmp.assign(rows, 0.f);
-            }
+            for (auto& t : terms)
+                if (t.values.empty()) t.values.assign(static_cast<std::size_t>(t.lattice.n_vertices()) * stride, 0.f);
             return 0;
         });
     }
 
-    // Fused pass over pixels: e = -U - sum_k compat_k(filtered_k), then softmax into q_out
-    // (or, for the KL divergence, accumulate sum_l q (log q - e) per block).
-    template <int S, bool kSoftmax>
-    void combine_rows(std::int64_t lo, std::int64_t hi, float* q_out, const float* q_in, double* kl_acc) const {
-        constexpr int kMax = S > 0 ? S : 1;
-        const int st = S > 0 ? S : stride;
-        thread_local std::vector<float> scratch;
-        float e_fixed[kMax], s_fixed[kMax];
-        float* e = e_fixed;
-        float* s = s_fixed;
-        if constexpr (S == 0) {
-            if (scratch.size() < static_cast<std::size_t>(2 * st)) scratch.resize(2 * st);
-            e = scratch.data();
-            s = scratch.data() + st;
-        }
-        double kl = 0.0;
-        for (std::int64_t i = lo; i < hi; ++i) {
-            const float* nu = neg_unary.data() + i * st;
-            for (int c = 0; c < st; ++c) e[c] = nu[c];
-            for (const PairwiseTerm& t : terms) {
-                const int dp1 = t.lattice.dim() + 1;
-                const std::int32_t* off = t.lattice.offsets() + i * dp1;
-                const float* w = t.lattice.slice_weights() + i * dp1;
-                const float* vals = t.result;
-                if (t.kind == Compatibility::Kind::Potts) {  // weight already folded into w
-                    for (int r = 0; r < dp1; ++r) {
-                        const float wr = w[r];
-                        const float* src = vals + static_cast<std::int64_t>(off[r]) * st;
-                        for (int c = 0; c < st; ++c) e[c] += wr * src[c];
-                    }
-                    continue;
-                }
-                for (int c = 0; c < st; ++c) s[c] = 0.f;
-                for (int r = 0; r < dp1; ++r) {
-                    const float wr = w[r];
-                    const float* src = vals + static_cast<std::int64_t>(off[r]) * st;
-                    for (int c = 0; c < st; ++c) s[c] += wr * src[c];
-                }
-                if (t.kind == Compatibility::Kind::Diagonal) {
-                    const float* cv = t.compat.data();
-                    for (int c = 0; c < st; ++c) e[c] -= cv[c] * s[c];
-                } else {
-                    const float* mat = t.compat.data();
-                    for (int a = 0; a < labels; ++a) {
-                        const float* row = mat + static_cast<std::int64_t>(a) * st;
-                        float acc = 0.f;
-                        for (int c = 0; c < st; ++c) acc += row[c] * s[c];
-                        e[a] -= acc;
-                    }
-                }
-            }
-            if constexpr (kSoftmax) {
-                float mx = e[0];
-                for (int c = 1; c < st; ++c) mx = e[c] > mx ? e[c] : mx;
-                float sum = 0.f;
-                for (int c = 0; c < st; ++c) {
-                    e[c] = detail::exp_nonpositive(e[c] - mx);
-                    sum += e[c];
-                }
-                const float inv = 1.f / sum;
-                float* qo = q_out + i * st;
-                for (int c = 0; c < st; ++c) qo[c] = e[c] * inv;
-            } else {
-                const float* qi = q_in + i * st;
-                for (int l = 0; l < labels; ++l)
-                    kl += static_cast<double>(qi[l]) * (std::log(std::max(qi[l], 1e-20f)) - static_cast<double>(e[l]));
-            }
-        }
-        if (kl_acc) *kl_acc += kl;
+    detail::FusedArgs fused_args(std::vector<detail::TermView>& views) const {
+        views.clear();
+        for (const PairwiseTerm& t : terms)
+            views.push_back({t.lattice.offsets(), t.lattice.slice_weights(), t.values.data(),
+                             t.compat.empty() ? nullptr : t.compat.data(), t.lattice.dim() + 1, static_cast<int>(t.kind)});
+        return {neg_unary.data(), views.data(), static_cast<int>(views.size()), labels, stride};
     }
 
     void filter_all(const float* q_in) {
         for (auto& t : terms) {
             splat(t.lattice, q_in, t.values.data(), stride);
-            t.result = blur(t.lattice, t.values.data(), t.tmp.data(), stride);
+            blur(t.lattice, t.values.data(), stride);
         }
     }
 
-    // q_out = softmax(-U - pairwise(q_in)); q_out may alias q_in.
+    // q_out = softmax(-U - pairwise(q_in)) (one mean-field step); q_out may alias q_in.
     void iterate(const float* q_in, float* q_out) {
         filter_all(q_in);
-        detail::dispatch_stride(stride, [&](auto s) {
-            constexpr int S = decltype(s)::value;
-            parallel_for(n, 512, [&](std::int64_t lo, std::int64_t hi) {
-                combine_rows<S, true>(lo, hi, q_out, nullptr, nullptr);
-            });
-        });
+        const detail::FusedArgs args = fused_args(views);
+        parallel_for(n, 512, [&](std::int64_t lo, std::int64_t hi) { kernels.softmax(args, lo, hi, q_out, true); });
     }
 
-    void softmax_unary(float* q_out) {
-        detail::dispatch_stride(stride, [&](auto s) {
-            constexpr int S = decltype(s)::value;
-            const int st = stride;
-            parallel_for(n, 2048, [&](std::int64_t lo, std::int64_t hi) {
-                for (std::int64_t i = lo; i < hi; ++i) {
-                    const float* nu = neg_unary.data() + i * st;
-                    float* qo = q_out + i * st;
-                    const int len = S > 0 ? S : st;
-                    float mx = nu[0];
-                    for (int c = 1; c < len; ++c) mx = nu[c] > mx ? nu[c] : mx;
-                    float sum = 0.f;
-                    for (int c = 0; c < len; ++c) {
-                        qo[c] = detail::exp_nonpositive(nu[c] - mx);
-                        sum += qo[c];
-                    }
-                    const float inv = 1.f / sum;
-                    for (int c = 0; c < len; ++c) qo[c] *= inv;
-                }
-            });
-        });
+    void softmax_unary(float* q_out) {  // Q0 = softmax(-U)
+        const detail::FusedArgs args = fused_args(views);
+        parallel_for(n, 2048, [&](std::int64_t lo, std::int64_t hi) { kernels.softmax(args, lo, hi, q_out, false); });
     }
 
     double kl_divergence(const float* q_in) {
         filter_all(q_in);
+        const detail::FusedArgs args = fused_args(views);
         const std::int64_t block = 4096;
         const std::int64_t n_blocks = (n + block - 1) / block;
         std::vector<double> partial(n_blocks, 0.0);
-        detail::dispatch_stride(stride, [&](auto s) {
-            constexpr int S = decltype(s)::value;
-            parallel_for(n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
-                for (std::int64_t b = lo; b < hi; ++b)
-                    combine_rows<S, false>(b * block, std::min(n, (b + 1) * block), nullptr, q_in, &partial[b]);
-            });
+        parallel_for(n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t b = lo; b < hi; ++b) partial[b] = kernels.kl(args, b * block, std::min(n, (b + 1) * block), q_in);
         });
         double kl = 0.0;
-        for (double p : partial) kl += p;
+        for (double p : partial) kl += p;  // fixed blocks: the same sum whatever the thread count
         return kl;
     }
 
@@ -288,7 +204,7 @@ struct DenseCRF::Impl {
             if (compat.values.size() != static_cast<std::size_t>(labels) * labels)
                 throw std::invalid_argument("compatibility matrix must be " + std::to_string(labels) + " x " +
                                             std::to_string(labels));
-            t.compat.assign(static_cast<std::size_t>(stride) * stride, 0.f);
+            t.compat.assign(static_cast<std::size_t>(labels) * stride, 0.f);
             for (int a = 0; a < labels; ++a)
                 for (int b = 0; b < labels; ++b)
                     t.compat[a * stride + b] = 0.5f * (compat.values[a * labels + b] + compat.values[b * labels + a]);
@@ -321,7 +237,9 @@ struct DenseCRF::Impl {
 
 DenseCRF::DenseCRF(std::int64_t n_pixels, int n_labels) {
     if (n_pixels < 0) throw std::invalid_argument("the number of pixels must be >= 0");
-    if (n_labels < 1) throw std::invalid_argument("the number of labels must be >= 1");
+    if (n_labels < 1 || n_labels > detail::kMaxStride - 8)
+        throw std::invalid_argument("the number of labels must be in [1, " + std::to_string(detail::kMaxStride - 8) +
+                                    "], got " + std::to_string(n_labels));
     if (n_pixels >= std::numeric_limits<std::int32_t>::max() / 8)
         throw std::invalid_argument("too many pixels (" + std::to_string(n_pixels) + ")");
     impl_ = std::make_unique<Impl>(n_pixels, n_labels);
@@ -345,7 +263,7 @@ void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) 
     if (!(clip_min > 0.f && clip_min <= 1.f)) throw std::invalid_argument("clip must be in (0, 1]");
     const std::int64_t total = impl_->n * impl_->labels;
     for (std::int64_t i = 0; i < total; ++i)
-        if (std::isnan(probs[i])) throw std::invalid_argument("probabilities contain NaN");
+        if (!std::isfinite(probs[i])) throw std::invalid_argument("probabilities contain NaN or infinity");
     impl_->from_label_major(probs, impl_->neg_unary.data(),
                             [clip_min](float p) { return std::log(std::min(std::max(p, clip_min), 1.f)); });
 }

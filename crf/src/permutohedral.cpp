@@ -4,22 +4,36 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
-#include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
+#include "crf/crf.hpp"
 #include "parallel.hpp"
-#include "simd.hpp"
+#include "kernels.hpp"
 
 namespace deeplab::crf {
 namespace {
 
 using detail::parallel_for;
-constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
+
+constexpr std::uint32_t kEmpty = 0xFFFFFFFFu, kBusy = 0xFFFFFFFEu;
 // Lattice coordinates up to 2^18 keep the float barycentric weights accurate to ~0.5 %.
 constexpr double kMaxCoordinate = 262144.0;
+constexpr std::int64_t kChunk = 1024;  // points per build task
 
-inline std::uint32_t fmix32(std::uint32_t h) {
+inline std::uint32_t load_acquire(const std::uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+inline void store_release(std::uint32_t* p, std::uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+inline bool cas(std::uint32_t* p, std::uint32_t& expected, std::uint32_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+inline std::uint32_t hash_words(const std::uint32_t* w, int n) {
+    std::uint32_t h = 0x9E3779B9u;
+    for (int i = 0; i < n; ++i) {
+        h = (h ^ w[i]) * 0x85EBCA77u;
+        h = (h << 13) | (h >> 19);
+    }
     h ^= h >> 16;
     h *= 0x85ebca6bu;
     h ^= h >> 13;
@@ -28,178 +42,135 @@ inline std::uint32_t fmix32(std::uint32_t h) {
     return h;
 }
 
-template <class Key>
-inline std::uint32_t hash_key(const Key* k, int d) {
-    std::uint32_t h = 0x811c9dc5u;
-    for (int i = 0; i < d; ++i) h = (h ^ static_cast<std::uint32_t>(static_cast<std::int32_t>(k[i]))) * 0x01000193u;
-    return fmix32(h);
-}
-
-template <class Key>
-inline bool keys_equal(const Key* a, const Key* b, int d) {
-    for (int i = 0; i < d; ++i)
+inline bool words_equal(const std::uint32_t* a, const std::uint32_t* b, int n) {
+    for (int i = 0; i < n; ++i)
         if (a[i] != b[i]) return false;
     return true;
 }
 
+template <class Key>
+inline void pack(const Key* key, int d, std::uint32_t* words, int n_words) {
+    std::fill(words, words + n_words, 0u);
+    std::memcpy(words, key, sizeof(Key) * d);
+}
+
 std::size_t next_pow2(std::size_t v) {
-    std::size_t p = 16;
+    std::size_t p = 64;
     while (p < v) p <<= 1;
     return p;
 }
 
-// Lock-free insert-only open-addressing table of indices into an external key array.
-struct AtomicTable {
-    std::unique_ptr<std::atomic<std::uint32_t>[]> slots;
-    std::size_t mask = 0;
+// Open-addressing table of lattice keys stored inline: slot = [state/id, key words...].
+struct KeyTable {
+    std::uint32_t* data;
+    std::size_t mask;
+    int n_words, slot_words;
 
-    explicit AtomicTable(std::size_t min_capacity) {
-        const std::size_t cap = next_pow2(min_capacity);
-        slots.reset(new std::atomic<std::uint32_t>[cap]);
-        mask = cap - 1;
-        parallel_for(static_cast<std::int64_t>(cap), 1 << 16, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t i = lo; i < hi; ++i) slots[i].store(kEmpty, std::memory_order_relaxed);
-        });
-    }
-
-    // Inserts index e (whose key is keys + e*d); returns the slot. When the key is present, the slot
-    // keeps the smallest index holding it, so the result does not depend on thread timing.
-    template <class Key>
-    std::size_t insert_min(std::uint32_t e, std::uint32_t hash, const Key* keys, int d) {
-        const Key* ke = keys + static_cast<std::size_t>(e) * d;
+    // Returns the id stored with `key`, inserting it with id `candidate` when absent (created = true).
+    std::uint32_t find_or_insert(const std::uint32_t* key, std::uint32_t hash, std::uint32_t candidate, bool& created) {
         std::size_t h = hash & mask;
         for (;;) {
-            std::uint32_t cur = slots[h].load(std::memory_order_acquire);
-            if (cur == kEmpty) {
-                if (slots[h].compare_exchange_strong(cur, e, std::memory_order_acq_rel)) return h;
-            }
-            if (keys_equal(keys + static_cast<std::size_t>(cur) * d, ke, d)) {
-                while (e < cur && !slots[h].compare_exchange_weak(cur, e, std::memory_order_acq_rel)) {
+            std::uint32_t* slot = data + h * slot_words;
+            std::uint32_t s = load_acquire(slot);
+            if (s == kEmpty) {
+                if (cas(slot, s, kBusy)) {
+                    std::memcpy(slot + 1, key, sizeof(std::uint32_t) * n_words);
+                    store_release(slot, candidate);
+                    created = true;
+                    return candidate;
                 }
-                return h;
+            }
+            for (int spins = 0; s == kBusy; ++spins) {  // another thread is writing this slot's key
+                if (spins > 64) std::this_thread::yield();
+                s = load_acquire(slot);
+            }
+            if (words_equal(slot + 1, key, n_words)) {
+                created = false;
+                return s;
             }
             h = (h + 1) & mask;
         }
     }
 
-    template <class Key>
-    std::uint32_t find(const Key* k, std::uint32_t hash, const Key* keys, int d) const {
+    void prefetch(std::uint32_t hash) const { __builtin_prefetch(data + (hash & mask) * slot_words); }
+
+    // Read-only lookup once the table is complete; kEmpty when absent.
+    std::uint32_t find(const std::uint32_t* key, std::uint32_t hash) const {
         std::size_t h = hash & mask;
         for (;;) {
-            const std::uint32_t cur = slots[h].load(std::memory_order_relaxed);
-            if (cur == kEmpty) return kEmpty;
-            if (keys_equal(keys + static_cast<std::size_t>(cur) * d, k, d)) return cur;
+            const std::uint32_t* slot = data + h * slot_words;
+            if (slot[0] == kEmpty) return kEmpty;
+            if (words_equal(slot + 1, key, n_words)) return slot[0];
             h = (h + 1) & mask;
         }
     }
 };
 
-// ---- filtering kernels, specialised on the row stride ----
-
-template <int S>
-void splat_rows(const Permutohedral& lat, const float* in, float* values, int stride_rt, std::int64_t lo,
-                std::int64_t hi) {
-    const int stride = S > 0 ? S : stride_rt;
-    const std::int32_t* start = lat.csr_start();
-    const std::int32_t* pix = lat.csr_pix();
-    const float* w = lat.csr_w();
-    for (std::int64_t v = lo; v < hi; ++v) {
-        float* out = values + v * stride;
-        if constexpr (S > 0) {
-            float acc[S] = {};
-            for (std::int32_t k = start[v]; k < start[v + 1]; ++k) {
-                const float wk = w[k];
-                const float* x = in + static_cast<std::int64_t>(pix[k]) * S;
-                for (int c = 0; c < S; ++c) acc[c] += wk * x[c];
-            }
-            for (int c = 0; c < S; ++c) out[c] = acc[c];
-        } else {
-            for (int c = 0; c < stride; ++c) out[c] = 0.f;
-            for (std::int32_t k = start[v]; k < start[v + 1]; ++k) {
-                const float wk = w[k];
-                const float* x = in + static_cast<std::int64_t>(pix[k]) * stride;
-                for (int c = 0; c < stride; ++c) out[c] += wk * x[c];
-            }
-        }
-    }
-}
-
-template <int S>
-void blur_rows(const std::int32_t* nbr, const float* in, float* out, int stride_rt, std::int64_t lo, std::int64_t hi) {
-    const int stride = S > 0 ? S : stride_rt;
-    for (std::int64_t v = lo; v < hi; ++v) {
-        const float* a = in + static_cast<std::int64_t>(nbr[2 * v]) * stride;
-        const float* b = in + static_cast<std::int64_t>(nbr[2 * v + 1]) * stride;
-        const float* o = in + v * stride;
-        float* r = out + v * stride;
-        for (int c = 0; c < stride; ++c) r[c] = o[c] + 0.5f * (a[c] + b[c]);
-    }
-}
-
 }  // namespace
 
 void splat(const Permutohedral& lat, const float* in, float* values, int stride) {
-    const std::int64_t m = lat.n_vertices();
-    detail::dispatch_stride(stride, [&](auto s) {
-        constexpr int S = decltype(s)::value;
-        parallel_for(m, 1024, [&](std::int64_t lo, std::int64_t hi) { splat_rows<S>(lat, in, values, stride, lo, hi); });
-    });
-    std::fill(values + m * stride, values + (m + 1) * stride, 0.f);
-}
-
-float* blur(const Permutohedral& lat, float* values, float* tmp, int stride) {
-    const std::int64_t m = lat.n_vertices();
-    std::fill(tmp + m * stride, tmp + (m + 1) * stride, 0.f);
-    detail::dispatch_stride(stride, [&](auto s) {
-        constexpr int S = decltype(s)::value;
-        for (int j = 0; j <= lat.dim(); ++j) {
-            const std::int32_t* nbr = lat.neighbors() + static_cast<std::int64_t>(j) * m * 2;
-            parallel_for(m, 2048, [&](std::int64_t lo, std::int64_t hi) { blur_rows<S>(nbr, values, tmp, stride, lo, hi); });
-            std::swap(values, tmp);
+    const detail::Kernels& k = detail::kernels_for(stride);
+    parallel_for(lat.splat_parts(), 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t p = lo; p < hi; ++p) {
+            const int part = static_cast<int>(p);
+            for (std::int32_t v : lat.orphans(part)) std::fill_n(values + static_cast<std::int64_t>(v) * stride, stride, 0.f);
+            k.splat(lat.splat_entries(part), lat.splat_count(part), in, values, stride);
         }
     });
-    return values;
+}
+
+void blur(const Permutohedral& lat, float* values, int stride) {
+    const detail::Kernels& k = detail::kernels_for(stride);
+    for (int j = 0; j <= lat.dim(); ++j) {
+        const std::int32_t* order = lat.chain_order(j);
+        parallel_for(lat.blur_segments(), 1, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t s = lo; s < hi; ++s)
+                k.blur(order, lat.segment(j, static_cast<int>(s)), lat.segment(j, static_cast<int>(s) + 1), values, stride);
+        });
+    }
 }
 
 void Permutohedral::init(const float* features, int dim, std::int64_t n, bool reference_padding) {
-    if (dim < 1) throw std::invalid_argument("the lattice needs at least one feature dimension");
+    if (dim < 1 || dim > kMaxDim)
+        throw std::invalid_argument("the lattice needs 1 to " + std::to_string(kMaxDim) + " feature dimensions, got " +
+                                    std::to_string(dim));
     if (n < 0) throw std::invalid_argument("negative number of points");
-    if ((n + 1) * (dim + 1) >= std::numeric_limits<std::int32_t>::max())
+    if ((n + 1) * (dim + 1) >= (std::int64_t{1} << 30))
         throw std::invalid_argument("too many points x feature dimensions for the lattice (" + std::to_string(n) +
                                     " x " + std::to_string(dim) + ")");
     d_ = dim;
     n_ = n;
     m_ = 0;
 
-    // Per-dimension ranges (also rejects NaN/inf) give a bound on the lattice coordinates.
-    std::vector<double> absmax(dim, 0.0);
-    bool finite = true;
-    for (int j = 0; j < dim; ++j) {
-        const float* row = features + static_cast<std::int64_t>(j) * n;
-        float mx = 0.f;
-        bool ok = true;
-        for (std::int64_t i = 0; i < n; ++i) {
-            const float a = std::fabs(row[i]);
-            ok &= std::isfinite(row[i]);
-            mx = a > mx ? a : mx;
+    // Per-dimension ranges (also rejects NaN/inf) bound the lattice coordinates.
+    std::vector<float> absmax(dim, 0.f);
+    std::vector<char> finite(dim, 1);
+    parallel_for(dim, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t j = lo; j < hi; ++j) {
+            const float* row = features + j * n;
+            float mx = 0.f;
+            bool ok = true;
+            for (std::int64_t i = 0; i < n; ++i) {
+                ok &= std::isfinite(row[i]);
+                const float a = std::fabs(row[i]);
+                mx = a > mx ? a : mx;
+            }
+            absmax[j] = mx;
+            finite[j] = ok;
         }
-        finite &= ok;
-        absmax[j] = mx;
-    }
-    if (!finite) throw std::invalid_argument("features contain NaN or infinity (is a sigma zero?)");
+    });
+    for (char ok : finite)
+        if (!ok) throw std::invalid_argument("features contain NaN or infinity (is a sigma zero?)");
 
-    // Elevation: scale_factor as in Adams et al. 2010 / the reference implementation.
+    // Elevation scale factors as in Adams et al. 2010 / the reference implementation.
     std::vector<float> scale(dim);
     const float inv_std_dev = static_cast<float>(std::sqrt(2.0 / 3.0) * (dim + 1));
     for (int i = 0; i < dim; ++i) scale[i] = static_cast<float>(1.0 / std::sqrt(double((i + 2) * (i + 1))) * inv_std_dev);
-    double bound = 0.0;  // max |elevated coordinate|
-    {
-        double tail = 0.0;  // sum_{i>=j} scale_i * |f_i|
-        for (int j = dim; j >= 0; --j) {
-            const double self = j > 0 ? j * scale[j - 1] * absmax[j - 1] : 0.0;
-            bound = std::max(bound, tail + self);
-            if (j > 0) tail += scale[j - 1] * absmax[j - 1];
-        }
+    double bound = 0.0, tail = 0.0;  // max |elevated coordinate| over the feature box
+    for (int j = dim; j >= 0; --j) {
+        const double self = j > 0 ? j * double(scale[j - 1]) * absmax[j - 1] : 0.0;
+        bound = std::max(bound, tail + self);
+        if (j > 0) tail += double(scale[j - 1]) * absmax[j - 1];
     }
     const double key_bound = bound + 4.0 * (dim + 1);
     if (key_bound > kMaxCoordinate)
@@ -207,246 +178,338 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
                                   std::to_string(static_cast<long long>(bound)) + " > " +
                                   std::to_string(static_cast<long long>(kMaxCoordinate)) +
                                   "): the features are too large; use larger sigmas or a smaller image");
-    if (key_bound < 32000.0)
-        build<std::int16_t>(features, reference_padding && (n % 4 != 0), scale);
-    else
-        build<std::int32_t>(features, reference_padding && (n % 4 != 0), scale);
+    const bool pad = reference_padding && (n % 4 != 0);
+    const std::int64_t npts = n + (pad ? 1 : 0);
+    // A first guess of the vertex count (about 1.2 n on images); a retry gets room for every entry.
+    std::size_t capacity = next_pow2(static_cast<std::size_t>(npts) * 5 / 2 + 64);
+    for (int attempt = 0;; ++attempt) {
+        bool ok;
+        const bool small = key_bound < 32000.0;
+        switch (dim) {  // common dimensions get fully unrolled code
+            case 2: ok = small ? build<std::int16_t, 2>(features, pad, scale, capacity) : build<std::int32_t, 2>(features, pad, scale, capacity); break;
+            case 3: ok = small ? build<std::int16_t, 3>(features, pad, scale, capacity) : build<std::int32_t, 3>(features, pad, scale, capacity); break;
+            case 5: ok = small ? build<std::int16_t, 5>(features, pad, scale, capacity) : build<std::int32_t, 5>(features, pad, scale, capacity); break;
+            default: ok = small ? build<std::int16_t, 0>(features, pad, scale, capacity) : build<std::int32_t, 0>(features, pad, scale, capacity); break;
+        }
+        if (ok) break;
+        capacity = next_pow2(static_cast<std::size_t>(npts) * (dim + 1) * 4 / 3 + 64);
+    }
+    partition_splat(detail::in_parallel_region() ? 1 : num_threads());
 }
 
-template <class Key>
-void Permutohedral::build(const float* features, bool pad, const std::vector<float>& scale) {
-    const int d = d_, dp1 = d_ + 1;
+template <class Key, int D>
+bool Permutohedral::build(const float* features, bool pad, const std::vector<float>& scale, std::size_t capacity) {
+    const int d = D > 0 ? D : d_, dp1 = d + 1;
     const std::int64_t n = n_;
     const std::int64_t npts = n + (pad ? 1 : 0);
-    const std::int64_t ne = npts * dp1;        // lattice entries incl. the padding point
-    const std::int64_t ne_real = n * dp1;
+    const std::int64_t ne = n * dp1;
+    const int n_words = static_cast<int>((sizeof(Key) * d + 3) / 4), slot_words = n_words + 1;
+    constexpr int kMax = kMaxDim + 2;
 
-    std::vector<Key> keys(static_cast<std::size_t>(ne) * d);
-    std::vector<std::uint32_t> hashes(ne);
-    offset_.assign(ne_real, 0);
-    slice_w_.assign(ne_real, 0.f);
+    std::vector<std::uint32_t> table(capacity * slot_words);
+    parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t s = lo; s < hi; ++s) table[s * slot_words] = kEmpty;
+    });
+    KeyTable keys{table.data(), capacity - 1, n_words, slot_words};
+    const std::int64_t limit = static_cast<std::int64_t>(capacity * 3 / 4);
+    std::atomic<std::int64_t> inserted{0};
+    std::atomic<bool> overflow{false};
 
-    // canonical[r][c]: coordinate of the remainder-r vertex of the canonical simplex, sorted position c.
-    std::vector<int> canonical(dp1 * dp1);
+    offset_.assign(ne, 0);
+    slice_w_.assign(ne, 0.f);
+    std::vector<int> canonical(dp1 * dp1);  // canonical[r][c]: remainder-r vertex, sorted position c
     for (int r = 0; r <= d; ++r)
         for (int c = 0; c <= d; ++c) canonical[r * dp1 + c] = c <= d - r ? r : r - dp1;
-
     const float inv_dp1 = 1.0f / dp1;
     const float f_dp1 = static_cast<float>(dp1);
 
-    // 1. Elevate every point, find its simplex, barycentric weights and the keys of its d+1 vertices.
-    parallel_for(npts, 1024, [&](std::int64_t lo, std::int64_t hi) {
-        std::vector<float> f(d), elevated(dp1), rem0(dp1), bary(d + 2);
-        std::vector<int> rank(dp1);
-        for (std::int64_t k = lo; k < hi; ++k) {
-            for (int j = 0; j < d; ++j) f[j] = k < n ? features[static_cast<std::int64_t>(j) * n + k] : 0.f;
-            float sm = 0.f;
-            for (int j = d; j > 0; --j) {
-                const float cf = f[j - 1] * scale[j - 1];
-                elevated[j] = sm - static_cast<float>(j) * cf;
-                sm += cf;
-            }
-            elevated[0] = sm;
-            // Closest remainder-0 point (round half to even, as the reference's SSE path).
-            float sum = 0.f;
-            for (int i = 0; i <= d; ++i) {
-                const float v = std::nearbyint(inv_dp1 * elevated[i]);
-                rem0[i] = v * f_dp1;
-                sum += v;
-            }
-            std::fill(rank.begin(), rank.end(), 0);
-            for (int i = 0; i < d; ++i) {
-                const float di = elevated[i] - rem0[i];
-                for (int j = i + 1; j <= d; ++j) {
-                    if (di < elevated[j] - rem0[j])
-                        ++rank[i];
-                    else
-                        ++rank[j];
+    // Provisional vertex ids: (chunk << local_bits) | index of creation within the chunk.
+    int local_bits = 0;
+    while ((std::int64_t{1} << local_bits) < kChunk * dp1) ++local_bits;
+    const std::int64_t n_chunks = (npts + kChunk - 1) / kChunk;
+    std::vector<std::int64_t> base(n_chunks + 1, 0);
+
+    // 1. Elevate each point, find its simplex, weights and vertex keys; insert the keys (lock-free).
+    //    A point usually shares vertices with the previous one: those are matched without hashing.
+    //    The rest are hashed a batch of points at a time and their slots prefetched (the table is
+    //    far larger than the caches, so each probe would otherwise wait for memory).
+    constexpr int kBatch = 16;
+    parallel_for(n_chunks, 1, [&](std::int64_t c_lo, std::int64_t c_hi) {
+        float f[kMax], elevated[kMax], rem0[kMax], bary[kMax];
+        int rank[kMax];
+        Key key[kMax];
+        const int per_batch = kBatch * dp1;
+        std::vector<std::uint32_t> words(static_cast<std::size_t>(per_batch) * n_words), hash(per_batch), id(per_batch);
+        std::vector<std::int32_t> same(per_batch);  // earlier entry (same batch) with the same key, or -1
+        std::vector<float> weights(per_batch);
+        for (std::int64_t c = c_lo; c < c_hi; ++c) {
+            std::uint32_t local = 0;
+            const std::int64_t k_begin = c * kChunk, k_end = std::min(npts, (c + 1) * kChunk);
+            for (std::int64_t k0 = k_begin; k0 < k_end; k0 += kBatch) {
+                if (overflow.load(std::memory_order_relaxed)) return;
+                const int count = static_cast<int>(std::min<std::int64_t>(kBatch, k_end - k0));
+                for (int b = 0; b < count; ++b) {
+                    const std::int64_t k = k0 + b;
+                    for (int j = 0; j < d; ++j) f[j] = k < n ? features[static_cast<std::int64_t>(j) * n + k] : 0.f;
+                    float sm = 0.f;
+                    for (int j = d; j > 0; --j) {
+                        const float cf = f[j - 1] * scale[j - 1];
+                        elevated[j] = sm - static_cast<float>(j) * cf;
+                        sm += cf;
+                    }
+                    elevated[0] = sm;
+                    // Closest remainder-0 point; round half to even like the reference's SSE path.
+                    float sum = 0.f;
+                    for (int i = 0; i <= d; ++i) {
+                        const float v = (inv_dp1 * elevated[i] + 12582912.f) - 12582912.f;
+                        rem0[i] = v * f_dp1;
+                        sum += v;
+                    }
+                    std::fill(rank, rank + dp1, 0);
+                    for (int i = 0; i < d; ++i) {
+                        const float di = elevated[i] - rem0[i];
+                        for (int j = i + 1; j <= d; ++j) {
+                            if (di < elevated[j] - rem0[j])
+                                ++rank[i];
+                            else
+                                ++rank[j];
+                        }
+                    }
+                    const int isum = static_cast<int>(sum);
+                    for (int i = 0; i <= d; ++i) {
+                        rank[i] += isum;
+                        if (rank[i] < 0) {
+                            rank[i] += dp1;
+                            rem0[i] += f_dp1;
+                        } else if (rank[i] > d) {
+                            rank[i] -= dp1;
+                            rem0[i] -= f_dp1;
+                        }
+                    }
+                    std::fill(bary, bary + d + 2, 0.f);
+                    for (int i = 0; i <= d; ++i) {
+                        const float v = (elevated[i] - rem0[i]) * inv_dp1;
+                        bary[d - rank[i]] += v;
+                        bary[d - rank[i] + 1] -= v;
+                    }
+                    bary[0] += 1.f + bary[d + 1];
+                    for (int r = 0; r <= d; ++r) {
+                        const int e = b * dp1 + r;
+                        for (int i = 0; i < d; ++i)
+                            key[i] = static_cast<Key>(static_cast<int>(rem0[i]) + canonical[r * dp1 + rank[i]]);
+                        std::uint32_t* kw = words.data() + static_cast<std::size_t>(e) * n_words;
+                        pack(key, d, kw, n_words);
+                        weights[e] = bary[r];
+                        same[e] = -1;
+                        if (b > 0)
+                            for (int q = 0; q <= d; ++q)
+                                if (words_equal(words.data() + static_cast<std::size_t>((b - 1) * dp1 + q) * n_words, kw, n_words)) {
+                                    same[e] = (b - 1) * dp1 + q;
+                                    break;
+                                }
+                        if (same[e] < 0) {
+                            hash[e] = hash_words(kw, n_words);
+                            keys.prefetch(hash[e]);
+                        }
+                    }
+                }
+                for (int e = 0; e < count * dp1; ++e) {
+                    if (same[e] >= 0) {
+                        id[e] = id[same[e]];
+                    } else {
+                        bool created = false;
+                        id[e] = keys.find_or_insert(words.data() + static_cast<std::size_t>(e) * n_words, hash[e],
+                                                    static_cast<std::uint32_t>(c << local_bits) | local, created);
+                        if (created) {
+                            ++local;
+                            if (inserted.fetch_add(1, std::memory_order_relaxed) >= limit) {
+                                overflow.store(true);
+                                return;
+                            }
+                        }
+                    }
+                    const std::int64_t k = k0 + e / dp1;
+                    if (k < n) {
+                        offset_[k0 * dp1 + e] = static_cast<std::int32_t>(id[e]);
+                        slice_w_[k0 * dp1 + e] = weights[e];
+                    }
                 }
             }
-            const int isum = static_cast<int>(sum);
-            for (int i = 0; i <= d; ++i) {
-                rank[i] += isum;
-                if (rank[i] < 0) {
-                    rank[i] += dp1;
-                    rem0[i] += f_dp1;
-                } else if (rank[i] > d) {
-                    rank[i] -= dp1;
-                    rem0[i] -= f_dp1;
-                }
-            }
-            std::fill(bary.begin(), bary.end(), 0.f);
-            for (int i = 0; i <= d; ++i) {
-                const float v = (elevated[i] - rem0[i]) * inv_dp1;
-                bary[d - rank[i]] += v;
-                bary[d - rank[i] + 1] -= v;
-            }
-            bary[0] += 1.f + bary[d + 1];
-            for (int r = 0; r <= d; ++r) {
-                const std::int64_t e = k * dp1 + r;
-                Key* key = keys.data() + e * d;
-                for (int i = 0; i < d; ++i)
-                    key[i] = static_cast<Key>(static_cast<int>(rem0[i]) + canonical[r * dp1 + rank[i]]);
-                hashes[e] = hash_key(key, d);
-                if (k < n) slice_w_[e] = bary[r];
-            }
+            base[c + 1] = local;
+        }
+    });
+    if (overflow.load()) return false;
+
+    // 2. Final ids: chunk bases (prefix sums) + creation index; vertices keep the points' order.
+    for (std::int64_t c = 0; c < n_chunks; ++c) base[c + 1] += base[c];
+    m_ = base[n_chunks];
+    const std::uint32_t local_mask = (1u << local_bits) - 1;
+    auto final_id = [&](std::uint32_t prov) {
+        return static_cast<std::int32_t>(base[prov >> local_bits] + (prov & local_mask));
+    };
+    parallel_for(ne, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t e = lo; e < hi; ++e) offset_[e] = final_id(static_cast<std::uint32_t>(offset_[e]));
+    });
+    parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t s = lo; s < hi; ++s) {
+            std::uint32_t& id = table[s * slot_words];
+            if (id != kEmpty) id = static_cast<std::uint32_t>(final_id(id));
         }
     });
 
-    // 2. Deduplicate the vertex keys (parallel, lock-free). Each slot ends up holding the first entry
-    //    with its key, so vertices are numbered in order of first appearance, as in the reference.
-    std::vector<std::uint32_t> slot_of(ne);
-    AtomicTable table(static_cast<std::size_t>(ne) * 2);
-    parallel_for(ne, 4096, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t e = lo; e < hi; ++e)
-            slot_of[e] = static_cast<std::uint32_t>(
-                table.insert_min(static_cast<std::uint32_t>(e), hashes[e], keys.data(), d));
-    });
-
-    // 3. Number the vertices: prefix sum over fixed blocks of entries (deterministic).
-    const std::int64_t block = 1 << 14;
-    const std::int64_t n_blocks = (ne + block - 1) / block;
-    std::vector<std::int64_t> block_base(n_blocks + 1, 0);
-    auto is_first = [&](std::int64_t e) { return table.slots[slot_of[e]].load(std::memory_order_relaxed) == e; };
-    parallel_for(n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t b = lo; b < hi; ++b) {
-            std::int64_t c = 0;
-            for (std::int64_t e = b * block, end = std::min(ne, (b + 1) * block); e < end; ++e) c += is_first(e);
-            block_base[b + 1] = c;
-        }
-    });
-    for (std::int64_t b = 0; b < n_blocks; ++b) block_base[b + 1] += block_base[b];
-    m_ = block_base[n_blocks];
-    const std::int64_t m = m_;
-    std::vector<Key> vkeys(static_cast<std::size_t>(m) * d);
-    std::vector<std::uint32_t> vhash(m);
-    // hashes[e] of a first entry becomes its vertex id (the hash moves to vhash).
-    parallel_for(n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t b = lo; b < hi; ++b) {
-            std::int64_t vid = block_base[b];
-            for (std::int64_t e = b * block, end = std::min(ne, (b + 1) * block); e < end; ++e) {
-                if (!is_first(e)) continue;
-                std::copy_n(keys.data() + e * d, d, vkeys.data() + vid * d);
-                vhash[vid] = hashes[e];
-                hashes[e] = static_cast<std::uint32_t>(vid);
-                ++vid;
-            }
-        }
-    });
-    parallel_for(ne_real, 4096, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t e = lo; e < hi; ++e)
-            offset_[e] = static_cast<std::int32_t>(hashes[table.slots[slot_of[e]].load(std::memory_order_relaxed)]);
-    });
-    {  // free the entry-sized temporaries before allocating the vertex structures
-        std::vector<Key>().swap(keys);
-        std::vector<std::uint32_t>().swap(hashes);
-        std::vector<std::uint32_t>().swap(slot_of);
-        table.slots.reset();
-    }
-
-    // 4. Blur neighbours: a compact table over the vertices, then 2(d+1) lookups per vertex.
-    AtomicTable vtable(static_cast<std::size_t>(m) * 2 + 1);
-    parallel_for(m, 4096, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t v = lo; v < hi; ++v) {
-            std::size_t h = vhash[v] & vtable.mask;
-            for (;;) {
-                std::uint32_t cur = kEmpty;
-                if (vtable.slots[h].compare_exchange_strong(cur, static_cast<std::uint32_t>(v), std::memory_order_acq_rel))
-                    break;
-                h = (h + 1) & vtable.mask;
-            }
-        }
-    });
-    nbr_.assign(static_cast<std::size_t>(dp1) * m * 2, 0);
-    parallel_for(m, 1024, [&](std::int64_t lo, std::int64_t hi) {
-        std::vector<Key> n1(d), n2(d);
-        for (std::int64_t v = lo; v < hi; ++v) {
-            const Key* key = vkeys.data() + v * d;
-            for (int j = 0; j <= d; ++j) {
-                for (int k = 0; k < d; ++k) {
-                    n1[k] = static_cast<Key>(key[k] - 1);
-                    n2[k] = static_cast<Key>(key[k] + 1);
-                }
-                if (j < d) {
-                    n1[j] = static_cast<Key>(key[j] + d);
-                    n2[j] = static_cast<Key>(key[j] - d);
-                }
-                const std::uint32_t a = vtable.find(n1.data(), hash_key(n1.data(), d), vkeys.data(), d);
-                const std::uint32_t b = vtable.find(n2.data(), hash_key(n2.data(), d), vkeys.data(), d);
-                std::int32_t* out = nbr_.data() + (static_cast<std::int64_t>(j) * m + v) * 2;
-                out[0] = a == kEmpty ? static_cast<std::int32_t>(m) : static_cast<std::int32_t>(a);
-                out[1] = b == kEmpty ? static_cast<std::int32_t>(m) : static_cast<std::int32_t>(b);
-            }
-        }
-    });
-    vtable.slots.reset();
-
-    // 5. Transposed (vertex -> points) structure so the splat is a parallel gather, summed in point order.
-    csr_start_.assign(m + 1, 0);
-    {
-        std::unique_ptr<std::atomic<std::int32_t>[]> count(new std::atomic<std::int32_t>[m + 1]);
-        parallel_for(m + 1, 1 << 16, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t v = lo; v < hi; ++v) count[v].store(0, std::memory_order_relaxed);
-        });
-        parallel_for(ne_real, 4096, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t e = lo; e < hi; ++e) count[offset_[e]].fetch_add(1, std::memory_order_relaxed);
-        });
-        for (std::int64_t v = 0; v < m; ++v) csr_start_[v + 1] = csr_start_[v] + count[v].load(std::memory_order_relaxed);
-        parallel_for(m, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t v = lo; v < hi; ++v) count[v].store(csr_start_[v], std::memory_order_relaxed);
-        });
-        csr_pix_.assign(ne_real, 0);
-        csr_w_.assign(ne_real, 0.f);
-        parallel_for(ne_real, 4096, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t e = lo; e < hi; ++e) {
-                const std::int32_t pos = count[offset_[e]].fetch_add(1, std::memory_order_relaxed);
-                csr_pix_[pos] = static_cast<std::int32_t>(e / dp1);
-                csr_w_[pos] = slice_w_[e];
-            }
-        });
-    }
-    parallel_for(m, 1024, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t v = lo; v < hi; ++v) {  // insertion sort: lists are short
-            for (std::int32_t a = csr_start_[v] + 1; a < csr_start_[v + 1]; ++a) {
-                const std::int32_t p = csr_pix_[a];
-                const float w = csr_w_[a];
-                std::int32_t b = a;
-                for (; b > csr_start_[v] && csr_pix_[b - 1] > p; --b) {
-                    csr_pix_[b] = csr_pix_[b - 1];
-                    csr_w_[b] = csr_w_[b - 1];
-                }
-                csr_pix_[b] = p;
-                csr_w_[b] = w;
-            }
-        }
-    });
-
-    // The slice carries the reference's magic scaling alpha = 1 / (1 + 2^-d).
-    const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d)));
-    parallel_for(ne_real, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+    splat_w_ = slice_w_;
+    const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d)));  // the reference's scaling
+    parallel_for(ne, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t e = lo; e < hi; ++e) slice_w_[e] *= alpha;
     });
+
+    build_chains<Key, D>(table, n_words, slot_words);
+    return true;
+}
+
+// Blur neighbours: along axis j, vertex v's predecessor is v - (1,..,1) + (d+1) e_j. Looking up every
+// predecessor links the vertices into chains, stored in chain order so the blur runs in place.
+template <class Key, int D>
+void Permutohedral::build_chains(const std::vector<std::uint32_t>& table, int n_words, int slot_words) {
+    const int d = D > 0 ? D : d_, dp1 = d + 1;
+    const std::int64_t m = m_;
+    const std::int64_t capacity = static_cast<std::int64_t>(table.size()) / slot_words;
+    KeyTable keys{const_cast<std::uint32_t*>(table.data()), static_cast<std::size_t>(capacity - 1), n_words, slot_words};
+    std::vector<std::int32_t> next(static_cast<std::size_t>(dp1) * m, -1);
+    std::vector<std::uint8_t> has_pred(static_cast<std::size_t>(dp1) * m, 0);
+    // Lookups are batched (64 slots at a time) with their table slots prefetched.
+    constexpr std::int64_t kBatch = 64;
+    parallel_for((capacity + kBatch - 1) / kBatch, 64, [&](std::int64_t lo, std::int64_t hi) {
+        Key key[kMaxDim], nb[kMaxDim];
+        std::vector<std::uint32_t> w(static_cast<std::size_t>(kBatch) * dp1 * n_words), hash(kBatch * dp1);
+        std::vector<std::int64_t> from(kBatch * dp1);
+        for (std::int64_t blk = lo; blk < hi; ++blk) {
+            int count = 0;
+            for (std::int64_t s = blk * kBatch, end = std::min(capacity, (blk + 1) * kBatch); s < end; ++s) {
+                const std::uint32_t* slot = table.data() + s * slot_words;
+                if (slot[0] == kEmpty) continue;
+                std::memcpy(key, slot + 1, sizeof(Key) * d);
+                for (int j = 0; j <= d; ++j, ++count) {
+                    for (int i = 0; i < d; ++i) nb[i] = static_cast<Key>(key[i] - 1);
+                    if (j < d) nb[j] = static_cast<Key>(key[j] + d);
+                    std::uint32_t* kw = w.data() + static_cast<std::size_t>(count) * n_words;
+                    pack(nb, d, kw, n_words);
+                    hash[count] = hash_words(kw, n_words);
+                    keys.prefetch(hash[count]);
+                    from[count] = slot[0];
+                }
+            }
+            for (int q = 0; q < count; ++q) {
+                const std::uint32_t u = keys.find(w.data() + static_cast<std::size_t>(q) * n_words, hash[q]);
+                if (u == kEmpty) continue;
+                const std::int64_t j = q % dp1, v = from[q];
+                next[j * m + u] = static_cast<std::int32_t>(v);
+                has_pred[j * m + v] = 1;
+            }
+        }
+    });
+
+    // Chains start at vertices without predecessor (in vertex order); count, then write them out.
+    order_.assign(static_cast<std::size_t>(dp1) * m, 0);
+    segments_.assign(static_cast<std::size_t>(dp1) * (kSegments + 1), 0);
+    const std::int64_t n_blocks = std::max<std::int64_t>(1, std::min<std::int64_t>(256, m / 1024 + 1));
+    std::vector<std::int64_t> block_len(static_cast<std::size_t>(dp1) * (n_blocks + 1), 0);
+    auto block_range = [&](std::int64_t b) { return std::make_pair(m * b / n_blocks, m * (b + 1) / n_blocks); };
+    parallel_for(dp1 * n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t t = lo; t < hi; ++t) {
+            const std::int64_t j = t / n_blocks, b = t % n_blocks;
+            const auto [v0, v1] = block_range(b);
+            std::int64_t len = 0;
+            for (std::int64_t v = v0; v < v1; ++v) {
+                if (has_pred[j * m + v]) continue;
+                for (std::int64_t u = v; u >= 0; u = next[j * m + u]) ++len;
+            }
+            block_len[j * (n_blocks + 1) + b + 1] = len;
+        }
+    });
+    for (int j = 0; j <= d; ++j)
+        for (std::int64_t b = 0; b < n_blocks; ++b) block_len[j * (n_blocks + 1) + b + 1] += block_len[j * (n_blocks + 1) + b];
+    parallel_for(dp1 * n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t t = lo; t < hi; ++t) {
+            const std::int64_t j = t / n_blocks, b = t % n_blocks;
+            const auto [v0, v1] = block_range(b);
+            std::int32_t* out = order_.data() + j * m;
+            std::int64_t pos = block_len[j * (n_blocks + 1) + b];
+            for (std::int64_t v = v0; v < v1; ++v) {
+                if (has_pred[j * m + v]) continue;
+                for (std::int64_t u = v; u >= 0; u = next[j * m + u])
+                    out[pos++] = next[j * m + u] >= 0 ? static_cast<std::int32_t>(u) : ~static_cast<std::int32_t>(u);
+            }
+        }
+    });
+    // Segments for parallel blurs start at chain heads.
+    for (int j = 0; j <= d; ++j) {
+        const std::int32_t* order = order_.data() + static_cast<std::int64_t>(j) * m;
+        std::int64_t* seg = segments_.data() + static_cast<std::size_t>(j) * (kSegments + 1);
+        for (int s = 0; s <= kSegments; ++s) {
+            std::int64_t p = std::max<std::int64_t>(m * s / kSegments, s > 0 ? seg[s - 1] : 0);
+            while (p > 0 && p < m && order[p - 1] >= 0) ++p;
+            seg[s] = p;
+        }
+        seg[kSegments] = m;
+    }
+}
+
+void Permutohedral::partition_splat(int parts) {
+    parts = std::max(1, std::min(parts, 256));
+    if (splat_parts() == parts) return;
+    const int dp1 = d_ + 1;
+    const std::int64_t m = m_, n = n_;
+    // Job p owns vertices [m p / parts, m (p+1) / parts) and lists their entries in point order, so
+    // every vertex sums its contributions in the reference's order whatever the number of jobs.
+    std::vector<std::vector<SplatEntry>> lists(parts);
+    std::vector<std::vector<std::int32_t>> orphans(parts);
+    parallel_for(parts, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t p = lo; p < hi; ++p) {
+            const std::int32_t v0 = static_cast<std::int32_t>(m * p / parts), v1 = static_cast<std::int32_t>(m * (p + 1) / parts);
+            std::vector<char> seen(v1 - v0, 0);
+            std::vector<SplatEntry>& list = lists[p];
+            list.reserve(static_cast<std::size_t>(n * dp1 / parts + 16));
+            for (std::int64_t i = 0; i < n; ++i)
+                for (int r = 0; r < dp1; ++r) {
+                    const std::int64_t e = i * dp1 + r;
+                    const std::int32_t v = offset_[e];
+                    if (v < v0 || v >= v1) continue;
+                    const bool first = !seen[v - v0];  // the first entry assigns instead of adding
+                    seen[v - v0] = 1;
+                    list.push_back({static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
+                }
+            for (std::int32_t v = v0; v < v1; ++v)
+                if (!seen[v - v0]) orphans[p].push_back(v);  // only the reference padding makes them
+        }
+    });
+    splat_.swap(lists);
+    orphans_.swap(orphans);
 }
 
 void Permutohedral::scale_weights(const float* splat_scale, const float* slice_scale) {
     const int dp1 = d_ + 1;
+    parallel_for(n_, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i)
+            for (int r = 0; r < dp1; ++r) {
+                if (splat_scale) splat_w_[i * dp1 + r] *= splat_scale[i];
+                if (slice_scale) slice_w_[i * dp1 + r] *= slice_scale[i];
+            }
+    });
     if (splat_scale)
-        parallel_for(static_cast<std::int64_t>(csr_pix_.size()), 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t k = lo; k < hi; ++k) csr_w_[k] *= splat_scale[csr_pix_[k]];
-        });
-    if (slice_scale)
-        parallel_for(n_, 4096, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t i = lo; i < hi; ++i)
-                for (int r = 0; r < dp1; ++r) slice_w_[i * dp1 + r] *= slice_scale[i];
-        });
+        for (auto& list : splat_)
+            parallel_for(static_cast<std::int64_t>(list.size()), 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+                for (std::int64_t k = lo; k < hi; ++k) list[k].weight *= splat_scale[list[k].point];
+            });
 }
 
 void Permutohedral::compute(const float* in, float* out, int value_size) const {
     if (value_size < 1) throw std::invalid_argument("value_size must be >= 1");
-    const std::size_t rows = static_cast<std::size_t>(m_ + 1) * value_size;
-    std::vector<float> values(rows), tmp(rows);
-    splat(*this, in, values.data(), value_size);
-    const float* v = blur(*this, values.data(), tmp.data(), value_size);
+    const int stride = (value_size + 7) / 8 * 8;
+    std::vector<float> padded(static_cast<std::size_t>(n_) * stride, 0.f), values(static_cast<std::size_t>(m_) * stride);
+    for (std::int64_t i = 0; i < n_; ++i) std::copy_n(in + i * value_size, value_size, padded.data() + i * stride);
+    splat(*this, padded.data(), values.data(), stride);
+    blur(*this, values.data(), stride);
     const int dp1 = d_ + 1;
     parallel_for(n_, 1024, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t i = lo; i < hi; ++i) {
@@ -454,7 +517,7 @@ void Permutohedral::compute(const float* in, float* out, int value_size) const {
             std::fill(o, o + value_size, 0.f);
             for (int r = 0; r < dp1; ++r) {
                 const float w = slice_w_[i * dp1 + r];
-                const float* src = v + static_cast<std::int64_t>(offset_[i * dp1 + r]) * value_size;
+                const float* src = values.data() + static_cast<std::int64_t>(offset_[i * dp1 + r]) * stride;
                 for (int c = 0; c < value_size; ++c) o[c] += w * src[c];
             }
         }
@@ -462,8 +525,9 @@ void Permutohedral::compute(const float* in, float* out, int value_size) const {
 }
 
 std::size_t Permutohedral::memory_bytes() const {
-    return offset_.size() * 4 + slice_w_.size() * 4 + csr_start_.size() * 4 + csr_pix_.size() * 4 +
-           csr_w_.size() * 4 + nbr_.size() * 4;
+    std::size_t bytes = (offset_.size() + slice_w_.size() + splat_w_.size() + order_.size()) * 4 + segments_.size() * 8;
+    for (const auto& list : splat_) bytes += list.size() * sizeof(SplatEntry);
+    return bytes;
 }
 
 }  // namespace deeplab::crf

@@ -1,2 +1,270 @@
-// Placeholder filled below
-int main() { return 0; }
+// C++ unit tests of the dense CRF library (run by CTest; no framework needed).
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "crf/crf.hpp"
+
+using namespace deeplab::crf;
+
+namespace {
+
+int g_failures = 0;
+
+void check(bool ok, const std::string& what) {
+    if (!ok) {
+        std::printf("FAIL: %s\n", what.c_str());
+        ++g_failures;
+    }
+}
+
+template <class E>
+void check_throws(const std::function<void()>& f, const std::string& what) {
+    try {
+        f();
+    } catch (const E&) {
+        return;
+    } catch (const std::exception& e) {
+        check(false, what + " threw the wrong exception: " + e.what());
+        return;
+    }
+    check(false, what + " did not throw");
+}
+
+// The lattice approximates a Gaussian of unit standard deviation in feature space; compare the
+// normalised filter (K v) / (K 1) with a brute-force Gaussian filter on random points.
+void test_lattice_matches_brute_force(int dim) {
+    const int n = 400;
+    std::mt19937 rng(42 + dim);
+    std::uniform_real_distribution<float> pos(0.f, 6.f), val(0.f, 1.f);
+    std::vector<float> features(static_cast<std::size_t>(dim) * n), values(n), ones(n, 1.f);
+    for (auto& f : features) f = pos(rng);
+    for (int i = 0; i < n; ++i) values[i] = std::sin(features[i]) * 0.5f + 0.5f * val(rng) * 0.2f;
+    Permutohedral lat;
+    lat.init(features.data(), dim, n);
+    check(lat.n_vertices() > 0 && lat.n_vertices() <= static_cast<std::int64_t>(n) * (dim + 1), "vertex count");
+    std::vector<float> kv(n), k1(n);
+    lat.compute(values.data(), kv.data(), 1);
+    lat.compute(ones.data(), k1.data(), 1);
+    double err = 0.0, mean = 0.0, var = 0.0;
+    for (int i = 0; i < n; ++i) {
+        double num = 0.0, den = 0.0;
+        for (int j = 0; j < n; ++j) {
+            double d2 = 0.0;
+            for (int k = 0; k < dim; ++k) {
+                const double df = features[static_cast<std::size_t>(k) * n + i] - features[static_cast<std::size_t>(k) * n + j];
+                d2 += df * df;
+            }
+            const double g = std::exp(-0.5 * d2);
+            num += g * values[j];
+            den += g;
+        }
+        const double exact = num / den, approx = kv[i] / k1[i];
+        err += std::fabs(exact - approx);
+        mean += exact;
+        var += exact * exact;
+    }
+    err /= n;
+    mean /= n;
+    const double spread = std::sqrt(var / n - mean * mean);
+    std::printf("lattice d=%d: mean |error| %.4f (signal spread %.4f)\n", dim, err, spread);
+    check(err < 0.25 * spread, "lattice filter close to the brute-force Gaussian, d=" + std::to_string(dim));
+}
+
+void test_filter_is_linear_and_thread_independent() {
+    const int n = 1000, dim = 3;
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> u(0.f, 10.f);
+    std::vector<float> f(dim * n), a(n * 4), b(n * 4), ab(n * 4);
+    for (auto& x : f) x = u(rng);
+    for (int i = 0; i < n * 4; ++i) {
+        a[i] = u(rng);
+        b[i] = u(rng);
+        ab[i] = a[i] + 2.f * b[i];
+    }
+    Permutohedral lat;
+    lat.init(f.data(), dim, n);
+    std::vector<float> fa(n * 4), fb(n * 4), fab(n * 4);
+    lat.compute(a.data(), fa.data(), 4);
+    lat.compute(b.data(), fb.data(), 4);
+    lat.compute(ab.data(), fab.data(), 4);
+    double worst = 0.0;
+    for (int i = 0; i < n * 4; ++i) worst = std::max(worst, std::fabs(double(fab[i]) - (fa[i] + 2.0 * fb[i])) / (1.0 + std::fabs(fab[i])));
+    check(worst < 1e-4, "the filter is linear");
+    set_num_threads(1);
+    std::vector<float> one(n * 4);
+    lat.partition_splat(1);
+    lat.compute(a.data(), one.data(), 4);
+    set_num_threads(0);
+    check(one == fa, "filter results do not depend on the thread count");
+}
+
+std::vector<float> smooth_probs(int w, int h, int labels, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> noise(0.f, 1.f);
+    std::vector<float> p(static_cast<std::size_t>(labels) * w * h);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            const int region = ((x / 8) + 3 * (y / 8)) % labels;
+            float sum = 0.f;
+            for (int l = 0; l < labels; ++l) {
+                const float v = std::exp((l == region ? 2.f : 0.f) + noise(rng));
+                p[(static_cast<std::size_t>(l) * h + y) * w + x] = v;
+                sum += v;
+            }
+            for (int l = 0; l < labels; ++l) p[(static_cast<std::size_t>(l) * h + y) * w + x] /= sum;
+        }
+    return p;
+}
+
+void test_refine_and_threads() {
+    const int w = 48, h = 40, labels = 5;
+    std::vector<std::uint8_t> img(static_cast<std::size_t>(w) * h * 3);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            for (int c = 0; c < 3; ++c) img[(static_cast<std::size_t>(y) * w + x) * 3 + c] = static_cast<std::uint8_t>((x / 8) * 40 + c * 10);
+    const auto probs = smooth_probs(w, h, labels, 3);
+    std::vector<float> out1(probs.size()), out2(probs.size());
+    set_num_threads(1);
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), out1.data());
+    set_num_threads(3);
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), out2.data());
+    set_num_threads(0);
+    check(out1 == out2, "refine is identical with 1 and 3 threads");
+    for (int i = 0; i < w * h; ++i) {
+        double s = 0.0;
+        for (int l = 0; l < labels; ++l) s += out1[static_cast<std::size_t>(l) * w * h + i];
+        if (std::fabs(s - 1.0) > 1e-4) {
+            check(false, "refined probabilities sum to 1");
+            break;
+        }
+    }
+    std::vector<float> in_place = probs;
+    refine(img.data(), w, h, in_place.data(), labels, RefineParams::voc(), in_place.data());
+    check(in_place == out1, "refine works in place");
+}
+
+void test_mean_field_lowers_kl() {
+    const int w = 32, h = 24, labels = 4;
+    const auto probs = smooth_probs(w, h, labels, 5);
+    std::vector<std::uint8_t> img(static_cast<std::size_t>(w) * h * 3, 100);
+    DenseCRF2D crf(w, h, labels);
+    crf.set_unary_from_probabilities(probs.data());
+    crf.add_pairwise_gaussian(3, 3, Compatibility::potts(3));
+    crf.add_pairwise_bilateral(20, 20, 10, 10, 10, img.data(), Compatibility::potts(5));
+    std::vector<float> q(probs.size());
+    crf.start_inference(q.data());
+    const double kl0 = crf.kl_divergence(q.data());
+    for (int i = 0; i < 5; ++i) crf.step_inference(q.data());
+    check(crf.kl_divergence(q.data()) < kl0, "mean field lowers the KL divergence");
+    std::vector<float> q5(probs.size());
+    crf.inference(5, q5.data());
+    double diff = 0.0;
+    for (std::size_t i = 0; i < q.size(); ++i) diff = std::max(diff, std::fabs(double(q[i]) - q5[i]));
+    check(diff < 1e-6, "five steps equal inference(5)");
+}
+
+void test_unaries() {
+    const int n = 3, labels = 3;
+    DenseCRF crf(n, labels);
+    const std::int32_t lab[n] = {0, 1, 3};
+    crf.set_unary_from_labels(lab, 0.7f, true);
+    std::vector<float> q(n * labels);
+    crf.inference(0, q.data());
+    check(std::fabs(q[0 * n + 0] - 1.f / 3) < 1e-5, "label 0 is unknown: uniform");
+    check(std::fabs(q[0 * n + 1] - 0.7f) < 1e-5, "label 1 gets gt_prob");
+    check(std::fabs(q[2 * n + 2] - 0.7f) < 1e-5, "label 3 gets gt_prob");
+    const float logits[n * labels] = {1, 2, 3, 0, 0, 0, -1, 5, 2};
+    crf.set_unary_from_logits(logits);
+    crf.inference(0, q.data());
+    const double z = std::exp(1.0) + 1.0 + std::exp(-1.0);
+    check(std::fabs(q[0] - std::exp(1.0) / z) < 1e-5, "logits unary is -log softmax");
+}
+
+void test_compatibilities() {
+    const int w = 16, h = 12, labels = 3;
+    const auto probs = smooth_probs(w, h, labels, 9);
+    std::vector<float> a(probs.size()), b(probs.size());
+    // Potts(w) equals Diagonal(-w) equals Matrix(-w I).
+    DenseCRF2D p(w, h, labels), dg(w, h, labels), mx(w, h, labels);
+    for (DenseCRF2D* c : {&p, &dg, &mx}) c->set_unary_from_probabilities(probs.data());
+    p.add_pairwise_gaussian(2, 2, Compatibility::potts(3));
+    dg.add_pairwise_gaussian(2, 2, Compatibility::diagonal({-3, -3, -3}));
+    mx.add_pairwise_gaussian(2, 2, Compatibility::matrix({-3, 0, 0, 0, -3, 0, 0, 0, -3}));
+    p.inference(4, a.data());
+    dg.inference(4, b.data());
+    double d1 = 0.0, d2 = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) d1 = std::max(d1, std::fabs(double(a[i]) - b[i]));
+    mx.inference(4, b.data());
+    for (std::size_t i = 0; i < a.size(); ++i) d2 = std::max(d2, std::fabs(double(a[i]) - b[i]));
+    check(d1 < 1e-5 && d2 < 1e-5, "Potts, diagonal and matrix compatibilities agree");
+}
+
+void test_errors() {
+    std::vector<float> f(2 * 10, 1.f);
+    check_throws<std::invalid_argument>([] { DenseCRF(10, 0); }, "zero labels");
+    check_throws<std::invalid_argument>([] { DenseCRF(-1, 3); }, "negative size");
+    check_throws<OutOfMemory>([] { DenseCRF(200000000, 200); }, "too large for memory");
+    check_throws<std::invalid_argument>([&] {
+        DenseCRF c(10, 2);
+        std::vector<float> q(20);
+        c.inference(-1, q.data());
+    }, "negative iterations");
+    check_throws<std::invalid_argument>([&] {
+        f[3] = NAN;
+        DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::potts(1));
+    }, "NaN features");
+    check_throws<std::overflow_error>([&] {
+        std::fill(f.begin(), f.end(), 1e9f);
+        DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::potts(1));
+    }, "lattice overflow");
+    check_throws<std::invalid_argument>([] { Compatibility::potts(NAN); }, "NaN compatibility");
+    check_throws<std::invalid_argument>([&] {
+        std::fill(f.begin(), f.end(), 1.f);
+        DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::diagonal({1, 2, 3}));
+    }, "diagonal of the wrong length");
+    check_throws<std::invalid_argument>([] {
+        std::vector<float> u(6, NAN);
+        DenseCRF(3, 2).set_unary_energy(u.data());
+    }, "NaN unary");
+}
+
+void test_empty_and_tiny() {
+    DenseCRF2D empty(0, 5, 3);
+    empty.add_pairwise_gaussian(3, 3, Compatibility::potts(3));
+    std::vector<float> q(1);
+    empty.inference(3, q.data());
+    DenseCRF2D one(1, 1, 2);
+    const float u[2] = {0.f, 1.f};
+    one.set_unary_energy(u);
+    const std::uint8_t px[3] = {1, 2, 3};
+    one.add_pairwise_bilateral(3, 3, 3, 3, 3, px, Compatibility::potts(3));
+    std::vector<float> q1(2);
+    one.inference(3, q1.data());
+    check(std::fabs(q1[0] + q1[1] - 1.f) < 1e-6 && q1[0] > q1[1], "1x1 image");
+}
+
+}  // namespace
+
+int main() {
+    test_lattice_matches_brute_force(2);
+    test_lattice_matches_brute_force(3);
+    test_lattice_matches_brute_force(5);
+    test_filter_is_linear_and_thread_independent();
+    test_refine_and_threads();
+    test_mean_field_lowers_kl();
+    test_unaries();
+    test_compatibilities();
+    test_errors();
+    test_empty_and_tiny();
+    if (g_failures) {
+        std::printf("%d check(s) failed\n", g_failures);
+        return 1;
+    }
+    std::printf("all CRF checks passed\n");
+    return 0;
+}

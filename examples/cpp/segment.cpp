@@ -171,6 +171,8 @@ class Source {
       if (!camera && !fs::exists(spec)) throw deeplab::Error(deeplab::ErrorCode::io, "source not found: " + spec);
       capture_ = camera ? cv::VideoCapture(std::stoi(spec)) : cv::VideoCapture(spec, cv::CAP_FFMPEG);
       if (!capture_.isOpened()) throw deeplab::Error(deeplab::ErrorCode::io, "cannot open video " + spec);
+      camera_ = camera;
+      if (!camera) total_ = static_cast<long>(capture_.get(cv::CAP_PROP_FRAME_COUNT));
     }
   }
 
@@ -178,8 +180,16 @@ class Source {
     const auto t0 = Clock::now();
     Frame f;
     if (capture_.isOpened()) {
+      // As runtime/sources.py: step over undecodable frames (counted, named by their position in the file) and
+      // stop at the container's frame count or after kMaxConsecutiveFailures unreadable frames.
       cv::Mat m;
-      if (!capture_.read(m) || m.empty()) return std::nullopt;  // end of stream (damaged tails end it too)
+      int failures = 0;
+      while (!capture_.read(m) || m.empty()) {
+        if ((total_ > 0 && index_ >= total_) || ++failures > kMaxConsecutiveFailures) return std::nullopt;
+        ++index_;
+        ++skipped_;
+        if (!camera_) capture_.set(cv::CAP_PROP_POS_FRAMES, static_cast<double>(index_));
+      }
       char name[32];
       std::snprintf(name, sizeof name, "%06ld", index_++);
       f.name = name;
@@ -205,9 +215,11 @@ class Source {
   long skipped() const { return skipped_; }
 
  private:
+  static constexpr int kMaxConsecutiveFailures = 25;
   cv::VideoCapture capture_;
+  bool camera_ = false;
   std::vector<fs::path> images_;
-  long index_ = 0, skipped_ = 0;
+  long index_ = 0, skipped_ = 0, total_ = 0;
 };
 
 /// Per-stage latency samples and their percentiles.

@@ -35,7 +35,8 @@ def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool,
     missing = [what for what, ok in (("a CUDA GPU", has_gpu), ("the tensorrt Python package", has_tensorrt)) if not ok]
     if is_engine:
         if requested == "onnxruntime":
-            raise BackendError(f"{model_path} is a TensorRT engine; ONNX Runtime needs the .onnx model it was built from")
+            raise BackendError(f"{model_path} is a TensorRT engine; "
+                               "ONNX Runtime needs the .onnx model it was built from")
         if missing:
             raise BackendError(f"{model_path} is a TensorRT engine, which needs {' and '.join(missing)}; none here "
                                "(run the .onnx model instead: --backend onnxruntime)")
@@ -44,12 +45,13 @@ def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool,
         raise BackendError(f"{model_path}: unknown model type {suffix or '(no suffix)'!r} "
                            f"(.onnx, or an engine: {', '.join(ENGINE_SUFFIXES)})")
     if requested == "tensorrt":
-        raise BackendError(f"{model_path} is an ONNX model; build an engine first: python -m export engine {model_path} "
-                           "-o model.plan")
+        raise BackendError(f"{model_path} is an ONNX model; build an engine first: "
+                           f"python -m export engine {model_path} -o model.plan")
     if requested == "onnxruntime":
         return "onnxruntime", "requested"
     if missing:
-        return "onnxruntime", f"auto: ONNX model; TensorRT would need an engine and {' and '.join(missing)}: not here"
+        lacks = " and ".join(f"no {m.removeprefix('a ').removeprefix('the ')}" for m in missing)
+        return "onnxruntime", f"auto: ONNX model, and TensorRT would need an engine file; this machine has {lacks}"
     return "onnxruntime", "auto: ONNX model (pass a TensorRT engine file to use TensorRT)"
 
 
@@ -58,9 +60,12 @@ def resolve_model(model: str | os.PathLike) -> Path:
     if str(model) == "demo":
         try:
             from demo import assets
-            return Path(assets.onnx_path())
-        except (ImportError, AttributeError, FileNotFoundError) as e:
+            path = Path(assets.onnx_path())
+        except (ImportError, AttributeError) as e:
             raise BackendError(f"the bundled demo model is not available: {e}") from None
+        if not path.is_file():
+            raise BackendError(f"the bundled demo model {path} is missing from this checkout")
+        return path
     return Path(model)
 
 

@@ -51,12 +51,14 @@ def read_onnx_meta(custom_metadata: dict[str, str], source: str) -> ModelMeta:
 
 
 class OnnxRuntimeBackend:
-    """A model in an ONNX Runtime session. ``session.run`` is thread-safe, so ``infer`` may be called concurrently."""
+    """A model in an ONNX Runtime session. ``session.run`` is thread-safe, so ``infer`` may be called concurrently.
+    ``spin=True`` lets idle intra-op threads busy-wait (lower latency for a lone model, but it steals CPU from the
+    pipeline's other stages, hence off by default)."""
 
     name = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike, *, device: str = "auto", providers: Sequence[str] | None = None,
-                 threads: int | None = None, meta: ModelMeta | None = None) -> None:
+                 threads: int | None = None, spin: bool = False, meta: ModelMeta | None = None) -> None:
         import onnxruntime as ort
 
         path = Path(path)
@@ -68,6 +70,9 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
+        if not spin:  # idle worker threads would busy-wait for the next frame, taking CPU from the other stages
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.providers = list(providers) if providers else choose_providers(ort.get_available_providers(), device)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=self.providers)
@@ -85,7 +90,10 @@ class OnnxRuntimeBackend:
             )
         channels = outputs[self.meta.output_name].shape[1] if len(outputs[self.meta.output_name].shape) == 4 else None
         if isinstance(channels, int) and channels != self.meta.n_classes:
-            raise BackendError(f"{path}: the graph outputs {channels} classes, its metadata lists {self.meta.n_classes}")
+            raise BackendError(f"{path}: the graph outputs {channels} classes, "
+                               f"its metadata lists {self.meta.n_classes}")
+        # FP16 models exported with fp16 inputs (not the default) take half-precision batches.
+        self._input_dtype = np.float16 if inputs[self.meta.input_name].type == "tensor(float16)" else np.float32
         self.path = path
 
     @property
@@ -95,7 +103,7 @@ class OnnxRuntimeBackend:
     def infer(self, batch: np.ndarray) -> np.ndarray:
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise BackendError(f"input must be N×3×H×W, got shape {batch.shape}")
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        batch = np.ascontiguousarray(batch, dtype=self._input_dtype)
         try:
             (logits,) = self.session.run([self.meta.output_name], {self.meta.input_name: batch})
         except Exception as e:

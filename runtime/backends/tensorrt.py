@@ -148,18 +148,18 @@ class TensorRTBackend:
 
     def _enqueue(self) -> None:
         if not self.cuda_graph:
-            if not self.context.execute_async_v3(self.stream):
+            if not self.context.execute_async_v3(int(self.stream)):
                 raise BackendError("TensorRT execute_async_v3 failed")
             return
         rt = self._rt
         if self._graph_exec is None:
             # The first enqueue after a shape change does lazy initialization, which must not be captured.
-            if not self.context.execute_async_v3(self.stream):
+            if not self.context.execute_async_v3(int(self.stream)):
                 raise BackendError("TensorRT execute_async_v3 failed")
             check(rt.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
             check(rt.cudaStreamBeginCapture(self.stream, rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
                   "cudaStreamBeginCapture")
-            self.context.execute_async_v3(self.stream)
+            self.context.execute_async_v3(int(self.stream))
             self._graph = check(rt.cudaStreamEndCapture(self.stream), "cudaStreamEndCapture")
             self._graph_exec = check(rt.cudaGraphInstantiate(self._graph, 0), "cudaGraphInstantiate")
         check(rt.cudaGraphLaunch(self._graph_exec, self.stream), "cudaGraphLaunch")

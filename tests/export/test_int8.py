@@ -135,7 +135,6 @@ def test_qdq_placed_where_tensorrt_fuses(int8_onnx):
 
 
 def test_runs_in_onnxruntime_and_agrees_with_fp32(small_onnx, int8_onnx):
-    from runtime.metadata import ModelMeta  # noqa: F401
     from runtime.preprocess import preprocess
 
     meta = read_meta(onnx.load(str(small_onnx)))
@@ -232,8 +231,11 @@ def test_msc_model(small_checkpoint, calib_dir, tmp_path):
     quantize(src, calib_dir, out, method="minmax", max_images=2, progress=False)
     m = onnx.load(str(out))
     assert {"Resize", "Max"} <= {n.op_type for n in m.graph.node}
-    y = ort.InferenceSession(str(out)).run(None, {"image": np.zeros((1, 3, 64, 64), np.float32)})[0]
-    assert y.shape == (1, 4, 8, 8)
+    test_every_conv_weight_is_per_channel_int8_on_axis_0(out)
+    test_every_conv_input_is_quantized_and_every_zero_point_is_int8_0(out)
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    y = ort.InferenceSession(str(out)).run(None, {"image": x})[0]
+    assert y.shape == ort.InferenceSession(str(src)).run(None, {"image": x})[0].shape
 
 
 def test_place_for_tensorrt_is_idempotent(int8_onnx):

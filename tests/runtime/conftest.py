@@ -2,6 +2,7 @@
 runtime is tested end to end in milliseconds. It is a stride-8 8×8 convolution: 1/8-resolution logits like DeepLab."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +10,9 @@ import pytest
 
 from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 
-import os
-
 # ../shared/reference beside the repository (CI); DEEPLAB_REFERENCE overrides it (e.g. from a git worktree).
-REFERENCE = Path(os.environ.get("DEEPLAB_REFERENCE") or Path(__file__).resolve().parents[2].parent / "shared" / "reference")
+REFERENCE = Path(os.environ.get("DEEPLAB_REFERENCE")
+                 or Path(__file__).resolve().parents[2].parent / "shared" / "reference")
 VIDEOS = REFERENCE / "videos"
 
 

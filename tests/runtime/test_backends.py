@@ -99,3 +99,21 @@ def test_truncated_model(tmp_path, tiny_onnx):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(BackendError, match="cannot load"):
         open_backend(path)
+
+
+def test_fp16_model(tmp_path, tiny_onnx):
+    """An FP16 model (converted by onnxconverter/onnxruntime tools, fp32 or fp16 I/O) runs and returns float32."""
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(str(tiny_onnx))
+    for init in model.graph.initializer:
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+    for vi in list(model.graph.input) + list(model.graph.output):
+        vi.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+    path = tmp_path / "fp16.onnx"
+    onnx.save(model, str(path))
+    backend = open_backend(path)
+    x = np.random.default_rng(0).standard_normal((1, 3, 16, 24)).astype(np.float32)
+    out = backend.infer(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, open_backend(tiny_onnx).infer(x), atol=2e-2)

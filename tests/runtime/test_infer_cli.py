@@ -96,3 +96,35 @@ def test_module_entry_point(tmp_path, tiny_onnx):
                            "--no-crf", "--no-progress"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "1 processed" in proc.stdout
+
+
+def test_ctrl_c_finalizes_the_video(tmp_path, tiny_onnx, videos):
+    import signal
+    import time
+    out, masks, stats = tmp_path / "out.avi", tmp_path / "masks", tmp_path / "stats.json"
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.infer", "--model", str(tiny_onnx), "--source",
+                             str(videos / "slow_traffic_small.mp4"), "--no-crf", "--output", str(out), "--masks",
+                             str(masks), "--stats", str(stats), "--no-progress", "--queue-size", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(masks.glob("*.png"))) < 10:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    data = json.loads(stats.read_text())
+    assert data["interrupted"] and 10 <= data["frames"]["processed"] < 914
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == data["frames"]["processed"] and cap.read()[0]
+    assert len(list(masks.glob("*.png"))) == data["frames"]["processed"] and not list(tmp_path.glob(".out*"))
+
+
+def test_demo_defaults(capsys):
+    """`--source demo` / `--model demo` name the bundled assets; a checkout without them says so in one line."""
+    from demo import assets
+    if assets.onnx_path().is_file() and assets.video_path().is_file():
+        assert main(["--max-frames", "3", "--no-progress"]) == 0
+        assert "3 processed" in capsys.readouterr().out
+    else:
+        assert main(["--max-frames", "3", "--no-progress"]) == 1
+        assert "bundled demo" in capsys.readouterr().err

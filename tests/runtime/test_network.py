@@ -71,3 +71,64 @@ def test_dropped_connection_ends_cleanly(serve, videos, tiny_onnx):
 def test_unreachable_server():
     with pytest.raises(SourceError, match="cannot open stream"):
         open_source("http://127.0.0.1:9/none.mp4")  # the discard port: connection refused
+
+
+# RTSP: ffmpeg (the Debian package) publishes the video; the runtime's reader (OpenCV's FFmpeg RTSP demuxer) runs in
+# listen mode, since no RTSP server is packaged here. The protocol exchange (ANNOUNCE/SETUP/RECORD, RTP over TCP) and
+# the decoding path are the real ones.
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None,
+                                  reason="the ffmpeg command (Debian package ffmpeg) is absent")
+
+
+def _rtsp_url(monkeypatch):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_flags;listen|rtsp_transport;tcp|listen_timeout;20")
+    return f"rtsp://127.0.0.1:{port}/live"
+
+
+def _publish(video, url, seconds, procs):
+    """Start ffmpeg publishing ``video`` once the listener is up (retrying while the connection is refused)."""
+    import subprocess
+
+    def run():
+        for _ in range(100):
+            proc = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", str(video), "-t",
+                                     str(seconds), "-c:v", "mpeg4", "-q:v", "5", "-f", "rtsp", "-rtsp_transport",
+                                     "tcp", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(proc)
+            if proc.wait() <= 0:  # published (0) or killed by the test (negative): done; else the listener wasn't up
+                return
+            time.sleep(0.1)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@needs_ffmpeg
+def test_rtsp_stream(monkeypatch, videos, tiny_onnx):
+    url = _rtsp_url(monkeypatch)
+    procs: list = []
+    publisher = _publish(videos / "Megamind.avi", url, 3, procs)
+    source = open_source(url)
+    assert source.kind == "stream"
+    n = sum(1 for _ in Pipeline(Segmenter(tiny_onnx, crf=None)).run(source))
+    publisher.join(10)
+    assert 48 <= n <= 80  # 3 s at 24 fps
+
+
+@needs_ffmpeg
+def test_rtsp_publisher_killed(monkeypatch, videos, tiny_onnx):
+    url = _rtsp_url(monkeypatch)
+    procs: list = []
+    _publish(videos / "Megamind.avi", url, 10, procs)
+    source = open_source(url)
+    t = time.perf_counter()
+    n = 0
+    for _ in Pipeline(Segmenter(tiny_onnx, crf=None)).run(source):
+        n += 1
+        if n == 20:
+            procs[-1].kill()  # the camera disappears mid-stream
+    assert 20 <= n < 240 and time.perf_counter() - t < 30

@@ -115,3 +115,41 @@ def test_crf_missing_is_a_clear_error(tiny_onnx, monkeypatch):
     monkeypatch.setitem(sys.modules, "crf", None)
     with pytest.raises(CrfUnavailable, match="--no-crf"):
         Segmenter(tiny_onnx, crf="voc")
+
+
+@pytest.mark.parametrize("order, scale", [("BGR", (1.0, 1.0, 1.0)), ("RGB", (0.5, 0.25, 2.0))])
+def test_preprocess_matches_the_reference_formula(order, scale):
+    from runtime.preprocess import preprocess
+    meta = ModelMeta(class_names=("a",), channel_order=order, scale=scale, mean=(10.0, 20.0, 30.5))
+    image = _image(21, 30)
+    x, padding = preprocess(image, meta)
+    assert x.shape == (1, 3, 24, 32) and (padding.height, padding.width) == (21, 30)
+    idx = ["BGR".index(c) for c in order]
+    ref = (image[:, :, idx].transpose(2, 0, 1).astype(np.float32) - np.float32(meta.mean).reshape(3, 1, 1)) \
+        * np.float32(scale).reshape(3, 1, 1)
+    np.testing.assert_array_equal(x[0, :, :21, :30], ref)
+    assert not x[0, :, 21:].any() and not x[0, :, :, 30:].any()
+
+
+def test_warm_refine_uses_the_same_kernels_as_crf_refine():
+    """Started from the unary's own softmax, the warm-start path must give crf.refine's result."""
+    _crf_or_skip()
+    import crf
+
+    from runtime.segmenter import _warm_refine
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    logits = rng.standard_normal((3, 30, 40)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(0)
+    for preset in ("voc", "pydensecrf"):
+        cold = crf.refine(image, probs, preset=preset, iterations=3)
+        warm = _warm_refine(crf, image, probs, probs, preset=preset, iterations=3)
+        np.testing.assert_allclose(warm, cold, atol=1e-4)
+
+
+def test_cuda_upsampling_without_a_gpu_is_a_clear_error(tiny_onnx):
+    from runtime.cuda_util import gpu_available
+    if gpu_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        Segmenter(tiny_onnx, crf=None, upsample_device="cuda")

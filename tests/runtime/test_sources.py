@@ -96,3 +96,20 @@ def test_images_of_every_kind(tmp_path):
 def test_video_kinds(videos):
     assert isinstance(open_source(videos / "slow_traffic_small.mp4"), VideoSource)
     assert open_source(videos / "slow_traffic_small.mp4").kind == "file"
+
+
+@pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="the ffmpeg command is absent")
+def test_video_whose_frame_size_changes_mid_stream(videos, tmp_path):
+    """Two MPEG-TS segments of different sizes, concatenated: the stream goes on at the first size (FFmpeg rescales
+    through OpenCV), and the runtime processes every decodable frame."""
+    import subprocess
+    parts = []
+    for i, (video, size) in enumerate(((videos / "tree.avi", "160:120"), (videos / "Megamind.avi", "240:176"))):
+        part = tmp_path / f"{i}.ts"
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(video), "-frames:v", "10", "-vf",
+                        f"scale={size}", "-c:v", "mpeg2video", "-q:v", "8", str(part)], check=True)
+        parts.append(part.read_bytes())
+    mixed = tmp_path / "mixed.ts"
+    mixed.write_bytes(b"".join(parts))
+    frames = list(open_source(mixed))
+    assert len(frames) >= 18 and {f.image.shape for f in frames} == {(120, 160, 3)}

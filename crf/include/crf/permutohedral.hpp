@@ -2,7 +2,8 @@
 //
 // Same lattice, barycentric weights, blur and slice scaling as the reference dense CRF code
 // (Krähenbühl & Koltun 2011, as shipped in pydensecrf), so filtered values agree with it to float
-// rounding. Built once per feature set; filtering allocates nothing beyond the caller's buffers.
+// rounding. Built once per feature set (in parallel); filtering allocates nothing. Values are rows of
+// `stride` floats (a multiple of 4), one row per point or lattice vertex.
 #pragma once
 
 #include <cstdint>
@@ -12,54 +13,73 @@ namespace deeplab::crf {
 
 class Permutohedral {
 public:
-    // features: `dim` × `n` floats, one row per feature dimension (the layout pydensecrf takes).
+    static constexpr int kMaxDim = 32;
+
+    // features: `dim` x `n` floats (1 <= dim <= kMaxDim), one row per feature dimension (the layout
+    // pydensecrf takes).
     // Throws std::invalid_argument for non-finite features or bad sizes, std::overflow_error when the
     // lattice coordinates would not be representable (features too large, e.g. a tiny sigma).
     // `reference_padding` reproduces a quirk of pydensecrf's SSE build: when n is not a multiple of
     // 4 the lattice also holds the vertices of a zero feature vector (they only take part in the blur).
     void init(const float* features, int dim, std::int64_t n, bool reference_padding = true);
 
-    // out[i] = slice_scale[i] * alpha * sum_j w_ij * blur(splat(splat_scale * in))  (value_size
-    // values per point, point-major). With the default scales this is the reference compute().
+    // out = slice(blur(splat(in))) for value_size values per point (point-major): the reference's
+    // compute() with the default weights. Allocates its own workspace.
     void compute(const float* in, float* out, int value_size) const;
 
     // Scale the splat weights by splat_scale[point] and the slice weights by slice_scale[point]
-    // (either may be null): used to fold kernel normalisations and label weights into the lattice.
+    // (either may be null): folds kernel normalisations and label weights into the lattice.
     void scale_weights(const float* splat_scale, const float* slice_scale);
+
+    // Split the splat into `parts` independent jobs (vertex ranges); any count gives the same result.
+    void partition_splat(int parts);
+    int splat_parts() const { return static_cast<int>(splat_.size()); }
 
     int dim() const { return d_; }
     std::int64_t n_points() const { return n_; }
     std::int64_t n_vertices() const { return m_; }
     std::size_t memory_bytes() const;
 
-    // Internal layout (read by the CRF's fused kernels).
-    // Point i touches vertices offset[i*(d+1) + r] with slice weights slice_w[i*(d+1) + r].
+    // Layout read by the filtering kernels. Point i touches vertices offsets()[i*(d+1) + r] with
+    // slice weights slice_weights()[i*(d+1) + r].
     const std::int32_t* offsets() const { return offset_.data(); }
     const float* slice_weights() const { return slice_w_.data(); }
-    // Vertex v gathers points csr_pix[k] with weights csr_w[k], k in [csr_start[v], csr_start[v+1]).
-    const std::int32_t* csr_start() const { return csr_start_.data(); }
-    const std::int32_t* csr_pix() const { return csr_pix_.data(); }
-    const float* csr_w() const { return csr_w_.data(); }
-    // Blur neighbours along axis j: neighbors[(j*m + v)*2 + {0,1}]; a missing one is m (a zero row).
-    const std::int32_t* neighbors() const { return nbr_.data(); }
+
+    struct SplatEntry {
+        std::int32_t point, vertex;
+        float weight;
+    };
+    // Splat job p: the entries of the vertices it owns, in point order (a vertex's first entry stores
+    // ~vertex: it assigns instead of adding). Vertices no point touches (orphans) are zeroed instead.
+    const SplatEntry* splat_entries(int p) const { return splat_[p].data(); }
+    std::int64_t splat_count(int p) const { return static_cast<std::int64_t>(splat_[p].size()); }
+    const std::vector<std::int32_t>& orphans(int p) const { return orphans_[p]; }
+    // Blur along axis j: vertices in chain order (a chain's last vertex is stored as ~v), cut into
+    // blur_segments() independent segments: [segment(j, s), segment(j, s+1)).
+    const std::int32_t* chain_order(int j) const { return order_.data() + static_cast<std::int64_t>(j) * m_; }
+    int blur_segments() const { return kSegments; }
+    std::int64_t segment(int j, int s) const { return segments_[static_cast<std::size_t>(j) * (kSegments + 1) + s]; }
 
 private:
-    template <class Key>
-    void build(const float* features, bool reference_padding, const std::vector<float>& scale);
+    static constexpr int kSegments = 64;
+    template <class Key, int D>
+    bool build(const float* features, bool pad, const std::vector<float>& scale, std::size_t capacity);
+    template <class Key, int D>
+    void build_chains(const std::vector<std::uint32_t>& table, int words, int slot_words);
 
     int d_ = 0;
     std::int64_t n_ = 0, m_ = 0;
     std::vector<std::int32_t> offset_;
-    std::vector<float> slice_w_;
-    std::vector<std::int32_t> csr_start_, csr_pix_;
-    std::vector<float> csr_w_;
-    std::vector<std::int32_t> nbr_;
+    std::vector<float> slice_w_, splat_w_;
+    std::vector<std::vector<SplatEntry>> splat_;
+    std::vector<std::vector<std::int32_t>> orphans_;
+    std::vector<std::int32_t> order_;
+    std::vector<std::int64_t> segments_;
 };
 
-// Splat `in` (n × stride floats) onto the lattice vertices: values ((m+1) × stride; row m = 0).
+// Splat `in` (n x stride) onto the vertices: values (m x stride).
 void splat(const Permutohedral& lat, const float* in, float* values, int stride);
-// Blur along every axis (forward order), ping-ponging between values and tmp (same shape).
-// Returns the buffer that holds the result (values or tmp).
-float* blur(const Permutohedral& lat, float* values, float* tmp, int stride);
+// Blur the vertex values along every axis (forward order), in place.
+void blur(const Permutohedral& lat, float* values, int stride);
 
 }  // namespace deeplab::crf

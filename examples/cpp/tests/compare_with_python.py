@@ -2,11 +2,12 @@
 
     python compare_with_python.py DEEPLAB_SEGMENT WORK_DIR [--source VIDEO] [--frames N]
 
-1. `python -m runtime.infer --source demo --masks WORK/py --dump-logits WORK/logits` (the Python runtime, demo model,
-   default CRF settings) writes palette masks and, per frame, the network's logits (<frame>.npy) and meta.json;
-2. `deeplab_segment --source <the same video> --logits WORK/logits --masks WORK/cpp` runs the C++ chain on them;
-3. every mask must be identical (palette indices). Exit 77 (CTest's skip) when the Python runtime, its --dump-logits
-   flag or the demo video is not available here.
+1. `python -m runtime.infer --source demo --masks WORK/py` (the Python runtime, demo model, default CRF settings)
+   writes palette masks;
+2. `examples/cpp/dump_logits.py` writes the same frames' network logits (<frame>.npy) and meta.json;
+3. `deeplab_segment --source <the same video> --logits WORK/logits --masks WORK/cpp` runs the C++ chain on them;
+4. every mask must be identical (palette indices). Exit 77 (CTest's skip) when the Python runtime or the demo model
+   and video are not available here.
 """
 from __future__ import annotations
 
@@ -28,23 +29,25 @@ def main() -> int:
     p.add_argument("work")
     p.add_argument("--source", default="demo")
     p.add_argument("--frames", type=int, default=12)
+    p.add_argument("--model", default="demo")
     args = p.parse_args()
     try:
         from PIL import Image
-        import runtime.infer as infer
+        import runtime.infer  # noqa: F401 - the Python runtime must be importable
     except ImportError as e:
         print(f"SKIP: the Python runtime is not importable ({e})")
-        return SKIP
-    if "--dump-logits" not in infer.build_parser().format_help():
-        print("SKIP: runtime/infer.py has no --dump-logits flag")
         return SKIP
     source = args.source
     if source == "demo":
         try:
             from demo import assets
             source = str(assets.video_path())
-        except (ImportError, AttributeError, FileNotFoundError) as e:
-            print(f"SKIP: the demo video is not available ({e})")
+            missing = [p for p in (assets.video_path(), assets.onnx_path()) if not p.exists()]
+            missing = missing if args.model == "demo" else [p for p in missing if p != assets.onnx_path()]
+        except (ImportError, AttributeError) as e:
+            missing = [e]
+        if missing:
+            print(f"SKIP: the demo model or video is not available ({missing[0]})")
             return SKIP
 
     work = Path(args.work)
@@ -52,7 +55,9 @@ def main() -> int:
     py_masks, cpp_masks, logits = work / "py", work / "cpp", work / "logits"
     frames = str(args.frames)
     subprocess.run([sys.executable, "-m", "runtime.infer", "--source", source, "--masks", str(py_masks),
-                    "--dump-logits", str(logits), "--max-frames", frames, "--no-progress"], check=True, cwd=REPO)
+                    "--model", args.model, "--max-frames", frames, "--no-progress"], check=True, cwd=REPO)
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "dump_logits.py"), "--source", source,
+                    "--model", args.model, "--out", str(logits), "--max-frames", frames], check=True, cwd=REPO)
     subprocess.run([args.segment, "--source", source, "--logits", str(logits), "--masks", str(cpp_masks),
                     "--max-frames", frames], check=True)
 

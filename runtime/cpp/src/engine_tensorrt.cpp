@@ -2,11 +2,14 @@
 // enqueueV3), device buffers allocated once and grown only when a larger frame arrives.
 // Compiled only when TensorRT's headers and libraries are found; it has not run on the machines this was written on.
 #include <NvInferRuntime.h>
+#include <NvInferVersion.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -137,7 +140,10 @@ class TensorRTProvider final : public LogitsProvider {
     check_cuda(cudaMemcpyAsync(host_, out_dev_.ptr, out_elems * sizeof(float), cudaMemcpyDeviceToHost, stream_),
                "cudaMemcpyAsync");
     check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
-    return {host_, static_cast<int>(out.d[1]), static_cast<int>(out.d[2]), static_cast<int>(out.d[3])};
+    LogitsView view{host_, static_cast<int>(out.d[1]), static_cast<int>(out.d[2]), static_cast<int>(out.d[3])};
+    view.device_data = static_cast<const float*>(out_dev_.ptr);  // a CUDA build upsamples these on the GPU
+    view.cuda_stream = stream_;
+    return view;
   }
 
  private:

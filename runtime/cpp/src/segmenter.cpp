@@ -36,6 +36,7 @@ struct Segmenter::Impl {
   SegmenterOptions options;
   StageTimes times;
   CrfStage crf;
+  GpuUpsample gpu;
   std::vector<float> input;
   std::vector<float> probs;
 
@@ -87,11 +88,14 @@ void Segmenter::segment(const ImageView& image, std::uint8_t* labels, float* pro
   check_logits(logits, s.meta, pad);
   const auto t2 = Clock::now();
   auto t3 = t2, t4 = t2;
+  const bool gpu = GpuUpsample::usable(logits);
   if (!s.options.crf && probs_out == nullptr) {  // labels straight from the logits, as the Python Segmenter does
-    upsample_labels(logits, pad, s.meta.align_corners, s.options.threads, labels);
+    if (gpu) s.gpu.labels(logits, pad, s.meta.align_corners, labels);
+    else upsample_labels(logits, pad, s.meta.align_corners, s.options.threads, labels);
     t3 = t4 = Clock::now();
   } else {
-    upsample_softmax(logits, pad, s.meta.align_corners, s.options.threads, s.probs);
+    if (gpu) s.gpu.softmax(logits, pad, s.meta.align_corners, s.probs);
+    else upsample_softmax(logits, pad, s.meta.align_corners, s.options.threads, s.probs);
     t3 = Clock::now();
     if (s.options.crf) s.crf.refine(image, s.meta.n_classes(), s.probs);
     t4 = Clock::now();

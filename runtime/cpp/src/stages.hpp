@@ -40,6 +40,22 @@ class CrfStage {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Upsampling on the GPU for logits already in device memory (builds with CUDA; TensorRT providers): probabilities
+/// or labels are computed on the device and copied back. Buffers are kept across frames.
+class GpuUpsample {
+ public:
+  GpuUpsample();
+  ~GpuUpsample();
+  /// Whether this build can upsample `logits` on the GPU (compiled with CUDA and the logits are on a device).
+  static bool usable(const LogitsView& logits);
+  void softmax(const LogitsView& logits, const Padding& padding, bool align_corners, std::vector<float>& probs);
+  void labels(const LogitsView& logits, const Padding& padding, bool align_corners, std::uint8_t* labels);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 /// Per pixel, the first class with the highest probability (numpy's argmax).
 void argmax_labels(const float* probs, int channels, int height, int width, std::uint8_t* labels);
 

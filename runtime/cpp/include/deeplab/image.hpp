@@ -17,11 +17,15 @@ struct ImageView {
 };
 
 /// Network logits: channels × height × width float32, row-major, owned by whoever produced them.
+/// A GPU provider (the TensorRT runner) also passes the same logits in device memory and the CUDA stream that wrote
+/// them, so a build with CUDA upsamples them on the GPU.
 struct LogitsView {
-  const float* data = nullptr;
+  const float* data = nullptr;  ///< host copy (always set)
   int channels = 0;
   int height = 0;
   int width = 0;
+  const float* device_data = nullptr;  ///< optional: the logits in device memory
+  void* cuda_stream = nullptr;         ///< the cudaStream_t that produced device_data
 };
 
 }  // namespace deeplab

@@ -1,0 +1,306 @@
+// The per-iteration kernels (splat, blur, fused slice + compatibility + softmax), written once over a
+// vector width W with GCC/Clang vector extensions. kernels_generic.cpp instantiates them for 4 lanes
+// (SSE2 / NEON / scalar), kernels_avx2.cpp for 8 lanes (compiled with -mavx2 -mfma, used only when
+// the CPU has them). Rows are padded to multiples of W floats.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "crf/permutohedral.hpp"
+
+#if !defined(__GNUC__) && !defined(__clang__)
+#error "deeplab_crf needs GCC or Clang (vector extensions)"
+#endif
+
+namespace deeplab::crf::detail {
+
+using SplatEntry = Permutohedral::SplatEntry;
+
+// One pairwise term as the fused pass sees it.
+struct TermView {
+    const std::int32_t* offsets;  // n x (dim + 1) vertex ids
+    const float* slice_w;         // n x (dim + 1) slice weights (Potts weight folded in)
+    const float* values;          // blurred vertex values, m x stride
+    const float* compat;          // Diagonal: stride values; Matrix: labels x stride; Potts: null
+    int dp1;
+    int kind;  // 0 Potts, 1 Diagonal, 2 Matrix
+};
+
+struct FusedArgs {
+    const float* neg_unary;  // n x stride
+    const TermView* terms;
+    int n_terms;
+    int labels, stride;
+};
+
+// Entry points of one instruction-set variant.
+struct Kernels {
+    int width;  // floats per vector; strides must be multiples of it
+    void (*splat)(const SplatEntry* entries, std::int64_t count, const float* in, float* values, int stride);
+    void (*blur)(const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int stride);
+    // softmax(-U - pairwise) into q_out rows [lo, hi); with_pairwise = false gives softmax(-U).
+    void (*softmax)(const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise);
+    // sum over rows [lo, hi) of sum_l q (log q - e), e = -U - pairwise (the KL divergence up to log Z).
+    double (*kl)(const FusedArgs& a, std::int64_t lo, std::int64_t hi, const float* q);
+};
+
+constexpr int kMaxStride = 4096;  // labels per row (bounded so row buffers live on the stack)
+
+const Kernels& generic_kernels();
+const Kernels* avx2_kernels();  // null where not compiled in
+// The fastest variant usable for rows of `stride` floats on this CPU.
+const Kernels& kernels_for(int stride);
+
+#ifdef DEEPLAB_CRF_KERNELS_IMPL
+// Everything below has internal linkage: each translation unit (each instruction set) keeps its own
+// copy, so the linker can never hand AVX code to the generic path.
+namespace {
+
+template <int W>
+struct Vec {
+    typedef float f __attribute__((vector_size(4 * W)));
+    typedef std::int32_t i __attribute__((vector_size(4 * W)));
+};
+
+template <int W>
+struct Ops {
+    using vf = typename Vec<W>::f;
+    using vi = typename Vec<W>::i;
+
+    static vf load(const float* p) {
+        vf v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    }
+    static void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+    static vf set1(float x) {
+        vf v;
+        for (int k = 0; k < W; ++k) v[k] = x;
+        return v;
+    }
+    static vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+    static vf max(vf a, vf b) { return select(a > b, a, b); }
+    static float hmax(vf a) {
+        float m = a[0];
+        for (int k = 1; k < W; ++k) m = a[k] > m ? a[k] : m;
+        return m;
+    }
+    static float hsum(vf a) {
+        float s = 0.f;
+        for (int k = 0; k < W; ++k) s += a[k];
+        return s;
+    }
+    // exp(x) for x <= 0 (after subtracting the max): Cephes polynomial, ~2 ulp; 0 below -87.
+    static vf exp_nonpositive(vf x) {
+        const vf lo = set1(-87.f);
+        const vi under = x < lo;
+        const vf xc = select(under, lo, x);
+        const vf magic = set1(12582912.f);  // 1.5 * 2^23: adding it rounds to an integer
+        const vf n = (xc * 1.44269504088896341f + magic) - magic;
+        vf r = xc - n * 0.693359375f;
+        r = r - n * -2.12194440e-4f;
+        vf p = set1(1.9875691500e-4f);
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        p = p * r * r + r + 1.f;
+        const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+        const vf y = p * (vf)bits;
+        return (vf)((vi)y & ~under);
+    }
+};
+
+// Calls f(integral_constant<KT>) for the number of vectors per row (0: runtime count).
+template <class F>
+void dispatch_row_vectors(int k, F&& f) {
+    switch (k) {
+        case 1: f(std::integral_constant<int, 1>{}); break;
+        case 2: f(std::integral_constant<int, 2>{}); break;
+        case 3: f(std::integral_constant<int, 3>{}); break;
+        case 4: f(std::integral_constant<int, 4>{}); break;
+        case 5: f(std::integral_constant<int, 5>{}); break;
+        case 6: f(std::integral_constant<int, 6>{}); break;
+        case 8: f(std::integral_constant<int, 8>{}); break;
+        default: f(std::integral_constant<int, 0>{}); break;
+    }
+}
+
+template <int W, int KT>
+void splat_rows(const SplatEntry* entries, std::int64_t count, const float* in, float* values, int k_rt) {
+    using O = Ops<W>;
+    const int K = KT > 0 ? KT : k_rt;
+    const std::int64_t S = static_cast<std::int64_t>(W) * K;
+    for (std::int64_t idx = 0; idx < count; ++idx) {
+        const SplatEntry en = entries[idx];
+        const bool first = en.vertex < 0;
+        float* row = values + (first ? ~en.vertex : en.vertex) * S;
+        const float* x = in + en.point * S;
+        const typename O::vf w = O::set1(en.weight);
+        if (first) {
+            for (int k = 0; k < K; ++k) O::store(row + W * k, w * O::load(x + W * k));
+        } else {
+            for (int k = 0; k < K; ++k) O::store(row + W * k, O::load(row + W * k) + w * O::load(x + W * k));
+        }
+    }
+}
+
+inline std::int32_t chain_vertex(std::int32_t raw) { return raw < 0 ? ~raw : raw; }
+
+// new[v] = old[v] + 0.5 (old[pred] + old[succ]) along the chains of one axis, in place; the rows are
+// scattered in memory, so they are prefetched a few chain steps ahead.
+template <int W, int KT>
+void blur_rows(const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int k_rt) {
+    using O = Ops<W>;
+    using vf = typename O::vf;
+    const int K = KT > 0 ? KT : k_rt;
+    const std::int64_t S = static_cast<std::int64_t>(W) * K;
+    vf prev[KT > 0 ? KT : kMaxStride / W];
+    const vf zero = O::set1(0.f), half = O::set1(0.5f);
+    for (int k = 0; k < K; ++k) prev[k] = zero;
+    constexpr std::int64_t kAhead = 32;
+    for (std::int64_t pos = lo; pos < hi; ++pos) {
+        if (pos + kAhead < hi) {
+            const float* ahead = values + static_cast<std::int64_t>(chain_vertex(order[pos + kAhead])) * S;
+            for (std::int64_t b = 0; b < S; b += 16) __builtin_prefetch(ahead + b, 1);
+        }
+        const std::int32_t raw = order[pos];
+        float* row = values + static_cast<std::int64_t>(chain_vertex(raw)) * S;
+        if (raw < 0) {  // end of a chain: no successor
+            for (int k = 0; k < K; ++k) {
+                O::store(row + W * k, O::load(row + W * k) + half * (prev[k] + zero));
+                prev[k] = zero;
+            }
+        } else {
+            const float* next = values + static_cast<std::int64_t>(chain_vertex(order[pos + 1])) * S;
+            for (int k = 0; k < K; ++k) {
+                const vf cur = O::load(row + W * k);
+                O::store(row + W * k, cur + half * (prev[k] + O::load(next + W * k)));
+                prev[k] = cur;
+            }
+        }
+    }
+}
+
+// e = -U - sum_k compat_k(slice_k) for one row, into e[0..K).
+template <int W, int KT>
+inline void energy_row(const FusedArgs& a, std::int64_t i, typename Ops<W>::vf* e, typename Ops<W>::vf* s, float* lanes,
+                       int K, bool with_pairwise) {
+    using O = Ops<W>;
+    const std::int64_t S = static_cast<std::int64_t>(W) * K;
+    const float* nu = a.neg_unary + i * S;
+    for (int k = 0; k < K; ++k) e[k] = O::load(nu + W * k);
+    if (!with_pairwise) return;
+    for (int t = 0; t < a.n_terms; ++t) {
+        const TermView& tv = a.terms[t];
+        const std::int32_t* off = tv.offsets + i * tv.dp1;
+        const float* w = tv.slice_w + i * tv.dp1;
+        typename O::vf* acc = tv.kind == 0 ? e : s;  // Potts: weight folded into w, adds straight to e
+        if (tv.kind != 0)
+            for (int k = 0; k < K; ++k) s[k] = O::set1(0.f);
+        for (int r = 0; r < tv.dp1; ++r) {
+            const typename O::vf wr = O::set1(w[r]);
+            const float* src = tv.values + static_cast<std::int64_t>(off[r]) * S;
+            for (int k = 0; k < K; ++k) acc[k] += wr * O::load(src + W * k);
+        }
+        if (tv.kind == 1) {
+            for (int k = 0; k < K; ++k) e[k] -= O::load(tv.compat + W * k) * s[k];
+        } else if (tv.kind == 2) {
+            float* ef = lanes;
+            float* sf = lanes + S;
+            for (int k = 0; k < K; ++k) {
+                O::store(ef + W * k, e[k]);
+                O::store(sf + W * k, s[k]);
+            }
+            for (int l = 0; l < a.labels; ++l) {
+                const float* row = tv.compat + l * S;
+                float dot = 0.f;
+                for (int c = 0; c < a.labels; ++c) dot += row[c] * sf[c];
+                ef[l] -= dot;
+            }
+            for (int k = 0; k < K; ++k) e[k] = O::load(ef + W * k);
+        }
+    }
+}
+
+template <int W, int KT>
+void softmax_rows(const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise) {
+    using O = Ops<W>;
+    using vf = typename O::vf;
+    const int K = KT > 0 ? KT : a.stride / W;
+    const std::int64_t S = static_cast<std::int64_t>(W) * K;
+    constexpr int kVec = KT > 0 ? KT : kMaxStride / W;
+    vf e[kVec], s[kVec];
+    float lanes[2 * kVec * W];
+    for (std::int64_t i = lo; i < hi; ++i) {
+        energy_row<W, KT>(a, i, e, s, lanes, K, with_pairwise);
+        vf mx = e[0];
+        for (int k = 1; k < K; ++k) mx = O::max(mx, e[k]);
+        const vf m = O::set1(O::hmax(mx));
+        vf sum = O::set1(0.f);
+        for (int k = 0; k < K; ++k) {
+            e[k] = O::exp_nonpositive(e[k] - m);
+            sum += e[k];
+        }
+        const vf inv = O::set1(1.f / O::hsum(sum));
+        float* qo = q_out + i * S;
+        for (int k = 0; k < K; ++k) O::store(qo + W * k, e[k] * inv);
+    }
+}
+
+template <int W, int KT>
+double kl_rows(const FusedArgs& a, std::int64_t lo, std::int64_t hi, const float* q) {
+    using vf = typename Ops<W>::vf;
+    const int K = KT > 0 ? KT : a.stride / W;
+    const std::int64_t S = static_cast<std::int64_t>(W) * K;
+    constexpr int kVec = KT > 0 ? KT : kMaxStride / W;
+    vf e[kVec], s[kVec];
+    float lanes[2 * kVec * W];
+    double kl = 0.0;
+    for (std::int64_t i = lo; i < hi; ++i) {
+        energy_row<W, KT>(a, i, e, s, lanes, K, true);
+        for (int k = 0; k < K; ++k) Ops<W>::store(lanes + W * k, e[k]);
+        const float* qi = q + i * S;
+        for (int l = 0; l < a.labels; ++l)
+            kl += static_cast<double>(qi[l]) * (std::log(qi[l] > 1e-20f ? qi[l] : 1e-20f) - static_cast<double>(lanes[l]));
+    }
+    return kl;
+}
+
+// The Kernels table for width W (defined in the translation unit compiled for that width).
+template <int W>
+Kernels make_kernels() {
+    Kernels k;
+    k.width = W;
+    k.splat = [](const SplatEntry* entries, std::int64_t count, const float* in, float* values, int stride) {
+        dispatch_row_vectors(stride / W, [&](auto kt) {
+            splat_rows<W, decltype(kt)::value>(entries, count, in, values, stride / W);
+        });
+    };
+    k.blur = [](const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int stride) {
+        dispatch_row_vectors(stride / W, [&](auto kt) {
+            blur_rows<W, decltype(kt)::value>(order, lo, hi, values, stride / W);
+        });
+    };
+    k.softmax = [](const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise) {
+        dispatch_row_vectors(a.stride / W, [&](auto kt) {
+            softmax_rows<W, decltype(kt)::value>(a, lo, hi, q_out, with_pairwise);
+        });
+    };
+    k.kl = [](const FusedArgs& a, std::int64_t lo, std::int64_t hi, const float* q) {
+        double r = 0.0;
+        dispatch_row_vectors(a.stride / W, [&](auto kt) { r = kl_rows<W, decltype(kt)::value>(a, lo, hi, q); });
+        return r;
+    };
+    return k;
+}
+
+}  // namespace
+#endif  // DEEPLAB_CRF_KERNELS_IMPL
+
+}  // namespace deeplab::crf::detail

@@ -1,0 +1,93 @@
+"""`python -m demo tune-crf`: pick the demo model's CRF settings by a small grid search on a validation split.
+
+The VOC preset (σxy=67, σrgb=3) was tuned for 500×375 photos; the generated scenes are smaller, noisier and have crisp
+edges. Each image is inferred and upsampled once through ``runtime.Segmenter`` (the runtime's own stages), then
+refined with ``crf.refine`` for every candidate; the best mean IoU wins. The result goes into the checkpoint's
+``meta["crf"]``, which the ONNX export carries as ``ModelMeta.extra["crf"]``: the runtime's default preset for that model.
+Search on a validation split, never on the held-out test set.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from demo.assets import checkpoint_path, onnx_path
+from export.metrics import ConfusionMatrix
+from export.voc import VOCDataset
+
+# The grid: appearance (bilateral) kernel σxy, σrgb and weight; the smoothness kernel and iterations as in "voc".
+BILATERAL_SXY = (10.0, 20.0, 40.0, 67.0)
+BILATERAL_SRGB = (3.0, 6.0, 10.0, 20.0)
+BILATERAL_WEIGHT = (3.0, 5.0, 8.0)
+VOC = {"preset": "voc"}
+
+
+def candidates() -> list[dict[str, Any]]:
+    """``crf.refine`` keyword arguments: the VOC preset itself, then every grid point."""
+    return [VOC] + [{"preset": "voc", "bilateral_sxy": sxy, "bilateral_srgb": srgb, "bilateral_weight": w}
+                    for sxy, srgb, w in itertools.product(BILATERAL_SXY, BILATERAL_SRGB, BILATERAL_WEIGHT)]
+
+
+def search(model: str | Path, dataset: VOCDataset, grid: list[dict[str, Any]], progress: bool = True
+           ) -> tuple[float, list[tuple[float, dict[str, Any]]]]:
+    """(mIoU without the CRF, [(mIoU, settings)] for every grid point, best first)."""
+    import crf
+    from tqdm import tqdm
+
+    from runtime import Segmenter
+
+    seg = Segmenter(str(model), crf=None)
+    n = seg.meta.n_classes
+    plain = ConfusionMatrix(n)
+    matrices = [ConfusionMatrix(n) for _ in grid]
+    for image, truth in tqdm(dataset, total=len(dataset), desc="tune-crf", unit="img", disable=not progress):
+        logits, padding = seg.infer(image)
+        probs = seg.upsample(logits, padding)
+        plain.update(truth, probs.argmax(0))
+        for cm, settings in zip(matrices, grid):
+            cm.update(truth, crf.refine(image, probs, **settings).argmax(0))
+    seg.close()
+    ranked = sorted(((cm.miou(), settings) for cm, settings in zip(matrices, grid)), key=lambda r: -r[0])
+    return plain.miou(), ranked
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="VOC-layout dataset whose split is searched on (not the test set)")
+    parser.add_argument("--split", default="val", help="split to search on (default val)")
+    parser.add_argument("--max-images", type=int, default=60, help="images of the split to use (default 60)")
+    parser.add_argument("--checkpoint", default=str(checkpoint_path()),
+                        help="checkpoint whose meta receives the settings (default: the demo's)")
+    parser.add_argument("--onnx", default=str(onnx_path()),
+                        help="ONNX to search with and to re-export afterwards (default: the demo's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from export.checkpoint import load_model, save_checkpoint
+    from export.onnx_export import export_onnx
+
+    dataset = VOCDataset(args.data, args.split)
+    dataset.ids = dataset.ids[: max(1, args.max_images)]
+    base, ranked = search(args.onnx, dataset, candidates())
+    best_miou, best = ranked[0]
+    print(f"mIoU on {args.data} ({args.split}, {len(dataset)} images): no CRF {100 * base:.2f}")
+    for value, settings in ranked[:5]:
+        print(f"  {100 * value:.2f}  {settings}")
+    print(f"  VOC preset: {100 * next(v for v, s in ranked if s == VOC):.2f}")
+    model, ckpt = load_model(args.checkpoint)
+    meta = {**ckpt.meta, "crf": best,
+            "crf_search": {"data": str(args.data), "split": args.split, "images": len(dataset),
+                           "miou": round(best_miou, 5), "miou_no_crf": round(base, 5)}}
+    with torch.no_grad():
+        save_checkpoint(args.checkpoint, model, ckpt.class_names, meta)
+    print(f"wrote the CRF settings into {args.checkpoint}")
+    if args.onnx:
+        export_onnx(args.checkpoint, args.onnx, height=240, width=320, log=lambda s: print(s, file=sys.stderr))
+        print(f"wrote {args.onnx}")
+    return 0

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The C++ build and its CTest suite, as CI runs them (the Python package's tests are pytest's business).
+#   scripts/ctest.sh              Release build in build/ctest, then ctest
+#   scripts/ctest.sh --sanitize   ASan + UBSan build in build/sanitize, then ctest (tests that load the library into
+#                                 an unsanitized process, Python or the installed-package consumer, are left out)
+#   scripts/ctest.sh --cuda       also compiles the CUDA kernels with nvcc (-DWITH_CUDA=ON; nothing runs on a GPU)
+# Extra arguments after the mode go to ctest. Parallelism: $CMAKE_BUILD_PARALLEL_LEVEL (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
+
+mode=${1:-}
+[[ $mode == --* ]] && shift || mode=""
+case "$mode" in
+  "")
+    build=build/ctest
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
+    cmake --build "$build"
+    ctest --test-dir "$build" --output-on-failure "$@"
+    ;;
+  --cuda)
+    build=build/ctest-cuda
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DWITH_CUDA=ON
+    cmake --build "$build"
+    ctest --test-dir "$build" --output-on-failure -E "^(runtime.python_parity|example.masks_match_python)$" "$@"
+    ;;
+  --sanitize)
+    build=build/sanitize
+    flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+      -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"
+    cmake --build "$build"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --test-dir "$build" --output-on-failure \
+        -E "^(runtime.python_parity|example.masks_match_python|runtime.install_consumer)$" "$@"
+    ;;
+  *)
+    echo "usage: $0 [--sanitize|--cuda] [ctest args...]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,128 @@
+"""The Python package: presets, threads, batches, the GIL, and pydensecrf.utils equivalents."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import crf
+from crf import _crf, utils
+
+
+def test_presets_match_the_cpp_defaults():
+    for name, factory in (("voc", _crf.RefineParams.voc), ("pydensecrf", _crf.RefineParams.pydensecrf)):
+        p, c = crf.PRESETS[name], factory()
+        assert (p.iterations, p.gaussian_sxy, p.gaussian_weight, p.bilateral_sxy, p.bilateral_srgb,
+                p.bilateral_weight, p.normalization) == (c.iterations, c.gaussian_sxy, c.gaussian_weight,
+                                                         c.bilateral_sxy, c.bilateral_srgb, c.bilateral_weight,
+                                                         c.normalization)
+    voc = crf.PRESETS["voc"]
+    assert (voc.iterations, voc.gaussian_weight, voc.gaussian_sxy) == (10, 3, 1)
+    assert (voc.bilateral_weight, voc.bilateral_sxy, voc.bilateral_srgb) == (4, 67, 3)
+
+
+def test_overrides_and_custom_presets():
+    img = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    probs = utils.synthetic_probabilities(20, 30, 4, seed=2, stride=4, region=2)
+    custom = crf.Preset(iterations=3, gaussian_sxy=2, gaussian_weight=1, bilateral_sxy=10, bilateral_srgb=5,
+                        bilateral_weight=2)
+    np.testing.assert_array_equal(
+        crf.refine(img, probs, preset=custom),
+        crf.refine(img, probs, iterations=3, gaussian_sxy=2, gaussian_weight=1, bilateral_sxy=10, bilateral_srgb=5,
+                   bilateral_weight=2))
+    np.testing.assert_allclose(crf.refine(img, probs, iterations=0).sum(0), 1, rtol=1e-5)
+
+
+def test_set_num_threads():
+    before = crf.get_num_threads()
+    try:
+        crf.set_num_threads(3)
+        assert crf.get_num_threads() == 3
+        crf.set_num_threads(0)  # back to the default: all cores
+        assert crf.get_num_threads() >= 1
+    finally:
+        crf.set_num_threads(before)
+
+
+def test_refine_batch_equals_single_calls():
+    rng = np.random.default_rng(3)
+    sizes = [(24, 32), (17, 9), (40, 40)]
+    imgs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
+    probs = [utils.synthetic_probabilities(h, w, 5, seed=i, stride=4, region=2) for i, (h, w) in enumerate(sizes)]
+    batch = crf.refine_batch(imgs, probs, preset="pydensecrf")
+    for img, p, out in zip(imgs, probs, batch):
+        np.testing.assert_array_equal(out, crf.refine(img, p, preset="pydensecrf"))
+    assert crf.refine_batch([], []) == []
+
+
+def test_inference_releases_the_gil():
+    img = np.random.default_rng(4).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    probs = utils.synthetic_probabilities(240, 320, 21, seed=4)
+    ticks = 0
+    stop = threading.Event()
+
+    def count():
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            time.sleep(0)
+
+    t = threading.Thread(target=count)
+    t.start()
+    try:
+        start = ticks
+        crf.refine(img, probs, iterations=10)
+        during = ticks - start
+    finally:
+        stop.set()
+        t.join()
+    assert during > 100  # the counting thread kept running while the CRF did
+
+
+def test_utils_match_pydensecrf_utils():
+    pu = pytest.importorskip("pydensecrf.utils")
+    rng = np.random.default_rng(5)
+    sm = rng.dirichlet(np.ones(4), size=(6, 7)).transpose(2, 0, 1).astype(np.float32)
+    sm[0, 0, 0] = 0.0
+    np.testing.assert_array_equal(utils.unary_from_softmax(sm), pu.unary_from_softmax(sm))
+    np.testing.assert_allclose(utils.unary_from_softmax(sm, scale=0.8), pu.unary_from_softmax(sm, scale=0.8))
+    labels = rng.integers(0, 4, (6, 7))
+    for zero_unsure in (True, False):
+        n = 3 if zero_unsure else 4
+        np.testing.assert_array_equal(utils.unary_from_labels(labels, n, 0.7, zero_unsure),
+                                      pu.unary_from_labels(labels, n, 0.7, zero_unsure))
+    np.testing.assert_array_equal(utils.create_pairwise_gaussian((3, 2), (6, 7)),
+                                  pu.create_pairwise_gaussian((3, 2), (6, 7)))
+    img = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(utils.create_pairwise_bilateral((5, 5), (13, 12, 11), img, chdim=2),
+                                  pu.create_pairwise_bilateral((5, 5), (13, 12, 11), img, chdim=2))
+    np.testing.assert_array_equal(utils.create_pairwise_bilateral((5, 5), 7, img[:, :, 0]),
+                                  pu.create_pairwise_bilateral((5, 5), 7, img[:, :, 0]))
+
+
+def test_unary_from_logits_is_negative_log_softmax():
+    logits = np.random.default_rng(6).normal(0, 5, (4, 3, 5)).astype(np.float32)
+    p = np.exp(logits - logits.max(0)) / np.exp(logits - logits.max(0)).sum(0)
+    np.testing.assert_allclose(utils.unary_from_logits(logits), -np.log(p).reshape(4, -1), atol=1e-5)
+
+
+def test_logistic_unary_is_u_times_f():
+    rng = np.random.default_rng(7)
+    weights, feats = rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=(2, 10)).astype(np.float32)
+    a, b = crf.DenseCRF(10, 3), crf.DenseCRF(10, 3)
+    a.setUnaryEnergy(weights, feats)
+    b.setUnaryEnergy(weights @ feats)
+    np.testing.assert_array_equal(a.inference(0), b.inference(0))
+
+
+def test_without_unary_or_pairwise():
+    q = crf.DenseCRF(5, 4).inference(3)  # no unary: uniform, like pydensecrf
+    np.testing.assert_allclose(q, 0.25)
+    d = crf.DenseCRF(5, 2)
+    d.setUnaryEnergy(np.array([[0, 1, 2, 3, 4], [4, 3, 2, 1, 0]], np.float32))
+    q = d.inference(4)  # no pairwise term: softmax(-U)
+    np.testing.assert_allclose(q[0], 1 / (1 + np.exp(np.array([0, 1, 2, 3, 4]) - np.array([4, 3, 2, 1, 0]))),
+                               rtol=1e-5)

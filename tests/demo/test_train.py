@@ -1,0 +1,30 @@
+"""`python -m demo train` and `tune-crf` end to end on a tiny set: checkpoint layout, ONNX metadata, CRF preset."""
+import pytest
+
+from demo.__main__ import main
+
+torch = pytest.importorskip("torch")
+
+
+def test_train_then_tune_crf(tmp_path):
+    data, ckpt, onnx_file = tmp_path / "data", tmp_path / "m.pt", tmp_path / "m.onnx"
+    assert main(["generate", "--out", str(data), "--count", "4", "--seed", "3", "--size", "64x48",
+                 "--val-fraction", "0.5"]) == 0
+    assert main(["train", "--data", str(data), "--out", str(ckpt), "--onnx", str(onnx_file), "--steps", "2",
+                 "--batch", "2", "--crop", "40", "--width", "4", "--threads", "1"]) == 0
+    payload = torch.load(ckpt, weights_only=True)
+    assert payload["class_names"][0] == "background" and len(payload["class_names"]) == 8
+    assert "layer1.conv1.conv.weight" in payload["model"] and "aspp.c3.bias" in payload["model"]
+    assert payload["meta"]["train"]["config"]["steps"] == 2
+
+    assert main(["tune-crf", "--data", str(data), "--max-images", "1", "--checkpoint", str(ckpt),
+                 "--onnx", str(onnx_file)]) == 0
+    import onnx
+
+    from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
+
+    props = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+    meta = ModelMeta.from_json(props[ONNX_METADATA_KEY])
+    assert meta.extra["crf"]["preset"] == "voc"
+    assert meta.extra["crf"] == torch.load(ckpt, weights_only=True)["meta"]["crf"]
+    assert "crf" not in meta.extra["checkpoint_meta"]
