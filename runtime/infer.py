@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     run.add_argument("--stats", metavar="FILE.json", help="write per-stage and end-to-end latency percentiles, fps "
                                                           "and frame counts as JSON")
-    run.add_argument("--upsample-device", choices=("cpu", "cuda"), default="cpu",
-                     help="where to upsample (cuda: NVRTC-compiled kernels)")
+    run.add_argument("--upsample-device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="where to upsample (cuda: NVRTC-compiled kernels; auto: cuda with TensorRT, else cpu)")
     run.add_argument("--sequential", action="store_true", help="run the stages one after the other (no overlap)")
     run.add_argument("--queue-size", type=int, default=2, help="frames buffered between two stages")
     run.add_argument("--max-in-flight", type=int, default=4, metavar="N",
