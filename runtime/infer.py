@@ -156,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:  # damaged streams make FFmpeg and OpenCV print a line per bad packet: we count them instead
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not args.verbose:  # the sources' notes (skipped frames, truncated files) are listed in the summary instead
+        logging.getLogger("runtime.sources").setLevel(logging.ERROR)
     try:
         return run(args)
     except KeyboardInterrupt:
