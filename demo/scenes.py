@@ -16,6 +16,7 @@ import numpy as np
 CLASS_NAMES: tuple[str, ...] = ("background", "disc", "box", "triangle", "ring", "pole", "star", "cross")
 IGNORE = 255
 CLASS_HUES: tuple[float, ...] = (0, 0, 25, 50, 75, 100, 125, 150)  # OpenCV hue (0..180) each class leans to
+HUE_SPREAD = 12.0  # standard deviation around a class's hue: neighbouring classes (25 apart) overlap
 MIN_VISIBLE_PIXELS = 30  # an object with fewer visible pixels is labelled IGNORE (too small to be judged)
 _SUPERSAMPLE = 3  # sub-pixel grid per axis for anti-aliased coverage
 
@@ -57,7 +58,7 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
 def random_color(rng: np.random.Generator, hue: float | None = None, saturation: tuple[float, float] = (0.3, 1.0),
                  value: tuple[float, float] = (0.35, 1.0)) -> tuple[float, float, float]:
     """A BGR colour (0..255); hue (OpenCV's 0..180 scale) uniform, or spread widely around ``hue``."""
-    h = rng.uniform(0, 180) if hue is None else (hue + rng.normal(0, 30)) % 180
+    h = rng.uniform(0, 180) if hue is None else (hue + rng.normal(0, HUE_SPREAD)) % 180
     hsv = np.array([[[h, rng.uniform(*saturation) * 255, rng.uniform(*value) * 255]]], np.float32)
     bgr = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
     return tuple(float(c) for c in bgr)

@@ -29,6 +29,7 @@ class TrainConfig:
     width: int = 16
     seed: int = 0
     threads: int = 2
+    object_crops: float = 0.5  # share of crops centred on an object pixel (the rest uniform)
 
 
 def _blocks(text: str) -> tuple[int, int, int, int]:
@@ -70,15 +71,21 @@ def _load(dataset: VOCDataset) -> tuple[np.ndarray, np.ndarray]:
 
 def _batch(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig,
            mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Random crops (zero-padded when the image is smaller), flipped half of the time; preprocessed like the runtime
+    """Random crops (zero-padded when the image is smaller; some centred on objects), flipped half of the time; preprocessed like the runtime
     (BGR minus the Caffe mean)."""
     n, h, w = labels.shape
     c = cfg.crop
     x = np.zeros((cfg.batch, 3, c, c), np.float32)
     y = np.full((cfg.batch, c, c), 255, np.int64)
     for k, i in enumerate(rng.integers(0, n, cfg.batch)):
-        y0 = int(rng.integers(0, max(h - c, 0) + 1))
-        x0 = int(rng.integers(0, max(w - c, 0) + 1))
+        objects = np.flatnonzero((labels[i] != 0) & (labels[i] != 255))
+        if objects.size and rng.random() < cfg.object_crops:  # centre the crop on an object pixel
+            cy, cx = divmod(int(objects[rng.integers(objects.size)]), w)
+            y0 = int(np.clip(cy - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, max(h - c, 0)))
+            x0 = int(np.clip(cx - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, max(w - c, 0)))
+        else:
+            y0 = int(rng.integers(0, max(h - c, 0) + 1))
+            x0 = int(rng.integers(0, max(w - c, 0) + 1))
         im = images[i, y0:y0 + c, x0:x0 + c].astype(np.float32) - mean
         lb = labels[i, y0:y0 + c, x0:x0 + c]
         if rng.random() < 0.5:

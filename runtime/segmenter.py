@@ -5,7 +5,8 @@
 
 Stages, usable one by one (the overlapped pipeline in runtime/pipeline.py runs them in threads):
 ``infer(image) -> (logits C×h×w, Padding)`` → ``upsample(logits, padding) -> probs C×H×W`` →
-``refine(image, probs) -> probs`` (dense CRF) → argmax. With the CRF off, ``labels(logits, padding)`` goes from logits to labels directly.
+``refine(image, probs) -> probs`` (dense CRF) → argmax. With the CRF off, ``labels(logits, padding)`` goes from
+logits to labels directly.
 
 Thread-safety: a Segmenter may be shared between threads. ``infer`` is serialized by an internal lock (TensorRT
 execution contexts are not thread-safe); upsampling and the CRF hold no state and run concurrently (both release the
@@ -82,6 +83,7 @@ class Segmenter:
         self._infer_lock = threading.Lock()
         if self.crf is not None:
             self._crf_refine = _load_crf()
+            _check_crf_settings(self.crf)
 
     # -- stages ---------------------------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
@@ -170,6 +172,16 @@ def _load_crf() -> Callable[..., np.ndarray]:
         return _warm_refine(crf, image, probs, init, **settings)
 
     return call
+
+
+def _check_crf_settings(settings: Mapping[str, Any]) -> None:
+    """Fail at start-up, not on every frame, for an unknown preset or parameter."""
+    import crf
+    overrides = {k: v for k, v in settings.items() if k not in ("preset", "clip")}
+    try:
+        crf.presets.get_preset(settings.get("preset", "voc")).with_overrides(**overrides)
+    except TypeError as e:
+        raise ValueError(f"bad CRF settings {dict(settings)}: {e}") from None
 
 
 def _warm_refine(crf: Any, image: np.ndarray, probs: np.ndarray, init: np.ndarray, preset: Any = "voc",
