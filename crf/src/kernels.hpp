@@ -79,11 +79,8 @@ struct Ops {
         return v;
     }
     static void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-    static vf set1(float x) {
-        vf v;
-        for (int k = 0; k < W; ++k) v[k] = x;
-        return v;
-    }
+    // Broadcast (x - 0 is exactly x, -0 included); a lane-by-lane loop compiles to W inserts.
+    static vf set1(float x) { return x - vf{}; }
     static vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
     static vf max(vf a, vf b) { return select(a > b, a, b); }
     static float hmax(vf a) {
