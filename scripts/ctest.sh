@@ -4,6 +4,7 @@
 #   scripts/ctest.sh --sanitize   ASan + UBSan build in build/sanitize, then ctest (tests that load the library into
 #                                 an unsanitized process, Python or the installed-package consumer, are left out)
 #   scripts/ctest.sh --cuda       also compiles the CUDA kernels with nvcc (-DWITH_CUDA=ON; nothing runs on a GPU)
+#   scripts/ctest.sh --all        the three above, one after another (what CI runs)
 # Extra arguments after the mode go to ctest. Parallelism: $CMAKE_BUILD_PARALLEL_LEVEL (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,9 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 mode=${1:-}
 [[ $mode == --* ]] && shift || mode=""
 case "$mode" in
+  --all)
+    for m in "" --cuda --sanitize; do "$0" $m "$@"; done
+    ;;
   "")
     build=build/ctest
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
@@ -36,7 +40,7 @@ case "$mode" in
         -E "^(runtime.python_parity|example.masks_match_python|runtime.install_consumer)$" "$@"
     ;;
   *)
-    echo "usage: $0 [--sanitize|--cuda] [ctest args...]" >&2
+    echo "usage: $0 [--sanitize|--cuda|--all] [ctest args...]" >&2
     exit 2
     ;;
 esac
