@@ -21,7 +21,7 @@ INSTALL_HINT = ("TensorRT is not installed: on a GPU server `pip install tensorr
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="ONNX model: FP32, FP16 (python -m export fp16) or INT8 Q/DQ (python -m export int8)")
+    p.add_argument("model", help="ONNX model (or demo): FP32, FP16 (export fp16) or INT8 Q/DQ (export int8)")
     p.add_argument("-o", "--output", help="engine file (default: MODEL.plan)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
                    help="default: what the ONNX carries (Q/DQ -> int8, fp16 weights -> fp16, else fp32)")
@@ -47,10 +47,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from export.trt_compat import parse_shape
 
-    output = Path(args.output) if args.output else Path(args.model).with_suffix(".plan")
+    from export.onnx_graph import default_output
+    from runtime.backends import resolve_model
+
+    model = resolve_model(args.model)
+    output = Path(args.output) if args.output else default_output(args.model, ".plan")
     shapes = [parse_shape(s) if s else None for s in (args.min_shape, args.opt_shape, args.max_shape)]
     info = build_engine(
-        args.model, output, precision=args.precision, min_shape=shapes[0], opt_shape=shapes[1], max_shape=shapes[2],
+        model, output, precision=args.precision, min_shape=shapes[0], opt_shape=shapes[1], max_shape=shapes[2],
         workspace_mib=args.workspace, timing_cache=args.timing_cache, calib=args.calib,
         calibrator=args.calibrator if args.calib else None, calib_cache=args.calib_cache, max_images=args.max_images,
         dla_core=args.dla_core, version_compatible=args.version_compatible,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="FP32 ONNX exported by `python -m export onnx`")
+    p.add_argument("model", help="FP32 ONNX exported by `python -m export onnx`, or demo")
     p.add_argument("-o", "--output", help="output ONNX (default: MODEL.fp16.onnx)")
     p.add_argument("--fp16-io", action="store_true",
                    help="make the model's input and output fp16 too (default: fp32, with Casts inside)")
@@ -25,8 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    output = Path(args.output) if args.output else Path(args.model).with_suffix(".fp16.onnx")
-    n = convert(args.model, output, keep_io_types=not args.fp16_io, keep_fp32_ops=args.keep_fp32)
+    from export.onnx_graph import default_output
+    from runtime.backends import resolve_model
+
+    model = resolve_model(args.model)
+    output = Path(args.output) if args.output else default_output(args.model, ".fp16.onnx")
+    n = convert(model, output, keep_io_types=not args.fp16_io, keep_fp32_ops=args.keep_fp32)
     io = "fp16" if args.fp16_io else "fp32"
     print(f"wrote {output}: FP16 weights and activations ({n} nodes), {io} input/output")
     return 0

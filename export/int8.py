@@ -36,7 +36,7 @@ class Int8Report:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="FP32 ONNX exported by `python -m export onnx`")
+    p.add_argument("model", help="FP32 ONNX exported by `python -m export onnx`, or demo")
     p.add_argument("--calib", required=True, metavar="DIR|FILE.py",
                    help="calibration images (jpg/png, any size) or a .py file defining load_data()")
     p.add_argument("-o", "--output", help="output ONNX (default: MODEL.int8.onnx)")
@@ -48,8 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    output = Path(args.output) if args.output else Path(args.model).with_suffix(".int8.onnx")
-    r = quantize(args.model, args.calib, output, method=args.method, max_images=args.max_images, cache=args.cache,
+    from export.onnx_graph import default_output
+    from runtime.backends import resolve_model
+
+    model = resolve_model(args.model)
+    output = Path(args.output) if args.output else default_output(args.model, ".int8.onnx")
+    r = quantize(model, args.calib, output, method=args.method, max_images=args.max_images, cache=args.cache,
                  progress=not args.no_progress)
     source = "calibration cache" if r.cache_used else f"{r.calibration_inputs} calibration inputs"
     print(f"wrote {r.output}: INT8 Q/DQ, {r.convs} convs quantized, {r.residual_adds} residual adds fused, "

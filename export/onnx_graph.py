@@ -61,6 +61,11 @@ def topological_sort(graph: Any) -> None:
     graph.node.extend(ordered)
 
 
+def default_output(model: str, suffix: str) -> Path:
+    """MODEL.onnx -> MODEL<suffix> next to it; ``demo`` -> demo<suffix> in the current directory."""
+    return Path("demo.onnx" if model == "demo" else model).with_suffix(suffix)
+
+
 def save_model(model: Any, output: str | os.PathLike[str]) -> Path:
     """``onnx.checker`` then an atomic write."""
     import onnx
