@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import hashlib
 import os
 import sys
 import threading
@@ -68,14 +67,6 @@ def import_tensorrt() -> Any:
     except ImportError:
         raise RuntimeError(INSTALL_HINT) from None
     return trt
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -218,6 +209,7 @@ def build_engine(model: str | os.PathLike[str], output: str | os.PathLike[str], 
     import onnx
 
     from export.atomic import atomic_write_bytes
+    from export.onnx_export import sha256_file
     from export.onnx_graph import read_meta
     from export.trt_compat import (format_parser_errors, network_flags_value, onnx_precision_hint, plan_build,
                                    probe, resolve_profile)
@@ -314,7 +306,7 @@ def build_engine(model: str | os.PathLike[str], output: str | os.PathLike[str], 
     info = EngineInfo(
         tensorrt_version=str(trt.__version__), gpu_name=gpu[0] if gpu else "unknown",
         compute_capability=gpu[1] if gpu else "unknown", precision=precision,
-        profile={k: list(s) for k, s in zip(("min", "opt", "max"), profile)}, onnx_sha256=_sha256(model),
+        profile={k: list(s) for k, s in zip(("min", "opt", "max"), profile)}, onnx_sha256=sha256_file(model),
         version_compatible=version_compatible, hardware_compatibility=hardware_compatibility,
         built_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         onnx_path=str(model), dla_core=dla_core)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -131,14 +130,6 @@ def place_for_tensorrt(model: Any) -> int:
     return changed
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @contextlib.contextmanager
 def _quiet_onnxruntime():
     """onnxruntime's quantizer prints per batch and logs pre-processing advice on the root logger: keep it quiet."""
@@ -159,13 +150,14 @@ def _cache_matches(cache: Path, key: dict[str, Any]) -> bool:
         return False
 
 
-def _stamp_cache(cache: Path, key: dict[str, Any]) -> None:
-    d = json.loads(cache.read_text())
+def _write_cache(ort_cache: Path, cache: Path, key: dict[str, Any]) -> None:
+    """Copy onnxruntime's calibration cache to ``cache`` (atomically), stamped with what it was computed from."""
+    from export.atomic import atomic_write_text
+
+    d = json.loads(ort_cache.read_text())
     d[CACHE_KEY] = key
-    fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(d, f)
-    os.replace(tmp, cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cache, json.dumps(d))
 
 
 def quantize(model_path: str | os.PathLike[str], calib: str | os.PathLike[str], output: str | os.PathLike[str], *,
@@ -179,6 +171,7 @@ def quantize(model_path: str | os.PathLike[str], calib: str | os.PathLike[str], 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from export.calibration import OrtCalibrationReader, open_source
+    from export.onnx_export import sha256_file
     from export.onnx_graph import ensure_node_names, opset_version, read_meta, save_model, write_meta
 
     if method not in METHODS:
@@ -201,7 +194,7 @@ def quantize(model_path: str | os.PathLike[str], calib: str | os.PathLike[str], 
     convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
     adds = residual_adds(model.graph)
     source = open_source(calib, max_images=max_images)
-    key = {"model_sha256": _sha256(model_path), "data_sha256": source.fingerprint(), "method": method,
+    key = {"model_sha256": sha256_file(model_path), "data_sha256": source.fingerprint(), "method": method,
            "max_images": max_images}
     cache_path = Path(cache) if cache else None
     cache_used = cache_path is not None and cache_path.is_file() and _cache_matches(cache_path, key)
@@ -241,9 +234,7 @@ def quantize(model_path: str | os.PathLike[str], calib: str | os.PathLike[str], 
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                 calibrate_method=calib_method, extra_options=extra, **kwargs)
         if cache_path is not None and not cache_used:
-            _stamp_cache(work_cache, key)
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(work_cache, cache_path)
+            _write_cache(work_cache, cache_path, key)
         q = onnx.load(str(tmp_dir / "q.onnx"))
     fused = place_for_tensorrt(q)
     write_meta(q, replace(meta, precision="int8"), keep_from=model)

@@ -55,10 +55,20 @@ def find_tritonserver() -> TritonInstall:
     return install
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports free on ``host`` (all held open until all are chosen)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return free_ports(1, host)[0]
 
 
 def server_environment(install: TritonInstall, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -111,7 +121,7 @@ class LocalTritonServer:
         shutil.copy2(install.stub, backends / "python" / "triton_python_backend_stub")
         log_path = self._log_path or self._workdir / "tritonserver.log"
         self._log_path = log_path
-        self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         cmd = [str(install.binary), "--model-repository", str(self.repository.resolve()),
                "--backend-directory", str(backends), "--http-address", "127.0.0.1", "--http-port", str(self.http_port),
                "--grpc-address", "127.0.0.1", "--grpc-port", str(self.grpc_port),

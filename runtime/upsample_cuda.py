@@ -136,7 +136,7 @@ class CudaUpsampler:
 
     def launch(self, op: str, d_in: int, d_out: int, shape: tuple[int, int, int, int], size: tuple[int, int],
                crop: tuple[int, int], align_corners: bool, stream=None) -> None:
-        """Enqueue kernel ``op`` on device pointers: d_in N×C×h×w float32 → d_out (N×C×crop, or N×crop labels)."""
+        """Enqueue kernel ``op`` on device pointers: d_in N×C×h×w float32 → d_out (N×C×crop or N×crop)."""
         n, c, h, w = shape
         params, keep = _params((int(d_in), ctypes.c_void_p), (int(d_out), ctypes.c_void_p), (c, int), (h, int),
                                (w, int), (size[0], int), (size[1], int), (crop[0], int), (crop[1], int),

@@ -79,15 +79,15 @@ struct PairwiseTerm {
     Permutohedral lattice;
     Compatibility::Kind kind = Compatibility::Kind::Potts;
     std::vector<float> compat;  // Diagonal: stride values; Matrix: labels x stride (symmetrised, padded)
-    std::vector<float> values;  // vertex values, m x stride
+    LargeVector<float> values;  // vertex values, m x stride
 };
 
 struct DenseCRF::Impl {
     std::int64_t n = 0;
     int labels = 0, stride = 0;
-    std::vector<float> neg_unary;  // n x stride, -U (padding lanes kPadEnergy)
+    LargeVector<float> neg_unary;  // n x stride, -U (padding lanes kPadEnergy)
     std::vector<PairwiseTerm> terms;
-    std::vector<float> q;          // n x stride workspace
+    LargeVector<float> q;          // n x stride workspace
     std::vector<detail::TermView> views;
     const detail::Kernels& kernels;
 
@@ -135,7 +135,7 @@ struct DenseCRF::Impl {
 
     void ensure_workspace() {
         if (!detail::in_parallel_region())
-            for (auto& t : terms) t.lattice.partition_splat(num_threads());
+            for (auto& t : terms) t.lattice.partition_splat(splat_jobs());
         views.reserve(terms.size());
         double bytes = q.empty() ? static_cast<double>(n) * stride * 4.0 : 0.0;
         for (auto& t : terms)
@@ -260,12 +260,17 @@ void DenseCRF::set_unary_energy(const float* unary) {
 }
 
 void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) {
+    Impl& m = *impl_;
     if (!(clip_min > 0.f && clip_min <= 1.f)) throw std::invalid_argument("clip must be in (0, 1]");
-    const std::int64_t total = impl_->n * impl_->labels;
+    const std::int64_t total = m.n * m.labels;
     for (std::int64_t i = 0; i < total; ++i)
         if (!std::isfinite(probs[i])) throw std::invalid_argument("probabilities contain NaN or infinity");
-    impl_->from_label_major(probs, impl_->neg_unary.data(),
-                            [clip_min](float p) { return std::log(std::min(std::max(p, clip_min), 1.f)); });
+    // -U = log(clip(p, clip_min, 1)): transpose, then a vectorised log over whole rows.
+    m.from_label_major(probs, m.neg_unary.data(), [](float p) { return p; });
+    parallel_for(m.n, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        m.kernels.log_clipped(m.neg_unary.data() + lo * m.stride, (hi - lo) * m.stride, clip_min);
+    });
+    m.fill_padding(m.neg_unary.data(), kPadEnergy);
 }
 
 void DenseCRF::set_unary_from_logits(const float* logits) {

@@ -46,6 +46,8 @@ struct Kernels {
     void (*softmax)(const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise);
     // sum over rows [lo, hi) of sum_l q (log q - e), e = -U - pairwise (the KL divergence up to log Z).
     double (*kl)(const FusedArgs& a, std::int64_t lo, std::int64_t hi, const float* q);
+    // x[i] = log(min(max(x[i], lo), 1)) for i < count (a multiple of the width); lo > 0.
+    void (*log_clipped)(float* x, std::int64_t count, float lo);
 };
 
 constexpr int kMaxStride = 4096;  // labels per row (bounded so row buffers live on the stack)
@@ -77,11 +79,8 @@ struct Ops {
         return v;
     }
     static void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-    static vf set1(float x) {
-        vf v;
-        for (int k = 0; k < W; ++k) v[k] = x;
-        return v;
-    }
+    // Broadcast (x - 0 is exactly x, -0 included); a lane-by-lane loop compiles to W inserts.
+    static vf set1(float x) { return x - vf{}; }
     static vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
     static vf max(vf a, vf b) { return select(a > b, a, b); }
     static float hmax(vf a) {
@@ -115,6 +114,34 @@ struct Ops {
         return (vf)((vi)y & ~under);
     }
 };
+
+// log(x) for normal x > 0 (Cephes logf polynomial, ~1 ulp).
+template <int W>
+typename Ops<W>::vf log_positive(typename Ops<W>::vf x) {
+    using O = Ops<W>;
+    using vf = typename O::vf;
+    using vi = typename O::vi;
+    const vi bits = (vi)x;
+    vf e = __builtin_convertvector(((bits >> 23) & 0xff) - 126, vf);
+    vf m = (vf)((bits & 0x807fffff) | 0x3f000000);  // mantissa in [0.5, 1)
+    const vi small = m < 0.707106781186547524f;
+    e = O::select(small, e - 1.f, e);
+    m = O::select(small, m + m, m) - 1.f;
+    const vf z = m * m;
+    vf p = O::set1(7.0376836292e-2f);
+    p = p * m - 1.1514610310e-1f;
+    p = p * m + 1.1676998740e-1f;
+    p = p * m - 1.2420140846e-1f;
+    p = p * m + 1.4249322787e-1f;
+    p = p * m - 1.6668057665e-1f;
+    p = p * m + 2.0000714765e-1f;
+    p = p * m - 2.4999993993e-1f;
+    p = p * m + 3.3333331174e-1f;
+    vf y = m * z * p;
+    y = y + e * -2.12194440e-4f;
+    y = y - z * 0.5f;
+    return (m + y) + e * 0.693359375f;
+}
 
 // Calls f(integral_constant<KT>) for the number of vectors per row (0: runtime count).
 template <class F>
@@ -291,6 +318,16 @@ Kernels make_kernels() {
         dispatch_row_vectors(a.stride / W, [&](auto kt) {
             softmax_rows<W, decltype(kt)::value>(a, lo, hi, q_out, with_pairwise);
         });
+    };
+    k.log_clipped = [](float* x, std::int64_t count, float lo) {
+        using O = Ops<W>;
+        const typename O::vf vlo = O::set1(lo), one = O::set1(1.f);
+        for (std::int64_t i = 0; i < count; i += W) {
+            typename O::vf v = O::load(x + i);
+            v = O::select(v < vlo, vlo, v);
+            v = O::select(v > one, one, v);
+            O::store(x + i, log_positive<W>(v));
+        }
     };
     k.kl = [](const FusedArgs& a, std::int64_t lo, std::int64_t hi, const float* q) {
         double r = 0.0;

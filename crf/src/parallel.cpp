@@ -11,6 +11,10 @@
 
 #include "crf/crf.hpp"
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
 namespace deeplab::crf {
 namespace detail {
 namespace {
@@ -38,12 +42,12 @@ public:
     }
 
     // Returns false (and runs nothing) when the pool is busy with another caller's job.
-    bool try_run(std::int64_t n_chunks, const std::function<void(std::int64_t)>& chunk_fn) {
+    bool try_run(std::int64_t n_chunks, FunctionRef<void(std::int64_t)> chunk_fn) {
         std::unique_lock<std::mutex> use(use_mutex_, std::try_to_lock);
         if (!use.owns_lock()) return false;
         {
             std::lock_guard<std::mutex> lk(mutex_);
-            job_ = &chunk_fn;
+            job_ = &chunk_fn;  // outlives the job: try_run waits for every worker
             n_chunks_ = n_chunks;
             next_chunk_.store(0);
             active_ = static_cast<int>(workers_.size());
@@ -65,7 +69,7 @@ public:
     }
 
 private:
-    void work_on_job(const std::function<void(std::int64_t)>& fn, std::int64_t n_chunks) {
+    void work_on_job(FunctionRef<void(std::int64_t)> fn, std::int64_t n_chunks) {
         RegionGuard guard;
         for (;;) {
             const std::int64_t c = next_chunk_.fetch_add(1);
@@ -83,7 +87,7 @@ private:
     void worker_loop() {
         std::uint64_t seen = 0;
         for (;;) {
-            const std::function<void(std::int64_t)>* job;
+            const FunctionRef<void(std::int64_t)>* job;
             std::int64_t n_chunks;
             {
                 std::unique_lock<std::mutex> lk(mutex_);
@@ -115,7 +119,7 @@ private:
     std::mutex mutex_;
     std::condition_variable cv_, done_cv_;
     std::vector<std::thread> workers_;
-    const std::function<void(std::int64_t)>* job_ = nullptr;
+    const FunctionRef<void(std::int64_t)>* job_ = nullptr;
     std::int64_t n_chunks_ = 0;
     std::atomic<std::int64_t> next_chunk_{0};
     std::exception_ptr error_;
@@ -133,7 +137,21 @@ std::mutex g_pool_mutex;
 std::shared_ptr<ThreadPool> g_pool;
 std::atomic<int> g_threads{0};
 
+// After fork() the child has the pool object but not its threads: forget it (without destroying
+// it) so the child starts a fresh one. g_pool_mutex is held across fork so it is consistent.
+void install_fork_handlers() {
+#if defined(__unix__) || defined(__APPLE__)
+    static const int once = pthread_atfork([] { g_pool_mutex.lock(); }, [] { g_pool_mutex.unlock(); },
+                                           [] {
+                                               new std::shared_ptr<ThreadPool>(std::move(g_pool));  // leaked on purpose
+                                               g_pool_mutex.unlock();
+                                           });
+    (void)once;
+#endif
+}
+
 std::shared_ptr<ThreadPool> pool() {
+    install_fork_handlers();
     std::lock_guard<std::mutex> lk(g_pool_mutex);
     if (!g_pool) {
         int n = g_threads.load();
@@ -148,8 +166,7 @@ std::shared_ptr<ThreadPool> pool() {
 
 bool in_parallel_region() { return t_in_region; }
 
-void parallel_for(std::int64_t n, std::int64_t grain,
-                  const std::function<void(std::int64_t, std::int64_t)>& fn) {
+void parallel_for(std::int64_t n, std::int64_t grain, FunctionRef<void(std::int64_t, std::int64_t)> fn) {
     if (n <= 0) return;
     grain = std::max<std::int64_t>(grain, 1);
     const int threads = (t_in_region || n <= grain) ? 1 : num_threads();
@@ -161,14 +178,12 @@ void parallel_for(std::int64_t n, std::int64_t grain,
     std::int64_t n_chunks = std::min<std::int64_t>((n + grain - 1) / grain, std::int64_t{threads} * 4);
     const std::int64_t step = (n + n_chunks - 1) / n_chunks;
     n_chunks = (n + step - 1) / step;
-    const std::function<void(std::int64_t)> chunk = [&](std::int64_t c) {
-        fn(c * step, std::min(n, (c + 1) * step));
-    };
+    const auto chunk = [&](std::int64_t c) { fn(c * step, std::min(n, (c + 1) * step)); };
     auto p = pool();
     if (!p->try_run(n_chunks, chunk)) fn(0, n);
 }
 
-void parallel_tasks(std::int64_t n, const std::function<void(std::int64_t)>& fn) {
+void parallel_tasks(std::int64_t n, FunctionRef<void(std::int64_t)> fn) {
     if (n <= 0) return;
     if (t_in_region || n == 1 || num_threads() <= 1) {
         for (std::int64_t i = 0; i < n; ++i) fn(i);

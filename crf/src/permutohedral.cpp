@@ -6,7 +6,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
-#include <thread>
+#include <memory>
 
 #include "crf/crf.hpp"
 #include "parallel.hpp"
@@ -17,13 +17,12 @@ namespace {
 
 using detail::parallel_for;
 
-constexpr std::uint32_t kEmpty = 0xFFFFFFFFu, kBusy = 0xFFFFFFFEu;
+constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
 // Lattice coordinates up to 2^18 keep the float barycentric weights accurate to ~0.5 %.
 constexpr double kMaxCoordinate = 262144.0;
 constexpr std::int64_t kChunk = 1024;  // points per build task
 
 inline std::uint32_t load_acquire(const std::uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-inline void store_release(std::uint32_t* p, std::uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 inline bool cas(std::uint32_t* p, std::uint32_t& expected, std::uint32_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
@@ -60,53 +59,59 @@ std::size_t next_pow2(std::size_t v) {
     return p;
 }
 
-// Open-addressing table of lattice keys stored inline: slot = [state/id, key words...].
+// Open-addressing table of vertex ids (4 bytes a slot, so it stays cache-sized); the keys live in a
+// separate array indexed by id. Inserting writes the key to the candidate id's place, then publishes
+// the id with a compare-and-swap: a reader that sees an id also sees its key.
 struct KeyTable {
-    std::uint32_t* data;
+    std::uint32_t* slots;
     std::size_t mask;
-    int n_words, slot_words;
+    const std::uint32_t* keys;  // n_words per id
+    int n_words;
 
-    // Returns the id stored with `key`, inserting it with id `candidate` when absent (created = true).
-    std::uint32_t find_or_insert(const std::uint32_t* key, std::uint32_t hash, std::uint32_t candidate, bool& created) {
-        std::size_t h = hash & mask;
-        for (;;) {
-            std::uint32_t* slot = data + h * slot_words;
-            std::uint32_t s = load_acquire(slot);
+    const std::uint32_t* key_of(std::uint32_t id) const { return keys + static_cast<std::size_t>(id) * n_words; }
+
+    // Returns the id stored with `key`, inserting `candidate` (whose key storage is `candidate_key`)
+    // when absent (created = true).
+    std::uint32_t find_or_insert(const std::uint32_t* key, std::uint32_t hash, std::uint32_t candidate,
+                                 std::uint32_t* candidate_key, bool& created) {
+        bool written = false;
+        for (std::size_t h = hash & mask;; h = (h + 1) & mask) {
+            std::uint32_t s = load_acquire(slots + h);
             if (s == kEmpty) {
-                if (cas(slot, s, kBusy)) {
-                    std::memcpy(slot + 1, key, sizeof(std::uint32_t) * n_words);
-                    store_release(slot, candidate);
+                if (!written) {
+                    std::memcpy(candidate_key, key, sizeof(std::uint32_t) * n_words);
+                    written = true;
+                }
+                if (cas(slots + h, s, candidate)) {
                     created = true;
                     return candidate;
                 }
             }
-            for (int spins = 0; s == kBusy; ++spins) {  // another thread is writing this slot's key
-                if (spins > 64) std::this_thread::yield();
-                s = load_acquire(slot);
-            }
-            if (words_equal(slot + 1, key, n_words)) {
+            if (words_equal(key_of(s), key, n_words)) {
                 created = false;
                 return s;
             }
-            h = (h + 1) & mask;
         }
     }
 
-    void prefetch(std::uint32_t hash) const { __builtin_prefetch(data + (hash & mask) * slot_words); }
+    void prefetch(std::uint32_t hash) const { __builtin_prefetch(slots + (hash & mask)); }
 
     // Read-only lookup once the table is complete; kEmpty when absent.
     std::uint32_t find(const std::uint32_t* key, std::uint32_t hash) const {
-        std::size_t h = hash & mask;
-        for (;;) {
-            const std::uint32_t* slot = data + h * slot_words;
-            if (slot[0] == kEmpty) return kEmpty;
-            if (words_equal(slot + 1, key, n_words)) return slot[0];
-            h = (h + 1) & mask;
+        for (std::size_t h = hash & mask;; h = (h + 1) & mask) {
+            const std::uint32_t s = slots[h];
+            if (s == kEmpty) return kEmpty;
+            if (words_equal(key_of(s), key, n_words)) return s;
         }
     }
 };
 
 }  // namespace
+
+int splat_jobs() {
+    const int threads = detail::in_parallel_region() ? 1 : num_threads();
+    return threads == 1 ? 1 : 4 * threads;
+}
 
 void splat(const Permutohedral& lat, const float* in, float* values, int stride) {
     const detail::Kernels& k = detail::kernels_for(stride);
@@ -194,7 +199,7 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
         if (ok) break;
         capacity = next_pow2(static_cast<std::size_t>(npts) * (dim + 1) * 4 / 3 + 64);
     }
-    partition_splat(detail::in_parallel_region() ? 1 : num_threads());
+    partition_splat(splat_jobs());
 }
 
 template <class Key, int D>
@@ -203,19 +208,15 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
     const std::int64_t n = n_;
     const std::int64_t npts = n + (pad ? 1 : 0);
     const std::int64_t ne = n * dp1;
-    const int n_words = static_cast<int>((sizeof(Key) * d + 3) / 4), slot_words = n_words + 1;
+    const int n_words = static_cast<int>((sizeof(Key) * d + 3) / 4);
     constexpr int kMax = kMaxDim + 2;
-
-    std::vector<std::uint32_t> table(capacity * slot_words);
-    parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t s = lo; s < hi; ++s) table[s * slot_words] = kEmpty;
-    });
-    KeyTable keys{table.data(), capacity - 1, n_words, slot_words};
     const std::int64_t limit = static_cast<std::int64_t>(capacity * 3 / 4);
     std::atomic<std::int64_t> inserted{0};
     std::atomic<bool> overflow{false};
 
     offset_.assign(ne, 0);
+    // Axis along which entry r's vertex steps to the point's next vertex (r + 1 mod d + 1): see build_chains.
+    LargeVector<std::uint8_t> axis(ne);
     slice_w_.assign(ne, 0.f);
     std::vector<int> canonical(dp1 * dp1);  // canonical[r][c]: remainder-r vertex, sorted position c
     for (int r = 0; r <= d; ++r)
@@ -228,6 +229,14 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
     while ((std::int64_t{1} << local_bits) < kChunk * dp1) ++local_bits;
     const std::int64_t n_chunks = (npts + kChunk - 1) / kChunk;
     std::vector<std::int64_t> base(n_chunks + 1, 0);
+
+    LargeVector<std::uint32_t> table(capacity);
+    parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
+        std::fill(table.begin() + lo, table.begin() + hi, kEmpty);
+    });
+    // Keys by provisional id; left uninitialised (only the first ids of each chunk are ever written).
+    std::unique_ptr<std::uint32_t[]> prov_keys(new std::uint32_t[static_cast<std::size_t>(n_chunks << local_bits) * n_words + 1]);
+    KeyTable keys{table.data(), capacity - 1, prov_keys.get(), n_words};
 
     // 1. Elevate each point, find its simplex, weights and vertex keys; insert the keys (lock-free).
     //    A point usually shares vertices with the previous one: those are matched without hashing.
@@ -242,6 +251,8 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
         std::vector<std::uint32_t> words(static_cast<std::size_t>(per_batch) * n_words), hash(per_batch), id(per_batch);
         std::vector<std::int32_t> same(per_batch);  // earlier entry (same batch) with the same key, or -1
         std::vector<float> weights(per_batch);
+        std::vector<std::uint8_t> step_axis(per_batch);
+        int axis_of_rank[kMax];
         for (std::int64_t c = c_lo; c < c_hi; ++c) {
             std::uint32_t local = 0;
             const std::int64_t k_begin = c * kChunk, k_end = std::min(npts, (c + 1) * kChunk);
@@ -293,6 +304,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                         bary[d - rank[i] + 1] -= v;
                     }
                     bary[0] += 1.f + bary[d + 1];
+                    for (int i = 0; i <= d; ++i) axis_of_rank[rank[i]] = i;
                     for (int r = 0; r <= d; ++r) {
                         const int e = b * dp1 + r;
                         for (int i = 0; i < d; ++i)
@@ -300,6 +312,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                         std::uint32_t* kw = words.data() + static_cast<std::size_t>(e) * n_words;
                         pack(key, d, kw, n_words);
                         weights[e] = bary[r];
+                        step_axis[e] = static_cast<std::uint8_t>(axis_of_rank[d - r]);
                         same[e] = -1;
                         if (b > 0)
                             for (int q = 0; q <= d; ++q)
@@ -318,8 +331,9 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                         id[e] = id[same[e]];
                     } else {
                         bool created = false;
-                        id[e] = keys.find_or_insert(words.data() + static_cast<std::size_t>(e) * n_words, hash[e],
-                                                    static_cast<std::uint32_t>(c << local_bits) | local, created);
+                        const std::uint32_t candidate = static_cast<std::uint32_t>(c << local_bits) | local;
+                        id[e] = keys.find_or_insert(words.data() + static_cast<std::size_t>(e) * n_words, hash[e], candidate,
+                                                    prov_keys.get() + static_cast<std::size_t>(candidate) * n_words, created);
                         if (created) {
                             ++local;
                             if (inserted.fetch_add(1, std::memory_order_relaxed) >= limit) {
@@ -332,6 +346,7 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                     if (k < n) {
                         offset_[k0 * dp1 + e] = static_cast<std::int32_t>(id[e]);
                         slice_w_[k0 * dp1 + e] = weights[e];
+                        axis[k0 * dp1 + e] = step_axis[e];
                     }
                 }
             }
@@ -351,11 +366,16 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
         for (std::int64_t e = lo; e < hi; ++e) offset_[e] = final_id(static_cast<std::uint32_t>(offset_[e]));
     });
     parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t s = lo; s < hi; ++s) {
-            std::uint32_t& id = table[s * slot_words];
-            if (id != kEmpty) id = static_cast<std::uint32_t>(final_id(id));
-        }
+        for (std::int64_t s = lo; s < hi; ++s)
+            if (table[s] != kEmpty) table[s] = static_cast<std::uint32_t>(final_id(table[s]));
     });
+    LargeVector<std::uint32_t> vkeys(static_cast<std::size_t>(m_) * n_words);  // keys by final id
+    parallel_for(n_chunks, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t c = lo; c < hi; ++c)
+            std::copy_n(prov_keys.get() + static_cast<std::size_t>(c << local_bits) * n_words,
+                        (base[c + 1] - base[c]) * n_words, vkeys.data() + base[c] * n_words);
+    });
+    prov_keys.reset();
 
     splat_w_ = slice_w_;
     const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d)));  // the reference's scaling
@@ -363,82 +383,92 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
         for (std::int64_t e = lo; e < hi; ++e) slice_w_[e] *= alpha;
     });
 
-    build_chains<Key, D>(table, n_words, slot_words);
+    build_chains<Key, D>(table, vkeys, n_words, axis);
     return true;
 }
 
 // Blur neighbours: along axis j, vertex v's predecessor is v - (1,..,1) + (d+1) e_j. Looking up every
 // predecessor links the vertices into chains, stored in chain order so the blur runs in place.
 template <class Key, int D>
-void Permutohedral::build_chains(const std::vector<std::uint32_t>& table, int n_words, int slot_words) {
+void Permutohedral::build_chains(const LargeVector<std::uint32_t>& table, const LargeVector<std::uint32_t>& vkeys,
+                                 int n_words, const LargeVector<std::uint8_t>& axis) {
     const int d = D > 0 ? D : d_, dp1 = d + 1;
     const std::int64_t m = m_;
-    const std::int64_t capacity = static_cast<std::int64_t>(table.size()) / slot_words;
-    KeyTable keys{const_cast<std::uint32_t*>(table.data()), static_cast<std::size_t>(capacity - 1), n_words, slot_words};
-    std::vector<std::int32_t> next(static_cast<std::size_t>(dp1) * m, -1);
-    std::vector<std::uint8_t> has_pred(static_cast<std::size_t>(dp1) * m, 0);
-    // Lookups are batched (64 slots at a time) with their table slots prefetched.
+    KeyTable keys{const_cast<std::uint32_t*>(table.data()), table.size() - 1, vkeys.data(), n_words};
+    LargeVector<std::int32_t> next(static_cast<std::size_t>(dp1) * m, -1);
+    LargeVector<std::uint8_t> has_pred(static_cast<std::size_t>(dp1) * m, 0);
+    // 1. Most links come free from the simplices: a point's vertex r + 1 is the successor of its
+    //    vertex r along axis axis[r] (the coordinate whose rank is d - r), cyclically.
+    const std::int64_t n = n_;
+    parallel_for(n, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i)
+            for (int r = 0; r <= d; ++r) {
+                const std::int64_t e = i * dp1 + r;
+                const std::int64_t u = offset_[e], v = offset_[i * dp1 + (r == d ? 0 : r + 1)], j = axis[e];
+                // Every point that holds this edge writes the same values.
+                __atomic_store_n(&next[j * m + u], static_cast<std::int32_t>(v), __ATOMIC_RELAXED);
+                __atomic_store_n(&has_pred[j * m + v], std::uint8_t{1}, __ATOMIC_RELAXED);
+            }
+    });
+    // 2. The other (vertex, axis) pairs look their predecessor up in the table: batched (64 vertices
+    //    at a time) with the table slots prefetched.
     constexpr std::int64_t kBatch = 64;
-    parallel_for((capacity + kBatch - 1) / kBatch, 64, [&](std::int64_t lo, std::int64_t hi) {
+    parallel_for((m + kBatch - 1) / kBatch, 64, [&](std::int64_t lo, std::int64_t hi) {
         Key key[kMaxDim], nb[kMaxDim];
         std::vector<std::uint32_t> w(static_cast<std::size_t>(kBatch) * dp1 * n_words), hash(kBatch * dp1);
         std::vector<std::int64_t> from(kBatch * dp1);
+        std::vector<int> from_axis(kBatch * dp1);
         for (std::int64_t blk = lo; blk < hi; ++blk) {
             int count = 0;
-            for (std::int64_t s = blk * kBatch, end = std::min(capacity, (blk + 1) * kBatch); s < end; ++s) {
-                const std::uint32_t* slot = table.data() + s * slot_words;
-                if (slot[0] == kEmpty) continue;
-                std::memcpy(key, slot + 1, sizeof(Key) * d);
-                for (int j = 0; j <= d; ++j, ++count) {
+            for (std::int64_t v = blk * kBatch, end = std::min(m, (blk + 1) * kBatch); v < end; ++v) {
+                std::memcpy(key, vkeys.data() + v * n_words, sizeof(Key) * d);
+                for (int j = 0; j <= d; ++j) {
+                    if (has_pred[j * m + v]) continue;
                     for (int i = 0; i < d; ++i) nb[i] = static_cast<Key>(key[i] - 1);
                     if (j < d) nb[j] = static_cast<Key>(key[j] + d);
                     std::uint32_t* kw = w.data() + static_cast<std::size_t>(count) * n_words;
                     pack(nb, d, kw, n_words);
                     hash[count] = hash_words(kw, n_words);
                     keys.prefetch(hash[count]);
-                    from[count] = slot[0];
+                    from[count] = v;
+                    from_axis[count] = j;
+                    ++count;
                 }
             }
             for (int q = 0; q < count; ++q) {
                 const std::uint32_t u = keys.find(w.data() + static_cast<std::size_t>(q) * n_words, hash[q]);
                 if (u == kEmpty) continue;
-                const std::int64_t j = q % dp1, v = from[q];
-                next[j * m + u] = static_cast<std::int32_t>(v);
+                const std::int64_t j = from_axis[q], v = from[q];
+                __atomic_store_n(&next[j * m + u], static_cast<std::int32_t>(v), __ATOMIC_RELAXED);
                 has_pred[j * m + v] = 1;
             }
         }
     });
 
-    // Chains start at vertices without predecessor (in vertex order); count, then write them out.
+    // Chains start at vertices without predecessor (in vertex order); each block of heads walks its
+    // chains once into a buffer, then the buffers are concatenated.
     order_.assign(static_cast<std::size_t>(dp1) * m, 0);
     segments_.assign(static_cast<std::size_t>(dp1) * (kSegments + 1), 0);
-    const std::int64_t n_blocks = std::max<std::int64_t>(1, std::min<std::int64_t>(256, m / 1024 + 1));
-    std::vector<std::int64_t> block_len(static_cast<std::size_t>(dp1) * (n_blocks + 1), 0);
-    auto block_range = [&](std::int64_t b) { return std::make_pair(m * b / n_blocks, m * (b + 1) / n_blocks); };
+    const std::int64_t n_blocks = std::max<std::int64_t>(1, std::min<std::int64_t>(64, m / 4096 + 1));
+    std::vector<std::vector<std::int32_t>> walked(static_cast<std::size_t>(dp1) * n_blocks);
     parallel_for(dp1 * n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t t = lo; t < hi; ++t) {
             const std::int64_t j = t / n_blocks, b = t % n_blocks;
-            const auto [v0, v1] = block_range(b);
-            std::int64_t len = 0;
-            for (std::int64_t v = v0; v < v1; ++v) {
-                if (has_pred[j * m + v]) continue;
-                for (std::int64_t u = v; u >= 0; u = next[j * m + u]) ++len;
-            }
-            block_len[j * (n_blocks + 1) + b + 1] = len;
-        }
-    });
-    for (int j = 0; j <= d; ++j)
-        for (std::int64_t b = 0; b < n_blocks; ++b) block_len[j * (n_blocks + 1) + b + 1] += block_len[j * (n_blocks + 1) + b];
-    parallel_for(dp1 * n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t t = lo; t < hi; ++t) {
-            const std::int64_t j = t / n_blocks, b = t % n_blocks;
-            const auto [v0, v1] = block_range(b);
-            std::int32_t* out = order_.data() + j * m;
-            std::int64_t pos = block_len[j * (n_blocks + 1) + b];
-            for (std::int64_t v = v0; v < v1; ++v) {
+            std::vector<std::int32_t>& out = walked[t];
+            out.reserve(static_cast<std::size_t>(m / n_blocks + 16));
+            for (std::int64_t v = m * b / n_blocks, v1 = m * (b + 1) / n_blocks; v < v1; ++v) {
                 if (has_pred[j * m + v]) continue;
                 for (std::int64_t u = v; u >= 0; u = next[j * m + u])
-                    out[pos++] = next[j * m + u] >= 0 ? static_cast<std::int32_t>(u) : ~static_cast<std::int32_t>(u);
+                    out.push_back(next[j * m + u] >= 0 ? static_cast<std::int32_t>(u) : ~static_cast<std::int32_t>(u));
+            }
+        }
+    });
+    parallel_for(dp1, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t j = lo; j < hi; ++j) {
+            std::int32_t* out = order_.data() + j * m;
+            for (std::int64_t b = 0; b < n_blocks; ++b) {
+                const auto& w = walked[j * n_blocks + b];
+                out = std::copy(w.begin(), w.end(), out);
             }
         }
     });
@@ -456,33 +486,28 @@ void Permutohedral::build_chains(const std::vector<std::uint32_t>& table, int n_
 }
 
 void Permutohedral::partition_splat(int parts) {
-    parts = std::max(1, std::min(parts, 256));
+    parts = std::max(1, std::min(parts, 1024));
     if (splat_parts() == parts) return;
     const int dp1 = d_ + 1;
     const std::int64_t m = m_, n = n_;
     // Job p owns vertices [m p / parts, m (p+1) / parts) and lists their entries in point order, so
     // every vertex sums its contributions in the reference's order whatever the number of jobs.
-    std::vector<std::vector<SplatEntry>> lists(parts);
-    std::vector<std::vector<std::int32_t>> orphans(parts);
-    parallel_for(parts, 1, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t p = lo; p < hi; ++p) {
-            const std::int32_t v0 = static_cast<std::int32_t>(m * p / parts), v1 = static_cast<std::int32_t>(m * (p + 1) / parts);
-            std::vector<char> seen(v1 - v0, 0);
-            std::vector<SplatEntry>& list = lists[p];
-            list.reserve(static_cast<std::size_t>(n * dp1 / parts + 16));
-            for (std::int64_t i = 0; i < n; ++i)
-                for (int r = 0; r < dp1; ++r) {
-                    const std::int64_t e = i * dp1 + r;
-                    const std::int32_t v = offset_[e];
-                    if (v < v0 || v >= v1) continue;
-                    const bool first = !seen[v - v0];  // the first entry assigns instead of adding
-                    seen[v - v0] = 1;
-                    list.push_back({static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
-                }
-            for (std::int32_t v = v0; v < v1; ++v)
-                if (!seen[v - v0]) orphans[p].push_back(v);  // only the reference padding makes them
+    // One pass over the entries buckets them by owner.
+    std::vector<LargeVector<SplatEntry>> lists(parts);
+    for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / parts + n * dp1 / (4 * parts) + 16));
+    std::vector<char> seen(m, 0);
+    for (std::int64_t i = 0; i < n; ++i)
+        for (int r = 0; r < dp1; ++r) {
+            const std::int64_t e = i * dp1 + r;
+            const std::int32_t v = offset_[e];
+            const bool first = !seen[v];  // the first entry assigns instead of adding
+            seen[v] = 1;
+            lists[static_cast<std::int64_t>(v) * parts / m].push_back(
+                {static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
         }
-    });
+    std::vector<std::vector<std::int32_t>> orphans(parts);  // only the reference padding makes them
+    for (std::int64_t v = 0; v < m; ++v)
+        if (!seen[v]) orphans[v * parts / m].push_back(static_cast<std::int32_t>(v));
     splat_.swap(lists);
     orphans_.swap(orphans);
 }
@@ -505,8 +530,8 @@ void Permutohedral::scale_weights(const float* splat_scale, const float* slice_s
 
 void Permutohedral::compute(const float* in, float* out, int value_size) const {
     if (value_size < 1) throw std::invalid_argument("value_size must be >= 1");
-    const int stride = (value_size + 7) / 8 * 8;
-    std::vector<float> padded(static_cast<std::size_t>(n_) * stride, 0.f), values(static_cast<std::size_t>(m_) * stride);
+    const int stride = value_size <= 4 ? 4 : (value_size + 7) / 8 * 8;  // 4: the 4-lane kernels
+    LargeVector<float> padded(static_cast<std::size_t>(n_) * stride, 0.f), values(static_cast<std::size_t>(m_) * stride);
     for (std::int64_t i = 0; i < n_; ++i) std::copy_n(in + i * value_size, value_size, padded.data() + i * stride);
     splat(*this, padded.data(), values.data(), stride);
     blur(*this, values.data(), stride);

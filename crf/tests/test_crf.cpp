@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -73,6 +74,101 @@ void test_lattice_matches_brute_force(int dim) {
     const double spread = std::sqrt(var / n - mean * mean);
     std::printf("lattice d=%d: mean |error| %.4f (signal spread %.4f)\n", dim, err, spread);
     check(err < 0.25 * spread, "lattice filter close to the brute-force Gaussian, d=" + std::to_string(dim));
+}
+
+// A direct, sequential transcription of the reference lattice (std::map for the hash table, ping-pong
+// blur with explicit neighbour lookups): the optimised lattice must give the same filter.
+std::vector<double> naive_filter(const std::vector<float>& f, int d, int n, const std::vector<float>& in) {
+    const int dp1 = d + 1;
+    std::vector<float> scale(d);
+    const float inv_std = static_cast<float>(std::sqrt(2.0 / 3.0) * dp1);
+    for (int i = 0; i < d; ++i) scale[i] = static_cast<float>(1.0 / std::sqrt(double((i + 2) * (i + 1))) * inv_std);
+    std::map<std::vector<int>, int> index;
+    std::vector<std::vector<int>> keys;
+    std::vector<int> offset(static_cast<std::size_t>(n) * dp1);
+    std::vector<float> bary_all(static_cast<std::size_t>(n) * dp1);
+    auto vertex = [&](const std::vector<int>& k) {
+        auto it = index.find(k);
+        if (it != index.end()) return it->second;
+        keys.push_back(k);
+        return index[k] = static_cast<int>(keys.size()) - 1;
+    };
+    for (int p = 0; p < n + (n % 4 != 0); ++p) {  // with the reference's zero padding point
+        std::vector<float> el(dp1), rem(dp1), bary(d + 2, 0.f);
+        std::vector<int> rank(dp1, 0);
+        float sm = 0.f;
+        for (int j = d; j > 0; --j) {
+            const float cf = (p < n ? f[static_cast<std::size_t>(j - 1) * n + p] : 0.f) * scale[j - 1];
+            el[j] = sm - j * cf;
+            sm += cf;
+        }
+        el[0] = sm;
+        int sum = 0;
+        for (int i = 0; i <= d; ++i) {
+            const float v = std::nearbyint(el[i] / dp1 * 1.f);
+            rem[i] = v * dp1;
+            sum += static_cast<int>(v);
+        }
+        for (int i = 0; i < d; ++i)
+            for (int j = i + 1; j <= d; ++j) (el[i] - rem[i] < el[j] - rem[j] ? rank[i] : rank[j])++;
+        for (int i = 0; i <= d; ++i) {
+            rank[i] += sum;
+            if (rank[i] < 0) rank[i] += dp1, rem[i] += dp1;
+            else if (rank[i] > d) rank[i] -= dp1, rem[i] -= dp1;
+        }
+        for (int i = 0; i <= d; ++i) {
+            const float v = (el[i] - rem[i]) / dp1;
+            bary[d - rank[i]] += v;
+            bary[d - rank[i] + 1] -= v;
+        }
+        bary[0] += 1.f + bary[d + 1];
+        for (int r = 0; r <= d; ++r) {
+            std::vector<int> k(d);
+            for (int i = 0; i < d; ++i) k[i] = static_cast<int>(rem[i]) + (rank[i] <= d - r ? r : r - dp1);
+            const int v = vertex(k);
+            if (p < n) {
+                offset[static_cast<std::size_t>(p) * dp1 + r] = v;
+                bary_all[static_cast<std::size_t>(p) * dp1 + r] = bary[r];
+            }
+        }
+    }
+    const int m = static_cast<int>(keys.size());
+    std::vector<double> val(m + 1, 0.0), tmp(m + 1, 0.0);
+    for (int p = 0; p < n; ++p)
+        for (int r = 0; r <= d; ++r) val[offset[static_cast<std::size_t>(p) * dp1 + r]] += bary_all[static_cast<std::size_t>(p) * dp1 + r] * in[p];
+    for (int j = 0; j <= d; ++j) {
+        for (int v = 0; v < m; ++v) {
+            std::vector<int> n1 = keys[v], n2 = keys[v];
+            for (int k = 0; k < d; ++k) --n1[k], ++n2[k];
+            if (j < d) n1[j] += dp1, n2[j] -= dp1;
+            const auto a = index.find(n1), b = index.find(n2);
+            tmp[v] = val[v] + 0.5 * ((a == index.end() ? 0.0 : val[a->second]) + (b == index.end() ? 0.0 : val[b->second]));
+        }
+        std::swap(val, tmp);
+    }
+    const double alpha = 1.0 / (1.0 + std::pow(2.0, -d));
+    std::vector<double> out(n, 0.0);
+    for (int p = 0; p < n; ++p)
+        for (int r = 0; r <= d; ++r)
+            out[p] += alpha * bary_all[static_cast<std::size_t>(p) * dp1 + r] * val[offset[static_cast<std::size_t>(p) * dp1 + r]];
+    return out;
+}
+
+void test_lattice_matches_naive_reference(int dim, float spread) {
+    const int n = 2001;
+    std::mt19937 rng(11 * dim);
+    std::uniform_real_distribution<float> pos(0.f, spread), val(0.f, 1.f);
+    std::vector<float> features(static_cast<std::size_t>(dim) * n), values(n), out(n);
+    for (auto& f : features) f = pos(rng);
+    for (auto& v : values) v = val(rng);
+    Permutohedral lat;
+    lat.init(features.data(), dim, n);
+    lat.compute(values.data(), out.data(), 1);
+    const auto ref = naive_filter(features, dim, n, values);
+    double worst = 0.0;
+    for (int i = 0; i < n; ++i) worst = std::max(worst, std::fabs(out[i] - ref[i]) / (1e-3 + std::fabs(ref[i])));
+    check(worst < 1e-3, "lattice equals the naive reference lattice, d=" + std::to_string(dim) +
+                            " (worst relative error " + std::to_string(worst) + ")");
 }
 
 void test_filter_is_linear_and_thread_independent() {
@@ -254,6 +350,10 @@ int main() {
     test_lattice_matches_brute_force(2);
     test_lattice_matches_brute_force(3);
     test_lattice_matches_brute_force(5);
+    for (int dim : {1, 2, 3, 5, 7}) {
+        test_lattice_matches_naive_reference(dim, 4.f);
+        test_lattice_matches_naive_reference(dim, 40.f);
+    }
     test_filter_is_linear_and_thread_independent();
     test_refine_and_threads();
     test_mean_field_lowers_kl();

@@ -134,7 +134,7 @@ cv::Mat to_bgr8(const cv::Mat& in) {
     }
     m = high;
   } else if (m.depth() != CV_8U) {
-    throw deeplab::Error(deeplab::ErrorCode::invalid_argument, "unsupported image depth");
+    throw deeplab::Error(deeplab::ErrorCode::invalid_argument, "unsupported pixel depth (8- or 16-bit only)");
   }
   if (m.channels() == 1) cv::cvtColor(m, m, cv::COLOR_GRAY2BGR);
   else if (m.channels() == 4) cv::cvtColor(m, m, cv::COLOR_BGRA2BGR);
@@ -187,9 +187,9 @@ class Source {
       while (!capture_.read(m) || m.empty()) {
         if ((total_ > 0 && index_ >= total_) || ++failures > kMaxConsecutiveFailures) return std::nullopt;
         ++index_;
-        ++skipped_;
         if (!camera_) capture_.set(cv::CAP_PROP_POS_FRAMES, static_cast<double>(index_));
       }
+      skipped_ += failures;  // counted once a later frame decodes: a truncated tail is the end, not a skip
       char name[32];
       std::snprintf(name, sizeof name, "%06ld", index_++);
       f.name = name;
@@ -198,13 +198,15 @@ class Source {
       while (index_ < static_cast<long>(images_.size())) {
         const fs::path& p = images_[static_cast<size_t>(index_++)];
         cv::Mat m = cv::imread(p.string(), cv::IMREAD_UNCHANGED);
-        if (m.empty()) {
-          std::fprintf(stderr, "warning: cannot decode image %s (skipped)\n", p.c_str());
+        try {
+          if (m.empty()) throw deeplab::Error(deeplab::ErrorCode::io, "corrupt or unsupported");
+          f.image = to_bgr8(m);
+        } catch (const deeplab::Error& e) {
+          std::fprintf(stderr, "warning: cannot decode image %s: %s (skipped)\n", p.c_str(), e.what());
           ++skipped_;
           continue;
         }
         f.name = p.stem().string();
-        f.image = to_bgr8(m);
         break;
       }
       if (f.image.empty()) return std::nullopt;

@@ -126,3 +126,28 @@ def test_without_unary_or_pairwise():
     q = d.inference(4)  # no pairwise term: softmax(-U)
     np.testing.assert_allclose(q[0], 1 / (1 + np.exp(np.array([0, 1, 2, 3, 4]) - np.array([4, 3, 2, 1, 0]))),
                                rtol=1e-5)
+
+
+def _refine_sum(queue) -> None:
+    img = np.zeros((30, 40, 3), np.uint8)
+    queue.put(float(crf.refine(img, utils.synthetic_probabilities(30, 40, 3, stride=4, region=2)).sum()))
+
+
+def test_forked_child_gets_a_fresh_thread_pool():
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    before = crf.get_num_threads()
+    crf.set_num_threads(2)
+    try:
+        crf.refine(np.zeros((30, 40, 3), np.uint8), utils.synthetic_probabilities(30, 40, 3, stride=4, region=2))
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_refine_sum, args=(queue,))
+        child.start()
+        assert queue.get(timeout=60) == pytest.approx(30 * 40)  # would hang on the parent's dead workers
+        child.join(60)
+        assert child.exitcode == 0
+    finally:
+        crf.set_num_threads(before)

@@ -153,3 +153,21 @@ def test_cuda_upsampling_without_a_gpu_is_a_clear_error(tiny_onnx):
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
         Segmenter(tiny_onnx, crf=None, upsample_device="cuda")
+
+
+@pytest.mark.parametrize("crf, match", [("nonsense", "unknown CRF preset"), ({"sigma": 3}, "bad CRF settings")])
+def test_bad_crf_settings_fail_at_start(tiny_onnx, crf, match):
+    _crf_or_skip()
+    with pytest.raises(ValueError, match=match):
+        Segmenter(tiny_onnx, crf=crf)
+
+
+def test_upsample_device_resolution():
+    from runtime.segmenter import _upsample_device
+    assert _upsample_device("auto", "onnxruntime") == "cpu"
+    assert _upsample_device("cpu", "tensorrt") == "cpu"
+    from runtime.cuda_util import gpu_available
+    if not gpu_available():
+        assert _upsample_device("auto", "tensorrt") == "cpu"  # no GPU: the CPU, silently
+    with pytest.raises(ValueError, match="'auto', 'cpu' or 'cuda'"):
+        _upsample_device("tpu", "onnxruntime")

@@ -107,6 +107,19 @@ def test_kernel_source_compiles_with_nvcc(tmp_path):
                     str(wrapper), "-o", str(tmp_path / "w.o")], check=True)
 
 
+@pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler")
+def test_kernel_semantics_emulated_on_the_cpu(tmp_path):
+    """The CUDA kernels compiled as host C++ (CUDA keywords defined away) and run thread by thread must equal the CPU
+    implementation, which equals torch: checks the kernels' indexing and arithmetic without a GPU."""
+    upsample_dir = ROOT / "runtime" / "cpp" / "upsample"
+    exe = tmp_path / "emulate"
+    subprocess.run(["c++", "-std=c++17", "-O1", "-pthread", "-I", str(upsample_dir / "include"),
+                    str(upsample_dir / "tests" / "test_kernel_emulation.cpp"),
+                    str(upsample_dir / "src" / "upsample.cpp"), "-o", str(exe)], check=True)
+    result = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 def test_kernel_source_compiles_with_nvrtc():
     from runtime import upsample_cuda
     try:

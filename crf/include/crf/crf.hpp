@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "crf/large_alloc.hpp"
 #include "crf/permutohedral.hpp"
 
 namespace deeplab::crf {

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "crf/large_alloc.hpp"
+
 namespace deeplab::crf {
 
 class Permutohedral {
@@ -32,6 +34,7 @@ public:
     void scale_weights(const float* splat_scale, const float* slice_scale);
 
     // Split the splat into `parts` independent jobs (vertex ranges); any count gives the same result.
+    // init() uses splat_jobs().
     void partition_splat(int parts);
     int splat_parts() const { return static_cast<int>(splat_.size()); }
 
@@ -65,17 +68,22 @@ private:
     template <class Key, int D>
     bool build(const float* features, bool pad, const std::vector<float>& scale, std::size_t capacity);
     template <class Key, int D>
-    void build_chains(const std::vector<std::uint32_t>& table, int words, int slot_words);
+    void build_chains(const LargeVector<std::uint32_t>& table, const LargeVector<std::uint32_t>& vkeys, int n_words,
+                      const LargeVector<std::uint8_t>& axis);
 
     int d_ = 0;
     std::int64_t n_ = 0, m_ = 0;
-    std::vector<std::int32_t> offset_;
-    std::vector<float> slice_w_, splat_w_;
-    std::vector<std::vector<SplatEntry>> splat_;
+    LargeVector<std::int32_t> offset_;
+    LargeVector<float> slice_w_, splat_w_;
+    std::vector<LargeVector<SplatEntry>> splat_;
     std::vector<std::vector<std::int32_t>> orphans_;
-    std::vector<std::int32_t> order_;
+    LargeVector<std::int32_t> order_;
     std::vector<std::int64_t> segments_;
 };
+
+// Number of splat jobs for the current thread count: a few per thread, so that a descheduled
+// thread (a busy machine) does not hold the others up; 1 inside a parallel region (batches).
+int splat_jobs();
 
 // Splat `in` (n x stride) onto the vertices: values (m x stride).
 void splat(const Permutohedral& lat, const float* in, float* values, int stride);

@@ -7,8 +7,6 @@
 
 namespace deeplab {
 
-bool have_tensorrt() { return false; }
-
 OpenedEngine open_engine(const std::string& engine_path, int /*device*/) {
   if (!std::ifstream(engine_path, std::ios::binary))
     throw Error(ErrorCode::io, "cannot read engine " + engine_path + ": no such file or not readable");

@@ -17,7 +17,4 @@ struct OpenedEngine {
 };
 OpenedEngine open_engine(const std::string& engine_path, int device);
 
-/// Whether this build links TensorRT.
-bool have_tensorrt();
-
 }  // namespace deeplab

@@ -181,8 +181,6 @@ class TensorRTProvider final : public LogitsProvider {
 
 }  // namespace
 
-bool have_tensorrt() { return true; }
-
 OpenedEngine open_engine(const std::string& engine_path, int device) {
   if (!std::ifstream(engine_path, std::ios::binary))
     throw Error(ErrorCode::io, "cannot read engine " + engine_path + ": no such file or not readable");

@@ -48,10 +48,10 @@ class Parser {
     if (literal("true")) return Value{true};
     if (literal("false")) return Value{false};
     if (literal("null")) return Value{nullptr};
-    if (c == '-' || (c >= '0' && c <= '9')) return Value{number()};
     if (literal("NaN")) return Value{std::nan("")};  // Python's json writes these; accept them like json.loads does.
     if (literal("Infinity")) return Value{HUGE_VAL};
     if (literal("-Infinity")) return Value{-HUGE_VAL};
+    if (c == '-' || (c >= '0' && c <= '9')) return Value{number()};
     fail(pos_ < s_.size() ? "unexpected character" : "unexpected end of data");
   }
 

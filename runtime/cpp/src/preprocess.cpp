@@ -13,10 +13,6 @@ std::pair<int, int> padded_size(int height, int width, int multiple) {
   return {up(height), up(width)};
 }
 
-std::pair<int, int> logits_size(const Padding& padding, int output_stride) {
-  return {(padding.height + output_stride - 1) / output_stride, (padding.width + output_stride - 1) / output_stride};
-}
-
 void check_image(const ImageView& image) {
   if (image.data == nullptr) throw Error(ErrorCode::invalid_argument, "image data is NULL");
   if (image.height <= 0 || image.width <= 0)

@@ -7,7 +7,8 @@
  *   (thread-local; valid until the next failing call on that thread). No C++ exception ever crosses this API.
  * - A deeplab_segmenter is an opaque handle. One handle must not be used by two threads at once: create one per
  *   thread (they are independent), or serialize calls to a shared one.
- * - Images are 8-bit BGR (OpenCV's layout): height rows of width*3 bytes, rows row_stride bytes apart.
+ * - Images are 8-bit BGR (OpenCV's layout): height rows of width*3 bytes, rows row_stride bytes apart (0: packed,
+ *   width*3).
  * - Output buffers belong to the caller: labels is height*width bytes (row-major, one class index per pixel),
  *   probs (optional, may be NULL) is n_classes*height*width floats (class-major: probs[c*height*width + y*width + x]).
  * - Preprocessing is the Python runtime's (runtime/preprocess.py): channel order, mean and scale from the model's
@@ -62,7 +63,8 @@ typedef struct deeplab_options {
   uint32_t struct_size;   /* sizeof(deeplab_options): set by deeplab_options_init */
   int32_t crf;            /* 1: refine with the dense CRF (default); 0: labels from the upsampled logits */
   int32_t crf_iterations; /* mean-field iterations; -1 (default): the preset's */
-  int32_t threads;        /* CPU threads for upsampling and the CRF; 0 = all cores (default) */
+  int32_t threads;        /* CPU threads for upsampling and the CRF; 0 = all cores (default). Process-wide in
+                             those libraries: give every segmenter of a process the same value. */
   int32_t warm_start;     /* 1: the CRF starts from the previous frame's result (video); default 0 */
   int32_t device;         /* CUDA device for engines (default 0) */
   const char* crf_preset; /* NULL or "default" (default): the model's own CRF settings (metadata extra.crf) if any,

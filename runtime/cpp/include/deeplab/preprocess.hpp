@@ -30,7 +30,4 @@ void check_image(const ImageView& image);
 Padding preprocess(const ImageView& image, const ModelMeta& meta, std::vector<float>& out,
                    std::optional<std::pair<int, int>> pad_to = std::nullopt);
 
-/// The logit rows/cols that cover the real (unpadded) image: ceil(h / stride), ceil(w / stride).
-std::pair<int, int> logits_size(const Padding& padding, int output_stride);
-
 }  // namespace deeplab

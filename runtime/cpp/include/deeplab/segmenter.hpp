@@ -29,7 +29,8 @@ struct SegmenterOptions {
   /// 10 iterations, w=3 σ=1 smoothness, w=4 σxy=67 σrgb=3 appearance); or "voc", "pydensecrf".
   std::string crf_preset = "default";
   int crf_iterations = -1;  ///< mean-field iterations; -1: the preset's
-  int threads = 0;          ///< CPU threads for upsampling and the CRF; 0 = all cores
+  int threads = 0;          ///< CPU threads for upsampling and the CRF; 0 = all cores (a process-wide setting
+                            ///< of those libraries: give every Segmenter of a process the same value)
   bool warm_start = false;  ///< a frame's CRF starts from the previous frame's result (same-size frames)
 };
 

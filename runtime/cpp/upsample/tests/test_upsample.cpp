@@ -57,10 +57,11 @@ int main() {
               const double v = values[((b * c + k) * H + y) * W + x];
               if (v > vmax) vmax = v, best = k;
             }
+            double denominator = 0;
+            for (int k = 0; k < c; ++k) denominator += std::exp(values[((b * c + k) * H + y) * W + x] - vmax);
             for (int k = 0; k < c; ++k) {
               const double p = probs[((b * c + k) * ch + y) * cw + x];
-              CHECK(std::fabs(p - std::exp(values[((b * c + k) * H + y) * W + x] - vmax)
-                                      / [&] { double s = 0; for (int j = 0; j < c; ++j) s += std::exp(values[((b * c + j) * H + y) * W + x] - vmax); return s; }()) < 1e-6);
+              CHECK(std::fabs(p - std::exp(values[((b * c + k) * H + y) * W + x] - vmax) / denominator) < 1e-6);
               sum += p;
             }
             CHECK(std::fabs(sum - 1.0) < 1e-5);
