@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
@@ -363,8 +365,43 @@ DenseCRF2D::DenseCRF2D(int width, int height, int n_labels)
       width_(width),
       height_(height) {}
 
+namespace {
+
+// The smoothness kernel depends on the image size and sigmas only, not on the image: the last one
+// built (lattice with normalisation and Potts weight folded in) is kept process-wide and copied into
+// the next CRF of the same geometry (video frames, data sets of equal-sized images), which skips
+// building its lattice. One entry, so it holds one lattice's memory (about 14 MiB at 500x375).
+struct GeometryKey {
+    int width = -1, height = -1;
+    float sx = 0.f, sy = 0.f, weight = 0.f;
+    Normalization normalization = Normalization::Symmetric;
+    bool operator==(const GeometryKey& o) const {
+        return width == o.width && height == o.height && sx == o.sx && sy == o.sy && weight == o.weight &&
+               normalization == o.normalization;
+    }
+};
+std::mutex g_geometry_mutex;
+GeometryKey g_geometry_key;
+std::shared_ptr<const PairwiseTerm> g_geometry_term;
+
+}  // namespace
+
 void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel,
                                        Normalization normalization) {
+    const bool cacheable = compat.kind == Compatibility::Kind::Potts && static_cast<int>(normalization) >= 0 &&
+                           static_cast<int>(normalization) <= 3;
+    const GeometryKey key{width_, height_, sx, sy, compat.weight, normalization};
+    if (cacheable) {
+        std::shared_ptr<const PairwiseTerm> hit;
+        {
+            std::lock_guard<std::mutex> lk(g_geometry_mutex);
+            if (g_geometry_term && g_geometry_key == key) hit = g_geometry_term;
+        }
+        if (hit) {
+            impl_->terms.push_back(guarded_alloc("the lattice", [&] { return PairwiseTerm(*hit); }));
+            return;
+        }
+    }
     const std::int64_t n = n_pixels();
     std::vector<float> f = guarded_alloc("features", [&] { return std::vector<float>(2 * n); });
     parallel_for(height_, 64, [&](std::int64_t lo, std::int64_t hi) {
@@ -375,6 +412,12 @@ void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& 
             }
     });
     add_pairwise_energy(f.data(), 2, compat, kernel, normalization);
+    if (cacheable) {
+        auto copy = std::make_shared<const PairwiseTerm>(impl_->terms.back());
+        std::lock_guard<std::mutex> lk(g_geometry_mutex);
+        g_geometry_key = key;
+        g_geometry_term = std::move(copy);
+    }
 }
 
 void DenseCRF2D::add_pairwise_bilateral(float sx, float sy, float s0, float s1, float s2, const std::uint8_t* image,
