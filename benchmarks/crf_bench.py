@@ -3,7 +3,8 @@
 
 Input: a real photo cropped/resized to 500x375 (../shared/reference/images, or --image), 21 labels
 of DCNN-like soft probabilities (a smooth random label map at 1/8 resolution, upsampled bilinearly,
-softmax), the DeepLab v2 VOC preset. For 5 and 10 iterations, with 1 thread and all threads: median
+softmax), the DeepLab v2 VOC preset. For 5 and 10 iterations, with 1 thread and all threads (and
+`crf-cold`: 1 thread, without the smoothness lattice kept from the previous CRF of the same size): median
 set-up and inference times over the repeats (runs interleaved so both see the same machine load),
 the marginal cost of one iteration, the speed-up over pydensecrf, the argmax agreement with it, and
 the peak memory of each (measured in a fresh subprocess from /proc/self/status VmHWM, since the
@@ -139,7 +140,7 @@ def main() -> int:
     p.add_argument("--no-reference", action="store_true", help="skip pydensecrf")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--json", type=Path, help="write the results here")
-    p.add_argument("--probe", choices=["crf", "pydensecrf"], help=argparse.SUPPRESS)
+    p.add_argument("--probe", choices=["crf", "crf-cold", "pydensecrf"], help=argparse.SUPPRESS)
     p.add_argument("--probe-threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--probe-iterations", type=int, default=10, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -161,7 +162,10 @@ def main() -> int:
             print("pydensecrf is not installed: measuring this package only", file=sys.stderr)
 
     load_before = os.getloadavg()
-    configs: list[tuple[str, int]] = ([("pydensecrf", 1)] if ref_mod else []) + [("crf", t) for t in threads]
+    # crf-cold: every run builds both lattices (the smoothness lattice cache is cleared first); the
+    # crf rows reuse the smoothness lattice of the previous run, as for a video or same-sized images.
+    configs: list[tuple[str, int]] = (([("pydensecrf", 1)] if ref_mod else []) + [("crf-cold", 1)]
+                                      + [("crf", t) for t in threads])
     times: dict[tuple[str, int, int], list[tuple[float, float]]] = {}
     outputs: dict[tuple[str, int, int], np.ndarray] = {}
     default_threads = crf.get_num_threads()
@@ -169,9 +173,11 @@ def main() -> int:
     for _ in range(args.repeats):  # interleaved, so every configuration sees the same machine load
         for impl, t in configs:
             mod = ref_mod if impl == "pydensecrf" else crf
-            if impl == "crf":
+            if mod is crf:
                 crf.set_num_threads(t)
             for it in args.iterations:
+                if impl == "crf-cold":
+                    crf.clear_lattice_cache()
                 setup, infer, q = timed_run(mod, img, unary, preset, it)
                 times.setdefault((impl, t, it), []).append((setup, infer))
                 outputs[(impl, t, it)] = q

@@ -386,6 +386,12 @@ std::shared_ptr<const PairwiseTerm> g_geometry_term;
 
 }  // namespace
 
+void clear_lattice_cache() {
+    std::shared_ptr<const PairwiseTerm> dropped;  // freed outside the lock
+    std::lock_guard<std::mutex> lk(g_geometry_mutex);
+    dropped.swap(g_geometry_term);
+}
+
 void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel,
                                        Normalization normalization) {
     const bool cacheable = compat.kind == Compatibility::Kind::Potts && static_cast<int>(normalization) >= 0 &&
