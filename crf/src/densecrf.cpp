@@ -44,6 +44,21 @@ auto guarded_alloc(const char* what, F&& f) {
     }
 }
 
+// True when no value is NaN or infinite (checked in parallel: it is a pass over the whole input).
+bool all_finite(const float* x, std::int64_t count) {
+    constexpr std::int64_t kBlock = 1 << 16;
+    std::vector<char> ok(static_cast<std::size_t>((count + kBlock - 1) / kBlock), 1);
+    parallel_for(static_cast<std::int64_t>(ok.size()), 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t b = lo; b < hi; ++b) {
+            bool fine = true;
+            for (std::int64_t i = b * kBlock, e = std::min(count, (b + 1) * kBlock); i < e; ++i)
+                fine &= std::isfinite(x[i]);
+            ok[b] = fine;
+        }
+    });
+    return std::all_of(ok.begin(), ok.end(), [](char c) { return c != 0; });
+}
+
 // Labels per row: a multiple of 8 (one AVX / two SSE-NEON vectors), or 4 for tiny label sets.
 int row_stride(int labels) { return labels <= 4 ? 4 : (labels + 7) / 8 * 8; }
 
@@ -256,8 +271,7 @@ std::size_t DenseCRF::n_pairwise() const { return impl_->terms.size(); }
 
 void DenseCRF::set_unary_energy(const float* unary) {
     const std::int64_t total = impl_->n * impl_->labels;
-    for (std::int64_t i = 0; i < total; ++i)
-        if (!std::isfinite(unary[i])) throw std::invalid_argument("unary energy contains NaN or infinity");
+    if (!all_finite(unary, total)) throw std::invalid_argument("unary energy contains NaN or infinity");
     impl_->from_label_major(unary, impl_->neg_unary.data(), [](float u) { return -u; });
 }
 
@@ -265,8 +279,7 @@ void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) 
     Impl& m = *impl_;
     if (!(clip_min > 0.f && clip_min <= 1.f)) throw std::invalid_argument("clip must be in (0, 1]");
     const std::int64_t total = m.n * m.labels;
-    for (std::int64_t i = 0; i < total; ++i)
-        if (!std::isfinite(probs[i])) throw std::invalid_argument("probabilities contain NaN or infinity");
+    if (!all_finite(probs, total)) throw std::invalid_argument("probabilities contain NaN or infinity");
     // -U = log(clip(p, clip_min, 1)): transpose, then a vectorised log over whole rows.
     m.from_label_major(probs, m.neg_unary.data(), [](float p) { return p; });
     parallel_for(m.n, 4096, [&](std::int64_t lo, std::int64_t hi) {
@@ -278,8 +291,7 @@ void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) 
 void DenseCRF::set_unary_from_logits(const float* logits) {
     Impl& m = *impl_;
     const std::int64_t total = m.n * m.labels;
-    for (std::int64_t i = 0; i < total; ++i)
-        if (!std::isfinite(logits[i])) throw std::invalid_argument("logits contain NaN or infinity");
+    if (!all_finite(logits, total)) throw std::invalid_argument("logits contain NaN or infinity");
     m.from_label_major(logits, m.neg_unary.data(), [](float x) { return x; });
     parallel_for(m.n, 4096, [&](std::int64_t lo, std::int64_t hi) {  // log-softmax per pixel
         for (std::int64_t i = lo; i < hi; ++i) {
