@@ -35,7 +35,8 @@ def run_once(seg: Segmenter, args: argparse.Namespace, overlapped: bool, out_dir
     source = open_source(args.source)
     sinks = [] if args.no_outputs else [OverlayVideoSink(out_dir / f"overlay_{overlapped}.mp4", source.fps),
                                         MaskSink(out_dir / f"masks_{overlapped}")]
-    pipe = Pipeline(seg, sinks, overlapped=overlapped, queue_size=args.queue_size)
+    pipe = Pipeline(seg, sinks, overlapped=overlapped, queue_size=args.queue_size,
+                    max_in_flight=args.max_in_flight or None)
     cpu = os.times()
     for _ in pipe.run(source, args.frames):
         pass
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-crf", action="store_true")
     p.add_argument("--crf-iters", type=int)
     p.add_argument("--queue-size", type=int, default=2)
+    p.add_argument("--max-in-flight", type=int, default=4, help="0: bounded by the queues only")
     p.add_argument("--repeat", type=int, default=3, help="runs of each mode (alternating); the median run is shown")
     p.add_argument("--no-outputs", action="store_true", help="no overlay video / mask PNGs")
     p.add_argument("--json", help="write the results here")

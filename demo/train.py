@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=d.width, help=f"base width (default {d.width})")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     parser.add_argument("--threads", type=int, default=d.threads, help=f"torch CPU threads (default {d.threads})")
+    parser.add_argument("--init", help="start from this checkpoint's weights (same blocks and width) instead of scratch")
 
 
 def _load(dataset: VOCDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +96,9 @@ def _batch(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, cfg
     return x, y
 
 
-def train(data: str | Path, cfg: TrainConfig, out: str | Path) -> dict:
-    """Train and save the checkpoint ``{"model", "class_names", "meta"}``; returns the training summary."""
+def train(data: str | Path, cfg: TrainConfig, out: str | Path, init: str | Path | None = None) -> dict:
+    """Train (from scratch, or from ``init``'s weights) and save the checkpoint ``{"model", "class_names", "meta"}``;
+    returns the training summary."""
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
@@ -117,6 +119,10 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path) -> dict:
         raise ValueError(f"labels in {data} exceed the {len(class_names)} classes of classes.txt")
     mean = np.asarray(CAFFE_BGR_MEAN, np.float32)
     model = DeepLabV2(len(class_names), blocks=cfg.blocks, base_width=cfg.width)
+    if init is not None:
+        from export.checkpoint import load_checkpoint, strict_load
+
+        strict_load(model, load_checkpoint(init).state_dict)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = time.monotonic()
@@ -138,6 +144,7 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path) -> dict:
         bar.set_postfix(loss=f"{ema:.3f}")
     model.eval()
     summary = {"config": {**asdict(cfg), "blocks": list(cfg.blocks)}, "data": str(data), "images": len(dataset),
+               "init": str(init) if init is not None else None,
                "final_loss": round(ema or 0.0, 4), "seconds": round(time.monotonic() - start, 1)}
     save_checkpoint(out, model, class_names, {"train": summary})
     return summary
@@ -146,7 +153,7 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path) -> dict:
 def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, blocks=args.blocks,
                       width=args.width, seed=args.seed, threads=args.threads)
-    summary = train(args.data, cfg, args.out)
+    summary = train(args.data, cfg, args.out, args.init)
     print(f"trained {cfg.steps} steps in {summary['seconds']:.0f} s (final loss {summary['final_loss']:.3f}); "
           f"wrote {args.out}")
     if args.onnx:

@@ -45,10 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     run.add_argument("--stats", metavar="FILE.json", help="write per-stage and end-to-end latency percentiles, fps "
                                                           "and frame counts as JSON")
-    run.add_argument("--upsample-device", choices=("cpu", "cuda"), default="cpu",
-                     help="where to upsample (cuda: NVRTC-compiled kernels)")
+    run.add_argument("--upsample-device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="where to upsample (cuda: NVRTC-compiled kernels; auto: cuda with TensorRT, else cpu)")
     run.add_argument("--sequential", action="store_true", help="run the stages one after the other (no overlap)")
     run.add_argument("--queue-size", type=int, default=2, help="frames buffered between two stages")
+    run.add_argument("--max-in-flight", type=int, default=4, metavar="N",
+                     help="at most N frames between decoding and the outputs (latency); 0 = bounded by the queues only")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true", help="log details; tracebacks on errors")
     return p
@@ -119,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     reason = getattr(seg.backend, "reason", "")
     print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
     source = open_source(args.source)
-    pipeline = Pipeline(seg, _sinks(args, source), overlapped=not args.sequential, queue_size=args.queue_size)
+    pipeline = Pipeline(seg, _sinks(args, source), overlapped=not args.sequential, queue_size=args.queue_size,
+                        max_in_flight=args.max_in_flight or None)
     total = source.total if args.max_frames is None else min(source.total or args.max_frames, args.max_frames)
     interrupted = False
     bar = tqdm(total=total, unit="frame", disable=True if args.no_progress else None, dynamic_ncols=True)
@@ -153,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:  # damaged streams make FFmpeg and OpenCV print a line per bad packet: we count them instead
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not args.verbose:  # the sources' notes (skipped frames, truncated files) are listed in the summary instead
+        logging.getLogger("runtime.sources").setLevel(logging.ERROR)
     try:
         return run(args)
     except KeyboardInterrupt:

@@ -118,14 +118,17 @@ class Stats:
 
 class Pipeline:
     """Runs a :class:`Segmenter` over a :class:`Source` into sinks. ``keep_probs``: also return probabilities when
-    the CRF is off (otherwise labels come straight from the logits); ``queue_size``: frames waiting between stages."""
+    the CRF is off (otherwise labels come straight from the logits); ``queue_size``: frames waiting between stages;
+    ``max_in_flight``: frames between decoding and the outputs (4 keeps four stages busy at once without frames
+    piling up in front of the slowest one, which would only add latency; None: bounded by the queues only)."""
 
     def __init__(self, segmenter: Segmenter, sinks: Sequence[Sink] = (), *, overlapped: bool = True,
-                 queue_size: int = 2, keep_probs: bool = False) -> None:
+                 queue_size: int = 2, max_in_flight: int | None = 4, keep_probs: bool = False) -> None:
         self.seg = segmenter
         self.sinks = list(sinks)
         self.overlapped = overlapped
         self.queue_size = max(1, queue_size)
+        self.max_in_flight = max(1, max_in_flight) if max_in_flight else None
         self.keep_probs = keep_probs
         self.stats = Stats()
         self._previous: np.ndarray | None = None  # the last CRF result, for warm starts
@@ -243,9 +246,18 @@ class Pipeline:
                     put(out, _END)
             return target
 
+        slots = threading.BoundedSemaphore(self.max_in_flight) if self.max_in_flight else None
+
         def decode() -> None:
-            for item in self._frames(source, max_frames):
-                if not put(links[0], item):
+            frames = self._frames(source, max_frames)
+            while True:
+                # With max_in_flight, the next frame is decoded only when one leaves: frames do not pile up in
+                # front of a slow stage, which keeps the latency down at the same throughput.
+                while slots is not None and not slots.acquire(timeout=0.05):
+                    if stop.is_set():
+                        return
+                item = next(frames, None)
+                if item is None or not put(links[0], item):
                     return
 
         def stage(name: str, fn: Callable[[_Item], None], q_in: queue.Queue, q_out: queue.Queue) -> None:
@@ -254,7 +266,13 @@ class Pipeline:
                 self._apply(name, fn, item)
                 # The last stage records the frame as soon as its outputs are written, so the counts match the
                 # files even when the caller stops before receiving this result.
-                if not put(q_out, self._result(item) if last else item):
+                if last:
+                    result = self._result(item)
+                    if slots is not None:
+                        slots.release()
+                    if not put(q_out, result):
+                        return
+                elif not put(q_out, item):
                     return
 
         threads = [threading.Thread(target=guarded(decode, links[0]), name="decode", daemon=True)]

@@ -14,6 +14,7 @@ GIL). For the most throughput from several threads, create one Segmenter per thr
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -24,6 +25,8 @@ from runtime import upsample as _upsample
 from runtime.backends import Backend, BackendError, open_backend
 from runtime.metadata import ModelMeta
 from runtime.preprocess import Padding, preprocess, to_bgr8
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CRF = "default"
 
@@ -64,22 +67,17 @@ class Segmenter:
 
     ``crf``: see :func:`crf_settings`; ``crf_iterations`` overrides the preset's count; ``warm_start``: in
     :meth:`stream`, each frame's CRF starts from the previous frame's result (when the sizes match);
-    ``upsample_device``: ``"cpu"`` or ``"cuda"`` (NVRTC kernels); ``backend_options`` go to :func:`open_backend`."""
+    ``upsample_device``: ``"cpu"``, ``"cuda"`` (NVRTC kernels) or ``"auto"`` (cuda with the TensorRT backend when the
+    kernels load, else cpu); ``backend_options`` go to :func:`open_backend`."""
 
     def __init__(self, model: str | os.PathLike | Backend = "demo", backend: str = "auto",
                  crf: str | Mapping[str, Any] | None = DEFAULT_CRF, crf_iterations: int | None = None,
-                 warm_start: bool = False, upsample_device: str = "cpu", **backend_options: Any) -> None:
+                 warm_start: bool = False, upsample_device: str = "auto", **backend_options: Any) -> None:
         self.backend = model if isinstance(model, Backend) else open_backend(model, backend, **backend_options)
         self.meta: ModelMeta = self.backend.meta
         self.crf = crf_settings(crf, self.meta, crf_iterations)
         self.warm_start = warm_start
-        if upsample_device not in ("cpu", "cuda"):
-            raise ValueError(f"upsample_device must be 'cpu' or 'cuda', got {upsample_device!r}")
-        if upsample_device == "cuda":
-            from runtime.cuda_util import gpu_available
-            if not gpu_available():
-                raise ValueError("upsample_device='cuda' needs a CUDA GPU and driver; none found (use 'cpu')")
-        self.upsample_device = upsample_device
+        self.upsample_device = _upsample_device(upsample_device, self.backend.name)
         self._infer_lock = threading.Lock()
         if self.crf is not None:
             self._crf_refine = _load_crf()
@@ -157,6 +155,28 @@ class Segmenter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _upsample_device(requested: str, backend: str) -> str:
+    """Resolve ``auto``; an explicit ``cuda`` without a GPU is an error, ``auto`` falls back to the CPU (warning)."""
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"upsample_device must be 'auto', 'cpu' or 'cuda', got {requested!r}")
+    if requested == "cpu" or (requested == "auto" and backend != "tensorrt"):
+        return "cpu"
+    from runtime.cuda_util import gpu_available
+    if not gpu_available():
+        if requested == "cuda":
+            raise ValueError("upsample_device='cuda' needs a CUDA GPU and driver; none found (use 'cpu')")
+        return "cpu"
+    try:
+        from runtime.upsample_cuda import default_upsampler
+        default_upsampler()  # compiles (or loads from the cache) and loads the kernels now, not on the first frame
+    except Exception as e:  # noqa: BLE001 - NVRTC/driver errors of many kinds
+        if requested == "cuda":
+            raise
+        log.warning("CUDA upsampling unavailable (%s); upsampling on the CPU", e)
+        return "cpu"
+    return "cuda"
 
 
 def _load_crf() -> Callable[..., np.ndarray]:

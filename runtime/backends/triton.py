@@ -66,6 +66,11 @@ class _Connection:
         self.client  # noqa: B018 - connect now, so a malformed URL fails here
 
     @property
+    def timeout(self) -> dict[str, float]:
+        """Per-call timeout keywords: gRPC calls take one; the HTTP client has its network timeout built in."""
+        return {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+
+    @property
     def client(self) -> Any:
         """This thread's tritonclient client: the HTTP client (gevent) must stay on the thread that made it, and the
         runtime's pipeline calls ``infer`` from its own inference thread."""
@@ -96,15 +101,15 @@ class _Connection:
 
     def _alive(self) -> bool:
         try:
-            return bool(self.client.is_server_live())
+            return bool(self.client.is_server_live(**self.timeout))
         except Exception:  # noqa: BLE001 - any failure to answer means not alive
             return False
 
     def model_meta(self, model: str) -> tuple[ModelMeta, dict[str, Any]]:
         """Check the server and ``model`` are ready; return the model's metadata and its config."""
-        if not self.call("health check", self.client.is_server_live):
+        if not self.call("health check", self.client.is_server_live, **self.timeout):
             raise BackendError(f"Triton server {self.url} ({self.protocol}) is not live")
-        if not self.call(f"readiness check of model {model!r}", self.client.is_model_ready, model):
+        if not self.call(f"readiness check of model {model!r}", self.client.is_model_ready, model, **self.timeout):
             raise BackendError(f"Triton server {self.url} has no ready model {model!r} (is the repository from "
                                "`python -m export triton` loaded?)")
         config = self.call(f"reading the config of {model!r}", self._config, model)
@@ -120,7 +125,7 @@ class _Connection:
     def _config(self, model: str) -> dict[str, Any]:
         if self.protocol == "http":
             return self.client.get_model_config(model)
-        return self.client.get_model_config(model, as_json=True)["config"]
+        return self.client.get_model_config(model, as_json=True, **self.timeout)["config"]
 
     def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         tensors = []
@@ -129,8 +134,8 @@ class _Connection:
             t.set_data_from_numpy(array)
             tensors.append(t)
         requested = [self.module.InferRequestedOutput(name) for name in outputs]
-        kwargs = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
-        result = self.call(f"inference on {model!r}", self.client.infer, model, tensors, outputs=requested, **kwargs)
+        result = self.call(f"inference on {model!r}", self.client.infer, model, tensors, outputs=requested,
+                           **self.timeout)
         return {name: result.as_numpy(name) for name in outputs}
 
     def close(self) -> None:
@@ -188,7 +193,8 @@ class TritonPipeline:
         self._conn = _Connection(url, protocol, timeout_s)
         self.meta, _ = self._conn.model_meta(DCNN_MODEL)
         for model in (ENSEMBLE_MODEL, ENSEMBLE_PROBS_MODEL):
-            if not self._conn.call(f"readiness check of model {model!r}", self._conn.client.is_model_ready, model):
+            if not self._conn.call(f"readiness check of model {model!r}", self._conn.client.is_model_ready, model,
+                                   **self._conn.timeout):
                 raise BackendError(f"Triton server {self._conn.url} has no ready model {model!r}")
 
     def segment(self, image_bgr: np.ndarray, probs: bool = False) -> tuple[np.ndarray, np.ndarray | None]:

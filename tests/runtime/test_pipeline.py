@@ -61,7 +61,7 @@ def test_overlapped_equals_sequential_in_order(seg):
 
 def test_back_pressure_bounds_frames_in_flight(seg):
     source = ListSource(_frames(60))
-    pipe = Pipeline(seg, queue_size=1)
+    pipe = Pipeline(seg, queue_size=1, max_in_flight=None)
     in_flight = []
     for i, _ in enumerate(pipe.run(source)):
         time.sleep(0.01)  # a slow consumer
@@ -69,6 +69,18 @@ def test_back_pressure_bounds_frames_in_flight(seg):
     # 5 stage threads + decode, each holding one frame, plus one per queue (7 queues of size 1)
     assert max(in_flight) <= 6 + 7
     assert pipe.stats.processed == 60
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_max_in_flight(seg, limit):
+    source = ListSource(_frames(30))
+    pipe = Pipeline(seg, queue_size=1, max_in_flight=limit)
+    in_flight = []
+    for i, _ in enumerate(pipe.run(source)):
+        time.sleep(0.005)
+        in_flight.append(source.pulled - (i + 1))
+    assert max(in_flight) <= limit + 1 + 1  # + the result waiting for the consumer, + the one being handed over
+    assert pipe.stats.processed == 30
 
 
 def test_max_frames_and_early_exit_close_sinks(seg, tmp_path):

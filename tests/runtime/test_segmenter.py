@@ -160,3 +160,14 @@ def test_bad_crf_settings_fail_at_start(tiny_onnx, crf, match):
     _crf_or_skip()
     with pytest.raises(ValueError, match=match):
         Segmenter(tiny_onnx, crf=crf)
+
+
+def test_upsample_device_resolution():
+    from runtime.segmenter import _upsample_device
+    assert _upsample_device("auto", "onnxruntime") == "cpu"
+    assert _upsample_device("cpu", "tensorrt") == "cpu"
+    from runtime.cuda_util import gpu_available
+    if not gpu_available():
+        assert _upsample_device("auto", "tensorrt") == "cpu"  # no GPU: the CPU, silently
+    with pytest.raises(ValueError, match="'auto', 'cpu' or 'cuda'"):
+        _upsample_device("tpu", "onnxruntime")

@@ -54,12 +54,17 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     py_masks, cpp_masks, logits = work / "py", work / "cpp", work / "logits"
     frames = str(args.frames)
-    subprocess.run([sys.executable, "-m", "runtime.infer", "--source", source, "--masks", str(py_masks),
-                    "--model", args.model, "--max-frames", frames, "--no-progress"], check=True, cwd=REPO)
-    subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "dump_logits.py"), "--source", source,
-                    "--model", args.model, "--out", str(logits), "--max-frames", frames], check=True, cwd=REPO)
-    subprocess.run([args.segment, "--source", source, "--logits", str(logits), "--masks", str(cpp_masks),
-                    "--max-frames", frames], check=True)
+    steps = [
+        [sys.executable, "-m", "runtime.infer", "--source", source, "--masks", str(py_masks), "--model", args.model,
+         "--max-frames", frames, "--no-progress"],
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "dump_logits.py"), "--source", source,
+         "--model", args.model, "--out", str(logits), "--max-frames", frames],
+        [args.segment, "--source", source, "--logits", str(logits), "--masks", str(cpp_masks), "--max-frames", frames],
+    ]
+    for command in steps:
+        if subprocess.run(command, cwd=REPO).returncode != 0:
+            print(f"FAIL: {' '.join(command)}")
+            return 1
 
     names = sorted(p.name for p in py_masks.glob("*.png"))
     if not names:
