@@ -3,7 +3,8 @@
 
 Input: a real photo cropped/resized to 500x375 (../shared/reference/images, or --image), 21 labels
 of DCNN-like soft probabilities (a smooth random label map at 1/8 resolution, upsampled bilinearly,
-softmax), the DeepLab v2 VOC preset. For 5 and 10 iterations, with 1 thread and all threads: median
+softmax), the DeepLab v2 VOC preset. For 5 and 10 iterations, with 1 thread and all threads (and
+`crf-cold`: 1 thread, without the smoothness lattice kept from the previous CRF of the same size): median
 set-up and inference times over the repeats (runs interleaved so both see the same machine load),
 the marginal cost of one iteration, the speed-up over pydensecrf, the argmax agreement with it, and
 the peak memory of each (measured in a fresh subprocess from /proc/self/status VmHWM, since the
@@ -64,13 +65,13 @@ def build(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset) -> A
     return d
 
 
-def timed_run(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset, iterations: int
-              ) -> tuple[float, float, np.ndarray]:
-    t0 = time.perf_counter()
+def timed_run(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset, iterations: int,
+              clock: Callable[[], float] = time.perf_counter) -> tuple[float, float, np.ndarray]:
+    t0 = clock()
     d = build(mod, img, unary, preset)
-    t1 = time.perf_counter()
+    t1 = clock()
     q = np.asarray(d.inference(iterations))
-    t2 = time.perf_counter()
+    t2 = clock()
     return t1 - t0, t2 - t1, q
 
 
@@ -136,10 +137,13 @@ def main() -> int:
     p.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 and all cores")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: CPU time of the calling thread, 1 thread only (robust to other load, which "
+                        "only steals time; caches are still shared)")
     p.add_argument("--no-reference", action="store_true", help="skip pydensecrf")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--json", type=Path, help="write the results here")
-    p.add_argument("--probe", choices=["crf", "pydensecrf"], help=argparse.SUPPRESS)
+    p.add_argument("--probe", choices=["crf", "crf-cold", "pydensecrf"], help=argparse.SUPPRESS)
     p.add_argument("--probe-threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--probe-iterations", type=int, default=10, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -148,7 +152,8 @@ def main() -> int:
         return 0
 
     all_threads = os.cpu_count() or 1
-    threads = args.threads or sorted({1, all_threads})
+    threads = [1] if args.clock == "cpu" else args.threads or sorted({1, all_threads})
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     img, image_name = load_image(args.image, args.width, args.height)
     probs = crf.utils.synthetic_probabilities(args.height, args.width, args.labels, seed=args.seed)
     unary = crf.utils.unary_from_softmax(probs)
@@ -161,7 +166,10 @@ def main() -> int:
             print("pydensecrf is not installed: measuring this package only", file=sys.stderr)
 
     load_before = os.getloadavg()
-    configs: list[tuple[str, int]] = ([("pydensecrf", 1)] if ref_mod else []) + [("crf", t) for t in threads]
+    # crf-cold: every run builds both lattices (the smoothness lattice cache is cleared first); the
+    # crf rows reuse the smoothness lattice of the previous run, as for a video or same-sized images.
+    configs: list[tuple[str, int]] = (([("pydensecrf", 1)] if ref_mod else []) + [("crf-cold", 1)]
+                                      + [("crf", t) for t in threads])
     times: dict[tuple[str, int, int], list[tuple[float, float]]] = {}
     outputs: dict[tuple[str, int, int], np.ndarray] = {}
     default_threads = crf.get_num_threads()
@@ -169,10 +177,12 @@ def main() -> int:
     for _ in range(args.repeats):  # interleaved, so every configuration sees the same machine load
         for impl, t in configs:
             mod = ref_mod if impl == "pydensecrf" else crf
-            if impl == "crf":
+            if mod is crf:
                 crf.set_num_threads(t)
             for it in args.iterations:
-                setup, infer, q = timed_run(mod, img, unary, preset, it)
+                if impl == "crf-cold":
+                    crf.clear_lattice_cache()
+                setup, infer, q = timed_run(mod, img, unary, preset, it, clock)
                 times.setdefault((impl, t, it), []).append((setup, infer))
                 outputs[(impl, t, it)] = q
     crf.set_num_threads(default_threads)
@@ -206,7 +216,7 @@ def main() -> int:
                     row["peak_memory_mib"] = peak
 
     print(f"dense CRF, {args.width}x{args.height} {image_name}, {args.labels} labels, preset {args.preset}, "
-          f"median of {args.repeats}; load average {load_before[0]:.2f} -> {load_after[0]:.2f} on {all_threads} cores")
+          f"median of {args.repeats}, {args.clock} clock; load average {load_before[0]:.2f} -> {load_after[0]:.2f} on {all_threads} cores")
     header = f"{'impl':<11}{'thr':>4}{'iter':>5}{'setup ms':>10}{'infer ms':>10}{'total ms':>10}{'ms/iter':>9}" \
              f"{'speed-up':>10}{'agree %':>9}{'peak MiB':>10}"
     print(header)
@@ -222,7 +232,7 @@ def main() -> int:
     if args.json:
         write_json_atomic(args.json, {
             "image": image_name, "width": args.width, "height": args.height, "labels": args.labels,
-            "preset": args.preset, "repeats": args.repeats, "cores": all_threads,
+            "preset": args.preset, "repeats": args.repeats, "cores": all_threads, "clock": args.clock,
             "load_average": {"before": load_before, "after": load_after}, "results": rows,
         })
     return 0

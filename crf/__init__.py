@@ -6,7 +6,7 @@
 """
 
 from . import presets, utils
-from ._crf import get_num_threads, set_buffer_cache_limit, set_num_threads
+from ._crf import clear_lattice_cache, get_num_threads, set_buffer_cache_limit, set_num_threads
 from .densecrf import (
     CONST_KERNEL,
     DIAG_KERNEL,
@@ -23,6 +23,6 @@ from .presets import PRESETS, Preset
 
 __all__ = [
     "CONST_KERNEL", "DIAG_KERNEL", "FULL_KERNEL", "NO_NORMALIZATION", "NORMALIZE_AFTER", "NORMALIZE_BEFORE",
-    "NORMALIZE_SYMMETRIC", "PRESETS", "DenseCRF", "DenseCRF2D", "Preset", "get_num_threads", "presets", "refine",
-    "refine_batch", "set_buffer_cache_limit", "set_num_threads", "utils",
+    "NORMALIZE_SYMMETRIC", "PRESETS", "DenseCRF", "DenseCRF2D", "Preset", "clear_lattice_cache", "get_num_threads", "presets",
+    "refine", "refine_batch", "set_buffer_cache_limit", "set_num_threads", "utils",
 ]

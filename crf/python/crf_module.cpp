@@ -242,6 +242,8 @@ NB_MODULE(_crf, m) {
     m.def("refine_batch", &refine_batch, nb::arg("images"), nb::arg("probs"), nb::arg("params"));
     m.def("set_num_threads", &set_num_threads, nb::arg("n"));
     m.def("get_num_threads", &num_threads);
+    m.def("clear_lattice_cache", &clear_lattice_cache,
+          "Drop the smoothness-kernel lattice kept for the next CRF of the same geometry.");
     m.def("set_buffer_cache_limit", &set_buffer_cache_limit, nb::arg("bytes"),
           "Bytes of freed large CRF buffers kept for reuse by the next CRF (0 releases them).");
 }

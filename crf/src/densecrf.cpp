@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
@@ -40,6 +42,21 @@ auto guarded_alloc(const char* what, F&& f) {
     } catch (const std::bad_alloc&) {
         throw OutOfMemory(std::string("out of memory while allocating ") + what);
     }
+}
+
+// True when no value is NaN or infinite (checked in parallel: it is a pass over the whole input).
+bool all_finite(const float* x, std::int64_t count) {
+    constexpr std::int64_t kBlock = 1 << 16;
+    std::vector<char> ok(static_cast<std::size_t>((count + kBlock - 1) / kBlock), 1);
+    parallel_for(static_cast<std::int64_t>(ok.size()), 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t b = lo; b < hi; ++b) {
+            bool fine = true;
+            for (std::int64_t i = b * kBlock, e = std::min(count, (b + 1) * kBlock); i < e; ++i)
+                fine &= std::isfinite(x[i]);
+            ok[b] = fine;
+        }
+    });
+    return std::all_of(ok.begin(), ok.end(), [](char c) { return c != 0; });
 }
 
 // Labels per row: a multiple of 8 (one AVX / two SSE-NEON vectors), or 4 for tiny label sets.
@@ -254,8 +271,7 @@ std::size_t DenseCRF::n_pairwise() const { return impl_->terms.size(); }
 
 void DenseCRF::set_unary_energy(const float* unary) {
     const std::int64_t total = impl_->n * impl_->labels;
-    for (std::int64_t i = 0; i < total; ++i)
-        if (!std::isfinite(unary[i])) throw std::invalid_argument("unary energy contains NaN or infinity");
+    if (!all_finite(unary, total)) throw std::invalid_argument("unary energy contains NaN or infinity");
     impl_->from_label_major(unary, impl_->neg_unary.data(), [](float u) { return -u; });
 }
 
@@ -263,8 +279,7 @@ void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) 
     Impl& m = *impl_;
     if (!(clip_min > 0.f && clip_min <= 1.f)) throw std::invalid_argument("clip must be in (0, 1]");
     const std::int64_t total = m.n * m.labels;
-    for (std::int64_t i = 0; i < total; ++i)
-        if (!std::isfinite(probs[i])) throw std::invalid_argument("probabilities contain NaN or infinity");
+    if (!all_finite(probs, total)) throw std::invalid_argument("probabilities contain NaN or infinity");
     // -U = log(clip(p, clip_min, 1)): transpose, then a vectorised log over whole rows.
     m.from_label_major(probs, m.neg_unary.data(), [](float p) { return p; });
     parallel_for(m.n, 4096, [&](std::int64_t lo, std::int64_t hi) {
@@ -276,8 +291,7 @@ void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) 
 void DenseCRF::set_unary_from_logits(const float* logits) {
     Impl& m = *impl_;
     const std::int64_t total = m.n * m.labels;
-    for (std::int64_t i = 0; i < total; ++i)
-        if (!std::isfinite(logits[i])) throw std::invalid_argument("logits contain NaN or infinity");
+    if (!all_finite(logits, total)) throw std::invalid_argument("logits contain NaN or infinity");
     m.from_label_major(logits, m.neg_unary.data(), [](float x) { return x; });
     parallel_for(m.n, 4096, [&](std::int64_t lo, std::int64_t hi) {  // log-softmax per pixel
         for (std::int64_t i = lo; i < hi; ++i) {
@@ -363,8 +377,49 @@ DenseCRF2D::DenseCRF2D(int width, int height, int n_labels)
       width_(width),
       height_(height) {}
 
+namespace {
+
+// The smoothness kernel depends on the image size and sigmas only, not on the image: the last one
+// built (lattice with normalisation and Potts weight folded in) is kept process-wide and copied into
+// the next CRF of the same geometry (video frames, data sets of equal-sized images), which skips
+// building its lattice. One entry, so it holds one lattice's memory (about 14 MiB at 500x375).
+struct GeometryKey {
+    int width = -1, height = -1;
+    float sx = 0.f, sy = 0.f, weight = 0.f;
+    Normalization normalization = Normalization::Symmetric;
+    bool operator==(const GeometryKey& o) const {
+        return width == o.width && height == o.height && sx == o.sx && sy == o.sy && weight == o.weight &&
+               normalization == o.normalization;
+    }
+};
+std::mutex g_geometry_mutex;
+GeometryKey g_geometry_key;
+std::shared_ptr<const PairwiseTerm> g_geometry_term;
+
+}  // namespace
+
+void clear_lattice_cache() {
+    std::shared_ptr<const PairwiseTerm> dropped;  // freed outside the lock
+    std::lock_guard<std::mutex> lk(g_geometry_mutex);
+    dropped.swap(g_geometry_term);
+}
+
 void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel,
                                        Normalization normalization) {
+    const bool cacheable = compat.kind == Compatibility::Kind::Potts && static_cast<int>(normalization) >= 0 &&
+                           static_cast<int>(normalization) <= 3;
+    const GeometryKey key{width_, height_, sx, sy, compat.weight, normalization};
+    if (cacheable) {
+        std::shared_ptr<const PairwiseTerm> hit;
+        {
+            std::lock_guard<std::mutex> lk(g_geometry_mutex);
+            if (g_geometry_term && g_geometry_key == key) hit = g_geometry_term;
+        }
+        if (hit) {
+            impl_->terms.push_back(guarded_alloc("the lattice", [&] { return PairwiseTerm(*hit); }));
+            return;
+        }
+    }
     const std::int64_t n = n_pixels();
     std::vector<float> f = guarded_alloc("features", [&] { return std::vector<float>(2 * n); });
     parallel_for(height_, 64, [&](std::int64_t lo, std::int64_t hi) {
@@ -375,6 +430,12 @@ void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& 
             }
     });
     add_pairwise_energy(f.data(), 2, compat, kernel, normalization);
+    if (cacheable) {
+        auto copy = std::make_shared<const PairwiseTerm>(impl_->terms.back());
+        std::lock_guard<std::mutex> lk(g_geometry_mutex);
+        g_geometry_key = key;
+        g_geometry_term = std::move(copy);
+    }
 }
 
 void DenseCRF2D::add_pairwise_bilateral(float sx, float sy, float s0, float s1, float s2, const std::uint8_t* image,

@@ -242,6 +242,11 @@ void test_refine_and_threads() {
     std::vector<float> in_place = probs;
     refine(img.data(), w, h, in_place.data(), labels, RefineParams::voc(), in_place.data());
     check(in_place == out1, "refine works in place");
+    // Calls after the first reuse the smoothness lattice: a fresh build gives the same result.
+    clear_lattice_cache();
+    std::vector<float> fresh(probs.size());
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), fresh.data());
+    check(fresh == out1, "a reused smoothness lattice equals a fresh one");
 }
 
 void test_mean_field_lowers_kl() {

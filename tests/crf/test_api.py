@@ -36,6 +36,21 @@ def test_overrides_and_custom_presets():
     np.testing.assert_allclose(crf.refine(img, probs, iterations=0).sum(0), 1, rtol=1e-5)
 
 
+def test_reused_smoothness_lattice_is_exact():
+    """The Gaussian kernel of the last geometry is reused: a reuse equals a fresh build, bit for bit."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (24, 36, 3), dtype=np.uint8)
+    probs = utils.synthetic_probabilities(24, 36, 5, seed=4, stride=4, region=2)
+    crf.refine(img[:20], probs[:, :20])  # another geometry: the next call builds afresh
+    fresh = crf.refine(img, probs)
+    np.testing.assert_array_equal(crf.refine(img, probs), fresh)
+    for other in ({"gaussian_weight": 5}, {"gaussian_sxy": 2}, {"normalization": crf.NORMALIZE_AFTER}):
+        changed = crf.refine(img, probs, **other)  # every key field matters: no stale reuse
+        assert not np.array_equal(changed, fresh), other
+        crf.refine(img[:20], probs[:, :20])
+        np.testing.assert_array_equal(crf.refine(img, probs, **other), changed)
+
+
 def test_set_num_threads():
     before = crf.get_num_threads()
     try:

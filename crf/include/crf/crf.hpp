@@ -94,7 +94,9 @@ public:
     int width() const { return width_; }
     int height() const { return height_; }
 
-    // Features (x / sx, y / sy).
+    // Features (x / sx, y / sy). The lattice (it depends on the geometry only) of the last call is kept
+    // process-wide: a CRF of the same size, sigmas, Potts weight and normalisation copies it instead of
+    // building it (same result, bit for bit). clear_lattice_cache() drops it.
     void add_pairwise_gaussian(float sx, float sy, const Compatibility& compat,
                                KernelType kernel = KernelType::Diag,
                                Normalization normalization = Normalization::Symmetric);
@@ -106,6 +108,9 @@ public:
 private:
     int width_, height_;
 };
+
+// Frees the smoothness lattice kept by DenseCRF2D::add_pairwise_gaussian.
+void clear_lattice_cache();
 
 // The usual DeepLab set-up: a smoothness (Gaussian) and an appearance (bilateral) Potts kernel.
 struct RefineParams {
