@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(format_classes(stats, names))
     if args.json:
-        from export.atomic import atomic_write_text
+        from runtime.atomic import atomic_write_text
 
         out = {"model": args.model, "calib": args.calib, "method": args.method, "data": str(args.data or "generated"),
                "seed": args.seed, "count": args.count, "fp16_seconds": t_fp16, "int8_seconds": t_int8,

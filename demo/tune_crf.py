@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from demo.assets import checkpoint_path, onnx_path
 from export.metrics import ConfusionMatrix

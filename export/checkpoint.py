@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from export.atomic import atomic_write_bytes
+from runtime.atomic import atomic_write_bytes
 from export.model import ASPP_L, DeepLabV2
 
 PREFIXES = ("module.", "base.", "scale.")

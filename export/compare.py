@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(classes)
     if args.json:
-        from export.atomic import atomic_write_text
+        from runtime.atomic import atomic_write_text
 
         report = {"data": str(args.data), "split": args.split, "images": n, "reference": args.models[0],
                   "class_names": class_names, "models": [s.to_dict(class_names, stats[0]) for s in stats]}

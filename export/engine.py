@@ -173,7 +173,7 @@ def make_calibrator(trt: Any, class_name: str, batches: Iterator[Any], batch_sha
             return cache_path.read_bytes() if cache_path.is_file() else None
 
         def write_calibration_cache(self, cache: Any) -> None:
-            from export.atomic import atomic_write_bytes
+            from runtime.atomic import atomic_write_bytes
 
             atomic_write_bytes(cache_path, bytes(cache))
 
@@ -212,7 +212,7 @@ def build_engine(model: str | os.PathLike[str], output: str | os.PathLike[str], 
     """Build ``model`` into ``output`` and write its sidecar; returns the :class:`runtime.engine_info.EngineInfo`."""
     import onnx
 
-    from export.atomic import atomic_write_bytes
+    from runtime.atomic import atomic_write_bytes
     from export.onnx_export import sha256_file
     from export.onnx_graph import read_meta
     from export.trt_compat import (format_parser_errors, network_flags_value, onnx_precision_hint, plan_build,

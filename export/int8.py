@@ -156,7 +156,7 @@ def _cache_matches(cache: Path, key: dict[str, Any]) -> bool:
 
 def _write_cache(ort_cache: Path, cache: Path, key: dict[str, Any]) -> None:
     """Copy onnxruntime's calibration cache to ``cache`` (atomically), stamped with what it was computed from."""
-    from export.atomic import atomic_write_text
+    from runtime.atomic import atomic_write_text
 
     d = json.loads(ort_cache.read_text())
     d[CACHE_KEY] = key

@@ -100,7 +100,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     """Export a DeepLab v2 checkpoint (``demo`` or a path) to ONNX at ``output``; see :func:`onnx_bytes`.
 
     ``output`` is written atomically, only after every check passed."""
-    from export.atomic import atomic_write_bytes
+    from runtime.atomic import atomic_write_bytes
 
     _check_output(Path(output), resolve_checkpoint(checkpoint))
     data, meta, parity = onnx_bytes(checkpoint, msc=msc, opset=opset, height=height, width=width,

@@ -70,7 +70,7 @@ def save_model(model: Any, output: str | os.PathLike[str]) -> Path:
     """``onnx.checker`` then an atomic write."""
     import onnx
 
-    from export.atomic import atomic_path
+    from runtime.atomic import atomic_path
 
     onnx.checker.check_model(model)
     output = Path(output)

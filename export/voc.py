@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+
+from runtime.atomic import atomic_path
+from runtime.sinks import voc_palette
 
 IGNORE = 255
 IMAGE_DIR = "JPEGImages"
@@ -27,40 +29,16 @@ class DatasetError(ValueError):
     """A dataset that does not follow the VOC layout; the message names the file and what is wrong."""
 
 
-def voc_palette() -> np.ndarray:
-    """The PASCAL VOC colour map: 256×3 uint8 (index 255 is (224, 224, 192))."""
-    palette = np.zeros((256, 3), np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette[i] = (r, g, b)
-    return palette
-
-
 _PALETTE = voc_palette()
 
 
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary path next to ``path`` (same suffix) to write to; on success it is renamed into place with the
-    usual permissions, on any error it is removed, so ``path`` is never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Yield a temporary path next to ``path`` (its directory created if missing); renamed into place on success,
+    removed on any error, so ``path`` is never half-written."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        yield str(tmp)
 
 
 def write_label(path: str | os.PathLike, labels: np.ndarray) -> None:

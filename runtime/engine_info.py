@@ -17,11 +17,11 @@ import json
 import os
 import re
 import shlex
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.atomic import atomic_write_text
 from runtime.metadata import MetadataError, ModelMeta
 
 SIDECAR_SUFFIX = ".json"
@@ -107,15 +107,7 @@ def write_sidecar(engine_path: str | os.PathLike[str], meta: ModelMeta, info: En
     """Write ``<engine>.json`` atomically; returns its path."""
     path = sidecar_path(engine_path)
     payload = {"meta": json.loads(meta.to_json()), "engine": asdict(info)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -12,13 +12,13 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 if not __package__:  # run as a file (python runtime/infer.py): make the repository's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from runtime.atomic import atomic_write_text  # noqa: E402
 from runtime.backends import BACKENDS  # noqa: E402
 
 log = logging.getLogger("runtime.infer")
@@ -92,19 +92,6 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -143,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         backend=seg.backend.name, backend_reason=reason, crf=seg.crf, interrupted=interrupted)
     print(format_table(summary))
     if args.stats:
-        write_json_atomic(args.stats, summary)
+        Path(args.stats).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.stats, json.dumps(summary, indent=2))
     if summary["frames"]["processed"] == 0:
         first = next(iter(summary["errors"]), None) or (summary["notes"][0] if summary["notes"] else "no frames")
         print(f"error: nothing could be processed: {first}", file=sys.stderr)

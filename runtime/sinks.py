@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from runtime.atomic import atomic_path, temp_beside
 from runtime.sources import Frame
 
 log = logging.getLogger(__name__)
@@ -50,26 +51,10 @@ def overlay(image_bgr: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np
     return out
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def _atomic_path(path: Path) -> Path:
-    """A new temporary file beside ``path`` (same suffix, so writers pick the same format), with normal permissions."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)
-    return Path(tmp)
-
-
-def write_image_atomic(path: Path, write) -> None:
-    tmp = _atomic_path(path)
-    try:
+def write_image_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place."""
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class Sink:
@@ -136,7 +121,7 @@ class OverlayVideoSink(Sink):
         out = overlay(frame.image, labels)
         if self.writer is None:
             self.size = (out.shape[1], out.shape[0])
-            self.tmp = _atomic_path(self.path)
+            self.tmp = temp_beside(self.path)
             fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, fourcc, self.fps, self.size)
             if not self.writer.isOpened():

@@ -9,13 +9,13 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from runtime.atomic import atomic_write_bytes
 from runtime.cuda_util import CudaError, check, cuda_modules
 
 KERNEL_SOURCE = Path(__file__).resolve().parent / "kernels" / "bilinear_softmax.cu"
@@ -97,9 +97,7 @@ def cached_kernels(capability: tuple[int, int], source_path: Path = KERNEL_SOURC
     binary = compile_kernels(source, capability)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as f:
-            f.write(binary)
-        os.replace(f.name, path)
+        atomic_write_bytes(path, binary)
     except OSError:
         pass  # a read-only cache only costs a recompilation next time
     return binary

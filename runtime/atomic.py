@@ -1,4 +1,4 @@
-"""Atomic artifact writes: a temporary file in the target's directory, renamed over the target only on success.
+"""Atomic artifact writes (models, engines, sidecars, videos, masks, JSON): a temporary file in the target's directory, renamed over the target only on success.
 
 After an error or Ctrl-C nothing is left behind: neither a half-written target nor the temporary file.
 """
@@ -11,10 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path`` (same suffix, so writers that look at it still work); on a clean exit
-    it replaces ``path`` atomically, on any exception (KeyboardInterrupt included) it is deleted."""
+def temp_beside(path: str | os.PathLike[str]) -> Path:
+    """A new empty temporary file next to ``path`` (same suffix, so writers that pick a format from it still work),
+    with the usual permissions; the caller renames it over ``path`` with ``os.replace`` or deletes it."""
     target = Path(path)
     if target.is_dir():
         raise IsADirectoryError(f"cannot write {target}: it is a directory")
@@ -22,13 +21,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise FileNotFoundError(f"cannot write {target}: directory {target.parent} does not exist")
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
     os.close(fd)
-    tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp creates 0600
+    return Path(tmp_name)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on a clean exit it replaces ``path`` atomically, on any exception
+    (KeyboardInterrupt included) it is deleted."""
+    tmp = temp_beside(path)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, target)
+        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -1,4 +1,4 @@
-"""export.atomic: the target appears complete or not at all."""
+"""runtime.atomic: the target appears complete or not at all."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from export.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from runtime.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 
 
 def test_writes_and_replaces(tmp_path):
