@@ -17,18 +17,6 @@ void check(cudaError_t rc, const char* what) {
   if (rc != cudaSuccess) throw Error(ErrorCode::engine, std::string(what) + " failed: " + cudaGetErrorString(rc));
 }
 
-UpsampleShape shape_of(const LogitsView& l, const Padding& p) {
-  UpsampleShape s;
-  s.c = l.channels;
-  s.in_h = l.height;
-  s.in_w = l.width;
-  s.out_h = p.padded_height;
-  s.out_w = p.padded_width;
-  s.crop_h = p.height;
-  s.crop_w = p.width;
-  return s;
-}
-
 }  // namespace
 
 struct GpuUpsample::Impl {
@@ -55,7 +43,7 @@ void GpuUpsample::softmax(const LogitsView& l, const Padding& p, bool align_corn
   const auto stream = static_cast<cudaStream_t>(l.cuda_stream);
   probs.resize(static_cast<size_t>(l.channels) * p.height * p.width);
   auto* out = static_cast<float*>(impl_->reserve(probs.size() * sizeof(float)));
-  check(bilinear_softmax_cuda(l.device_data, out, shape_of(l, p), align_corners, stream), "bilinear_softmax_cuda");
+  check(bilinear_softmax_cuda(l.device_data, out, upsample_shape(l, p), align_corners, stream), "bilinear_softmax_cuda");
   check(cudaMemcpyAsync(probs.data(), out, probs.size() * sizeof(float), cudaMemcpyDeviceToHost, stream),
         "cudaMemcpyAsync");
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
@@ -65,7 +53,7 @@ void GpuUpsample::labels(const LogitsView& l, const Padding& p, bool align_corne
   const auto stream = static_cast<cudaStream_t>(l.cuda_stream);
   const size_t n = static_cast<size_t>(p.height) * p.width;
   auto* out = static_cast<std::uint8_t*>(impl_->reserve(n));
-  check(bilinear_argmax_cuda(l.device_data, out, shape_of(l, p), align_corners, stream), "bilinear_argmax_cuda");
+  check(bilinear_argmax_cuda(l.device_data, out, upsample_shape(l, p), align_corners, stream), "bilinear_argmax_cuda");
   check(cudaMemcpyAsync(labels, out, n, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
 }

@@ -5,8 +5,7 @@
 
 namespace deeplab {
 
-void upsample_softmax(const LogitsView& logits, const Padding& padding, bool align_corners, int threads,
-                      std::vector<float>& probs) {
+UpsampleShape upsample_shape(const LogitsView& logits, const Padding& padding) {
   UpsampleShape shape;
   shape.n = 1;
   shape.c = logits.channels;
@@ -16,6 +15,12 @@ void upsample_softmax(const LogitsView& logits, const Padding& padding, bool ali
   shape.out_w = padding.padded_width;
   shape.crop_h = padding.height;
   shape.crop_w = padding.width;
+  return shape;
+}
+
+void upsample_softmax(const LogitsView& logits, const Padding& padding, bool align_corners, int threads,
+                      std::vector<float>& probs) {
+  const UpsampleShape shape = upsample_shape(logits, padding);
   probs.resize(static_cast<std::size_t>(logits.channels) * padding.height * padding.width);
   set_num_threads(threads);
   bilinear_softmax(logits.data, probs.data(), shape, align_corners);
@@ -23,14 +28,7 @@ void upsample_softmax(const LogitsView& logits, const Padding& padding, bool ali
 
 void upsample_labels(const LogitsView& logits, const Padding& padding, bool align_corners, int threads,
                      std::uint8_t* labels) {
-  UpsampleShape shape;
-  shape.c = logits.channels;
-  shape.in_h = logits.height;
-  shape.in_w = logits.width;
-  shape.out_h = padding.padded_height;
-  shape.out_w = padding.padded_width;
-  shape.crop_h = padding.height;
-  shape.crop_w = padding.width;
+  const UpsampleShape shape = upsample_shape(logits, padding);
   set_num_threads(threads);
   bilinear_argmax(logits.data, labels, shape, align_corners);
 }

@@ -8,8 +8,12 @@
 #include "deeplab/image.hpp"
 #include "deeplab/model_meta.hpp"
 #include "deeplab/preprocess.hpp"
+#include "deeplab/upsample.hpp"
 
 namespace deeplab {
+
+/// The upsampling geometry of one frame: logits covering the padded input, output cropped to the real image.
+UpsampleShape upsample_shape(const LogitsView& logits, const Padding& padding);
 
 /// Logits (covering the padded input) -> softmax probabilities of the real image, C×H×W: bilinear upsampling to the
 /// padded size with the model's align_corners convention, cropped to (padding.height, padding.width).
