@@ -19,7 +19,8 @@ class BackendUnavailable(BackendError):
 @runtime_checkable
 class Backend(Protocol):
     """A loaded model. ``infer`` takes N×3×H×W float32 (already preprocessed, H and W multiples of the output stride)
-    and returns N×C×ceil(H/stride)×ceil(W/stride) float32 logits. Not thread-safe unless the backend says so."""
+    and returns N×C×h×w float32 logits at 1/stride (DeepLab's Caffe layout gives h = H/8 + 1: the runtime upsamples
+    them to H×W, whatever h is). Not thread-safe unless the backend says so."""
 
     name: str
     meta: ModelMeta
