@@ -531,8 +531,13 @@ void Permutohedral::scale_weights(const float* splat_scale, const float* slice_s
 void Permutohedral::compute(const float* in, float* out, int value_size) const {
     if (value_size < 1) throw std::invalid_argument("value_size must be >= 1");
     const int stride = value_size <= 4 ? 4 : (value_size + 7) / 8 * 8;  // 4: the 4-lane kernels
-    LargeVector<float> padded(static_cast<std::size_t>(n_) * stride, 0.f), values(static_cast<std::size_t>(m_) * stride);
-    for (std::int64_t i = 0; i < n_; ++i) std::copy_n(in + i * value_size, value_size, padded.data() + i * stride);
+    LargeVector<float> padded(static_cast<std::size_t>(n_) * stride), values(static_cast<std::size_t>(m_) * stride);
+    parallel_for(n_, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i) {
+            float* row = std::copy_n(in + i * value_size, value_size, padded.data() + i * stride);
+            std::fill(row, padded.data() + (i + 1) * stride, 0.f);
+        }
+    });
     splat(*this, padded.data(), values.data(), stride);
     blur(*this, values.data(), stride);
     const int dp1 = d_ + 1;
