@@ -492,22 +492,29 @@ void Permutohedral::partition_splat(int parts) {
     const std::int64_t m = m_, n = n_;
     // Job p owns vertices [m p / parts, m (p+1) / parts) and lists their entries in point order, so
     // every vertex sums its contributions in the reference's order whatever the number of jobs.
-    // One pass over the entries buckets them by owner.
+    // The jobs are built in parallel, each in one pass over the entries that keeps its own vertices
+    // (the ranges are disjoint, so they share `seen` without races).
     std::vector<LargeVector<SplatEntry>> lists(parts);
-    for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / parts + n * dp1 / (4 * parts) + 16));
-    std::vector<char> seen(m, 0);
-    for (std::int64_t i = 0; i < n; ++i)
-        for (int r = 0; r < dp1; ++r) {
-            const std::int64_t e = i * dp1 + r;
-            const std::int32_t v = offset_[e];
-            const bool first = !seen[v];  // the first entry assigns instead of adding
-            seen[v] = 1;
-            lists[static_cast<std::int64_t>(v) * parts / m].push_back(
-                {static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
-        }
     std::vector<std::vector<std::int32_t>> orphans(parts);  // only the reference padding makes them
-    for (std::int64_t v = 0; v < m; ++v)
-        if (!seen[v]) orphans[v * parts / m].push_back(static_cast<std::int32_t>(v));
+    std::vector<char> seen(m, 0);
+    parallel_for(parts, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t p = lo; p < hi; ++p) {
+            const std::int64_t v_begin = (m * p + parts - 1) / parts, v_end = (m * (p + 1) + parts - 1) / parts;
+            LargeVector<SplatEntry>& list = lists[p];
+            list.reserve(static_cast<std::size_t>(n * dp1 / parts + n * dp1 / (4 * parts) + 16));
+            for (std::int64_t i = 0; i < n; ++i)
+                for (int r = 0; r < dp1; ++r) {
+                    const std::int64_t e = i * dp1 + r;
+                    const std::int32_t v = offset_[e];
+                    if (v < v_begin || v >= v_end) continue;
+                    const bool first = !seen[v];  // the first entry assigns instead of adding
+                    seen[v] = 1;
+                    list.push_back({static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
+                }
+            for (std::int64_t v = v_begin; v < v_end; ++v)
+                if (!seen[v]) orphans[p].push_back(static_cast<std::int32_t>(v));
+        }
+    });
     splat_.swap(lists);
     orphans_.swap(orphans);
 }
