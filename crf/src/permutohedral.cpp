@@ -492,16 +492,18 @@ void Permutohedral::partition_splat(int parts) {
     const std::int64_t m = m_, n = n_;
     // Job p owns vertices [m p / parts, m (p+1) / parts) and lists their entries in point order, so
     // every vertex sums its contributions in the reference's order whatever the number of jobs.
-    // The jobs are built in parallel, each in one pass over the entries that keeps its own vertices
-    // (the ranges are disjoint, so they share `seen` without races).
+    // Built in parallel: each thread takes a group of jobs (a contiguous vertex range) and makes one
+    // pass over the entries, keeping those of its vertices (disjoint ranges: `seen` is shared safely).
     std::vector<LargeVector<SplatEntry>> lists(parts);
     std::vector<std::vector<std::int32_t>> orphans(parts);  // only the reference padding makes them
+    for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / parts + n * dp1 / (4 * parts) + 16));
     std::vector<char> seen(m, 0);
-    parallel_for(parts, 1, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t p = lo; p < hi; ++p) {
-            const std::int64_t v_begin = (m * p + parts - 1) / parts, v_end = (m * (p + 1) + parts - 1) / parts;
-            LargeVector<SplatEntry>& list = lists[p];
-            list.reserve(static_cast<std::size_t>(n * dp1 / parts + n * dp1 / (4 * parts) + 16));
+    const int groups = std::min(parts, num_threads());
+    parallel_for(groups, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t g = lo; g < hi; ++g) {
+            // Vertices v with v * parts / m in [p_lo, p_hi).
+            const std::int64_t p_lo = parts * g / groups, p_hi = parts * (g + 1) / groups;
+            const std::int64_t v_begin = (m * p_lo + parts - 1) / parts, v_end = (m * p_hi + parts - 1) / parts;
             for (std::int64_t i = 0; i < n; ++i)
                 for (int r = 0; r < dp1; ++r) {
                     const std::int64_t e = i * dp1 + r;
@@ -509,10 +511,11 @@ void Permutohedral::partition_splat(int parts) {
                     if (v < v_begin || v >= v_end) continue;
                     const bool first = !seen[v];  // the first entry assigns instead of adding
                     seen[v] = 1;
-                    list.push_back({static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
+                    lists[static_cast<std::int64_t>(v) * parts / m].push_back(
+                        {static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
                 }
             for (std::int64_t v = v_begin; v < v_end; ++v)
-                if (!seen[v]) orphans[p].push_back(static_cast<std::int32_t>(v));
+                if (!seen[v]) orphans[v * parts / m].push_back(static_cast<std::int32_t>(v));
         }
     });
     splat_.swap(lists);
