@@ -112,8 +112,11 @@ struct DenseCRF::Impl {
         : n(n_), labels(labels_), stride(row_stride(labels_)), kernels(detail::kernels_for(stride)) {
         check_memory(2.0 * n * stride * 4, "the CRF");
         guarded_alloc("the unary", [&] {
-            neg_unary.assign(static_cast<std::size_t>(n) * stride, 0.f);
+            neg_unary.resize(static_cast<std::size_t>(n) * stride);
             return 0;
+        });
+        parallel_for(n, 8192, [&](std::int64_t lo, std::int64_t hi) {  // U = 0 until a unary is set
+            std::fill(neg_unary.data() + lo * stride, neg_unary.data() + hi * stride, 0.f);
         });
         fill_padding(neg_unary.data(), kPadEnergy);
     }
@@ -160,9 +163,10 @@ struct DenseCRF::Impl {
         if (bytes == 0.0) return;
         check_memory(bytes, "CRF inference");
         guarded_alloc("the inference workspace", [&] {
-            if (q.empty()) q.assign(static_cast<std::size_t>(n) * stride, 0.f);
+            // Not zeroed: every step writes q (softmax) and all vertex rows (splat) before reading them.
+            if (q.empty()) q.resize(static_cast<std::size_t>(n) * stride);
             for (auto& t : terms)
-                if (t.values.empty()) t.values.assign(static_cast<std::size_t>(t.lattice.n_vertices()) * stride, 0.f);
+                if (t.values.empty()) t.values.resize(static_cast<std::size_t>(t.lattice.n_vertices()) * stride);
             return 0;
         });
     }

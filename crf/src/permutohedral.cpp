@@ -492,22 +492,32 @@ void Permutohedral::partition_splat(int parts) {
     const std::int64_t m = m_, n = n_;
     // Job p owns vertices [m p / parts, m (p+1) / parts) and lists their entries in point order, so
     // every vertex sums its contributions in the reference's order whatever the number of jobs.
-    // One pass over the entries buckets them by owner.
+    // Built in parallel: each thread takes a group of jobs (a contiguous vertex range) and makes one
+    // pass over the entries, keeping those of its vertices (disjoint ranges: `seen` is shared safely).
     std::vector<LargeVector<SplatEntry>> lists(parts);
+    std::vector<std::vector<std::int32_t>> orphans(parts);  // only the reference padding makes them
     for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / parts + n * dp1 / (4 * parts) + 16));
     std::vector<char> seen(m, 0);
-    for (std::int64_t i = 0; i < n; ++i)
-        for (int r = 0; r < dp1; ++r) {
-            const std::int64_t e = i * dp1 + r;
-            const std::int32_t v = offset_[e];
-            const bool first = !seen[v];  // the first entry assigns instead of adding
-            seen[v] = 1;
-            lists[static_cast<std::int64_t>(v) * parts / m].push_back(
-                {static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
+    const int groups = std::min(parts, num_threads());
+    parallel_for(groups, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t g = lo; g < hi; ++g) {
+            // Vertices v with v * parts / m in [p_lo, p_hi).
+            const std::int64_t p_lo = parts * g / groups, p_hi = parts * (g + 1) / groups;
+            const std::int64_t v_begin = (m * p_lo + parts - 1) / parts, v_end = (m * p_hi + parts - 1) / parts;
+            for (std::int64_t i = 0; i < n; ++i)
+                for (int r = 0; r < dp1; ++r) {
+                    const std::int64_t e = i * dp1 + r;
+                    const std::int32_t v = offset_[e];
+                    if (v < v_begin || v >= v_end) continue;
+                    const bool first = !seen[v];  // the first entry assigns instead of adding
+                    seen[v] = 1;
+                    lists[static_cast<std::int64_t>(v) * parts / m].push_back(
+                        {static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
+                }
+            for (std::int64_t v = v_begin; v < v_end; ++v)
+                if (!seen[v]) orphans[v * parts / m].push_back(static_cast<std::int32_t>(v));
         }
-    std::vector<std::vector<std::int32_t>> orphans(parts);  // only the reference padding makes them
-    for (std::int64_t v = 0; v < m; ++v)
-        if (!seen[v]) orphans[v * parts / m].push_back(static_cast<std::int32_t>(v));
+    });
     splat_.swap(lists);
     orphans_.swap(orphans);
 }
@@ -531,8 +541,13 @@ void Permutohedral::scale_weights(const float* splat_scale, const float* slice_s
 void Permutohedral::compute(const float* in, float* out, int value_size) const {
     if (value_size < 1) throw std::invalid_argument("value_size must be >= 1");
     const int stride = value_size <= 4 ? 4 : (value_size + 7) / 8 * 8;  // 4: the 4-lane kernels
-    LargeVector<float> padded(static_cast<std::size_t>(n_) * stride, 0.f), values(static_cast<std::size_t>(m_) * stride);
-    for (std::int64_t i = 0; i < n_; ++i) std::copy_n(in + i * value_size, value_size, padded.data() + i * stride);
+    LargeVector<float> padded(static_cast<std::size_t>(n_) * stride), values(static_cast<std::size_t>(m_) * stride);
+    parallel_for(n_, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i) {
+            float* row = std::copy_n(in + i * value_size, value_size, padded.data() + i * stride);
+            std::fill(row, padded.data() + (i + 1) * stride, 0.f);
+        }
+    });
     splat(*this, padded.data(), values.data(), stride);
     blur(*this, values.data(), stride);
     const int dp1 = d_ + 1;

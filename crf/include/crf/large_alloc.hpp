@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace deeplab::crf {
@@ -39,6 +41,18 @@ struct LargeAllocator {
             detail::large_deallocate(p);
         else
             ::operator delete(p);
+    }
+
+    // resize() and the size constructor leave new elements default-initialised (uninitialised for
+    // arithmetic types: every user overwrites them, and zeroing tens of MiB is a serial pass);
+    // assign(n, value) and the (n, value) constructor still fill.
+    template <class U>
+    void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
     }
 
     template <class U>
