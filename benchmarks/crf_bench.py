@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 import crf
+from runtime.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("DEEPLAB_REFERENCE") or ROOT.parent / "shared" / "reference")
@@ -116,14 +116,7 @@ def peak_memory(args: argparse.Namespace, impl: str, threads: int, iterations: i
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=2))
 
 
 def main() -> int:
