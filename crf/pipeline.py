@@ -53,22 +53,34 @@ def _probs(probs: Any, shape: tuple[int, int]) -> np.ndarray:
 
 
 def refine(image: Any, probs: Any, iterations: int | None = None, preset: "str | Preset" = "voc", *,
-           clip: float = 1e-5, **overrides: Any) -> np.ndarray:
+           clip: float = 1e-5, init: Any = None, **overrides: Any) -> np.ndarray:
     """Refine `probs` (n_labels x H x W softmax probabilities) with a dense CRF on `image` (H x W x 3 uint8).
 
     Unary = -log(clip(probs, clip, 1)); kernels and iterations come from `preset` ("voc": DeepLab v2,
     "pydensecrf": pydensecrf's example), any field overridable by keyword (e.g. bilateral_srgb=5).
-    Returns refined probabilities, n_labels x H x W float32. Threads: crf.set_num_threads.
+    `init` (n_labels x H x W, e.g. the previous video frame's result): mean field starts from it instead of from
+    the unary (warm start). Returns refined probabilities, n_labels x H x W float32. Threads: crf.set_num_threads.
     """
-    return refine_batch([image], [probs], iterations, preset, clip=clip, **overrides)[0]
+    inits = None if init is None else [init]
+    return refine_batch([image], [probs], iterations, preset, clip=clip, inits=inits, **overrides)[0]
 
 
 def refine_batch(images: Sequence[Any], probs: Sequence[Any], iterations: int | None = None,
-                 preset: "str | Preset" = "voc", *, clip: float = 1e-5, **overrides: Any) -> list[np.ndarray]:
-    """`refine` over several images, one image per thread (images may differ in size)."""
+                 preset: "str | Preset" = "voc", *, clip: float = 1e-5, inits: Sequence[Any] | None = None,
+                 **overrides: Any) -> list[np.ndarray]:
+    """`refine` over several images, one image per thread (images may differ in size); `inits`: one warm start
+    per image, or None."""
     if len(images) != len(probs):
         raise ValueError(f"got {len(images)} images but {len(probs)} probability maps")
     params = _params(preset, iterations, clip, overrides)
     ims = [_image(im) for im in images]
     ps = [_probs(p, im.shape[:2]) for im, p in zip(ims, probs)]
-    return _crf.refine_batch(ims, ps, params)
+    starts = []
+    if inits is not None:
+        if len(inits) != len(ps):
+            raise ValueError(f"got {len(inits)} inits for {len(ps)} probability maps")
+        starts = [_probs(q, p.shape[1:]) for q, p in zip(inits, ps)]
+        for q, p in zip(starts, ps):
+            if q.shape != p.shape:
+                raise ValueError(f"init must have the shape of probs {p.shape}, got {q.shape}")
+    return _crf.refine_batch(ims, ps, params, starts)

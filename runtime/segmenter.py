@@ -182,14 +182,14 @@ def _upsample_device(requested: str, backend: str) -> str:
 def _load_crf() -> Callable[..., np.ndarray]:
     try:
         import crf
-        crf.refine, crf.DenseCRF2D, crf.presets.get_preset  # noqa: B018 - the API this module uses
+        crf.refine, crf.presets.get_preset  # noqa: B018 - the API this module uses
     except (ImportError, AttributeError) as e:
         raise CrfUnavailable(f"the dense CRF is not available ({e}); use crf=None / --no-crf") from None
 
     def call(image: np.ndarray, probs: np.ndarray, init: np.ndarray | None = None, **settings: Any) -> np.ndarray:
-        if init is None or init.shape != probs.shape:
-            return crf.refine(image, probs, **settings)
-        return _warm_refine(crf, image, probs, init, **settings)
+        if init is not None and init.shape != probs.shape:
+            init = None  # the frame size changed: start from this frame's unary
+        return crf.refine(image, probs, init=init, **settings)
 
     return call
 
@@ -203,23 +203,6 @@ def _check_crf_settings(settings: Mapping[str, Any]) -> None:
     except TypeError as e:
         raise ValueError(f"bad CRF settings {dict(settings)}: {e}") from None
 
-
-def _warm_refine(crf: Any, image: np.ndarray, probs: np.ndarray, init: np.ndarray, preset: Any = "voc",
-                 iterations: int | None = None, clip: float = 1e-5, **overrides: Any) -> np.ndarray:
-    """``crf.refine`` with mean-field started from ``init`` instead of the unary (the same kernels, through the
-    pydensecrf-compatible API: ``startInference`` then ``stepInference`` on the given Q)."""
-    p = crf.presets.get_preset(preset).with_overrides(iterations=iterations, **overrides)
-    c, h, w = probs.shape
-    d = crf.DenseCRF2D(w, h, c)
-    d.setUnaryEnergy(crf.utils.unary_from_softmax(probs, clip=clip))
-    d.addPairwiseGaussian(sxy=p.gaussian_sxy, compat=p.gaussian_weight, normalization=p.normalization)
-    d.addPairwiseBilateral(sxy=p.bilateral_sxy, srgb=p.bilateral_srgb, rgbim=np.ascontiguousarray(image),
-                           compat=p.bilateral_weight, normalization=p.normalization)
-    q, tmp1, tmp2 = d.startInference()
-    q[...] = np.asarray(init, np.float32).reshape(c, -1)
-    for _ in range(int(p.iterations)):
-        d.stepInference(q, tmp1, tmp2)
-    return np.asarray(q).reshape(c, h, w)
 
 
 __all__ = ["BackendError", "CrfUnavailable", "Segmenter", "crf_settings", "label_dtype"]

@@ -156,10 +156,14 @@ RefineParams make_params(int iterations, float gaussian_sxy, float gaussian_weig
     return p;
 }
 
-// Refines images[i] (H x W x 3 uint8) with probs[i] (L x H x W float32), one image per thread.
+// Refines images[i] (H x W x 3 uint8) with probs[i] (L x H x W float32), one image per thread; inits, empty or one per
+// image (L x H x W), are the starting points of mean field (warm start).
 std::vector<Out3> refine_batch(const std::vector<In<std::uint8_t, 3>>& images, const std::vector<In<float, 3>>& probs,
-                               const RefineParams& params) {
+                               const RefineParams& params, const std::vector<In<float, 3>>& inits) {
     if (images.size() != probs.size()) throw std::invalid_argument("images and probs differ in length");
+    if (!inits.empty() && inits.size() != probs.size()) throw std::invalid_argument("inits and probs differ in length");
+    for (std::size_t i = 0; i < inits.size(); ++i)
+        if (inits[i].size() != probs[i].size()) throw std::invalid_argument("an init differs in size from its probs");
     const std::size_t n = images.size();
     std::vector<nb::capsule> owners(n);
     std::vector<float*> outs(n);
@@ -170,7 +174,8 @@ std::vector<Out3> refine_batch(const std::vector<In<std::uint8_t, 3>>& images, c
         auto run = [&](std::int64_t i) {
             try {
                 refine(images[i].data(), static_cast<int>(images[i].shape(1)), static_cast<int>(images[i].shape(0)),
-                       probs[i].data(), static_cast<int>(probs[i].shape(0)), params, outs[i]);
+                       probs[i].data(), static_cast<int>(probs[i].shape(0)), params, outs[i],
+                       inits.empty() ? nullptr : inits[i].data());
             } catch (...) {
                 errors[i] = std::current_exception();
             }
@@ -239,7 +244,7 @@ NB_MODULE(_crf, m) {
                      [](RefineParams& p, int v) { p.normalization = Normalization(v); })
         .def_rw("clip", &RefineParams::clip);
 
-    m.def("refine_batch", &refine_batch, nb::arg("images"), nb::arg("probs"), nb::arg("params"));
+    m.def("refine_batch", &refine_batch, nb::arg("images"), nb::arg("probs"), nb::arg("params"), nb::arg("inits"));
     m.def("set_num_threads", &set_num_threads, nb::arg("n"));
     m.def("get_num_threads", &num_threads);
     m.def("clear_lattice_cache", &clear_lattice_cache,

@@ -343,11 +343,16 @@ void DenseCRF::add_pairwise_energy(const float* features, int dim, const Compati
     impl_->add_term(features, dim, compat, normalization);
 }
 
-void DenseCRF::inference(int n_iterations, float* q_out) {
+void DenseCRF::inference(int n_iterations, float* q_out, const float* q_init) {
     if (n_iterations < 0) throw std::invalid_argument("the number of iterations must be >= 0");
     Impl& m = *impl_;
     m.ensure_workspace();
-    m.softmax_unary(m.q.data());
+    if (q_init != nullptr) {
+        m.from_label_major(q_init, m.q.data(), [](float x) { return x; });
+        m.fill_padding(m.q.data(), 0.f);
+    } else {
+        m.softmax_unary(m.q.data());
+    }
     for (int it = 0; it < n_iterations; ++it) m.iterate(m.q.data(), m.q.data());
     m.to_label_major(m.q.data(), q_out);
 }
@@ -474,7 +479,7 @@ RefineParams RefineParams::pydensecrf() {
 }
 
 void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
-            const RefineParams& params, float* out) {
+            const RefineParams& params, float* out, const float* init) {
     DenseCRF2D crf(width, height, n_labels);
     crf.set_unary_from_probabilities(probs, params.clip);
     crf.add_pairwise_gaussian(params.gaussian_sxy, params.gaussian_sxy, Compatibility::potts(params.gaussian_weight),
@@ -482,7 +487,7 @@ void refine(const std::uint8_t* image, int width, int height, const float* probs
     crf.add_pairwise_bilateral(params.bilateral_sxy, params.bilateral_sxy, params.bilateral_srgb, params.bilateral_srgb,
                                params.bilateral_srgb, image, Compatibility::potts(params.bilateral_weight),
                                KernelType::Diag, params.normalization);
-    crf.inference(params.iterations, out);
+    crf.inference(params.iterations, out, init);
 }
 
 }  // namespace deeplab::crf

@@ -166,3 +166,15 @@ def test_forked_child_gets_a_fresh_thread_pool():
         assert child.exitcode == 0
     finally:
         crf.set_num_threads(before)
+
+
+def test_refine_from_init_uses_the_same_kernels():
+    """Started from the unary's own softmax, the warm-start path (init=) must give crf.refine's result."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    logits = rng.standard_normal((3, 30, 40)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(0)
+    for preset in ("voc", "pydensecrf"):
+        cold = crf.refine(image, probs, preset=preset, iterations=3)
+        warm = crf.refine(image, probs, preset=preset, iterations=3, init=probs)
+        np.testing.assert_allclose(warm, cold, atol=1e-4)

@@ -252,3 +252,11 @@ def test_bad_enums_and_presets():
         refine(preset="nope")
     with pytest.raises(ValueError, match="images"):
         crf.refine_batch([IMG], [PROBS, PROBS])
+
+
+def test_refine_init_must_match_probs():
+    probs = np.full((3, 6, 7), 1 / 3, np.float32)
+    with pytest.raises(ValueError, match="init must have the shape"):
+        crf.refine(IMG, probs, init=np.full((2, 6, 7), 0.5, np.float32))
+    with pytest.raises(ValueError, match="to match the image"):
+        crf.refine(IMG, probs, init=np.full((3, 5, 7), 1 / 3, np.float32))

@@ -131,21 +131,6 @@ def test_preprocess_matches_the_reference_formula(order, scale):
     assert not x[0, :, 21:].any() and not x[0, :, :, 30:].any()
 
 
-def test_warm_refine_uses_the_same_kernels_as_crf_refine():
-    """Started from the unary's own softmax, the warm-start path must give crf.refine's result."""
-    _crf_or_skip()
-    import crf
-
-    from runtime.segmenter import _warm_refine
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
-    logits = rng.standard_normal((3, 30, 40)).astype(np.float32)
-    probs = np.exp(logits) / np.exp(logits).sum(0)
-    for preset in ("voc", "pydensecrf"):
-        cold = crf.refine(image, probs, preset=preset, iterations=3)
-        warm = _warm_refine(crf, image, probs, probs, preset=preset, iterations=3)
-        np.testing.assert_allclose(warm, cold, atol=1e-4)
-
 
 def test_cuda_upsampling_without_a_gpu_is_a_clear_error(tiny_onnx):
     from runtime.cuda_util import gpu_available

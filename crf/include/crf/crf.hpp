@@ -74,8 +74,9 @@ public:
                              KernelType kernel = KernelType::Diag,
                              Normalization normalization = Normalization::Symmetric);
 
-    // Mean-field inference; q_out: n_labels × n_pixels probabilities.
-    void inference(int n_iterations, float* q_out);
+    // Mean-field inference; q_out: n_labels × n_pixels probabilities. q_init (same layout, may be null): start from
+    // these probabilities instead of softmax(-U), e.g. the previous video frame's result (warm start).
+    void inference(int n_iterations, float* q_out, const float* q_init = nullptr);
     // Q = softmax(-U) (the starting point of inference).
     void start_inference(float* q_out);
     // One mean-field update of q (n_labels × n_pixels) in place; q may come from another frame.
@@ -125,7 +126,8 @@ struct RefineParams {
 };
 
 // probs, out: n_labels × height × width (out may alias probs); image: height × width × 3 uint8.
+// init (same layout, may be null): mean field starts from it instead of from the unary (warm start).
 void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
-            const RefineParams& params, float* out);
+            const RefineParams& params, float* out, const float* init = nullptr);
 
 }  // namespace deeplab::crf

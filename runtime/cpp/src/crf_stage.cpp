@@ -87,21 +87,8 @@ void CrfStage::refine(const ImageView& image, int channels, std::vector<float>& 
   try {
     crf::set_num_threads(s.threads);
     const bool warm = s.warm_start && s.params.iterations > 0 && s.prev_h == h && s.prev_w == w && s.prev_c == channels && !s.previous.empty();
-    if (!warm) {
-      crf::refine(pixels, w, h, probs.data(), channels, s.params, probs.data());
-    } else {
-      // The unary comes from this frame; mean field starts from the previous frame's result.
-      const crf::RefineParams& p = s.params;
-      crf::DenseCRF2D model(w, h, channels);
-      model.set_unary_from_probabilities(probs.data(), p.clip);
-      model.add_pairwise_gaussian(p.gaussian_sxy, p.gaussian_sxy, crf::Compatibility::potts(p.gaussian_weight),
-                                  crf::KernelType::Diag, p.normalization);
-      model.add_pairwise_bilateral(p.bilateral_sxy, p.bilateral_sxy, p.bilateral_srgb, p.bilateral_srgb,
-                                   p.bilateral_srgb, pixels, crf::Compatibility::potts(p.bilateral_weight),
-                                   crf::KernelType::Diag, p.normalization);
-      probs.swap(s.previous);
-      for (int i = 0; i < p.iterations; ++i) model.step_inference(probs.data());
-    }
+    // The unary comes from this frame; with a warm start, mean field starts from the previous frame's result.
+    crf::refine(pixels, w, h, probs.data(), channels, s.params, probs.data(), warm ? s.previous.data() : nullptr);
   } catch (const crf::OutOfMemory& e) {
     throw Error(ErrorCode::out_of_memory, std::string("dense CRF: ") + e.what());
   } catch (const std::invalid_argument& e) {
