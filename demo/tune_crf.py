@@ -22,7 +22,7 @@ from export.voc import VOCDataset
 # The grid: appearance (bilateral) kernel σxy, σrgb and weight; the smoothness kernel and iterations as in "voc".
 BILATERAL_SXY = (10.0, 20.0, 40.0, 67.0)
 BILATERAL_SRGB = (3.0, 6.0, 10.0, 20.0)
-BILATERAL_WEIGHT = (3.0, 5.0, 8.0)
+BILATERAL_WEIGHT = (3.0, 5.0, 8.0, 12.0)
 VOC = {"preset": "voc"}
 
 
