@@ -22,7 +22,7 @@ from export.voc import VOCDataset
 class TrainConfig:
     steps: int = 2000
     batch: int = 8
-    crop: int = 192
+    crop: tuple[int, int] = (192, 192)  # height, width
     lr: float = 2e-3
     weight_decay: float = 1e-4
     blocks: tuple[int, int, int, int] = (1, 1, 1, 1)
@@ -42,6 +42,18 @@ def _blocks(text: str) -> tuple[int, int, int, int]:
     return values  # type: ignore[return-value]
 
 
+def _crop(text: str) -> tuple[int, int]:
+    """``N`` (an N×N square) or ``WxH`` → (height, width)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x")) if "x" in text.lower() else (int(text),) * 2
+    except ValueError:
+        w = h = 0
+    if w < 8 or h < 8:
+        raise argparse.ArgumentTypeError(f"crop must be a side like 160 or WIDTHxHEIGHT like 320x240 (at least 8), "
+                                         f"got {text!r}")
+    return h, w
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     parser.add_argument("--data", required=True, help="VOC-layout dataset (its train split is used)")
@@ -50,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also export the checkpoint to this ONNX file (default: the demo's; '' to skip)")
     parser.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps (default {d.steps})")
     parser.add_argument("--batch", type=int, default=d.batch, help=f"crops per step (default {d.batch})")
-    parser.add_argument("--crop", type=int, default=d.crop, help=f"square crop side in pixels (default {d.crop})")
+    parser.add_argument("--crop", type=_crop, default=d.crop,
+                        help="square crop side in pixels, or WIDTHxHEIGHT; the image size trains on whole frames, "
+                             f"as the runtime sees them (default {d.crop[1]})")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     parser.add_argument("--blocks", type=_blocks, default=d.blocks, help="bottlenecks per stage (default 1,1,1,1)")
     parser.add_argument("--width", type=int, default=d.width, help=f"base width (default {d.width})")
@@ -72,23 +86,23 @@ def _load(dataset: VOCDataset) -> tuple[np.ndarray, np.ndarray]:
 
 def _batch(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig,
            mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Random crops (zero-padded when the image is smaller; some centred on objects), flipped half of the time; preprocessed like the runtime
-    (BGR minus the Caffe mean)."""
+    """Random crops (zero-padded when the image is smaller; some centred on objects), flipped half of the time;
+    preprocessed like the runtime (BGR minus the Caffe mean)."""
     n, h, w = labels.shape
-    c = cfg.crop
-    x = np.zeros((cfg.batch, 3, c, c), np.float32)
-    y = np.full((cfg.batch, c, c), 255, np.int64)
+    ch, cw = cfg.crop
+    x = np.zeros((cfg.batch, 3, ch, cw), np.float32)
+    y = np.full((cfg.batch, ch, cw), 255, np.int64)
     for k, i in enumerate(rng.integers(0, n, cfg.batch)):
         objects = np.flatnonzero((labels[i] != 0) & (labels[i] != 255))
         if objects.size and rng.random() < cfg.object_crops:  # centre the crop on an object pixel
             cy, cx = divmod(int(objects[rng.integers(objects.size)]), w)
-            y0 = int(np.clip(cy - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, max(h - c, 0)))
-            x0 = int(np.clip(cx - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, max(w - c, 0)))
+            y0 = int(np.clip(cy - ch // 2 + rng.integers(-ch // 4, ch // 4 + 1), 0, max(h - ch, 0)))
+            x0 = int(np.clip(cx - cw // 2 + rng.integers(-cw // 4, cw // 4 + 1), 0, max(w - cw, 0)))
         else:
-            y0 = int(rng.integers(0, max(h - c, 0) + 1))
-            x0 = int(rng.integers(0, max(w - c, 0) + 1))
-        im = images[i, y0:y0 + c, x0:x0 + c].astype(np.float32) - mean
-        lb = labels[i, y0:y0 + c, x0:x0 + c]
+            y0 = int(rng.integers(0, max(h - ch, 0) + 1))
+            x0 = int(rng.integers(0, max(w - cw, 0) + 1))
+        im = images[i, y0:y0 + ch, x0:x0 + cw].astype(np.float32) - mean
+        lb = labels[i, y0:y0 + ch, x0:x0 + cw]
         if rng.random() < 0.5:
             im, lb = im[:, ::-1], lb[:, ::-1]
         x[k, :, : im.shape[0], : im.shape[1]] = im.transpose(2, 0, 1)
@@ -143,7 +157,8 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path, init: str | Path 
         ema = value if ema is None else 0.95 * ema + 0.05 * value
         bar.set_postfix(loss=f"{ema:.3f}")
     model.eval()
-    summary = {"config": {**asdict(cfg), "blocks": list(cfg.blocks)}, "data": str(data), "images": len(dataset),
+    summary = {"config": {**asdict(cfg), "blocks": list(cfg.blocks), "crop": list(cfg.crop)}, "data": str(data),
+               "images": len(dataset),
                "init": str(init) if init is not None else None,
                "final_loss": round(ema or 0.0, 4), "seconds": round(time.monotonic() - start, 1)}
     save_checkpoint(out, model, class_names, {"train": summary})

@@ -28,3 +28,30 @@ def test_train_then_tune_crf(tmp_path):
     assert meta.extra["crf"]["preset"] == "voc"
     assert meta.extra["crf"] == torch.load(ckpt, weights_only=True)["meta"]["crf"]
     assert "crf" not in meta.extra["checkpoint_meta"]
+
+
+def test_batch_crops_are_height_by_width():
+    import numpy as np
+
+    from demo.train import TrainConfig, _batch
+
+    labels = np.zeros((2, 48, 64), np.uint8)
+    labels[:, 10:20, 30:40] = 3
+    x, y = _batch(np.random.default_rng(0), np.zeros((2, 48, 64, 3), np.uint8), labels,
+                  TrainConfig(batch=4, crop=(48, 64)), np.zeros(3, np.float32))
+    assert x.shape == (4, 3, 48, 64) and y.shape == (4, 48, 64)
+    assert set(np.unique(y)) == {0, 3}  # whole frames: nothing padded, so no 255
+
+
+@pytest.mark.parametrize("text, expected", [("40", (40, 40)), ("64x48", (48, 64)), ("64X48", (48, 64))])
+def test_crop_argument(text, expected):
+    from demo.train import _crop
+
+    assert _crop(text) == expected
+
+
+@pytest.mark.parametrize("text", ["4", "64x", "x48", "big", "64x48x2"])
+def test_bad_crop_argument_is_rejected(text, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "unused", "--crop", text])
+    assert "crop must be" in capsys.readouterr().err
