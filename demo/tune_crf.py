@@ -19,17 +19,45 @@ from demo.assets import checkpoint_path, onnx_path
 from export.metrics import ConfusionMatrix
 from export.voc import VOCDataset
 
-# The grid: appearance (bilateral) kernel σxy, σrgb and weight; the smoothness kernel and iterations as in "voc".
-BILATERAL_SXY = (10.0, 20.0, 40.0, 67.0)
-BILATERAL_SRGB = (3.0, 6.0, 10.0, 20.0)
-BILATERAL_WEIGHT = (3.0, 5.0, 8.0, 12.0)
+# The default grid: appearance (bilateral) kernel σxy, σrgb and weight; the smoothness kernel and iterations as in "voc".
+GRID: dict[str, tuple[float, ...]] = {
+    "bilateral_sxy": (10.0, 20.0, 40.0, 67.0),
+    "bilateral_srgb": (3.0, 6.0, 10.0, 20.0),
+    "bilateral_weight": (3.0, 5.0, 8.0, 12.0),
+}
 VOC = {"preset": "voc"}
 
 
-def candidates() -> list[dict[str, Any]]:
-    """``crf.refine`` keyword arguments: the VOC preset itself, then every grid point."""
-    return [VOC] + [{"preset": "voc", "bilateral_sxy": sxy, "bilateral_srgb": srgb, "bilateral_weight": w}
-                    for sxy, srgb, w in itertools.product(BILATERAL_SXY, BILATERAL_SRGB, BILATERAL_WEIGHT)]
+def candidates(grid: dict[str, tuple[float, ...]] = GRID) -> list[dict[str, Any]]:
+    """``crf.refine`` keyword arguments: the VOC preset itself, then every point of ``grid``."""
+    names = list(grid)
+    return [VOC] + [{"preset": "voc", **dict(zip(names, values))} for values in itertools.product(*grid.values())]
+
+
+def edge_warnings(best: dict[str, Any], grid: dict[str, tuple[float, ...]]) -> list[str]:
+    """One line for each parameter whose best value is the smallest or largest searched: the optimum may lie beyond."""
+    lines = []
+    for name, values in grid.items():
+        if len(values) < 2 or name not in best:
+            continue
+        for end, value in (("largest", max(values)), ("smallest", min(values))):
+            if best[name] == value:
+                lines.append(f"{name} {value:g} is the {end} value searched; widen --{_flag(name)} to look beyond it")
+    return lines
+
+
+def _flag(name: str) -> str:
+    return name.removeprefix("bilateral_")
+
+
+def _values(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(sorted({float(v) for v in text.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"values must be > 0, got {text!r}")
+    return values
 
 
 def search(model: str | Path, dataset: VOCDataset, grid: list[dict[str, Any]], progress: bool = True
@@ -63,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint whose meta receives the settings (default: the demo's)")
     parser.add_argument("--onnx", default=str(onnx_path()),
                         help="ONNX to search with and to re-export afterwards (default: the demo's)")
+    for name, values in GRID.items():
+        parser.add_argument(f"--{_flag(name)}", dest=name, type=_values, default=values, metavar="V,V,...",
+                            help=f"{name} values to search (default {','.join(f'{v:g}' for v in values)})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,12 +104,15 @@ def run(args: argparse.Namespace) -> int:
 
     dataset = VOCDataset(args.data, args.split)
     dataset.ids = dataset.ids[: max(1, args.max_images)]
-    base, ranked = search(args.onnx, dataset, candidates())
+    grid = {name: getattr(args, name) for name in GRID}
+    base, ranked = search(args.onnx, dataset, candidates(grid))
     best_miou, best = ranked[0]
     print(f"mIoU on {args.data} ({args.split}, {len(dataset)} images): no CRF {100 * base:.2f}")
     for value, settings in ranked[:5]:
         print(f"  {100 * value:.2f}  {settings}")
     print(f"  VOC preset: {100 * next(v for v, s in ranked if s == VOC):.2f}")
+    for line in edge_warnings(best, grid):
+        print(f"note: {line}")
     model, ckpt = load_model(args.checkpoint)
     meta = {**ckpt.meta, "crf": best,
             "crf_search": {"data": str(args.data), "split": args.split, "images": len(dataset),
@@ -88,5 +122,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote the CRF settings into {args.checkpoint}")
     if args.onnx:
         export_onnx(args.checkpoint, args.onnx, height=240, width=320, log=lambda s: print(s, file=sys.stderr))
-        print(f"wrote {args.onnx}")
     return 0

@@ -77,6 +77,15 @@ def _sinks(args: argparse.Namespace, source) -> list:
     return sinks
 
 
+def describe_crf(settings: dict[str, Any] | None) -> str:
+    """The CRF settings in one line: ``off``, or the base preset and what overrides it."""
+    if settings is None:
+        return "off"
+    overrides = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in sorted(settings.items()) if k != "preset")
+    return f"{settings.get('preset', 'voc')} preset" + (f" with {overrides}" if overrides else "")
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The end-of-run table: per-stage and end-to-end percentiles, then counts and throughput."""
     rows = [(name, s) for name, s in summary["stages"].items()] + [("end-to-end", summary["end_to_end"])]
@@ -86,7 +95,7 @@ def format_table(summary: dict[str, Any]) -> str:
     f = summary["frames"]
     lines.append(f"frames: {f['processed']} processed, {f['skipped']} undecodable (skipped), {f['failed']} failed; "
                  f"{summary['fps']:.1f} fps overall ({summary['mode']}); slowest stage: {summary['slowest_stage']}")
-    lines.append(f"backend: {summary['backend']} ({summary['backend_reason']}); CRF: {summary['crf'] or 'off'}")
+    lines.append(f"backend: {summary['backend']} ({summary['backend_reason']}); CRF: {describe_crf(summary['crf'])}")
     lines += [f"note: {n}" for n in summary["notes"]]
     lines += [f"error ({count}×): {msg}" for msg, count in summary["errors"].items()]
     return "\n".join(lines)

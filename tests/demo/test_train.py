@@ -18,7 +18,7 @@ def test_train_then_tune_crf(tmp_path):
     assert payload["meta"]["train"]["config"]["steps"] == 2
 
     assert main(["tune-crf", "--data", str(data), "--max-images", "1", "--checkpoint", str(ckpt),
-                 "--onnx", str(onnx_file)]) == 0
+                 "--onnx", str(onnx_file), "--sxy", "40", "--srgb", "10,5", "--weight", "12"]) == 0
     import onnx
 
     from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
@@ -26,6 +26,8 @@ def test_train_then_tune_crf(tmp_path):
     props = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
     meta = ModelMeta.from_json(props[ONNX_METADATA_KEY])
     assert meta.extra["crf"]["preset"] == "voc"
+    if "bilateral_sxy" in meta.extra["crf"]:  # a grid point won, not the VOC preset itself: from the grid given
+        assert meta.extra["crf"]["bilateral_sxy"] == 40 and meta.extra["crf"]["bilateral_srgb"] in (5, 10)
     assert meta.extra["crf"] == torch.load(ckpt, weights_only=True)["meta"]["crf"]
     assert "crf" not in meta.extra["checkpoint_meta"]
 
@@ -55,3 +57,26 @@ def test_bad_crop_argument_is_rejected(text, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--data", "unused", "--crop", text])
     assert "crop must be" in capsys.readouterr().err
+
+
+def test_tune_crf_grid_and_edge_warnings():
+    from demo.tune_crf import VOC, candidates, edge_warnings
+
+    grid = {"bilateral_sxy": (20.0, 40.0), "bilateral_weight": (4.0, 8.0, 12.0)}
+    points = candidates(grid)
+    assert points[0] == VOC and len(points) == 1 + 2 * 3
+    assert {"preset": "voc", "bilateral_sxy": 40.0, "bilateral_weight": 8.0} in points
+    assert edge_warnings({"preset": "voc", "bilateral_sxy": 40.0, "bilateral_weight": 8.0}, grid) == [
+        "bilateral_sxy 40 is the largest value searched; widen --sxy to look beyond it"]
+    assert edge_warnings({"preset": "voc", "bilateral_sxy": 20.0, "bilateral_weight": 4.0}, grid) == [
+        "bilateral_sxy 20 is the smallest value searched; widen --sxy to look beyond it",
+        "bilateral_weight 4 is the smallest value searched; widen --weight to look beyond it"]
+    assert edge_warnings(VOC, grid) == []
+    assert edge_warnings({"preset": "voc", "bilateral_weight": 12.0}, {"bilateral_weight": (12.0,)}) == []
+
+
+@pytest.mark.parametrize("text", ["a,b", "0,3", "-1", "3,,4"])
+def test_bad_tune_crf_grid_is_rejected(text, capsys):
+    with pytest.raises(SystemExit):
+        main(["tune-crf", "--data", "unused", "--weight", text])
+    assert "--weight" in capsys.readouterr().err

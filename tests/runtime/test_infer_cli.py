@@ -124,7 +124,20 @@ def test_demo_defaults(capsys):
     from demo import assets
     if assets.onnx_path().is_file() and assets.video_path().is_file():
         assert main(["--max-frames", "3", "--no-progress"]) == 0
-        assert "3 processed" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "3 processed" in out
+        assert "CRF: voc preset with bilateral_srgb=10, bilateral_sxy=40, bilateral_weight=12" in out  # its own
     else:
         assert main(["--max-frames", "3", "--no-progress"]) == 1
         assert "bundled demo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("settings, text", [
+    (None, "off"),
+    ({"preset": "pydensecrf"}, "pydensecrf preset"),
+    ({"preset": "voc", "iterations": 3, "bilateral_sxy": 40.0}, "voc preset with bilateral_sxy=40, iterations=3"),
+])
+def test_describe_crf(settings, text):
+    from runtime.infer import describe_crf
+
+    assert describe_crf(settings) == text
