@@ -22,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.metrics import ConfusionMatrix  # noqa: E402
+from export.evaluate import evaluate  # noqa: E402
+from export.metrics import ConfusionMatrix, iou, miou  # noqa: E402
 from export.voc import VOCDataset  # noqa: E402
 
 
@@ -67,33 +68,31 @@ def main(argv: list[str] | None = None) -> int:
 
             data = Path(tmp) / "heldout"
             write_dataset(data, args.max_images, args.seed, 320, 240, val_fraction=1.0)
-        dataset = VOCDataset(data, args.split)
-        dataset.ids = dataset.ids[: max(1, args.max_images)]
-        n = seg.meta.n_classes
-        model_cm, crf_cm, ceiling_cm = ConfusionMatrix(n), ConfusionMatrix(n), ConfusionMatrix(n)
+        dataset = VOCDataset(data, args.split, args.max_images)
+        names = list(seg.meta.class_names)
+        model = evaluate(seg, dataset, names)  # the model without and with its CRF, as `export eval` measures it
+        ceiling_cm = ConfusionMatrix(len(names))
         for image, truth in tqdm(dataset, total=len(dataset), desc="stride-ceiling", unit="img"):
-            logits, padding = seg.infer(image)
-            model_cm.update(truth, seg.labels(logits, padding))
-            crf_cm.update(truth, seg.argmax(seg.refine(image, seg.upsample(logits, padding))))
+            logits, padding = seg.infer(image)  # for the output shape of this input size
             fitted = fit_logits(logits.shape, truth, (padding.padded_height, padding.padded_width),
                                 seg.meta.align_corners, args.steps, args.lr)
             ceiling_cm.update(truth, seg.labels(fitted, padding))
 
-    names = seg.meta.class_names
+    columns = {"model": model.plain, "model_crf": model.crf, "ceiling": ceiling_cm.matrix}
     print(f"{len(dataset)} images of {data if args.data else f'seed {args.seed}'}; output stride "
           f"{seg.meta.output_stride}, {args.steps} Adam steps per image")
     print(f"{'class':<14}{'model':>8}{'+ CRF':>8}{'ceiling':>9}")
-    for name, a, b, c in zip(names, model_cm.iou(), crf_cm.iou(), ceiling_cm.iou()):
+    for name, a, b, c in zip(names, *(iou(m) for m in columns.values())):
         print(f"{name:<14}{100 * a:>8.2f}{100 * b:>8.2f}{100 * c:>9.2f}")
-    print(f"{'mIoU':<14}{100 * model_cm.miou():>8.2f}{100 * crf_cm.miou():>8.2f}{100 * ceiling_cm.miou():>9.2f}")
+    a, b, c = (miou(m) for m in columns.values())
+    print(f"{'mIoU':<14}{100 * a:>8.2f}{100 * b:>8.2f}{100 * c:>9.2f}")
     if args.json:
         from runtime.atomic import atomic_write_text
 
         out = {"model": args.model, "data": str(args.data or f"generated seed {args.seed}"), "images": len(dataset),
-               "steps": args.steps, "lr": args.lr, "class_names": list(names),
-               "crf": seg.crf, "model_miou": model_cm.miou(), "model_crf_miou": crf_cm.miou(),
-               "ceiling_miou": ceiling_cm.miou(), "model_iou": model_cm.iou().tolist(),
-               "model_crf_iou": crf_cm.iou().tolist(), "ceiling_iou": ceiling_cm.iou().tolist()}
+               "steps": args.steps, "lr": args.lr, "class_names": names, "crf": seg.crf,
+               **{f"{k}_miou": miou(m) for k, m in columns.items()},
+               **{f"{k}_iou": iou(m).tolist() for k, m in columns.items()}}
         atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)
     return 0

@@ -102,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from export.checkpoint import load_model, save_checkpoint
     from export.onnx_export import export_onnx
 
-    dataset = VOCDataset(args.data, args.split)
-    dataset.ids = dataset.ids[: max(1, args.max_images)]
+    dataset = VOCDataset(args.data, args.split, args.max_images)
     grid = {name: getattr(args, name) for name in GRID}
     base, ranked = search(args.onnx, dataset, candidates(grid))
     best_miou, best = ranked[0]

@@ -135,9 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from runtime import Segmenter
 
-    dataset = VOCDataset(args.data, args.split)
-    if args.max_images is not None:
-        dataset.ids = dataset.ids[: max(1, args.max_images)]
+    dataset = VOCDataset(args.data, args.split, args.max_images)
     with model_file(args.model) as path:
         segmenter = Segmenter(str(path), backend=args.backend)
         class_names = list(segmenter.meta.class_names)

@@ -126,7 +126,8 @@ def read_classes(path: str | os.PathLike) -> list[str]:
 class VOCDataset:
     """The images and labels of one split of a VOC-layout directory."""
 
-    def __init__(self, root: str | os.PathLike, split: str = "val") -> None:
+    def __init__(self, root: str | os.PathLike, split: str = "val", max_images: int | None = None) -> None:
+        """``max_images``: keep only the first N ids of the split (at least one)."""
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"dataset directory not found: {self.root}")
@@ -137,6 +138,8 @@ class VOCDataset:
         self.ids = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
         if not self.ids:
             raise DatasetError(f"split list {list_file} is empty")
+        if max_images is not None:
+            self.ids = self.ids[: max(1, max_images)]
 
     @property
     def class_names(self) -> list[str] | None:
