@@ -75,8 +75,12 @@ def test_tune_crf_grid_and_edge_warnings():
     assert edge_warnings({"preset": "voc", "bilateral_weight": 12.0}, {"bilateral_weight": (12.0,)}) == []
 
 
-@pytest.mark.parametrize("text", ["a,b", "0,3", "-1", "3,,4"])
-def test_bad_tune_crf_grid_is_rejected(text, capsys):
+@pytest.mark.parametrize("text, message", [("a,b", "expected comma-separated numbers, got 'a,b'"),
+                                           ("3,,4", "expected comma-separated numbers, got '3,,4'"),
+                                           ("0,3", "values must be > 0, got '0,3'"),
+                                           ("-1", "values must be > 0, got '-1'")])
+def test_bad_tune_crf_grid_is_rejected(text, message, capsys):
     with pytest.raises(SystemExit):
         main(["tune-crf", "--data", "unused", "--weight", text])
-    assert "--weight" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "argument --weight" in err and message in err
