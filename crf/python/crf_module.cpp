@@ -153,13 +153,16 @@ RefineParams make_params(int iterations, float gaussian_sxy, float gaussian_weig
     p.bilateral_weight = bilateral_weight;
     p.normalization = Normalization(normalization);
     p.clip = clip;
+    p.validate();
     return p;
 }
 
 // Refines images[i] (H x W x 3 uint8) with probs[i] (L x H x W float32), one image per thread; inits, empty or one per
 // image (L x H x W), are the starting points of mean field (warm start).
+// threads: at most this many (0: the process-wide count); cache: the smoothness lattices' cache (None: none).
 std::vector<Out3> refine_batch(const std::vector<In<std::uint8_t, 3>>& images, const std::vector<In<float, 3>>& probs,
-                               const RefineParams& params, const std::vector<In<float, 3>>& inits) {
+                               const RefineParams& params, const std::vector<In<float, 3>>& inits, int threads,
+                               LatticeCache* cache) {
     if (images.size() != probs.size()) throw std::invalid_argument("images and probs differ in length");
     if (!inits.empty() && inits.size() != probs.size()) throw std::invalid_argument("inits and probs differ in length");
     for (std::size_t i = 0; i < inits.size(); ++i)
@@ -171,11 +174,14 @@ std::vector<Out3> refine_batch(const std::vector<In<std::uint8_t, 3>>& images, c
     std::vector<std::exception_ptr> errors(n);
     {
         nb::gil_scoped_release nogil;
+        ThreadScope scope(threads);
         auto run = [&](std::int64_t i) {
             try {
+                RefineOptions options;
+                options.init = inits.empty() ? nullptr : inits[i].data();
+                options.cache = cache;
                 refine(images[i].data(), static_cast<int>(images[i].shape(1)), static_cast<int>(images[i].shape(0)),
-                       probs[i].data(), static_cast<int>(probs[i].shape(0)), params, outs[i],
-                       inits.empty() ? nullptr : inits[i].data());
+                       probs[i].data(), static_cast<int>(probs[i].shape(0)), params, outs[i], options);
             } catch (...) {
                 errors[i] = std::current_exception();
             }
@@ -192,6 +198,38 @@ std::vector<Out3> refine_batch(const std::vector<In<std::uint8_t, 3>>& images, c
         result.emplace_back(outs[i], std::initializer_list<std::size_t>{probs[i].shape(0), probs[i].shape(1), probs[i].shape(2)},
                             owners[i]);
     return result;
+}
+
+// One refine() with the time per phase: (result, {phase: seconds, "<term>_lattice": ..., "<term>_vertices": ...}),
+// terms named "smoothness" and "bilateral".
+nb::tuple profile_refine(const In<std::uint8_t, 3>& image, const In<float, 3>& probs, const RefineParams& params,
+                         int threads, LatticeCache* cache) {
+    nb::capsule owner;
+    float* out = new_buffer(probs.size(), owner);
+    Profile profile;
+    {
+        nb::gil_scoped_release nogil;
+        RefineOptions options;
+        options.cache = cache;
+        options.threads = threads;
+        options.profile = &profile;
+        refine(image.data(), static_cast<int>(image.shape(1)), static_cast<int>(image.shape(0)), probs.data(),
+               static_cast<int>(probs.shape(0)), params, out, options);
+    }
+    nb::dict phases;
+    phases["unary"] = profile.unary;
+    phases["splat"] = profile.splat;
+    phases["blur"] = profile.blur;
+    phases["slice"] = profile.slice;
+    const char* names[] = {"smoothness", "bilateral"};
+    for (std::size_t t = 0; t < profile.terms.size() && t < 2; ++t) {
+        const std::string name = names[t];
+        phases[(name + "_lattice").c_str()] = profile.terms[t].lattice;
+        phases[(name + "_normalisation").c_str()] = profile.terms[t].normalisation;
+        phases[(name + "_vertices").c_str()] = profile.terms[t].vertices;
+    }
+    Out3 result(out, {probs.shape(0), probs.shape(1), probs.shape(2)}, owner);
+    return nb::make_tuple(result, phases);
 }
 
 }  // namespace
@@ -244,11 +282,24 @@ NB_MODULE(_crf, m) {
                      [](RefineParams& p, int v) { p.normalization = Normalization(v); })
         .def_rw("clip", &RefineParams::clip);
 
-    m.def("refine_batch", &refine_batch, nb::arg("images"), nb::arg("probs"), nb::arg("params"), nb::arg("inits"));
+    nb::class_<LatticeCache>(m, "LatticeCache",
+                             "Smoothness-kernel lattices kept for the next CRFs of the same geometry (least recently "
+                             "used dropped first).")
+        .def(nb::init<std::size_t>(), nb::arg("capacity") = 1)
+        .def_static("process_default", &LatticeCache::process_default, nb::rv_policy::reference,
+                    "The cache CRFs use unless given another: one entry, shared by the whole process.")
+        .def_prop_ro("capacity", &LatticeCache::capacity)
+        .def("__len__", &LatticeCache::size)
+        .def_prop_ro("memory_bytes", &LatticeCache::memory_bytes)
+        .def("clear", &LatticeCache::clear);
+
+    m.def("refine_batch", &refine_batch, nb::arg("images"), nb::arg("probs"), nb::arg("params"), nb::arg("inits"),
+          nb::arg("threads"), nb::arg("cache").none());
+    m.def("profile_refine", &profile_refine, nb::arg("image"), nb::arg("probs"), nb::arg("params"), nb::arg("threads"),
+          nb::arg("cache").none());
     m.def("set_num_threads", &set_num_threads, nb::arg("n"));
     m.def("get_num_threads", &num_threads);
-    m.def("clear_lattice_cache", &clear_lattice_cache,
-          "Drop the smoothness-kernel lattice kept for the next CRF of the same geometry.");
+    m.def("clear_lattice_cache", &clear_lattice_cache, "Empty the process-wide default LatticeCache.");
     m.def("set_buffer_cache_limit", &set_buffer_cache_limit, nb::arg("bytes"),
           "Bytes of freed large CRF buffers kept for reuse by the next CRF (0 releases them).");
 }

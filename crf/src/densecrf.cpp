@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -59,6 +60,23 @@ bool all_finite(const float* x, std::int64_t count) {
     return std::all_of(ok.begin(), ok.end(), [](char c) { return c != 0; });
 }
 
+// Adds the seconds from its construction to its destruction to `*slot` (nothing when slot is null).
+class PhaseTimer {
+public:
+    explicit PhaseTimer(double* slot) : slot_(slot) {
+        if (slot_) start_ = std::chrono::steady_clock::now();
+    }
+    ~PhaseTimer() {
+        if (slot_) *slot_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    }
+    PhaseTimer(const PhaseTimer&) = delete;
+    PhaseTimer& operator=(const PhaseTimer&) = delete;
+
+private:
+    double* slot_;
+    std::chrono::steady_clock::time_point start_;
+};
+
 // Labels per row: a multiple of 8 (one AVX / two SSE-NEON vectors), or 4 for tiny label sets.
 int row_stride(int labels) { return labels <= 4 ? 4 : (labels + 7) / 8 * 8; }
 
@@ -107,6 +125,15 @@ struct DenseCRF::Impl {
     LargeVector<float> q;          // n x stride workspace
     std::vector<detail::TermView> views;
     const detail::Kernels& kernels;
+    Profile* profile = nullptr;
+
+    double* phase(double Profile::*field) const { return profile ? &(profile->*field) : nullptr; }
+    // The profile entry of the term about to be added (index terms.size()), or null.
+    Profile::Term* next_term_profile() {
+        if (!profile) return nullptr;
+        if (profile->terms.size() <= terms.size()) profile->terms.resize(terms.size() + 1);
+        return &profile->terms[terms.size()];
+    }
 
     Impl(std::int64_t n_, int labels_)
         : n(n_), labels(labels_), stride(row_stride(labels_)), kernels(detail::kernels_for(stride)) {
@@ -181,7 +208,11 @@ struct DenseCRF::Impl {
 
     void filter_all(const float* q_in) {
         for (auto& t : terms) {
-            splat(t.lattice, q_in, t.values.data(), stride);
+            {
+                PhaseTimer timer(phase(&Profile::splat));
+                splat(t.lattice, q_in, t.values.data(), stride);
+            }
+            PhaseTimer timer(phase(&Profile::blur));
             blur(t.lattice, t.values.data(), stride);
         }
     }
@@ -189,11 +220,13 @@ struct DenseCRF::Impl {
     // q_out = softmax(-U - pairwise(q_in)) (one mean-field step); q_out may alias q_in.
     void iterate(const float* q_in, float* q_out) {
         filter_all(q_in);
+        PhaseTimer timer(phase(&Profile::slice));
         const detail::FusedArgs args = fused_args(views);
         parallel_for(n, 512, [&](std::int64_t lo, std::int64_t hi) { kernels.softmax(args, lo, hi, q_out, true); });
     }
 
     void softmax_unary(float* q_out) {  // Q0 = softmax(-U)
+        PhaseTimer timer(phase(&Profile::unary));
         const detail::FusedArgs args = fused_args(views);
         parallel_for(n, 2048, [&](std::int64_t lo, std::int64_t hi) { kernels.softmax(args, lo, hi, q_out, false); });
     }
@@ -230,13 +263,19 @@ struct DenseCRF::Impl {
                 for (int b = 0; b < labels; ++b)
                     t.compat[a * stride + b] = 0.5f * (compat.values[a * labels + b] + compat.values[b * labels + a]);
         }
+        Profile::Term* timing = next_term_profile();
         check_memory(static_cast<double>(n) * (dim + 1) * 48.0, "the lattice");
-        guarded_alloc("the lattice", [&] {
-            t.lattice.init(features, dim, n);
-            return 0;
-        });
+        {
+            PhaseTimer timer(timing ? &timing->lattice : nullptr);
+            guarded_alloc("the lattice", [&] {
+                t.lattice.init(features, dim, n);
+                return 0;
+            });
+        }
+        if (timing) timing->vertices = t.lattice.n_vertices();
 
         // Kernel normalisation (the reference's DenseKernel): norm = K * 1.
+        PhaseTimer timer(timing ? &timing->normalisation : nullptr);
         std::vector<float> ones(n, 1.f), norm(n);
         t.lattice.compute(ones.data(), norm.data(), 1);
         std::vector<float> pre(n, 1.f), post(n, 1.f);
@@ -273,7 +312,10 @@ std::int64_t DenseCRF::n_pixels() const { return impl_->n; }
 int DenseCRF::n_labels() const { return impl_->labels; }
 std::size_t DenseCRF::n_pairwise() const { return impl_->terms.size(); }
 
+void DenseCRF::set_profile(Profile* profile) { impl_->profile = profile; }
+
 void DenseCRF::set_unary_energy(const float* unary) {
+    PhaseTimer timer(impl_->phase(&Profile::unary));
     const std::int64_t total = impl_->n * impl_->labels;
     if (!all_finite(unary, total)) throw std::invalid_argument("unary energy contains NaN or infinity");
     impl_->from_label_major(unary, impl_->neg_unary.data(), [](float u) { return -u; });
@@ -282,6 +324,7 @@ void DenseCRF::set_unary_energy(const float* unary) {
 void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) {
     Impl& m = *impl_;
     if (!(clip_min > 0.f && clip_min <= 1.f)) throw std::invalid_argument("clip must be in (0, 1]");
+    PhaseTimer timer(m.phase(&Profile::unary));
     const std::int64_t total = m.n * m.labels;
     if (!all_finite(probs, total)) throw std::invalid_argument("probabilities contain NaN or infinity");
     // -U = log(clip(p, clip_min, 1)): transpose, then a vectorised log over whole rows.
@@ -381,51 +424,89 @@ double DenseCRF::kl_divergence(const float* q) {
     return m.kl_divergence(m.q.data());
 }
 
-DenseCRF2D::DenseCRF2D(int width, int height, int n_labels)
+DenseCRF2D::DenseCRF2D(int width, int height, int n_labels, LatticeCache* cache)
     : DenseCRF((width < 0 || height < 0) ? -1 : static_cast<std::int64_t>(width) * height, n_labels),
       width_(width),
-      height_(height) {}
+      height_(height),
+      cache_(cache) {}
 
-namespace {
+// Entries are most recently used first; a lattice is shared (copied out) under the lock only briefly.
+struct LatticeCache::Impl {
+    struct Key {
+        int width = -1, height = -1;
+        float sx = 0.f, sy = 0.f, weight = 0.f;
+        Normalization normalization = Normalization::Symmetric;
+        bool operator==(const Key& o) const {
+            return width == o.width && height == o.height && sx == o.sx && sy == o.sy && weight == o.weight &&
+                   normalization == o.normalization;
+        }
+    };
+    std::size_t capacity;
+    mutable std::mutex mutex;
+    std::vector<std::pair<Key, std::shared_ptr<const PairwiseTerm>>> entries;
 
-// The smoothness kernel depends on the image size and sigmas only, not on the image: the last one
-// built (lattice with normalisation and Potts weight folded in) is kept process-wide and copied into
-// the next CRF of the same geometry (video frames, data sets of equal-sized images), which skips
-// building its lattice. One entry, so it holds one lattice's memory (about 14 MiB at 500x375).
-struct GeometryKey {
-    int width = -1, height = -1;
-    float sx = 0.f, sy = 0.f, weight = 0.f;
-    Normalization normalization = Normalization::Symmetric;
-    bool operator==(const GeometryKey& o) const {
-        return width == o.width && height == o.height && sx == o.sx && sy == o.sy && weight == o.weight &&
-               normalization == o.normalization;
+    std::shared_ptr<const PairwiseTerm> find(const Key& key) {
+        std::lock_guard<std::mutex> lk(mutex);
+        for (std::size_t i = 0; i < entries.size(); ++i)
+            if (entries[i].first == key) {
+                std::rotate(entries.begin(), entries.begin() + i, entries.begin() + i + 1);
+                return entries.front().second;
+            }
+        return nullptr;
+    }
+    void put(const Key& key, std::shared_ptr<const PairwiseTerm> term) {
+        if (capacity == 0) return;
+        std::shared_ptr<const PairwiseTerm> dropped;  // freed outside the lock
+        std::lock_guard<std::mutex> lk(mutex);
+        if (entries.size() == capacity) {
+            dropped = std::move(entries.back().second);
+            entries.pop_back();
+        }
+        entries.insert(entries.begin(), {key, std::move(term)});
     }
 };
-std::mutex g_geometry_mutex;
-GeometryKey g_geometry_key;
-std::shared_ptr<const PairwiseTerm> g_geometry_term;
 
-}  // namespace
+LatticeCache::LatticeCache(std::size_t capacity) : impl_(std::make_unique<Impl>()) { impl_->capacity = capacity; }
+LatticeCache::~LatticeCache() = default;
 
-void clear_lattice_cache() {
-    std::shared_ptr<const PairwiseTerm> dropped;  // freed outside the lock
-    std::lock_guard<std::mutex> lk(g_geometry_mutex);
-    dropped.swap(g_geometry_term);
+LatticeCache& LatticeCache::process_default() {
+    static LatticeCache* cache = new LatticeCache(1);  // never destroyed: CRFs may run during static destruction
+    return *cache;
 }
+
+std::size_t LatticeCache::capacity() const { return impl_->capacity; }
+
+std::size_t LatticeCache::size() const {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    return impl_->entries.size();
+}
+
+std::size_t LatticeCache::memory_bytes() const {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    std::size_t bytes = 0;
+    for (const auto& e : impl_->entries) bytes += e.second->lattice.memory_bytes();
+    return bytes;
+}
+
+void LatticeCache::clear() {
+    std::vector<std::pair<Impl::Key, std::shared_ptr<const PairwiseTerm>>> dropped;  // freed outside the lock
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    dropped.swap(impl_->entries);
+}
+
+void clear_lattice_cache() { LatticeCache::process_default().clear(); }
 
 void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel,
                                        Normalization normalization) {
-    const bool cacheable = compat.kind == Compatibility::Kind::Potts && static_cast<int>(normalization) >= 0 &&
-                           static_cast<int>(normalization) <= 3;
-    const GeometryKey key{width_, height_, sx, sy, compat.weight, normalization};
+    const bool cacheable = cache_ != nullptr && compat.kind == Compatibility::Kind::Potts &&
+                           static_cast<int>(normalization) >= 0 && static_cast<int>(normalization) <= 3;
+    const LatticeCache::Impl::Key key{width_, height_, sx, sy, compat.weight, normalization};
     if (cacheable) {
-        std::shared_ptr<const PairwiseTerm> hit;
-        {
-            std::lock_guard<std::mutex> lk(g_geometry_mutex);
-            if (g_geometry_term && g_geometry_key == key) hit = g_geometry_term;
-        }
-        if (hit) {
+        if (std::shared_ptr<const PairwiseTerm> hit = cache_->impl_->find(key)) {
+            Profile::Term* timing = impl_->next_term_profile();
+            PhaseTimer timer(timing ? &timing->lattice : nullptr);
             impl_->terms.push_back(guarded_alloc("the lattice", [&] { return PairwiseTerm(*hit); }));
+            if (timing) timing->vertices = hit->lattice.n_vertices();
             return;
         }
     }
@@ -439,12 +520,7 @@ void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& 
             }
     });
     add_pairwise_energy(f.data(), 2, compat, kernel, normalization);
-    if (cacheable) {
-        auto copy = std::make_shared<const PairwiseTerm>(impl_->terms.back());
-        std::lock_guard<std::mutex> lk(g_geometry_mutex);
-        g_geometry_key = key;
-        g_geometry_term = std::move(copy);
-    }
+    if (cacheable) cache_->impl_->put(key, std::make_shared<const PairwiseTerm>(impl_->terms.back()));
 }
 
 void DenseCRF2D::add_pairwise_bilateral(float sx, float sy, float s0, float s1, float s2, const std::uint8_t* image,
@@ -478,16 +554,34 @@ RefineParams RefineParams::pydensecrf() {
     return p;
 }
 
+void RefineParams::validate() const {
+    auto bad = [](const std::string& m) { throw std::invalid_argument(m); };
+    if (iterations < 0) bad("iterations must be an integer >= 0, got " + std::to_string(iterations));
+    for (const auto& [name, v] : {std::pair<const char*, float>{"gaussian_sxy", gaussian_sxy},
+                                  {"bilateral_sxy", bilateral_sxy},
+                                  {"bilateral_srgb", bilateral_srgb}})
+        if (!std::isfinite(v) || v <= 0) bad(std::string(name) + " must be finite and > 0, got " + std::to_string(v));
+    for (const auto& [name, v] :
+         {std::pair<const char*, float>{"gaussian_weight", gaussian_weight}, {"bilateral_weight", bilateral_weight}})
+        if (!std::isfinite(v)) bad(std::string(name) + " must be finite, got " + std::to_string(v));
+    const int norm = static_cast<int>(normalization);
+    if (norm < 0 || norm > 3) bad("normalization must be in [0, 3], got " + std::to_string(norm));
+    if (!(clip > 0.f && clip <= 1.f)) bad("clip must be in (0, 1], got " + std::to_string(clip));
+}
+
 void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
-            const RefineParams& params, float* out, const float* init) {
-    DenseCRF2D crf(width, height, n_labels);
+            const RefineParams& params, float* out, const RefineOptions& options) {
+    params.validate();
+    ThreadScope threads(options.threads);
+    DenseCRF2D crf(width, height, n_labels, options.cache);
+    crf.set_profile(options.profile);
     crf.set_unary_from_probabilities(probs, params.clip);
     crf.add_pairwise_gaussian(params.gaussian_sxy, params.gaussian_sxy, Compatibility::potts(params.gaussian_weight),
                               KernelType::Diag, params.normalization);
     crf.add_pairwise_bilateral(params.bilateral_sxy, params.bilateral_sxy, params.bilateral_srgb, params.bilateral_srgb,
                                params.bilateral_srgb, image, Compatibility::potts(params.bilateral_weight),
                                KernelType::Diag, params.normalization);
-    crf.inference(params.iterations, out, init);
+    crf.inference(params.iterations, out, options.init);
 }
 
 }  // namespace deeplab::crf

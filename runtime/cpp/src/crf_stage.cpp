@@ -40,18 +40,18 @@ crf::RefineParams crf_params(const ModelMeta& meta, const std::string& preset, i
       else if (key == "bilateral_srgb") p.bilateral_srgb = static_cast<float>(v);
       else if (key == "bilateral_weight") p.bilateral_weight = static_cast<float>(v);
       else if (key == "normalization") {
-        if (v != std::floor(v) || v < 0 || v > 3) bad("normalization must be in [0, 3], got " + number(v));
+        if (v != std::floor(v) || std::fabs(v) > 1e6) bad("normalization must be in [0, 3], got " + number(v));
         p.normalization = static_cast<crf::Normalization>(static_cast<int>(v));
       } else if (key == "clip") p.clip = static_cast<float>(v);
       else bad("unknown CRF setting '" + key + "' in the model's metadata (extra.crf)");
     }
   }
   if (iterations >= 0) p.iterations = iterations;
-  for (const auto& [label, v] : {std::pair<const char*, float>{"gaussian_sxy", p.gaussian_sxy},
-                                 {"bilateral_sxy", p.bilateral_sxy}, {"bilateral_srgb", p.bilateral_srgb}})
-    if (!std::isfinite(v) || v <= 0) bad(std::string(label) + " must be finite and > 0, got " + number(v));
-  if (!std::isfinite(p.gaussian_weight) || !std::isfinite(p.bilateral_weight)) bad("CRF weights must be finite");
-  if (!(p.clip > 0 && p.clip <= 1)) bad("clip must be in (0, 1], got " + number(p.clip));
+  try {
+    p.validate();
+  } catch (const std::invalid_argument& e) {
+    bad(e.what());
+  }
   return p;
 }
 
@@ -61,6 +61,7 @@ struct CrfStage::Impl {
   bool warm_start = false;
   std::vector<std::uint8_t> packed;  // the image without row padding, as the CRF reads it
   std::vector<float> previous;       // the last frame's result (warm start)
+  crf::LatticeCache lattices{1};     // this stage's frames share one geometry
   int prev_h = 0, prev_w = 0, prev_c = 0;
 };
 
@@ -85,10 +86,13 @@ void CrfStage::refine(const ImageView& image, int channels, std::vector<float>& 
     pixels = s.packed.data();
   }
   try {
-    crf::set_num_threads(s.threads);
     const bool warm = s.warm_start && s.params.iterations > 0 && s.prev_h == h && s.prev_w == w && s.prev_c == channels && !s.previous.empty();
+    crf::RefineOptions options;
     // The unary comes from this frame; with a warm start, mean field starts from the previous frame's result.
-    crf::refine(pixels, w, h, probs.data(), channels, s.params, probs.data(), warm ? s.previous.data() : nullptr);
+    options.init = warm ? s.previous.data() : nullptr;
+    options.cache = &s.lattices;
+    options.threads = s.threads;
+    crf::refine(pixels, w, h, probs.data(), channels, s.params, probs.data(), options);
   } catch (const crf::OutOfMemory& e) {
     throw Error(ErrorCode::out_of_memory, std::string("dense CRF: ") + e.what());
   } catch (const std::invalid_argument& e) {
