@@ -11,7 +11,7 @@ photo, with 1 thread and all threads:
 - cold: one CRF in a fresh subprocess (no lattice kept, no thread pool, no buffers: the first image a program sees);
 - pydensecrf on the same unaries in this process (runs interleaved, so all see the same machine load);
 - speed-up = pydensecrf time / crf time (medians over --repeats), argmax agreement with pydensecrf, and the size of
-  both lattices (vertices) with --phases the time per phase of one CRF.
+  both lattices (vertices: crf's, and pydensecrf's counted independently), and the time per phase of one cold CRF.
 
 Prints a markdown table with the worst and median speed-ups and writes everything as JSON (atomically).
 
@@ -145,10 +145,14 @@ def reference_lattice_vertices(features: np.ndarray) -> int:
     elevated[:, 0] = tail[:, 0]
     for j in range(1, d + 1):
         elevated[:, j] = (tail[:, j] if j < d else 0) - j * cf[:, j - 1]
-    down = np.rint(elevated / (d + 1)) * (d + 1)
-    total = (down / (d + 1)).sum(axis=1).astype(np.int64)
+    v = np.rint(elevated * np.float32(1.0 / (d + 1)))
+    down = v * np.float32(d + 1)
+    total = v.sum(axis=1).astype(np.int64)
     diff = elevated - down
-    rank = (diff[:, :, None] < diff[:, None, :]).sum(axis=2) + total[:, None]  # rank by descending remainder
+    # Rank by descending remainder, ties to the later coordinate, in pydensecrf's pairwise order.
+    lt = diff[:, :, None] < diff[:, None, :]
+    later = np.triu(np.ones((d + 1, d + 1), bool), 1)
+    rank = (lt & later).sum(axis=2) + (~lt.transpose(0, 2, 1) & later.T).sum(axis=2) + total[:, None]
     low, high = rank < 0, rank > d
     down = down + (d + 1) * low - (d + 1) * high
     rank = rank + (d + 1) * low - (d + 1) * high
@@ -181,7 +185,7 @@ def markdown_table(rows: list[dict[str, Any]], threads: list[int], has_ref: bool
     for t in threads:
         cols += [f"steady {t}t", f"cold {t}t"]
     if has_ref:
-        cols += ["agreement", "bilateral vertices (crf / pydensecrf)"]
+        cols += ["agreement"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
     def cell(r: dict[str, Any], key: str) -> str:
@@ -193,8 +197,7 @@ def markdown_table(rows: list[dict[str, Any]], threads: list[int], has_ref: bool
         for t in threads:
             c += [cell(r, f"steady_{t}"), cell(r, f"cold_{t}")]
         if has_ref:
-            c += [f"{100 * r['agreement']:.2f} %",
-                  f"{r['vertices']['bilateral']} / {r['vertices']['bilateral_pydensecrf']}"]
+            c.append(f"{100 * r['agreement']:.2f} %")
         lines.append("| " + " | ".join(c) + " |")
     if has_ref and len(rows) > 1:
         for name, fn in (("**worst**", min), ("**median**", statistics.median)):
@@ -202,19 +205,21 @@ def markdown_table(rows: list[dict[str, Any]], threads: list[int], has_ref: bool
             for t in threads:
                 for kind in ("steady", "cold"):
                     c.append(f"**{fn([r[f'{kind}_{t}_speedup'] for r in rows]):.2f}×**")
-            c += [f"{100 * fn([r['agreement'] for r in rows]):.2f} %", ""]
+            c.append(f"{100 * fn([r['agreement'] for r in rows]):.2f} %")
             lines.append("| " + " | ".join(c) + " |")
     return "\n".join(lines)
 
 
 def phase_table(rows: list[dict[str, Any]]) -> str:
     keys = ["unary", "smoothness_lattice", "bilateral_lattice", "normalisation", "splat", "blur", "slice"]
-    lines = ["| image | " + " | ".join(k.replace("_", " ") + " ms" for k in keys) + " | total ms |",
-             "|---|" + "---|" * (len(keys) + 1)]
+    lines = ["| image | " + " | ".join(k.replace("_", " ") + " ms" for k in keys)
+             + " | total ms | smoothness vertices | bilateral vertices (crf / pydensecrf) | pixels |",
+             "|---|" + "---|" * (len(keys) + 4)]
     for r in rows:
-        p = r["phases"]
+        p, v = r["phases"], r["vertices"]
         lines.append(f"| {r['image']} | " + " | ".join(f"{p[k] * 1e3:.1f}" for k in keys)
-                     + f" | {sum(p[k] for k in keys) * 1e3:.1f} |")
+                     + f" | {sum(p[k] for k in keys) * 1e3:.1f} | {v['smoothness']} / {v['smoothness_pydensecrf']}"
+                     + f" | {v['bilateral']} / {v['bilateral_pydensecrf']} | {r['pixels']} |")
     return "\n".join(lines)
 
 
@@ -230,7 +235,6 @@ def main() -> int:
     p.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 and all cores")
     p.add_argument("--repeats", type=int, default=3, help="runs per configuration and image (medians)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--phases", action="store_true", help="also time each phase of one cold CRF per image")
     p.add_argument("--no-reference", action="store_true", help="skip pydensecrf")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--cold-probe", type=Path, help=argparse.SUPPRESS)
@@ -279,7 +283,7 @@ def main() -> int:
     med: Callable[[list[float]], float] = statistics.median
     rows: list[dict[str, Any]] = []
     for i, (path, img) in enumerate(zip(paths, images)):
-        row: dict[str, Any] = {"image": path.name}
+        row: dict[str, Any] = {"image": path.name, "pixels": img.shape[0] * img.shape[1]}
         for t in threads:
             row[f"steady_{t}_s"] = med(steady[("crf", t, i)])
             row[f"cold_{t}_s"] = med([c["seconds"] for c in cold[(t, i)]])
@@ -295,21 +299,17 @@ def main() -> int:
                 row[f"cold_{t}_speedup"] = ref_s / row[f"cold_{t}_s"]
             ref = outputs[("pydensecrf", 1, i)]
             row["agreement"] = float((outputs[("crf", threads[-1], i)].argmax(0) == ref.argmax(0)).mean())
-        if args.phases:
-            row["phases"] = phases(img, unary, preset, args.iterations, threads[-1])
-            row["vertices"] = {"smoothness": row["phases"]["smoothness_vertices"],
-                               "bilateral": row["phases"]["bilateral_vertices"], **lattice_sizes(img, preset)}
-        elif ref_mod is not None:
-            row["vertices"] = {"bilateral": "-", **lattice_sizes(img, preset)}
+        row["phases"] = phases(img, unary, preset, args.iterations, threads[-1])
+        row["vertices"] = {"smoothness": row["phases"]["smoothness_vertices"],
+                           "bilateral": row["phases"]["bilateral_vertices"], **lattice_sizes(img, preset)}
         rows.append(row)
 
     print(f"dense CRF, {len(paths)} photos at {args.width}x{args.height}, {args.labels} labels, preset {args.preset}, "
           f"{args.iterations} iterations, set-up included, median of {args.repeats}; "
           f"load average {load_before[0]:.2f} -> {load_after[0]:.2f} on {cores} cores\n")
     print(markdown_table(rows, threads, ref_mod is not None))
-    if args.phases:
-        print(f"\nphases of one cold CRF, {threads[-1]} threads:\n")
-        print(phase_table(rows))
+    print(f"\nTime per phase of one cold CRF ({threads[-1]} threads), and the lattices' sizes:\n")
+    print(phase_table(rows))
     if not all(r["threads_same_result"] and all(r[f"cold_{t}_same_result"] for t in threads) for r in rows):
         print("\nWARNING: results differ between thread counts or between cold and steady runs", file=sys.stderr)
     if args.json:

@@ -65,11 +65,15 @@ public:
 
 private:
     static constexpr int kSegments = 64;
+    struct BuildTables;
+    // One build attempt with a hash table of `capacity` slots (false: too small): insert, finalize, build_chains.
     template <class Key, int D>
     bool build(const float* features, bool pad, const std::vector<float>& scale, std::size_t capacity);
     template <class Key, int D>
-    void build_chains(const LargeVector<std::uint32_t>& table, const LargeVector<std::uint32_t>& vkeys, int n_words,
-                      const LargeVector<std::uint8_t>& axis);
+    bool insert(const float* features, const std::vector<float>& scale, BuildTables& tables);
+    void finalize(BuildTables& tables);
+    template <class Key, int D>
+    void build_chains(const BuildTables& tables);
 
     int d_ = 0;
     std::int64_t n_ = 0, m_ = 0;
