@@ -12,6 +12,10 @@ from .presets import Preset, get_preset
 LatticeCache = _crf.LatticeCache
 # CRFs use this cache of smoothness lattices unless given another (one entry, shared by the whole process).
 DEFAULT_LATTICE_CACHE = _crf.LatticeCache.process_default()
+# The CRF for video sources (RefineParams::video in C++, shared with the C++ runtime): this many iterations at this
+# resolution, each frame starting from the previous frame's result.
+VIDEO_ITERATIONS: int = _crf.VIDEO_ITERATIONS
+VIDEO_SCALE: float = _crf.VIDEO_SCALE
 
 
 def refine_params(preset: "str | Preset" = "voc", iterations: int | None = None, clip: float = 1e-5,
@@ -25,7 +29,7 @@ def refine_params(preset: "str | Preset" = "voc", iterations: int | None = None,
         raise ValueError(f"normalization must be in [0, 3], got {p.normalization!r}")
     return _crf.RefineParams(int(p.iterations), float(p.gaussian_sxy), float(p.gaussian_weight),
                              float(p.bilateral_sxy), float(p.bilateral_srgb), float(p.bilateral_weight),
-                             int(p.normalization), float(clip))
+                             int(p.normalization), float(clip), float(p.scale))
 
 
 def _image(image: Any) -> np.ndarray:

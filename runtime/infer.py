@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     crf.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
     crf.add_argument("--crf-preset", default="default",
                      help="CRF preset name ('default': the model's own preset if it has one, else voc)")
-    crf.add_argument("--crf-iters", type=int, metavar="N", help="mean-field iterations (default: the preset's)")
+    crf.add_argument("--crf-iters", type=int, metavar="N", help="mean-field iterations (default: the preset's; on a video, "
+                     "a cheaper warm-started CRF, see docs/crf.md, unless this or --warm-start is given)")
     crf.add_argument("--warm-start", action="store_true", help="start each frame's CRF from the previous result")
     run = p.add_argument_group("run")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
@@ -117,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     reason = seg.backend.reason
     print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
     source = open_source(args.source)
+    if source.kind != "images":
+        seg.use_video_crf()  # images keep the full CRF
     pipeline = Pipeline(seg, _sinks(args, source), overlapped=not args.sequential, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight or None)
     total = source.total if args.max_frames is None else min(source.total or args.max_frames, args.max_frames)

@@ -143,7 +143,7 @@ private:
 };
 
 RefineParams make_params(int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
-                         float bilateral_srgb, float bilateral_weight, int normalization, float clip) {
+                         float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale) {
     RefineParams p;
     p.iterations = iterations;
     p.gaussian_sxy = gaussian_sxy;
@@ -153,6 +153,7 @@ RefineParams make_params(int iterations, float gaussian_sxy, float gaussian_weig
     p.bilateral_weight = bilateral_weight;
     p.normalization = Normalization(normalization);
     p.clip = clip;
+    p.scale = scale;
     p.validate();
     return p;
 }
@@ -265,11 +266,12 @@ NB_MODULE(_crf, m) {
 
     nb::class_<RefineParams>(m, "RefineParams")
         .def("__init__", [](RefineParams* p, int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
-                            float bilateral_srgb, float bilateral_weight, int normalization, float clip) {
+                            float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale) {
             new (p) RefineParams(make_params(iterations, gaussian_sxy, gaussian_weight, bilateral_sxy, bilateral_srgb,
-                                             bilateral_weight, normalization, clip));
+                                             bilateral_weight, normalization, clip, scale));
         }, nb::arg("iterations"), nb::arg("gaussian_sxy"), nb::arg("gaussian_weight"), nb::arg("bilateral_sxy"),
-            nb::arg("bilateral_srgb"), nb::arg("bilateral_weight"), nb::arg("normalization"), nb::arg("clip"))
+            nb::arg("bilateral_srgb"), nb::arg("bilateral_weight"), nb::arg("normalization"), nb::arg("clip"),
+            nb::arg("scale") = 1.f)
         .def_static("voc", &RefineParams::voc)
         .def_static("pydensecrf", &RefineParams::pydensecrf)
         .def_rw("iterations", &RefineParams::iterations)
@@ -280,7 +282,10 @@ NB_MODULE(_crf, m) {
         .def_rw("bilateral_weight", &RefineParams::bilateral_weight)
         .def_prop_rw("normalization", [](const RefineParams& p) { return static_cast<int>(p.normalization); },
                      [](RefineParams& p, int v) { p.normalization = Normalization(v); })
-        .def_rw("clip", &RefineParams::clip);
+        .def_rw("clip", &RefineParams::clip)
+        .def_rw("scale", &RefineParams::scale);
+    m.attr("VIDEO_ITERATIONS") = RefineParams::kVideoIterations;
+    m.attr("VIDEO_SCALE") = RefineParams::kVideoScale;
 
     nb::class_<LatticeCache>(m, "LatticeCache",
                              "Smoothness-kernel lattices kept for the next CRFs of the same geometry (least recently "

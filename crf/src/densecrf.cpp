@@ -6,6 +6,8 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "crf/crf.hpp"
@@ -567,12 +569,87 @@ void RefineParams::validate() const {
     const int norm = static_cast<int>(normalization);
     if (norm < 0 || norm > 3) bad("normalization must be in [0, 3], got " + std::to_string(norm));
     if (!(clip > 0.f && clip <= 1.f)) bad("clip must be in (0, 1], got " + std::to_string(clip));
+    if (!(scale > 0.f && scale <= 1.f)) bad("scale must be in (0, 1], got " + std::to_string(scale));
 }
 
-void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
-            const RefineParams& params, float* out, const RefineOptions& options) {
-    params.validate();
-    ThreadScope threads(options.threads);
+RefineParams RefineParams::video(RefineParams params) {
+    params.iterations = kVideoIterations;
+    params.scale = kVideoScale;
+    return params;
+}
+
+namespace {
+
+// Source interval [lo, hi) of output cell i when n source cells are shrunk to m (area averaging).
+inline std::pair<int, int> footprint(int i, int n, int m) {
+    const int lo = static_cast<int>(static_cast<std::int64_t>(i) * n / m);
+    const int hi = std::max(lo + 1, static_cast<int>(static_cast<std::int64_t>(i + 1) * n / m));
+    return {lo, hi};
+}
+
+// Area-averages `planes` planes of w x h values (channel-interleaved with `channels` values per pixel when
+// interleaved, else planar) down to sw x sh.
+template <class T>
+void shrink(const T* src, int w, int h, int sw, int sh, int planes, bool interleaved, T* dst) {
+    parallel_for(sh, 8, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t y = lo; y < hi; ++y) {
+            const auto [y0, y1] = footprint(static_cast<int>(y), h, sh);
+            for (int x = 0; x < sw; ++x) {
+                const auto [x0, x1] = footprint(x, w, sw);
+                const float inv = 1.f / static_cast<float>((y1 - y0) * (x1 - x0));
+                for (int c = 0; c < planes; ++c) {
+                    float sum = 0.f;
+                    for (int yy = y0; yy < y1; ++yy)
+                        for (int xx = x0; xx < x1; ++xx)
+                            sum += interleaved ? static_cast<float>(src[(static_cast<std::int64_t>(yy) * w + xx) * planes + c])
+                                               : static_cast<float>(src[(static_cast<std::int64_t>(c) * h + yy) * w + xx]);
+                    const float v = sum * inv;
+                    const std::int64_t o = interleaved ? (y * sw + x) * planes + c : (c * sh + y) * sw + x;
+                    if constexpr (std::is_same_v<T, std::uint8_t>)
+                        dst[o] = static_cast<std::uint8_t>(std::min(255.f, v + 0.5f));
+                    else
+                        dst[o] = v;
+                }
+            }
+        }
+    });
+}
+
+// Bilinear upsampling (align_corners = false, as the runtime's upsampling) of `planes` planes sw x sh to w x h.
+void enlarge(const float* src, int sw, int sh, int w, int h, int planes, float* dst) {
+    auto axis = [](int n_out, int n_in, std::vector<int>& i0, std::vector<int>& i1, std::vector<float>& t) {
+        i0.resize(n_out);
+        i1.resize(n_out);
+        t.resize(n_out);
+        for (int i = 0; i < n_out; ++i) {
+            const float x = std::clamp((i + 0.5f) * (static_cast<float>(n_in) / n_out) - 0.5f, 0.f, n_in - 1.f);
+            i0[i] = static_cast<int>(x);
+            i1[i] = std::min(i0[i] + 1, n_in - 1);
+            t[i] = x - i0[i];
+        }
+    };
+    std::vector<int> x0, x1, y0, y1;
+    std::vector<float> tx, ty;
+    axis(w, sw, x0, x1, tx);
+    axis(h, sh, y0, y1, ty);
+    parallel_for(static_cast<std::int64_t>(planes) * h, 16, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t r = lo; r < hi; ++r) {
+            const std::int64_t c = r / h;
+            const int y = static_cast<int>(r % h);
+            const float* a = src + (c * sh + y0[y]) * sw;
+            const float* b = src + (c * sh + y1[y]) * sw;
+            float* o = dst + (c * h + y) * w;
+            for (int x = 0; x < w; ++x) {
+                const float top = a[x0[x]] + tx[x] * (a[x1[x]] - a[x0[x]]);
+                const float bottom = b[x0[x]] + tx[x] * (b[x1[x]] - b[x0[x]]);
+                o[x] = top + ty[y] * (bottom - top);
+            }
+        }
+    });
+}
+
+void refine_at_full_size(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
+                         const RefineParams& params, float* out, const RefineOptions& options) {
     DenseCRF2D crf(width, height, n_labels, options.cache);
     crf.set_profile(options.profile);
     crf.set_unary_from_probabilities(probs, params.clip);
@@ -582,6 +659,37 @@ void refine(const std::uint8_t* image, int width, int height, const float* probs
                                params.bilateral_srgb, image, Compatibility::potts(params.bilateral_weight),
                                KernelType::Diag, params.normalization);
     crf.inference(params.iterations, out, options.init);
+}
+
+}  // namespace
+
+void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
+            const RefineParams& params, float* out, const RefineOptions& options) {
+    params.validate();
+    ThreadScope threads(options.threads);
+    const int sw = std::max(1, static_cast<int>(std::lround(params.scale * width)));
+    const int sh = std::max(1, static_cast<int>(std::lround(params.scale * height)));
+    if (params.scale == 1.f || width <= 0 || height <= 0 || (sw == width && sh == height)) {
+        refine_at_full_size(image, width, height, probs, n_labels, params, out, options);
+        return;
+    }
+    if (width < 0 || height < 0 || n_labels < 1) throw std::invalid_argument("bad image size or label count");
+    const std::size_t small = static_cast<std::size_t>(sw) * sh, planes = static_cast<std::size_t>(n_labels) * small;
+    std::vector<std::uint8_t> small_image(small * 3);
+    std::vector<float> small_probs(planes), small_init, small_out(planes);
+    shrink(image, width, height, sw, sh, 3, true, small_image.data());
+    shrink(probs, width, height, sw, sh, n_labels, false, small_probs.data());
+    RefineOptions small_options = options;
+    if (options.init) {
+        small_init.resize(planes);
+        shrink(options.init, width, height, sw, sh, n_labels, false, small_init.data());
+        small_options.init = small_init.data();
+    }
+    RefineParams p = params;
+    p.gaussian_sxy *= static_cast<float>(sw) / width;
+    p.bilateral_sxy *= static_cast<float>(sw) / width;
+    refine_at_full_size(small_image.data(), sw, sh, small_probs.data(), n_labels, p, small_out.data(), small_options);
+    enlarge(small_out.data(), sw, sh, width, height, n_labels, out);
 }
 
 }  // namespace deeplab::crf

@@ -174,12 +174,22 @@ struct RefineParams {
     float bilateral_sxy = 67.f, bilateral_srgb = 3.f, bilateral_weight = 4.f;
     Normalization normalization = Normalization::Symmetric;
     float clip = 1e-5f;  // probabilities are clipped to [clip, 1] before -log
+    // Resolution of the CRF relative to the image, in (0, 1]: below 1 the image, probabilities and warm start are
+    // area-averaged to round(scale * size), the CRF runs there with its position sigmas scaled alike, and its result
+    // is upsampled bilinearly (a cheaper CRF for video).
+    float scale = 1.f;
 
     static RefineParams voc();         // DeepLab v2 on PASCAL VOC: 10 it., w=3 s=1, w=4 sxy=67 srgb=3
     static RefineParams pydensecrf();  // pydensecrf's example: 5 it., w=3 s=3, w=10 sxy=80 srgb=13
+    // The CRF for video sources, derived from the per-image `params` (used unless iterations, scale or warm start
+    // are asked for explicitly): kVideoIterations iterations at kVideoScale resolution, each frame starting from the
+    // previous frame's result (warm start). Chosen from benchmarks/video_crf.py's measurements (docs/crf.md).
+    static RefineParams video(RefineParams params);
+    static constexpr int kVideoIterations = 3;
+    static constexpr float kVideoScale = 0.5f;
 
     // std::invalid_argument naming the first bad field: iterations < 0, a sigma not finite and > 0, a weight not
-    // finite, a normalization outside [0, 3], clip outside (0, 1]. refine() checks its parameters with it.
+    // finite, a normalization outside [0, 3], clip or scale outside (0, 1]. refine() checks its parameters with it.
     void validate() const;
 };
 

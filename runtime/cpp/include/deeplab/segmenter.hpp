@@ -32,6 +32,9 @@ struct SegmenterOptions {
   int threads = 0;          ///< CPU threads for upsampling and the CRF; 0 = all cores (a process-wide setting
                             ///< of those libraries: give every Segmenter of a process the same value)
   bool warm_start = false;  ///< a frame's CRF starts from the previous frame's result (same-size frames)
+  /// frames of one video: unless crf_iterations or warm_start are given, the CRF is crf::RefineParams::video()
+  /// (fewer iterations at reduced resolution, warm-started; the Python runtime's video default too)
+  bool video = false;
 };
 
 /// Wall time of each stage of the last segment() call, in milliseconds.
