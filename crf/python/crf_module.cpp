@@ -34,16 +34,20 @@ float* new_buffer(std::size_t n, nb::capsule& owner) {
 Compatibility make_compat(int kind, float weight, const In<float, 1>& values) {
     std::vector<float> v(values.data(), values.data() + values.size());
     switch (kind) {
-        case 0: return Compatibility::potts(weight);
-        case 1: return Compatibility::diagonal(std::move(v));
-        case 2: return Compatibility::matrix(std::move(v));
-        default: throw std::invalid_argument("unknown compatibility kind");
+        case 0:
+            return Compatibility::potts(weight);
+        case 1:
+            return Compatibility::diagonal(std::move(v));
+        case 2:
+            return Compatibility::matrix(std::move(v));
+        default:
+            throw std::invalid_argument("unknown compatibility kind");
     }
 }
 
 // One CRF object, locked so that two Python threads cannot run it at the same time.
 class Crf {
-public:
+  public:
     Crf(std::int64_t n_pixels, int n_labels) : crf_(std::make_unique<DenseCRF>(n_pixels, n_labels)) {}
     Crf(int width, int height, int n_labels) {
         auto c = std::make_unique<DenseCRF2D>(width, height, n_labels);
@@ -75,8 +79,8 @@ public:
         std::lock_guard<std::mutex> lk(mu_);
         crf_->set_unary_from_labels(labels.data(), gt_prob, zero_unsure);
     }
-    void add_pairwise_energy(const In<float, 2>& features, int kind, float weight, const In<float, 1>& values, int kernel,
-                             int normalization) {
+    void add_pairwise_energy(const In<float, 2>& features, int kind, float weight, const In<float, 1>& values,
+                             int kernel, int normalization) {
         const Compatibility c = make_compat(kind, weight, values);
         nb::gil_scoped_release nogil;
         std::lock_guard<std::mutex> lk(mu_);
@@ -130,7 +134,7 @@ public:
         return crf_->kl_divergence(q.data());
     }
 
-private:
+  private:
     std::size_t size() const { return static_cast<std::size_t>(n_pixels()) * static_cast<std::size_t>(n_labels()); }
     DenseCRF2D& need_2d() {
         if (!crf2d_) throw std::invalid_argument("this CRF is not 2-D (use DenseCRF2D)");
@@ -196,7 +200,8 @@ std::vector<Out3> refine_batch(const std::vector<In<std::uint8_t, 3>>& images, c
         if (e) std::rethrow_exception(e);
     std::vector<Out3> result;
     for (std::size_t i = 0; i < n; ++i)
-        result.emplace_back(outs[i], std::initializer_list<std::size_t>{probs[i].shape(0), probs[i].shape(1), probs[i].shape(2)},
+        result.emplace_back(outs[i],
+                            std::initializer_list<std::size_t>{probs[i].shape(0), probs[i].shape(1), probs[i].shape(2)},
                             owners[i]);
     return result;
 }
@@ -247,8 +252,9 @@ NB_MODULE(_crf, m) {
 
     nb::class_<Crf>(m, "DenseCRF")
         .def(nb::init<std::int64_t, int>(), nb::arg("n_pixels"), nb::arg("n_labels"))
-        .def_static("new_2d", [](int w, int h, int l) { return new Crf(w, h, l); }, nb::arg("width"), nb::arg("height"),
-                    nb::arg("n_labels"), nb::rv_policy::take_ownership)
+        .def_static(
+            "new_2d", [](int w, int h, int l) { return new Crf(w, h, l); }, nb::arg("width"), nb::arg("height"),
+            nb::arg("n_labels"), nb::rv_policy::take_ownership)
         .def_prop_ro("n_pixels", &Crf::n_pixels)
         .def_prop_ro("n_labels", &Crf::n_labels)
         .def_prop_ro("n_pairwise", &Crf::n_pairwise)
@@ -265,11 +271,14 @@ NB_MODULE(_crf, m) {
         .def("kl_divergence", &Crf::kl_divergence);
 
     nb::class_<RefineParams>(m, "RefineParams")
-        .def("__init__", [](RefineParams* p, int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
-                            float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale) {
-            new (p) RefineParams(make_params(iterations, gaussian_sxy, gaussian_weight, bilateral_sxy, bilateral_srgb,
-                                             bilateral_weight, normalization, clip, scale));
-        }, nb::arg("iterations"), nb::arg("gaussian_sxy"), nb::arg("gaussian_weight"), nb::arg("bilateral_sxy"),
+        .def(
+            "__init__",
+            [](RefineParams* p, int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
+               float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale) {
+                new (p) RefineParams(make_params(iterations, gaussian_sxy, gaussian_weight, bilateral_sxy,
+                                                 bilateral_srgb, bilateral_weight, normalization, clip, scale));
+            },
+            nb::arg("iterations"), nb::arg("gaussian_sxy"), nb::arg("gaussian_weight"), nb::arg("bilateral_sxy"),
             nb::arg("bilateral_srgb"), nb::arg("bilateral_weight"), nb::arg("normalization"), nb::arg("clip"),
             nb::arg("scale") = 1.f)
         .def_static("voc", &RefineParams::voc)
@@ -280,8 +289,9 @@ NB_MODULE(_crf, m) {
         .def_rw("bilateral_sxy", &RefineParams::bilateral_sxy)
         .def_rw("bilateral_srgb", &RefineParams::bilateral_srgb)
         .def_rw("bilateral_weight", &RefineParams::bilateral_weight)
-        .def_prop_rw("normalization", [](const RefineParams& p) { return static_cast<int>(p.normalization); },
-                     [](RefineParams& p, int v) { p.normalization = Normalization(v); })
+        .def_prop_rw(
+            "normalization", [](const RefineParams& p) { return static_cast<int>(p.normalization); },
+            [](RefineParams& p, int v) { p.normalization = Normalization(v); })
         .def_rw("clip", &RefineParams::clip)
         .def_rw("scale", &RefineParams::scale);
     m.attr("VIDEO_ITERATIONS") = RefineParams::kVideoIterations;

@@ -34,7 +34,8 @@ std::uint64_t physical_memory_bytes() {
 
 void check_memory(double bytes, const char* what) {
     if (bytes > 0.9 * static_cast<double>(physical_memory_bytes()))
-        throw OutOfMemory(std::string(what) + " needs about " + std::to_string(static_cast<long long>(bytes / 1048576)) +
+        throw OutOfMemory(std::string(what) + " needs about " +
+                          std::to_string(static_cast<long long>(bytes / 1048576)) +
                           " MiB, more than this machine's memory");
 }
 
@@ -64,7 +65,7 @@ bool all_finite(const float* x, std::int64_t count) {
 
 // Adds the seconds from its construction to its destruction to `*slot` (nothing when slot is null).
 class PhaseTimer {
-public:
+  public:
     explicit PhaseTimer(double* slot) : slot_(slot) {
         if (slot_) start_ = std::chrono::steady_clock::now();
     }
@@ -74,13 +75,15 @@ public:
     PhaseTimer(const PhaseTimer&) = delete;
     PhaseTimer& operator=(const PhaseTimer&) = delete;
 
-private:
+  private:
     double* slot_;
     std::chrono::steady_clock::time_point start_;
 };
 
 // Labels per row: a multiple of 8 (one AVX / two SSE-NEON vectors), or 4 for tiny label sets.
-int row_stride(int labels) { return labels <= 4 ? 4 : (labels + 7) / 8 * 8; }
+int row_stride(int labels) {
+    return labels <= 4 ? 4 : (labels + 7) / 8 * 8;
+}
 
 }  // namespace
 
@@ -124,7 +127,7 @@ struct DenseCRF::Impl {
     int labels = 0, stride = 0;
     LargeVector<float> neg_unary;  // n x stride, -U (padding lanes kPadEnergy)
     std::vector<PairwiseTerm> terms;
-    LargeVector<float> q;          // n x stride workspace
+    LargeVector<float> q;  // n x stride workspace
     std::vector<detail::TermView> views;
     const detail::Kernels& kernels;
     Profile* profile = nullptr;
@@ -153,7 +156,8 @@ struct DenseCRF::Impl {
     void fill_padding(float* rows, float value) {
         if (stride == labels) return;
         parallel_for(n, 8192, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t i = lo; i < hi; ++i) std::fill(rows + i * stride + labels, rows + (i + 1) * stride, value);
+            for (std::int64_t i = lo; i < hi; ++i)
+                std::fill(rows + i * stride + labels, rows + (i + 1) * stride, value);
         });
     }
 
@@ -204,7 +208,8 @@ struct DenseCRF::Impl {
         views.clear();
         for (const PairwiseTerm& t : terms)
             views.push_back({t.lattice.offsets(), t.lattice.slice_weights(), t.values.data(),
-                             t.compat.empty() ? nullptr : t.compat.data(), t.lattice.dim() + 1, static_cast<int>(t.kind)});
+                             t.compat.empty() ? nullptr : t.compat.data(), t.lattice.dim() + 1,
+                             static_cast<int>(t.kind)});
         return {neg_unary.data(), views.data(), static_cast<int>(views.size()), labels, stride};
     }
 
@@ -240,7 +245,8 @@ struct DenseCRF::Impl {
         const std::int64_t n_blocks = (n + block - 1) / block;
         std::vector<double> partial(n_blocks, 0.0);
         parallel_for(n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t b = lo; b < hi; ++b) partial[b] = kernels.kl(args, b * block, std::min(n, (b + 1) * block), q_in);
+            for (std::int64_t b = lo; b < hi; ++b)
+                partial[b] = kernels.kl(args, b * block, std::min(n, (b + 1) * block), q_in);
         });
         double kl = 0.0;
         for (double p : partial) kl += p;  // fixed blocks: the same sum whatever the thread count
@@ -284,10 +290,17 @@ struct DenseCRF::Impl {
         for (std::int64_t i = 0; i < n; ++i) {
             const double v = norm[i];
             switch (normalization) {
-                case Normalization::Symmetric: pre[i] = post[i] = static_cast<float>(1.0 / std::sqrt(v + 1e-20)); break;
-                case Normalization::Before: pre[i] = static_cast<float>(1.0 / (v + 1e-20)); break;
-                case Normalization::After: post[i] = static_cast<float>(1.0 / (v + 1e-20)); break;
-                case Normalization::None: break;
+                case Normalization::Symmetric:
+                    pre[i] = post[i] = static_cast<float>(1.0 / std::sqrt(v + 1e-20));
+                    break;
+                case Normalization::Before:
+                    pre[i] = static_cast<float>(1.0 / (v + 1e-20));
+                    break;
+                case Normalization::After:
+                    post[i] = static_cast<float>(1.0 / (v + 1e-20));
+                    break;
+                case Normalization::None:
+                    break;
             }
         }
         if (compat.kind == Compatibility::Kind::Potts)
@@ -310,11 +323,19 @@ DenseCRF::~DenseCRF() = default;
 DenseCRF::DenseCRF(DenseCRF&&) noexcept = default;
 DenseCRF& DenseCRF::operator=(DenseCRF&&) noexcept = default;
 
-std::int64_t DenseCRF::n_pixels() const { return impl_->n; }
-int DenseCRF::n_labels() const { return impl_->labels; }
-std::size_t DenseCRF::n_pairwise() const { return impl_->terms.size(); }
+std::int64_t DenseCRF::n_pixels() const {
+    return impl_->n;
+}
+int DenseCRF::n_labels() const {
+    return impl_->labels;
+}
+std::size_t DenseCRF::n_pairwise() const {
+    return impl_->terms.size();
+}
 
-void DenseCRF::set_profile(Profile* profile) { impl_->profile = profile; }
+void DenseCRF::set_profile(Profile* profile) {
+    impl_->profile = profile;
+}
 
 void DenseCRF::set_unary_energy(const float* unary) {
     PhaseTimer timer(impl_->phase(&Profile::unary));
@@ -468,7 +489,9 @@ struct LatticeCache::Impl {
     }
 };
 
-LatticeCache::LatticeCache(std::size_t capacity) : impl_(std::make_unique<Impl>()) { impl_->capacity = capacity; }
+LatticeCache::LatticeCache(std::size_t capacity) : impl_(std::make_unique<Impl>()) {
+    impl_->capacity = capacity;
+}
 LatticeCache::~LatticeCache() = default;
 
 LatticeCache& LatticeCache::process_default() {
@@ -476,7 +499,9 @@ LatticeCache& LatticeCache::process_default() {
     return *cache;
 }
 
-std::size_t LatticeCache::capacity() const { return impl_->capacity; }
+std::size_t LatticeCache::capacity() const {
+    return impl_->capacity;
+}
 
 std::size_t LatticeCache::size() const {
     std::lock_guard<std::mutex> lk(impl_->mutex);
@@ -496,7 +521,9 @@ void LatticeCache::clear() {
     dropped.swap(impl_->entries);
 }
 
-void clear_lattice_cache() { LatticeCache::process_default().clear(); }
+void clear_lattice_cache() {
+    LatticeCache::process_default().clear();
+}
 
 void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel,
                                        Normalization normalization) {
@@ -543,7 +570,9 @@ void DenseCRF2D::add_pairwise_bilateral(float sx, float sy, float s0, float s1, 
     add_pairwise_energy(f.data(), 5, compat, kernel, normalization);
 }
 
-RefineParams RefineParams::voc() { return RefineParams{}; }
+RefineParams RefineParams::voc() {
+    return RefineParams{};
+}
 
 RefineParams RefineParams::pydensecrf() {
     RefineParams p;
@@ -601,8 +630,9 @@ void shrink(const T* src, int w, int h, int sw, int sh, int planes, bool interle
                     float sum = 0.f;
                     for (int yy = y0; yy < y1; ++yy)
                         for (int xx = x0; xx < x1; ++xx)
-                            sum += interleaved ? static_cast<float>(src[(static_cast<std::int64_t>(yy) * w + xx) * planes + c])
-                                               : static_cast<float>(src[(static_cast<std::int64_t>(c) * h + yy) * w + xx]);
+                            sum += interleaved
+                                       ? static_cast<float>(src[(static_cast<std::int64_t>(yy) * w + xx) * planes + c])
+                                       : static_cast<float>(src[(static_cast<std::int64_t>(c) * h + yy) * w + xx]);
                     const float v = sum * inv;
                     const std::int64_t o = interleaved ? (y * sw + x) * planes + c : (c * sh + y) * sw + x;
                     if constexpr (std::is_same_v<T, std::uint8_t>)

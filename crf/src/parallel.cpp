@@ -29,7 +29,7 @@ struct RegionGuard {
 };
 
 class ThreadPool {
-public:
+  public:
     explicit ThreadPool(int threads) { resize(threads); }
     ~ThreadPool() { stop_workers(); }
 
@@ -71,7 +71,7 @@ public:
         return true;
     }
 
-private:
+  private:
     void work_on_job(FunctionRef<void(std::int64_t)> fn, std::int64_t n_chunks) {
         RegionGuard guard;
         for (;;) {
@@ -168,7 +168,9 @@ std::shared_ptr<ThreadPool> pool() {
 
 }  // namespace
 
-bool in_parallel_region() { return t_in_region; }
+bool in_parallel_region() {
+    return t_in_region;
+}
 
 void parallel_for(std::int64_t n, std::int64_t grain, FunctionRef<void(std::int64_t, std::int64_t)> fn) {
     if (n <= 0) return;
@@ -219,6 +221,8 @@ ThreadScope::ThreadScope(int threads) : previous_(detail::t_thread_limit) {
     if (threads > 0) detail::t_thread_limit = threads;
 }
 
-ThreadScope::~ThreadScope() { detail::t_thread_limit = previous_; }
+ThreadScope::~ThreadScope() {
+    detail::t_thread_limit = previous_;
+}
 
 }  // namespace deeplab::crf

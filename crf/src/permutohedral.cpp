@@ -22,7 +22,9 @@ constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
 constexpr double kMaxCoordinate = 262144.0;
 constexpr std::int64_t kChunk = 1024;  // points per build task
 
-inline std::uint32_t load_acquire(const std::uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+inline std::uint32_t load_acquire(const std::uint32_t* p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
 inline bool cas(std::uint32_t* p, std::uint32_t& expected, std::uint32_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
@@ -118,7 +120,8 @@ void splat(const Permutohedral& lat, const float* in, float* values, int stride)
     parallel_for(lat.splat_parts(), 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t p = lo; p < hi; ++p) {
             const int part = static_cast<int>(p);
-            for (std::int32_t v : lat.orphans(part)) std::fill_n(values + static_cast<std::int64_t>(v) * stride, stride, 0.f);
+            for (std::int32_t v : lat.orphans(part))
+                std::fill_n(values + static_cast<std::int64_t>(v) * stride, stride, 0.f);
             k.splat(lat.splat_entries(part), lat.splat_count(part), in, values, stride);
         }
     });
@@ -130,7 +133,8 @@ void blur(const Permutohedral& lat, float* values, int stride) {
         const std::int32_t* order = lat.chain_order(j);
         parallel_for(lat.blur_segments(), 1, [&](std::int64_t lo, std::int64_t hi) {
             for (std::int64_t s = lo; s < hi; ++s)
-                k.blur(order, lat.segment(j, static_cast<int>(s)), lat.segment(j, static_cast<int>(s) + 1), values, stride);
+                k.blur(order, lat.segment(j, static_cast<int>(s)), lat.segment(j, static_cast<int>(s) + 1), values,
+                       stride);
         });
     }
 }
@@ -170,7 +174,8 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
     // Elevation scale factors as in Adams et al. 2010 / the reference implementation.
     std::vector<float> scale(dim);
     const float inv_std_dev = static_cast<float>(std::sqrt(2.0 / 3.0) * (dim + 1));
-    for (int i = 0; i < dim; ++i) scale[i] = static_cast<float>(1.0 / std::sqrt(double((i + 2) * (i + 1))) * inv_std_dev);
+    for (int i = 0; i < dim; ++i)
+        scale[i] = static_cast<float>(1.0 / std::sqrt(double((i + 2) * (i + 1))) * inv_std_dev);
     double bound = 0.0, tail = 0.0;  // max |elevated coordinate| over the feature box
     for (int j = dim; j >= 0; --j) {
         const double self = j > 0 ? j * double(scale[j - 1]) * absmax[j - 1] : 0.0;
@@ -191,10 +196,22 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
         bool ok;
         const bool small = key_bound < 32000.0;
         switch (dim) {  // common dimensions get fully unrolled code
-            case 2: ok = small ? build<std::int16_t, 2>(features, pad, scale, capacity) : build<std::int32_t, 2>(features, pad, scale, capacity); break;
-            case 3: ok = small ? build<std::int16_t, 3>(features, pad, scale, capacity) : build<std::int32_t, 3>(features, pad, scale, capacity); break;
-            case 5: ok = small ? build<std::int16_t, 5>(features, pad, scale, capacity) : build<std::int32_t, 5>(features, pad, scale, capacity); break;
-            default: ok = small ? build<std::int16_t, 0>(features, pad, scale, capacity) : build<std::int32_t, 0>(features, pad, scale, capacity); break;
+            case 2:
+                ok = small ? build<std::int16_t, 2>(features, pad, scale, capacity)
+                           : build<std::int32_t, 2>(features, pad, scale, capacity);
+                break;
+            case 3:
+                ok = small ? build<std::int16_t, 3>(features, pad, scale, capacity)
+                           : build<std::int32_t, 3>(features, pad, scale, capacity);
+                break;
+            case 5:
+                ok = small ? build<std::int16_t, 5>(features, pad, scale, capacity)
+                           : build<std::int32_t, 5>(features, pad, scale, capacity);
+                break;
+            default:
+                ok = small ? build<std::int16_t, 0>(features, pad, scale, capacity)
+                           : build<std::int32_t, 0>(features, pad, scale, capacity);
+                break;
         }
         if (ok) break;
         capacity = next_pow2(static_cast<std::size_t>(npts) * (dim + 1) * 4 / 3 + 64);
@@ -354,8 +371,8 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
                         same[e] = -1;
                         if (b > 0)
                             for (int q = 0; q <= d; ++q)
-                                if (words_equal(words.data() + static_cast<std::size_t>((b - 1) * dp1 + q) * n_words, kw,
-                                                n_words)) {
+                                if (words_equal(words.data() + static_cast<std::size_t>((b - 1) * dp1 + q) * n_words,
+                                                kw, n_words)) {
                                     same[e] = (b - 1) * dp1 + q;
                                     break;
                                 }
@@ -371,10 +388,9 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
                     } else {
                         bool created = false;
                         const std::uint32_t candidate = static_cast<std::uint32_t>(c << local_bits) | local;
-                        id[e] = keys.find_or_insert(words.data() + static_cast<std::size_t>(e) * n_words, hash[e],
-                                                    candidate,
-                                                    tables.prov_keys.get() + static_cast<std::size_t>(candidate) * n_words,
-                                                    created);
+                        id[e] = keys.find_or_insert(
+                            words.data() + static_cast<std::size_t>(e) * n_words, hash[e], candidate,
+                            tables.prov_keys.get() + static_cast<std::size_t>(candidate) * n_words, created);
                         if (created) {
                             ++local;
                             if (inserted.fetch_add(1, std::memory_order_relaxed) >= limit) {

@@ -57,7 +57,8 @@ void test_lattice_matches_brute_force(int dim) {
         for (int j = 0; j < n; ++j) {
             double d2 = 0.0;
             for (int k = 0; k < dim; ++k) {
-                const double df = features[static_cast<std::size_t>(k) * n + i] - features[static_cast<std::size_t>(k) * n + j];
+                const double df =
+                    features[static_cast<std::size_t>(k) * n + i] - features[static_cast<std::size_t>(k) * n + j];
                 d2 += df * df;
             }
             const double g = std::exp(-0.5 * d2);
@@ -113,8 +114,10 @@ std::vector<double> naive_filter(const std::vector<float>& f, int d, int n, cons
             for (int j = i + 1; j <= d; ++j) (el[i] - rem[i] < el[j] - rem[j] ? rank[i] : rank[j])++;
         for (int i = 0; i <= d; ++i) {
             rank[i] += sum;
-            if (rank[i] < 0) rank[i] += dp1, rem[i] += dp1;
-            else if (rank[i] > d) rank[i] -= dp1, rem[i] -= dp1;
+            if (rank[i] < 0)
+                rank[i] += dp1, rem[i] += dp1;
+            else if (rank[i] > d)
+                rank[i] -= dp1, rem[i] -= dp1;
         }
         for (int i = 0; i <= d; ++i) {
             const float v = (el[i] - rem[i]) / dp1;
@@ -135,14 +138,17 @@ std::vector<double> naive_filter(const std::vector<float>& f, int d, int n, cons
     const int m = static_cast<int>(keys.size());
     std::vector<double> val(m + 1, 0.0), tmp(m + 1, 0.0);
     for (int p = 0; p < n; ++p)
-        for (int r = 0; r <= d; ++r) val[offset[static_cast<std::size_t>(p) * dp1 + r]] += bary_all[static_cast<std::size_t>(p) * dp1 + r] * in[p];
+        for (int r = 0; r <= d; ++r)
+            val[offset[static_cast<std::size_t>(p) * dp1 + r]] +=
+                bary_all[static_cast<std::size_t>(p) * dp1 + r] * in[p];
     for (int j = 0; j <= d; ++j) {
         for (int v = 0; v < m; ++v) {
             std::vector<int> n1 = keys[v], n2 = keys[v];
             for (int k = 0; k < d; ++k) --n1[k], ++n2[k];
             if (j < d) n1[j] += dp1, n2[j] -= dp1;
             const auto a = index.find(n1), b = index.find(n2);
-            tmp[v] = val[v] + 0.5 * ((a == index.end() ? 0.0 : val[a->second]) + (b == index.end() ? 0.0 : val[b->second]));
+            tmp[v] =
+                val[v] + 0.5 * ((a == index.end() ? 0.0 : val[a->second]) + (b == index.end() ? 0.0 : val[b->second]));
         }
         std::swap(val, tmp);
     }
@@ -150,7 +156,8 @@ std::vector<double> naive_filter(const std::vector<float>& f, int d, int n, cons
     std::vector<double> out(n, 0.0);
     for (int p = 0; p < n; ++p)
         for (int r = 0; r <= d; ++r)
-            out[p] += alpha * bary_all[static_cast<std::size_t>(p) * dp1 + r] * val[offset[static_cast<std::size_t>(p) * dp1 + r]];
+            out[p] += alpha * bary_all[static_cast<std::size_t>(p) * dp1 + r] *
+                      val[offset[static_cast<std::size_t>(p) * dp1 + r]];
     return out;
 }
 
@@ -189,7 +196,8 @@ void test_filter_is_linear_and_thread_independent() {
     lat.compute(b.data(), fb.data(), 4);
     lat.compute(ab.data(), fab.data(), 4);
     double worst = 0.0;
-    for (int i = 0; i < n * 4; ++i) worst = std::max(worst, std::fabs(double(fab[i]) - (fa[i] + 2.0 * fb[i])) / (1.0 + std::fabs(fab[i])));
+    for (int i = 0; i < n * 4; ++i)
+        worst = std::max(worst, std::fabs(double(fab[i]) - (fa[i] + 2.0 * fb[i])) / (1.0 + std::fabs(fab[i])));
     check(worst < 1e-4, "the filter is linear");
     set_num_threads(1);
     std::vector<float> one(n * 4);
@@ -222,7 +230,8 @@ void test_refine_and_threads() {
     std::vector<std::uint8_t> img(static_cast<std::size_t>(w) * h * 3);
     for (int y = 0; y < h; ++y)
         for (int x = 0; x < w; ++x)
-            for (int c = 0; c < 3; ++c) img[(static_cast<std::size_t>(y) * w + x) * 3 + c] = static_cast<std::uint8_t>((x / 8) * 40 + c * 10);
+            for (int c = 0; c < 3; ++c)
+                img[(static_cast<std::size_t>(y) * w + x) * 3 + c] = static_cast<std::uint8_t>((x / 8) * 40 + c * 10);
     const auto probs = smooth_probs(w, h, labels, 3);
     std::vector<float> out1(probs.size()), out2(probs.size());
     set_num_threads(1);
@@ -310,28 +319,38 @@ void test_errors() {
     check_throws<std::invalid_argument>([] { DenseCRF(10, 0); }, "zero labels");
     check_throws<std::invalid_argument>([] { DenseCRF(-1, 3); }, "negative size");
     check_throws<OutOfMemory>([] { DenseCRF(200000000, 200); }, "too large for memory");
-    check_throws<std::invalid_argument>([&] {
-        DenseCRF c(10, 2);
-        std::vector<float> q(20);
-        c.inference(-1, q.data());
-    }, "negative iterations");
-    check_throws<std::invalid_argument>([&] {
-        f[3] = NAN;
-        DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::potts(1));
-    }, "NaN features");
-    check_throws<std::overflow_error>([&] {
-        std::fill(f.begin(), f.end(), 1e9f);
-        DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::potts(1));
-    }, "lattice overflow");
+    check_throws<std::invalid_argument>(
+        [&] {
+            DenseCRF c(10, 2);
+            std::vector<float> q(20);
+            c.inference(-1, q.data());
+        },
+        "negative iterations");
+    check_throws<std::invalid_argument>(
+        [&] {
+            f[3] = NAN;
+            DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::potts(1));
+        },
+        "NaN features");
+    check_throws<std::overflow_error>(
+        [&] {
+            std::fill(f.begin(), f.end(), 1e9f);
+            DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::potts(1));
+        },
+        "lattice overflow");
     check_throws<std::invalid_argument>([] { Compatibility::potts(NAN); }, "NaN compatibility");
-    check_throws<std::invalid_argument>([&] {
-        std::fill(f.begin(), f.end(), 1.f);
-        DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::diagonal({1, 2, 3}));
-    }, "diagonal of the wrong length");
-    check_throws<std::invalid_argument>([] {
-        std::vector<float> u(6, NAN);
-        DenseCRF(3, 2).set_unary_energy(u.data());
-    }, "NaN unary");
+    check_throws<std::invalid_argument>(
+        [&] {
+            std::fill(f.begin(), f.end(), 1.f);
+            DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::diagonal({1, 2, 3}));
+        },
+        "diagonal of the wrong length");
+    check_throws<std::invalid_argument>(
+        [] {
+            std::vector<float> u(6, NAN);
+            DenseCRF(3, 2).set_unary_energy(u.data());
+        },
+        "NaN unary");
 }
 
 void test_empty_and_tiny() {

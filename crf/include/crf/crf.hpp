@@ -21,7 +21,7 @@
 namespace deeplab::crf {
 
 class OutOfMemory : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -34,8 +34,8 @@ enum class Normalization : int { None = 0, Before = 1, After = 2, Symmetric = 3 
 struct Compatibility {
     enum class Kind { Potts, Diagonal, Matrix };
     Kind kind = Kind::Potts;
-    float weight = 1.f;          // Potts
-    std::vector<float> values;   // Diagonal: n_labels; Matrix: n_labels × n_labels, row-major
+    float weight = 1.f;         // Potts
+    std::vector<float> values;  // Diagonal: n_labels; Matrix: n_labels × n_labels, row-major
 
     static Compatibility potts(float w);
     static Compatibility diagonal(std::vector<float> v);
@@ -50,13 +50,13 @@ int num_threads();
 // While alive, CRFs run from this thread use at most `threads` threads (<= 0: no limit), without changing the
 // process-wide count (a pipeline stage or a caller sets its own). Results do not depend on the thread count.
 class ThreadScope {
-public:
+  public:
     explicit ThreadScope(int threads);
     ~ThreadScope();
     ThreadScope(const ThreadScope&) = delete;
     ThreadScope& operator=(const ThreadScope&) = delete;
 
-private:
+  private:
     int previous_;
 };
 
@@ -74,7 +74,7 @@ struct Profile {
 };
 
 class DenseCRF {
-public:
+  public:
     DenseCRF(std::int64_t n_pixels, int n_labels);
     virtual ~DenseCRF();
     DenseCRF(const DenseCRF&) = delete;
@@ -113,7 +113,7 @@ public:
     // Record the time of each later phase in `profile` (null: stop); it must outlive its use.
     void set_profile(Profile* profile);
 
-protected:
+  protected:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
@@ -123,7 +123,7 @@ protected:
 // images) copies the kept lattice instead of building it: the same result, bit for bit. Holds up to `capacity`
 // geometries (the least recently used is dropped); thread-safe. About 16 MiB per entry at 500x375.
 class LatticeCache {
-public:
+  public:
     explicit LatticeCache(std::size_t capacity = 1);
     ~LatticeCache();
     LatticeCache(const LatticeCache&) = delete;
@@ -137,29 +137,28 @@ public:
     std::size_t memory_bytes() const;
     void clear();
 
-private:
+  private:
     friend class DenseCRF2D;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 
 class DenseCRF2D : public DenseCRF {
-public:
+  public:
     // cache: where add_pairwise_gaussian finds and keeps smoothness lattices (null: none).
     DenseCRF2D(int width, int height, int n_labels, LatticeCache* cache = &LatticeCache::process_default());
     int width() const { return width_; }
     int height() const { return height_; }
 
     // Features (x / sx, y / sy), with the lattice taken from or kept in the CRF's LatticeCache.
-    void add_pairwise_gaussian(float sx, float sy, const Compatibility& compat,
-                               KernelType kernel = KernelType::Diag,
+    void add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel = KernelType::Diag,
                                Normalization normalization = Normalization::Symmetric);
     // Features (x / sx, y / sy, c0 / s0, c1 / s1, c2 / s2); image: height × width × 3 uint8.
     void add_pairwise_bilateral(float sx, float sy, float s0, float s1, float s2, const std::uint8_t* image,
                                 const Compatibility& compat, KernelType kernel = KernelType::Diag,
                                 Normalization normalization = Normalization::Symmetric);
 
-private:
+  private:
     int width_, height_;
     LatticeCache* cache_;
 };
@@ -195,10 +194,11 @@ struct RefineParams {
 
 // Per-call context of refine(); the defaults suit a single image.
 struct RefineOptions {
-    const float* init = nullptr;  // n_labels × height × width: mean field starts from it (warm start), not from the unary
+    const float* init =
+        nullptr;  // n_labels × height × width: mean field starts from it (warm start), not from the unary
     LatticeCache* cache = &LatticeCache::process_default();  // null: no smoothness lattice is kept or reused
-    int threads = 0;              // at most this many threads (see ThreadScope); 0: the process-wide count
-    Profile* profile = nullptr;   // filled with the time per phase when not null
+    int threads = 0;             // at most this many threads (see ThreadScope); 0: the process-wide count
+    Profile* profile = nullptr;  // filled with the time per phase when not null
 };
 
 // probs, out: n_labels × height × width (out may alias probs); image: height × width × 3 uint8.

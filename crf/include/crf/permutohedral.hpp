@@ -14,7 +14,7 @@
 namespace deeplab::crf {
 
 class Permutohedral {
-public:
+  public:
     static constexpr int kMaxDim = 32;
 
     // features: `dim` x `n` floats (1 <= dim <= kMaxDim), one row per feature dimension (the layout
@@ -63,7 +63,7 @@ public:
     int blur_segments() const { return kSegments; }
     std::int64_t segment(int j, int s) const { return segments_[static_cast<std::size_t>(j) * (kSegments + 1) + s]; }
 
-private:
+  private:
     static constexpr int kSegments = 64;
     struct BuildTables;
     // One build attempt with a hash table of `capacity` slots (false: too small): insert, finalize, build_chains.

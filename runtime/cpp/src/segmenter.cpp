@@ -28,7 +28,6 @@ void check_logits(const LogitsView& l, const ModelMeta& meta, const Padding& pad
                                          std::to_string(pad.padded_width) + " input");
 }
 
-
 // The CRF stage for `o`: on the frames of a video, unless iterations or warm start were given, the video CRF.
 CrfStage make_crf_stage(const ModelMeta& meta, const SegmenterOptions& o) {
   if (!o.crf) return CrfStage(crf::RefineParams{}, o.threads, o.warm_start);
