@@ -1,4 +1,5 @@
 // C++ unit tests of the dense CRF library (run by CTest; no framework needed).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -258,6 +259,54 @@ void test_refine_and_threads() {
     check(fresh == out1, "a reused smoothness lattice equals a fresh one");
 }
 
+// Per-call thread limits, a cache of one's own, the validation and the reduced-resolution CRF.
+void test_refine_options() {
+    const int w = 48, h = 40, labels = 4;
+    std::vector<std::uint8_t> img(static_cast<std::size_t>(w) * h * 3);
+    for (std::size_t i = 0; i < img.size(); ++i) img[i] = static_cast<std::uint8_t>((i * 7919) % 251);
+    const auto probs = smooth_probs(w, h, labels, 5);
+    std::vector<float> reference(probs.size()), out(probs.size());
+    RefineOptions none;
+    none.cache = nullptr;
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), reference.data(), none);
+
+    const int before = num_threads();
+    {
+        ThreadScope scope(1);
+        check(num_threads() == 1, "a ThreadScope limits the calling thread's CRFs");
+    }
+    check(num_threads() == before, "a ThreadScope restores the count");
+    LatticeCache cache(2);
+    RefineOptions options;
+    options.cache = &cache;
+    options.threads = 1;
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), out.data(), options);
+    check(out == reference && cache.size() == 1, "a cache of one's own is filled, same result");
+    options.threads = 2;
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), out.data(), options);
+    check(out == reference && num_threads() == before, "a cached lattice on 2 threads: same result");
+
+    RefineParams bad = RefineParams::voc();
+    bad.scale = 0.f;
+    check_throws<std::invalid_argument>([&] { bad.validate(); }, "scale 0");
+    bad = RefineParams::voc();
+    bad.normalization = static_cast<Normalization>(4);
+    check_throws<std::invalid_argument>([&] { bad.validate(); }, "normalization 4");
+
+    const RefineParams video = RefineParams::video(RefineParams::pydensecrf());
+    check(video.iterations == RefineParams::kVideoIterations && video.scale == RefineParams::kVideoScale &&
+              video.bilateral_srgb == RefineParams::pydensecrf().bilateral_srgb,
+          "the video CRF keeps the kernels and changes iterations and scale");
+    refine(img.data(), w, h, probs.data(), labels, video, out.data());
+    double worst = 0.0;
+    for (int i = 0; i < w * h; ++i) {
+        double s = 0.0;
+        for (int l = 0; l < labels; ++l) s += out[static_cast<std::size_t>(l) * w * h + i];
+        worst = std::max(worst, std::fabs(s - 1.0));
+    }
+    check(worst < 1e-4 && out != reference, "a CRF at half resolution gives full-size probabilities");
+}
+
 void test_mean_field_lowers_kl() {
     const int w = 32, h = 24, labels = 4;
     const auto probs = smooth_probs(w, h, labels, 5);
@@ -380,6 +429,7 @@ int main() {
     }
     test_filter_is_linear_and_thread_independent();
     test_refine_and_threads();
+    test_refine_options();
     test_mean_field_lowers_kl();
     test_unaries();
     test_compatibilities();
