@@ -13,7 +13,7 @@ LatticeCache = _crf.LatticeCache
 # CRFs use this cache of smoothness lattices unless given another (one entry, shared by the whole process).
 DEFAULT_LATTICE_CACHE = _crf.LatticeCache.process_default()
 # The CRF for video sources (RefineParams::video in C++, shared with the C++ runtime): this many iterations at this
-# resolution, each frame starting from the previous frame's result.
+# resolution (see `scale` in crf/presets.py).
 VIDEO_ITERATIONS: int = _crf.VIDEO_ITERATIONS
 VIDEO_SCALE: float = _crf.VIDEO_SCALE
 

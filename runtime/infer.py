@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     crf.add_argument("--crf-preset", default="default",
                      help="CRF preset name ('default': the model's own preset if it has one, else voc)")
     crf.add_argument("--crf-iters", type=int, metavar="N", help="mean-field iterations (default: the preset's; on a video, "
-                     "a cheaper warm-started CRF, see docs/crf.md, unless this or --warm-start is given)")
+                     "a cheaper CRF, see docs/crf.md, unless this or --warm-start is given)")
     crf.add_argument("--warm-start", action="store_true", help="start each frame's CRF from the previous result")
     run = p.add_argument_group("run")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")

@@ -122,13 +122,12 @@ class Segmenter:
 
     def use_video_crf(self) -> None:
         """The frames that follow are one video's: unless iterations, a scale or warm start were asked for, the CRF
-        runs ``crf.VIDEO_ITERATIONS`` iterations at ``crf.VIDEO_SCALE`` resolution, each frame starting from the
-        previous frame's result (the C++ runtime's video default too: ``RefineParams::video``)."""
+        runs ``crf.VIDEO_ITERATIONS`` iterations at ``crf.VIDEO_SCALE`` resolution (the C++ runtime's video default
+        too: ``RefineParams::video``)."""
         if self.crf is None or self._crf_chosen:
             return
         import crf
         self.crf = {**self.crf, "iterations": crf.VIDEO_ITERATIONS, "scale": crf.VIDEO_SCALE}
-        self.warm_start = True
 
     @staticmethod
     def argmax(probs: np.ndarray) -> np.ndarray:

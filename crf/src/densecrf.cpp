@@ -601,7 +601,7 @@ void RefineParams::validate() const {
     if (!(scale > 0.f && scale <= 1.f)) bad("scale must be in (0, 1], got " + std::to_string(scale));
 }
 
-RefineParams RefineParams::video(RefineParams params) {
+RefineParams RefineParams::video(RefineParams params) {  // cold: no warm start (see docs/crf.md)
     params.iterations = kVideoIterations;
     params.scale = kVideoScale;
     return params;
@@ -719,7 +719,30 @@ void refine(const std::uint8_t* image, int width, int height, const float* probs
     p.gaussian_sxy *= static_cast<float>(sw) / width;
     p.bilateral_sxy *= static_cast<float>(sw) / width;
     refine_at_full_size(small_image.data(), sw, sh, small_probs.data(), n_labels, p, small_out.data(), small_options);
-    enlarge(small_out.data(), sw, sh, width, height, n_labels, out);
+    // The CRF's pairwise message at low resolution, log Q - log P (= -pairwise up to a constant per pixel),
+    // upsampled and added to the full-resolution unary: the network's own detail is kept.
+    parallel_for(static_cast<std::int64_t>(planes), 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i)
+            small_out[i] =
+                std::log(std::max(small_out[i], params.clip)) - std::log(std::max(small_probs[i], params.clip));
+    });
+    const std::int64_t n = static_cast<std::int64_t>(width) * height;
+    std::vector<float> message(static_cast<std::size_t>(n) * n_labels);
+    enlarge(small_out.data(), sw, sh, width, height, n_labels, message.data());
+    parallel_for(n, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        std::vector<float> e(n_labels);
+        for (std::int64_t i = lo; i < hi; ++i) {
+            float mx = -std::numeric_limits<float>::infinity();
+            for (int l = 0; l < n_labels; ++l) {
+                const std::int64_t k = l * n + i;
+                e[l] = std::log(std::min(std::max(probs[k], params.clip), 1.f)) + message[k];
+                mx = std::max(mx, e[l]);
+            }
+            float sum = 0.f;
+            for (int l = 0; l < n_labels; ++l) sum += (e[l] = std::exp(e[l] - mx));
+            for (int l = 0; l < n_labels; ++l) out[l * n + i] = e[l] / sum;  // out may alias probs: read first
+        }
+    });
 }
 
 }  // namespace deeplab::crf

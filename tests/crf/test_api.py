@@ -230,7 +230,8 @@ def _bilinear(x: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def test_reduced_resolution_crf_is_a_crf_on_the_shrunk_image():
-    """scale=0.5: the CRF of the 2x2-averaged image and probabilities (position sigmas halved), upsampled bilinearly."""
+    """scale=0.5: mean field on the 2x2-averaged image and probabilities (position sigmas halved); its message
+    log Q - log P, upsampled bilinearly, is added to the full-resolution unary."""
     rng = np.random.default_rng(7)
     img = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
     probs = utils.synthetic_probabilities(40, 60, 5, seed=7, stride=4, region=2)
@@ -240,7 +241,9 @@ def test_reduced_resolution_crf_is_a_crf_on_the_shrunk_image():
     small = crf.refine(small_img, small_probs, gaussian_sxy=voc.gaussian_sxy / 2, bilateral_sxy=voc.bilateral_sxy / 2)
     got = crf.refine(img, probs, scale=0.5)
     assert got.shape == probs.shape
-    np.testing.assert_allclose(got, _bilinear(small, 40, 60), atol=2e-5)
+    message = _bilinear(np.log(np.maximum(small, 1e-5)) - np.log(np.maximum(small_probs, 1e-5)), 40, 60)
+    expected = np.exp(np.log(np.clip(probs, 1e-5, 1)) + message)
+    np.testing.assert_allclose(got, expected / expected.sum(0), atol=2e-5)
     np.testing.assert_array_equal(crf.refine(img, probs, scale=1.0), crf.refine(img, probs))
     for bad in (0.0, 1.5, float("nan")):
         with pytest.raises(ValueError, match="scale must be in"):

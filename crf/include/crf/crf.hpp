@@ -174,15 +174,16 @@ struct RefineParams {
     Normalization normalization = Normalization::Symmetric;
     float clip = 1e-5f;  // probabilities are clipped to [clip, 1] before -log
     // Resolution of the CRF relative to the image, in (0, 1]: below 1 the image, probabilities and warm start are
-    // area-averaged to round(scale * size), the CRF runs there with its position sigmas scaled alike, and its result
-    // is upsampled bilinearly (a cheaper CRF for video).
+    // area-averaged to round(scale * size), mean field runs there with the position sigmas scaled alike, and its
+    // pairwise message (log Q - log P) is upsampled bilinearly and added to the full-resolution unary:
+    // out = softmax(log P + up(log Q_small - log P_small)). A cheaper CRF for video.
     float scale = 1.f;
 
     static RefineParams voc();         // DeepLab v2 on PASCAL VOC: 10 it., w=3 s=1, w=4 sxy=67 srgb=3
     static RefineParams pydensecrf();  // pydensecrf's example: 5 it., w=3 s=3, w=10 sxy=80 srgb=13
-    // The CRF for video sources, derived from the per-image `params` (used unless iterations, scale or warm start
-    // are asked for explicitly): kVideoIterations iterations at kVideoScale resolution, each frame starting from the
-    // previous frame's result (warm start). Chosen from benchmarks/video_crf.py's measurements (docs/crf.md).
+    // The CRF for video sources, derived from the per-image `params` (used unless iterations or warm start are asked
+    // for explicitly): kVideoIterations iterations at kVideoScale resolution, each frame on its own (a warm start from
+    // the previous frame lost accuracy on moving objects). Chosen from benchmarks/video_crf.py (docs/crf.md).
     static RefineParams video(RefineParams params);
     static constexpr int kVideoIterations = 3;
     static constexpr float kVideoScale = 0.5f;

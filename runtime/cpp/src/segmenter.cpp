@@ -33,7 +33,7 @@ CrfStage make_crf_stage(const ModelMeta& meta, const SegmenterOptions& o) {
   if (!o.crf) return CrfStage(crf::RefineParams{}, o.threads, o.warm_start);
   const crf::RefineParams p = crf_params(meta, o.crf_preset, o.crf_iterations);
   const bool video = o.video && o.crf_iterations < 0 && !o.warm_start;
-  return CrfStage(video ? crf::RefineParams::video(p) : p, o.threads, o.warm_start || video);
+  return CrfStage(video ? crf::RefineParams::video(p) : p, o.threads, o.warm_start);
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ struct SegmenterOptions {
                             ///< of those libraries: give every Segmenter of a process the same value)
   bool warm_start = false;  ///< a frame's CRF starts from the previous frame's result (same-size frames)
   /// frames of one video: unless crf_iterations or warm_start are given, the CRF is crf::RefineParams::video()
-  /// (fewer iterations at reduced resolution, warm-started; the Python runtime's video default too)
+  /// (fewer iterations at reduced resolution; the Python runtime's video default too)
   bool video = false;
 };
 
