@@ -26,7 +26,7 @@ import numpy as np
 
 from export.calibration import CalibrationCache, fixed_shape_batches, implicit_cache_key, open_source
 from export.onnx_export import sha256_file
-from export.onnx_graph import default_output, read_meta
+from export.onnx_graph import default_output, io_tensor, read_meta
 from export.trt_compat import (BuildPlan, ParserErrorInfo, TrtFeatures, calibration_profile, check_precision,
                                format_parser_errors, network_flags_value, onnx_precision_hint, parse_shape, plan_build,
                                probe, resolve_precision, resolve_profile)
@@ -39,8 +39,6 @@ from runtime.metadata import ModelMeta
 INSTALL_HINT = ("TensorRT is not installed: on a GPU server `pip install -e \".[gpu-cu13]\"` (driver ≥ 580) or "
                 "`pip install -e \".[gpu-cu12]\"` (CUDA 12 drivers); on Jetson it comes with JetPack "
                 "(apt install python3-libnvinfer)")
-# ONNX TensorProto element types -> numpy dtype names, as recorded in the sidecar.
-ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
 Profile = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 
@@ -328,14 +326,13 @@ def read_onnx(model: Path) -> OnnxSummary:
     precision = onnx_precision_hint(
         (n.op_type for n in proto.graph.node),
         ("float16" if t.data_type == onnx.TensorProto.FLOAT16 else "other" for t in proto.graph.initializer))
-    io = {v.name: v.type.tensor_type.elem_type for v in (*proto.graph.input, *proto.graph.output)}
-    for name in (meta.input_name, meta.output_name):
-        if name not in io:
-            raise ValueError(f"{model}: its metadata names tensor {name!r}, the graph has {sorted(io)}")
-        if io[name] not in ONNX_DTYPES:
-            raise ValueError(f"{model}: tensor {name!r} has ONNX element type {io[name]}, not a float type")
-    return OnnxSummary(meta, tuple((n.name, n.op_type) for n in proto.graph.node), precision,
-                       ONNX_DTYPES[io[meta.input_name]], ONNX_DTYPES[io[meta.output_name]])
+    try:
+        input_dtype, _ = io_tensor(proto, meta.input_name)
+        output_dtype, _ = io_tensor(proto, meta.output_name)
+    except ValueError as e:
+        raise ValueError(f"{model}: {e}") from None
+    return OnnxSummary(meta, tuple((n.name, n.op_type) for n in proto.graph.node), precision, input_dtype,
+                       output_dtype)
 
 
 def create_builder(trt: Any, logger: Any) -> Any:
