@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from export.calibration import CalibrationCache, fixed_shape_batches, implicit_cache_key, open_source
+from export.calibration import CalibrationCache, fixed_shape_batches, implicit_cache_key, open_calibration
 from export.onnx_export import sha256_file
 from export.onnx_graph import default_output, io_tensor, read_meta
 from export.trt_compat import (BuildPlan, ParserErrorInfo, TrtFeatures, calibration_profile, check_precision,
@@ -401,7 +401,7 @@ def attach_calibrator(trt: Any, builder: Any, config: Any, model: Path, output: 
     """Give the config an implicit calibrator over ``options.calib`` at the profile's opt shape, with its own
     min = opt = max calibration profile where the version has one, and a keyed cache; returns the calibrator."""
     assert options.calib is not None and plan.calibrator is not None
-    source = open_source(options.calib, max_images=options.max_images)
+    source = open_calibration(options.calib, max_images=options.max_images)
     calib_profile = calibration_profile(profile)
     shape = calib_profile[1]
     key = implicit_cache_key(source, summary.meta, shape, sha256_file(model), plan.calibrator, str(trt.__version__))

@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends.base import BackendError
-from runtime.metadata import ModelMeta
+from runtime.backends.base import Backend, BackendError
+from runtime.metadata import TRITON_META_PARAMETER, ModelMeta, read_meta
 from runtime.preprocess import Padding, padded_size, preprocess
 from runtime.segmenter import DEFAULT_CRF
 
-META_PARAMETER = "deeplab_meta"
 # The Triton data types a network tensor of these models can have, as numpy dtypes (numpy has no bfloat16).
 TRITON_FLOAT_DTYPES = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_FP64": np.float64}
 
@@ -46,10 +45,8 @@ def tensor_dtype(model_config: str | dict, name: str) -> np.dtype:
 
 def model_meta(parameters: dict[str, str]) -> ModelMeta:
     """The :class:`ModelMeta` a config carries in its ``deeplab_meta`` parameter."""
-    if META_PARAMETER not in parameters:
-        raise ValueError(f"the model config lacks the '{META_PARAMETER}' parameter; regenerate the repository with "
-                         "`python -m export triton`")
-    return ModelMeta.from_json(parameters[META_PARAMETER])
+    return read_meta(parameters, TRITON_META_PARAMETER, "the model config",
+                     "regenerate the repository with `python -m export triton`")
 
 
 def parse_pad_to(text: str) -> tuple[int, int] | None:
@@ -93,7 +90,7 @@ class PostSettings:
                    pad_to=parse_pad_to(parameters.get("pad_to", "")))
 
 
-class _NetworkElsewhere:
+class _NetworkElsewhere(Backend):
     """The :class:`Backend` of a Segmenter whose network runs in another Triton model (``deeplab_dcnn``)."""
 
     name = "triton-ensemble"
@@ -101,6 +98,9 @@ class _NetworkElsewhere:
     def __init__(self, meta: ModelMeta, fixed_input_size: tuple[int, int] | None) -> None:
         self.meta = meta
         self.fixed_input_size = fixed_input_size
+
+    def input_size(self, height: int, width: int) -> tuple[int, int] | None:
+        return self.fixed_input_size
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         raise BackendError("deeplab_post gets logits from deeplab_dcnn; it runs no network")

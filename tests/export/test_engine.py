@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.calibration import CalibrationCache, fit_within, fixed_shape_batches, implicit_cache_key, open_source
+from export.calibration import CalibrationCache, fit_within, fixed_shape_batches, implicit_cache_key, open_calibration
 from export.engine import BuildInterrupt, BuildOptions, build_engine, read_onnx
 from export.fp16 import convert
 from runtime.metadata import ModelMeta
@@ -156,13 +156,13 @@ def _images(directory: Path, count: int, seed: int = 0) -> Path:
 def test_calibration_cache_key_covers_model_data_preprocessing_shape(tmp_path):
     data = _images(tmp_path / "a", 3)
     meta = ModelMeta(class_names=("a", "b"))
-    base = dict(source=open_source(data), meta=meta, shape=(1, 3, 64, 64), onnx_sha256="0" * 64,
+    base = dict(source=open_calibration(data), meta=meta, shape=(1, 3, 64, 64), onnx_sha256="0" * 64,
                 calibrator="IInt8EntropyCalibrator2", tensorrt_version="10.3.0")
     key = implicit_cache_key(**base)
     assert implicit_cache_key(**base) == key
     variants = {
         "onnx_sha256": dict(base, onnx_sha256="1" * 64),
-        "data_sha256": dict(base, source=open_source(_images(tmp_path / "b", 3, seed=1))),
+        "data_sha256": dict(base, source=open_calibration(_images(tmp_path / "b", 3, seed=1))),
         "preprocessing": dict(base, meta=ModelMeta(class_names=("a", "b"), mean=(0.0, 0.0, 0.0))),
         "shape": dict(base, shape=(1, 3, 128, 128)),
         "calibrator": dict(base, calibrator="IInt8MinMaxCalibrator"),
@@ -171,7 +171,7 @@ def test_calibration_cache_key_covers_model_data_preprocessing_shape(tmp_path):
     for field, kwargs in variants.items():
         other = implicit_cache_key(**kwargs)
         assert [k for k in key if key[k] != other[k]] == [field]
-    fewer = implicit_cache_key(**dict(base, source=open_source(data, max_images=2)))
+    fewer = implicit_cache_key(**dict(base, source=open_calibration(data, max_images=2)))
     assert fewer["data_sha256"] != key["data_sha256"]
     (data / "0.png").write_bytes((data / "1.png").read_bytes())  # same names and count, other content
     assert implicit_cache_key(**base)["data_sha256"] != key["data_sha256"]
@@ -207,7 +207,7 @@ def test_fixed_shape_batches(tmp_path):
     meta = ModelMeta(class_names=("a", "b"))
     for i, (h, w) in enumerate([(40, 60), (200, 100), (64, 64), (10, 10), (50, 50)]):
         cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((h, w, 3), 40 * i, np.uint8))
-    batches = list(fixed_shape_batches(open_source(tmp_path), meta, (2, 3, 64, 64)))
+    batches = list(fixed_shape_batches(open_calibration(tmp_path), meta, (2, 3, 64, 64)))
     assert len(batches) == 2 and all(b.shape == (2, 3, 64, 64) and b.dtype == np.float32 for b in batches)
     # the 200×100 image was scaled to 64×32 and padded with zeros on the right
     assert (batches[0][1][:, :, 32:] == 0).all() and (batches[0][1][:, :, :32] != 0).any()
