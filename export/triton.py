@@ -32,8 +32,8 @@ import numpy as np
 from export.onnx_graph import io_tensor, read_meta
 from runtime import named
 from runtime.backends import ENGINE_SUFFIXES
+from runtime.backends.triton import TRITON_FLOAT_DTYPES
 from runtime.metadata import TRITON_META_PARAMETER, MetadataError, ModelMeta
-from runtime.triton_serving import TRITON_FLOAT_DTYPES
 
 DCNN_BACKENDS = ("tensorrt_plan", "onnxruntime_onnx", "python")
 MODEL_NAMES = ("deeplab", "deeplab_probs", "deeplab_pre", "deeplab_dcnn", "deeplab_post")

@@ -19,28 +19,10 @@ from runtime.metadata import TRITON_META_PARAMETER, ModelMeta, read_meta
 from runtime.preprocess import Padding, padded_size, preprocess
 from runtime.segmenter import DEFAULT_CRF
 
-# The Triton data types a network tensor of these models can have, as numpy dtypes (numpy has no bfloat16).
-TRITON_FLOAT_DTYPES = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_FP64": np.float64}
-
-
 def model_parameters(model_config: str | dict) -> dict[str, str]:
     """``parameters`` of a Triton model config (the JSON Triton hands ``initialize``) as ``{key: string_value}``."""
     config = json.loads(model_config) if isinstance(model_config, str) else model_config
     return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
-
-
-def tensor_dtype(model_config: str | dict, name: str) -> np.dtype:
-    """The numpy dtype of input or output ``name`` of a model config (the JSON Triton hands ``initialize``, or a
-    client's ``get_model_config``): what a model casts to so the next one gets the type its config declares."""
-    config = json.loads(model_config) if isinstance(model_config, str) else model_config
-    for tensor in (*config.get("input", []), *config.get("output", [])):
-        if tensor.get("name") == name:
-            data_type = tensor.get("data_type", "")
-            if data_type not in TRITON_FLOAT_DTYPES:
-                raise ValueError(f"tensor {name!r} is {data_type or 'untyped'}: these models cast only to "
-                                 f"{', '.join(TRITON_FLOAT_DTYPES)}")
-            return np.dtype(TRITON_FLOAT_DTYPES[data_type])
-    raise ValueError(f"the model config has no tensor {name!r}")
 
 
 def model_meta(parameters: dict[str, str]) -> ModelMeta:

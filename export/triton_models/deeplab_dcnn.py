@@ -6,8 +6,8 @@ import os
 import triton_python_backend_utils as pb_utils
 
 from runtime.backends import open_backend
-from runtime.triton_serving import (from_triton, infer_grouped, model_meta, model_parameters, tensor_dtype,
-                                     to_triton)
+from runtime.backends.triton import tensor_dtype
+from runtime.triton_serving import from_triton, infer_grouped, model_meta, model_parameters, to_triton
 
 
 def _output(name, array):

@@ -3,8 +3,9 @@ its config declares, by the toolkit's own preprocessing (runtime.triton_serving.
 ``python -m export triton``."""
 import triton_python_backend_utils as pb_utils
 
+from runtime.backends.triton import tensor_dtype
 from runtime.triton_serving import (from_triton, model_meta, model_parameters, parse_pad_to, preprocess_batch,
-                                     tensor_dtype, to_triton)
+                                     to_triton)
 
 
 def _output(name, array):
