@@ -139,6 +139,7 @@ class BuildInterrupt:
     def __init__(self) -> None:
         self.requested = False
         self.error: BaseException | None = None
+        self._installed = False
         self._previous: Any = None
 
     @property
@@ -157,12 +158,14 @@ class BuildInterrupt:
     def __enter__(self) -> "BuildInterrupt":
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._installed = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        if self._installed:
+            # None: the handler was set outside Python; the default is what such a process gets back.
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
+            self._installed = False
 
     def raise_pending(self) -> None:
         if self.requested:
