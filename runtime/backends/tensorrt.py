@@ -9,8 +9,8 @@ The engine's sidecar (``<engine>.json``: model metadata, TensorRT version, GPU, 
 :mod:`runtime.engine_info` before deserializing, so a plan built for another TensorRT or GPU fails with a message that
 names the difference and the rebuild command, not with TensorRT's opaque error.
 
-NOT RUN YET: no GPU or TensorRT exists where this was written. The pure functions at the top are tested everywhere;
-the class below is written against NVIDIA's documented Python API and samples and runs only where TensorRT is.
+The pure functions at the top are tested everywhere; the class below follows NVIDIA's documented Python API and
+samples and runs only where TensorRT and a GPU are (its tests are marked ``gpu``).
 """
 from __future__ import annotations
 
