@@ -23,6 +23,7 @@ import numpy as np
 
 from runtime.backends.base import Backend, BackendError
 from runtime.cuda_util import CudaError, check, cuda_modules
+from runtime.engine_info import EngineInfoError, check_engine, current_platform, needs_host_code
 from runtime.metadata import ModelMeta
 from runtime.preprocess import ImageError, padded_size
 
@@ -84,8 +85,6 @@ class TensorRTBackend(Backend):
     def __init__(self, path: str | os.PathLike, *, meta: ModelMeta | None = None, cuda_graph: bool = False,
                  device: int = 0) -> None:
         import tensorrt as trt
-
-        from runtime.engine_info import EngineInfoError, check_engine, current_platform, needs_host_code
 
         path = Path(path)
         if not path.is_file():
