@@ -193,7 +193,7 @@ def compare(models: Sequence[str], data: str | os.PathLike[str], *, split: str =
             path = stack.enter_context(model_file(m))
             seg = Segmenter(str(path), backend=backend, crf=None)
             segmenters.append(seg)
-            stats.append(ModelStats(m, backend=getattr(seg.backend, "name", backend), precision=seg.meta.precision,
+            stats.append(ModelStats(m, backend=seg.backend.name, precision=seg.meta.precision,
                                     size_mb=Path(path).stat().st_size / 2**20))
         class_names = list(segmenters[0].meta.class_names)
         for seg, m in zip(segmenters[1:], models[1:]):
