@@ -15,34 +15,34 @@ namespace deeplab {
 
 /// How and where an engine was built (the sidecar's "engine" object).
 struct EngineInfo {
-  std::string tensorrt_version;
-  std::string gpu_name;
-  std::string compute_capability;  // "8.7"
-  std::string precision;           // fp32 | fp16 | int8
-  std::array<std::array<std::int64_t, 4>, 3> profile{};  // min, opt, max as N,C,H,W
-  std::string onnx_sha256;
-  bool version_compatible = false;
-  std::optional<std::string> hardware_compatibility;  // "ampere_plus" | "same_compute_capability"
-  std::string built_at;
-  std::string onnx_path;
-  std::optional<int> dla_core;
+    std::string tensorrt_version;
+    std::string gpu_name;
+    std::string compute_capability;                        // "8.7"
+    std::string precision;                                 // fp32 | fp16 | int8
+    std::array<std::array<std::int64_t, 4>, 3> profile{};  // min, opt, max as N,C,H,W
+    std::string onnx_sha256;
+    bool version_compatible = false;
+    std::optional<std::string> hardware_compatibility;  // "ampere_plus" | "same_compute_capability"
+    std::string built_at;
+    std::string onnx_path;
+    std::optional<int> dla_core;
 };
 
 /// The TensorRT and GPU an engine is about to run on; empty where unknown.
 struct Platform {
-  std::optional<std::string> tensorrt_version;
-  std::optional<std::string> gpu_name;
-  std::optional<std::string> compute_capability;
+    std::optional<std::string> tensorrt_version;
+    std::optional<std::string> gpu_name;
+    std::optional<std::string> compute_capability;
 };
 
 struct Compatibility {
-  std::vector<std::string> problems;  ///< the engine will not load
-  std::vector<std::string> warnings;  ///< it loads but may run slower
-  std::string rebuild_command;
+    std::vector<std::string> problems;  ///< the engine will not load
+    std::vector<std::string> warnings;  ///< it loads but may run slower
+    std::string rebuild_command;
 
-  bool ok() const { return problems.empty(); }
-  /// What differs, then the command that rebuilds the engine ("" when ok).
-  std::string message(const std::string& engine_path) const;
+    bool ok() const { return problems.empty(); }
+    /// What differs, then the command that rebuilds the engine ("" when ok).
+    std::string message(const std::string& engine_path) const;
 };
 
 /// "model.plan" -> "model.plan.json".

@@ -12,10 +12,10 @@ namespace deeplab {
 
 /// Where the real image sits inside the padded network input.
 struct Padding {
-  int height = 0;
-  int width = 0;
-  int padded_height = 0;
-  int padded_width = 0;
+    int height = 0;
+    int width = 0;
+    int padded_height = 0;
+    int padded_width = 0;
 };
 
 /// The smallest size >= (height, width) whose sides are multiples of `multiple`.
