@@ -3,7 +3,7 @@
 // per frame (as runtime/infer.py --masks does) and prints per-stage latency.
 //
 // The network is a TensorRT engine (--engine, in builds with TensorRT) or precomputed logits (--logits DIR: one
-// <frame name>.npy per frame and meta.json, as `runtime/infer.py --dump-logits DIR` writes them), so the rest of the
+// <frame name>.npy per frame and meta.json, as `examples/cpp/dump_logits.py --out DIR` writes them), so the rest of the
 // chain runs on machines without a GPU.
 #include <algorithm>
 #include <chrono>
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
@@ -34,7 +35,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const char* kUsage =
-    "usage: deeplab_segment --source VIDEO|IMAGE|DIR|CAMERA (--engine PLAN | --logits DIR [--meta FILE])\n"
+    "usage: deeplab_segment --source VIDEO|URL|IMAGE|DIR|CAMERA (--engine PLAN | --logits DIR [--meta FILE])\n"
     "                       [--masks DIR] [--no-crf] [--crf-preset NAME] [--crf-iters N] [--warm-start]\n"
     "                       [--threads N] [--device N] [--max-frames N] [--verbose]\n";
 
@@ -114,7 +115,7 @@ std::string read_text(const std::string& path) {
     return s.str();
 }
 
-/// Logits computed elsewhere (runtime/infer.py --dump-logits): DIR/<frame name>.npy, C×h×w or 1×C×h×w float32.
+/// Logits computed elsewhere (examples/cpp/dump_logits.py): DIR/<frame name>.npy, C×h×w or 1×C×h×w float32.
 class NpyLogits final : public deeplab::LogitsProvider {
   public:
     explicit NpyLogits(std::string dir) : dir_(std::move(dir)) {}
@@ -184,7 +185,9 @@ class Source {
             if (!fs::exists(spec)) throw deeplab::Error(deeplab::ErrorCode::io, "source not found: " + spec);
             images_.push_back(spec);
         } else {
-            if (!camera && !fs::exists(spec)) throw deeplab::Error(deeplab::ErrorCode::io, "source not found: " + spec);
+            const bool stream = spec.find("://") != std::string::npos;  // RTSP, HTTP: FFmpeg opens them
+            if (!camera && !stream && !fs::exists(spec))
+                throw deeplab::Error(deeplab::ErrorCode::io, "source not found: " + spec);
             capture_ = camera ? cv::VideoCapture(std::stoi(spec)) : cv::VideoCapture(spec, cv::CAP_FFMPEG);
             if (!capture_.isOpened()) throw deeplab::Error(deeplab::ErrorCode::io, "cannot open video " + spec);
             camera_ = camera;
@@ -334,10 +337,20 @@ int run(const Args& args) {
     return 0;
 }
 
+/// Damaged or unreadable inputs make FFmpeg and OpenCV print their own lines (`moov atom not found`, `GStreamer
+/// warning`) before this program's one-line error: quiet them, as runtime/infer.py does, unless --verbose or the
+/// user's environment asks otherwise.
+void quiet_opencv_logs() {
+    if (std::getenv("OPENCV_LOG_LEVEL") == nullptr)
+        cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+    setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", 0);  // read when the FFmpeg backend first opens a file
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const Args args = parse_args(argc, argv);
+    if (!args.verbose) quiet_opencv_logs();
     try {
         return run(args);
     } catch (const std::exception& e) {

@@ -13,6 +13,10 @@ std::pair<int, int> padded_size(int height, int width, int multiple) {
     return {up(height), up(width)};
 }
 
+std::pair<int, int> logits_size(int padded_height, int padded_width, int output_stride) {
+    return {padded_height / output_stride + 1, padded_width / output_stride + 1};
+}
+
 void check_image(const ImageView& image) {
     if (image.data == nullptr) throw Error(ErrorCode::invalid_argument, "image data is NULL");
     if (image.height <= 0 || image.width <= 0)

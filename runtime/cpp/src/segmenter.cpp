@@ -23,10 +23,13 @@ void check_logits(const LogitsView& l, const ModelMeta& meta, const Padding& pad
         throw Error(ErrorCode::provider, "the logits have " + std::to_string(l.channels) +
                                              " channels but the model has " + std::to_string(meta.n_classes()) +
                                              " classes");
-    if (l.height < 1 || l.width < 1 || l.height > pad.padded_height || l.width > pad.padded_width)
+    const auto [h, w] = logits_size(pad.padded_height, pad.padded_width, meta.output_stride);
+    if (l.height != h || l.width != w)
         throw Error(ErrorCode::provider, "the logits are " + std::to_string(l.height) + "×" + std::to_string(l.width) +
+                                             " but the model gives " + std::to_string(h) + "×" + std::to_string(w) +
                                              " for a " + std::to_string(pad.padded_height) + "×" +
-                                             std::to_string(pad.padded_width) + " input");
+                                             std::to_string(pad.padded_width) +
+                                             " input (logits computed for another input size?)");
 }
 
 }  // namespace
@@ -98,7 +101,7 @@ void Segmenter::segment(const ImageView& image, std::uint8_t* labels, float* pro
     check_logits(logits, s.meta, pad);
     const auto t2 = Clock::now();
     auto t3 = t2, t4 = t2;
-    const bool gpu = GpuUpsample::usable(logits);
+    const bool gpu = s.gpu.usable(logits);
     if (!s.options.crf && probs_out == nullptr) {  // labels straight from the logits, as the Python Segmenter does
         if (gpu)
             s.gpu.labels(logits, pad, s.meta.align_corners, labels);

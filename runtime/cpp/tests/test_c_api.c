@@ -42,7 +42,8 @@ static const char* kMetaCrf =
 /* A provider whose logits favour class `favour` everywhere; mode selects a failure. */
 typedef struct {
     int favour;
-    int mode; /* 0 ok, 1 fail with message, 2 fail silently, 3 wrong channels, 4 NULL data */
+    int mode; /* 0 ok, 1 fail with message, 2 fail silently, 3 wrong channels, 4 NULL data,
+                 5 logits one row and column short, 6 logits of an input twice as large */
     int calls;
     int last_h, last_w;
     float logits[3 * 64 * 64];
@@ -50,7 +51,9 @@ typedef struct {
 
 static int provide(void* user, const float* input, int32_t h, int32_t w, deeplab_logits* out) {
     Provider* p = (Provider*)user;
-    int lh = (h + 7) / 8 + 1, lw = (w + 7) / 8 + 1; /* DeepLab's ceil-mode pooling gives one more row and column */
+    int scale = p->mode == 6 ? 2 : 1;
+    /* DeepLab's ceil-mode pooling gives one more row and column than H/8 × W/8 */
+    int lh = scale * h / 8 + (p->mode == 5 ? 0 : 1), lw = scale * w / 8 + (p->mode == 5 ? 0 : 1);
     int i;
     (void)input;
     p->calls++;
@@ -188,6 +191,12 @@ static void test_apply(void) {
                 "the logits have 2 channels but the model has 3 classes");
     p.mode = 4;
     CHECK_ERROR(deeplab_apply(s, image, H, W, stride, labels, H * W, NULL, 0), DEEPLAB_ERROR_PROVIDER, "no data");
+    p.mode = 5;
+    CHECK_ERROR(deeplab_apply(s, image, H, W, stride, labels, H * W, NULL, 0), DEEPLAB_ERROR_PROVIDER,
+                "the logits are 3×4 but the model gives 4×5 for a 24×32 input");
+    p.mode = 6; /* smaller than the input, but not what the model gives for it */
+    CHECK_ERROR(deeplab_apply(s, image, H, W, stride, labels, H * W, probs, 3 * H * W), DEEPLAB_ERROR_PROVIDER,
+                "the logits are 7×9 but the model gives 4×5 for a 24×32 input");
     p.mode = 0;
     CHECK(deeplab_apply(s, image, H, W, stride, labels, H * W, NULL, 0) == DEEPLAB_OK);
     CHECK(deeplab_reset(s) == DEEPLAB_OK);

@@ -1,5 +1,5 @@
 // NumPy .npy files (format 1.0/2.0/3.0, C order, little-endian float32 / uint8): the logits exchange format between
-// the Python runtime (`runtime/infer.py --dump-logits DIR`) and C++ services, and the tests' golden arrays.
+// the Python runtime (`examples/cpp/dump_logits.py --out DIR`) and C++ services, and the tests' golden arrays.
 #pragma once
 
 #include <cstdint>
