@@ -10,7 +10,12 @@
 
 #include "deeplab/upsample.hpp"
 
-// The CUDA vocabulary the kernel file uses, for a host compiler.
+// The CUDA vocabulary the kernel file uses, for a host compiler. CUDA builds have already defined these for nvcc's host
+// pass (cuda_runtime_api.h, through deeplab/upsample.hpp); the emulation replaces them.
+#undef __global__
+#undef __device__
+#undef __forceinline__
+#undef __restrict__
 #define __global__
 #define __device__
 #define __forceinline__ inline
