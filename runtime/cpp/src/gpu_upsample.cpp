@@ -1,5 +1,8 @@
 // GpuUpsample: the CUDA kernels of deeplab::upsample (runtime/kernels/bilinear_softmax.cu) on logits a TensorRT
-// engine left in device memory. Without CUDA this class is never usable. Not run yet: no GPU on the build machines.
+// engine left in device memory. Without CUDA, or without a kernel image for the GPU, this class is never usable.
+#include <cstdio>
+#include <string>
+
 #include "deeplab/error.hpp"
 #include "deeplab/upsample.hpp"
 #include "stages.hpp"
@@ -17,9 +20,28 @@ void check(cudaError_t rc, const char* what) {
     if (rc != cudaSuccess) throw Error(ErrorCode::engine, std::string(what) + " failed: " + cudaGetErrorString(rc));
 }
 
+/// Whether the kernels run on the current device; when they cannot, says so once on stderr (the CPU upsamples).
+bool probe_kernels() {
+    const cudaError_t rc = cuda_kernels_available();
+    if (rc == cudaSuccess) return true;
+    int device = 0, major = 0, minor = 0;
+    std::string gpu = "this GPU";
+    if (cudaGetDevice(&device) == cudaSuccess &&
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess)
+        gpu += " (compute capability " + std::to_string(major) + "." + std::to_string(minor) +
+               "; rebuild with -DCMAKE_CUDA_ARCHITECTURES=" + std::to_string(major * 10 + minor) +
+               " to upsample on it)";
+    std::fprintf(stderr, "warning: the CUDA upsampling kernels cannot run on %s: %s (%s); upsampling on the CPU\n",
+                 gpu.c_str(), cudaGetErrorString(rc), cudaGetErrorName(rc));
+    cudaGetLastError();  // the probe's error is handled here, not by the next CUDA call's caller
+    return false;
+}
+
 }  // namespace
 
 struct GpuUpsample::Impl {
+    enum class Kernels { unknown, usable, unusable } kernels = Kernels::unknown;
     void* buffer = nullptr;
     size_t bytes = 0;
     void* reserve(size_t n) {
@@ -38,7 +60,10 @@ struct GpuUpsample::Impl {
 };
 
 bool GpuUpsample::usable(const LogitsView& logits) {
-    return logits.device_data != nullptr;
+    if (logits.device_data == nullptr) return false;
+    if (impl_->kernels == Impl::Kernels::unknown)
+        impl_->kernels = probe_kernels() ? Impl::Kernels::usable : Impl::Kernels::unusable;
+    return impl_->kernels == Impl::Kernels::usable;
 }
 
 void GpuUpsample::softmax(const LogitsView& l, const Padding& p, bool align_corners, std::vector<float>& probs) {

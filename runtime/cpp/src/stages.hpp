@@ -50,8 +50,9 @@ class GpuUpsample {
   public:
     GpuUpsample();
     ~GpuUpsample();
-    /// Whether this build can upsample `logits` on the GPU (compiled with CUDA and the logits are on a device).
-    static bool usable(const LogitsView& logits);
+    /// Whether `logits` can be upsampled on the GPU: compiled with CUDA, the logits are on a device, and the kernels
+    /// have an image for it (probed once; when they have none, a warning on stderr and false from then on).
+    bool usable(const LogitsView& logits);
     void softmax(const LogitsView& logits, const Padding& padding, bool align_corners, std::vector<float>& probs);
     void labels(const LogitsView& logits, const Padding& padding, bool align_corners, std::uint8_t* labels);
 

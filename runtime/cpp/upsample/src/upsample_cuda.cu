@@ -24,6 +24,11 @@ cudaError_t launch(Kernel kernel, const float* in, Out* out, const UpsampleShape
 
 }  // namespace
 
+cudaError_t cuda_kernels_available() {
+    cudaFuncAttributes attributes{};
+    return cudaFuncGetAttributes(&attributes, deeplab_bilinear_softmax);
+}
+
 cudaError_t bilinear_cuda(const float* in, float* out, const UpsampleShape& s, bool ac, cudaStream_t stream) {
     return launch(deeplab_bilinear, in, out, s, ac, stream);
 }

@@ -42,6 +42,10 @@ void bilinear_argmax(const float* in, std::uint8_t* labels, const UpsampleShape&
 void bilinear_argmax(const float* in, std::int32_t* labels, const UpsampleShape& shape, bool align_corners);
 
 #ifdef DEEPLAB_WITH_CUDA
+// Whether the kernels can run on the current device: cudaSuccess, or cudaFuncGetAttributes' error
+// (cudaErrorNoKernelImageForDevice when this build holds no image or PTX for the GPU's architecture).
+cudaError_t cuda_kernels_available();
+
 // The same operations on device pointers, asynchronous on `stream` (kernels: runtime/kernels/bilinear_softmax.cu).
 cudaError_t bilinear_cuda(const float* in, float* out, const UpsampleShape& shape, bool align_corners,
                           cudaStream_t stream = nullptr);
