@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "deeplab/error.hpp"
@@ -259,6 +260,20 @@ std::string tensorrt_version_string(std::int32_t v) {
     const int major = wide ? v / 10000 : v / 1000;
     const int minor = wide ? (v % 10000) / 100 : (v % 1000) / 100;
     return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(v % 100);
+}
+
+std::string tensorrt_type_name(int data_type) {
+    static const char* const kNames[] = {"float32", "float16",  "int8",  "int32", "bool", "uint8",
+                                         "fp8",     "bfloat16", "int64", "int4",  "fp4",  "e8m0"};
+    if (data_type >= 0 && data_type < static_cast<int>(std::size(kNames))) return kNames[data_type];
+    return "type " + std::to_string(data_type);
+}
+
+std::string tensorrt_io_type_problem(const std::string& engine_path, const std::string& tensor, int data_type) {
+    if (data_type == 0) return "";
+    return "engine " + engine_path + ": tensor '" + tensor + "' is " + tensorrt_type_name(data_type) +
+           "; this runtime reads and writes float32 only: rebuild the engine from an ONNX with float32 inputs and "
+           "outputs (python -m export fp16 without --fp16-io; python -m export engine keeps the ONNX's I/O types)";
 }
 
 }  // namespace deeplab

@@ -1,16 +1,17 @@
 // open_engine with TensorRT (8.5 through 10.x/11.x): the name-based I/O API (setInputShape, setTensorAddress,
 // enqueueV3), device buffers allocated once and grown only when a larger frame arrives.
-// Compiled only when TensorRT's headers and libraries are found; it has not run on the machines this was written on.
+// Compiled only when TensorRT's headers and libraries are found; CI compiles it against every supported release's
+// headers (tests/runtime/test_tensorrt_headers.py).
 #include <NvInferRuntime.h>
 #include <NvInferVersion.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <array>
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -24,26 +25,31 @@ void check_cuda(cudaError_t rc, const char* what) {
     if (rc != cudaSuccess) throw Error(ErrorCode::engine, std::string(what) + " failed: " + cudaGetErrorString(rc));
 }
 
-/// Keeps the last error TensorRT logged, to explain a failed deserialization.
+/// TensorRT's logger. TensorRT keeps the first logger it is given for the whole process and ignores later ones, so
+/// every runtime gets this one, which lives until the process ends. It keeps, per thread, the last error TensorRT
+/// logged (TensorRT logs from the thread that called it), to explain a failed call.
 class Logger final : public nvinfer1::ILogger {
   public:
+    static Logger& instance() {
+        static Logger* logger = new Logger;  // never destroyed: TensorRT may log while the process exits
+        return *logger;
+    }
     void log(Severity severity, const char* msg) noexcept override {
-        if (severity > Severity::kWARNING) return;
+        if (severity > Severity::kERROR) return;
         try {
-            std::lock_guard<std::mutex> lock(mu_);
-            if (severity <= Severity::kERROR) last_error_ = msg;
+            last_error_ = msg;
         } catch (...) {
         }
     }
-    std::string last_error() {
-        std::lock_guard<std::mutex> lock(mu_);
-        return last_error_;
-    }
+    /// The last error logged on this thread since clear().
+    std::string last_error() const { return last_error_.empty() ? "no details from TensorRT" : last_error_; }
+    void clear() { last_error_.clear(); }
 
   private:
-    std::mutex mu_;
-    std::string last_error_;
+    Logger() = default;
+    static thread_local std::string last_error_;
 };
+thread_local std::string Logger::last_error_;
 
 Platform running_platform(int device) {
     Platform p;
@@ -80,6 +86,7 @@ class TensorRTProvider final : public LogitsProvider {
         std::ifstream f(path, std::ios::binary);
         const std::vector<char> plan((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
         if (plan.empty()) throw Error(ErrorCode::engine, "engine " + path + " is empty");
+        logger_.clear();
         runtime_.reset(nvinfer1::createInferRuntime(logger_));
         if (!runtime_) throw Error(ErrorCode::engine, "cannot create the TensorRT runtime: " + logger_.last_error());
 #if NV_TENSORRT_MAJOR > 8 || (NV_TENSORRT_MAJOR == 8 && NV_TENSORRT_MINOR >= 6)
@@ -115,6 +122,7 @@ class TensorRTProvider final : public LogitsProvider {
 
     LogitsView infer(const float* input, int height, int width) override {
         check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+        logger_.clear();
         if (!context_->setInputShape(input_.c_str(), nvinfer1::Dims4{1, 3, height, width}))
             throw Error(ErrorCode::engine, "the engine rejects a 1x3x" + std::to_string(height) + "x" +
                                                std::to_string(width) + " input (its profile: min " + shape(0) +
@@ -152,10 +160,9 @@ class TensorRTProvider final : public LogitsProvider {
         for (int32_t i = 0; i < engine_->getNbIOTensors(); ++i) {
             if (name != engine_->getIOTensorName(i)) continue;
             if (engine_->getTensorIOMode(name.c_str()) != mode) break;
-            if (engine_->getTensorDataType(name.c_str()) != nvinfer1::DataType::kFLOAT)
-                throw Error(ErrorCode::engine, "engine " + path + ": tensor '" + name +
-                                                   "' is not float32 (rebuild with "
-                                                   "float32 inputs/outputs, the toolkit's default)");
+            const std::string problem =
+                tensorrt_io_type_problem(path, name, static_cast<int>(engine_->getTensorDataType(name.c_str())));
+            if (!problem.empty()) throw Error(ErrorCode::engine, problem);
             return;
         }
         throw Error(ErrorCode::engine, "engine " + path + " has no " +
@@ -169,7 +176,7 @@ class TensorRTProvider final : public LogitsProvider {
     }
 
     int device_;
-    Logger logger_;
+    Logger& logger_ = Logger::instance();
     std::unique_ptr<nvinfer1::IRuntime> runtime_;
     std::unique_ptr<nvinfer1::ICudaEngine> engine_;
     std::unique_ptr<nvinfer1::IExecutionContext> context_;
@@ -186,7 +193,9 @@ class TensorRTProvider final : public LogitsProvider {
 OpenedEngine open_engine(const std::string& engine_path, int device) {
     if (!std::ifstream(engine_path, std::ios::binary))
         throw Error(ErrorCode::io, "cannot read engine " + engine_path + ": no such file or not readable");
-    auto [meta, info] = check_engine(engine_path, running_platform(device));
+    std::vector<std::string> warnings;  // it loads, but may run slower
+    auto [meta, info] = check_engine(engine_path, running_platform(device), &warnings);
+    for (const std::string& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     auto provider = std::make_unique<TensorRTProvider>(engine_path, meta, info, device);
     return {std::move(meta), std::move(provider)};
 }

@@ -93,6 +93,13 @@ static void test_engine_info() {
     CHECK(tensorrt_version_string(8601) == "8.6.1" && tensorrt_version_string(8502) == "8.5.2");
     CHECK(tensorrt_version_string(100300) == "10.3.0" && tensorrt_version_string(101601) == "10.16.1");
     CHECK(tensorrt_version_string(110100) == "11.1.0");
+    CHECK(tensorrt_type_name(0) == "float32" && tensorrt_type_name(1) == "float16");
+    CHECK(tensorrt_type_name(6) == "fp8" && tensorrt_type_name(7) == "bfloat16" && tensorrt_type_name(99) == "type 99");
+    CHECK(tensorrt_io_type_problem("m.plan", "logits", 0).empty());
+    CHECK(tensorrt_io_type_problem("m.plan", "logits", 7)
+              .find("engine m.plan: tensor 'logits' is bfloat16; this "
+                    "runtime reads and writes float32 only") == 0);
+    CHECK(tensorrt_io_type_problem("m.plan", "image", 6).find("tensor 'image' is fp8") != std::string::npos);
 
     EngineInfo info = orin_info();
     CHECK(rebuild_command(info, "m.plan") ==
@@ -162,6 +169,10 @@ static void test_preprocess() {
     CHECK_THROWS(deeplab::preprocess({img.data(), h, w, 0}, meta, x, std::make_pair(2, 16)),
                  ErrorCode::invalid_argument, "image 3×10 is larger than the model input 2×16");
     CHECK_THROWS(deeplab::preprocess({nullptr, h, w, 0}, meta, x), ErrorCode::invalid_argument, "image data is NULL");
+    // DeepLab v2's logits for padded inputs (export/model.py's output_size: 288 -> 37, 384 -> 49, 240 -> 31, 320 -> 41)
+    CHECK(deeplab::logits_size(288, 384, 8) == std::make_pair(37, 49));
+    CHECK(deeplab::logits_size(240, 320, 8) == std::make_pair(31, 41));
+    CHECK(deeplab::logits_size(8, 8, 8) == std::make_pair(2, 2));
 }
 
 static void test_npy(const std::string& dir) {

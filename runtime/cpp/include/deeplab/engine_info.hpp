@@ -65,5 +65,11 @@ std::pair<ModelMeta, EngineInfo> check_engine(const std::string& engine_path, co
 
 /// getInferLibVersion() -> "major.minor.patch" (8.x encodes M*1000+m*100+p, 10.x and later M*10000+m*100+p).
 std::string tensorrt_version_string(std::int32_t encoded);
+/// nvinfer1::DataType's value -> its name ("float32", "float16", "bfloat16", "fp8", ...; the values are the same in
+/// every release from 8.5 to 11, later ones only append).
+std::string tensorrt_type_name(int data_type);
+/// Why a tensor of this type cannot be an input or output of the runtime ("" for float32, the only type it reads and
+/// writes; the message says how to rebuild the engine).
+std::string tensorrt_io_type_problem(const std::string& engine_path, const std::string& tensor, int data_type);
 
 }  // namespace deeplab
