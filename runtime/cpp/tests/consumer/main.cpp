@@ -15,7 +15,7 @@ const char* kMeta = R"({"class_names": ["background", "thing"]})";
 class Constant final : public deeplab::LogitsProvider {
   public:
     deeplab::LogitsView infer(const float*, int height, int width) override {
-        const int h = height / 8, w = width / 8;
+        const int h = height / 8 + 1, w = width / 8 + 1;  // DeepLab's logits for the padded input
         logits_.assign(static_cast<size_t>(2) * h * w, 0.0f);
         std::fill(logits_.begin() + h * w, logits_.end(), 1.0f);  // "thing" wins everywhere
         return {logits_.data(), 2, h, w};
@@ -27,7 +27,7 @@ class Constant final : public deeplab::LogitsProvider {
 
 int provide(void* user, const float*, int32_t height, int32_t width, deeplab_logits* out) {
     auto* logits = static_cast<std::vector<float>*>(user);
-    const int h = height / 8, w = width / 8;
+    const int h = height / 8 + 1, w = width / 8 + 1;  // DeepLab's logits for the padded input
     logits->assign(static_cast<size_t>(2) * h * w, 1.0f);
     std::fill(logits->begin() + h * w, logits->end(), 0.0f);  // "background" wins everywhere
     *out = {logits->data(), 2, h, w};
