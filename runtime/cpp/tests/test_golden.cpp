@@ -1,14 +1,11 @@
 // The C++ chain against arrays the Python package produced (tests/data, written by `parity.py --write-golden`):
 // upsampling + softmax, labels straight from the logits, and the dense CRF with the model's preset. Needs no Python.
-#include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "check.hpp"
-#include "deeplab/npy.hpp"
+#include "golden.hpp"
 #include "deeplab/segmenter.hpp"
 
 namespace {
@@ -25,16 +22,6 @@ class FixedLogits final : public deeplab::LogitsProvider {
     const deeplab::NpyArray& a_;
 };
 
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-    if (a.size() != b.size()) return INFINITY;
-    double m = 0;  // a plain loop: aarch64 GCC 12 -O3 crashes vectorizing an fmax reduction over it
-    for (size_t i = 0; i < a.size(); ++i) {
-        const double d = std::fabs(double(a[i]) - b[i]);
-        if (d > m) m = d;
-    }
-    return m;
-}
-
 double agreement(const std::vector<std::uint8_t>& a, const std::vector<std::uint8_t>& b) {
     if (a.size() != b.size() || a.empty()) return 0;
     size_t same = 0;
@@ -46,17 +33,9 @@ double agreement(const std::vector<std::uint8_t>& a, const std::vector<std::uint
 
 int main(int argc, char** argv) {
     const std::string dir = argc > 1 ? argv[1] : "data";
-    std::ifstream mf(dir + "/meta.json");
-    std::stringstream meta_json;
-    meta_json << mf.rdbuf();
-    const deeplab::ModelMeta meta = deeplab::ModelMeta::from_json(meta_json.str());
-    const auto image = deeplab::read_npy(dir + "/image.npy");
-    const auto logits = deeplab::read_npy(dir + "/logits.npy");
-    const auto probs = deeplab::read_npy(dir + "/probs.npy");
-    const auto labels = deeplab::read_npy(dir + "/labels.npy");
-    const auto probs_crf = deeplab::read_npy(dir + "/probs_crf.npy");
-    const auto labels_crf = deeplab::read_npy(dir + "/labels_crf.npy");
-    const int h = static_cast<int>(image.shape[0]), w = static_cast<int>(image.shape[1]);
+    const Golden g(dir);
+    const auto& [meta, image, logits, probs, labels, probs_crf, labels_crf] = g;
+    const int h = g.height(), w = g.width();
     const deeplab::ImageView view{image.u8.data(), h, w, 0};
 
     deeplab::SegmenterOptions off;

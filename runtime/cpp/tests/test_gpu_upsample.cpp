@@ -5,7 +5,6 @@
 #include <cuda_runtime_api.h>
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -13,7 +12,7 @@
 #include <string>
 
 #include "check.hpp"
-#include "deeplab/npy.hpp"
+#include "golden.hpp"
 #include "deeplab/segmenter.hpp"
 
 namespace {
@@ -75,16 +74,8 @@ size_t count(const std::string& text, const std::string& needle) {
 int main(int argc, char** argv) {
     const std::string dir = argc > 1 ? argv[1] : "data";
     const std::string work = argc > 2 ? argv[2] : ".";
-    std::ifstream mf(dir + "/meta.json");
-    std::stringstream meta_json;
-    meta_json << mf.rdbuf();
-    const deeplab::ModelMeta meta = deeplab::ModelMeta::from_json(meta_json.str());
-    const auto image = deeplab::read_npy(dir + "/image.npy");
-    const auto logits = deeplab::read_npy(dir + "/logits.npy");
-    const auto probs = deeplab::read_npy(dir + "/probs.npy");
-    const auto labels = deeplab::read_npy(dir + "/labels.npy");
-    const deeplab::ImageView view{image.u8.data(), static_cast<int>(image.shape[0]), static_cast<int>(image.shape[1]),
-                                  0};
+    const Golden g(dir);
+    const deeplab::ImageView view{g.image.u8.data(), g.height(), g.width(), 0};
 
     int devices = 0;
     const bool gpu = cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0;
@@ -92,7 +83,7 @@ int main(int argc, char** argv) {
 
     deeplab::SegmenterOptions off;
     off.crf = false;
-    deeplab::Segmenter seg(meta, std::make_unique<DeviceLogits>(logits, gpu), off);
+    deeplab::Segmenter seg(g.meta, std::make_unique<DeviceLogits>(g.logits, gpu), off);
     std::vector<std::uint8_t> l1, l2;
     std::vector<float> p;
     const std::string err = capture_stderr(work + "/test_gpu_upsample.stderr", [&] {
@@ -101,11 +92,9 @@ int main(int argc, char** argv) {
     });
     std::fputs(err.c_str(), stdout);
     CHECK(count(err, "warning: the CUDA upsampling kernels cannot run on") == (gpu ? 0u : 1u));
-    CHECK(l1 == labels.u8);
-    CHECK(l2 == labels.u8);
-    double worst = p.size() == probs.f32.size() ? 0 : INFINITY;
-    for (size_t i = 0; i < p.size() && i < probs.f32.size(); ++i)
-        worst = std::fmax(worst, std::fabs(double(p[i]) - probs.f32[i]));
+    CHECK(l1 == g.labels.u8);
+    CHECK(l2 == g.labels.u8);
+    const double worst = max_abs_diff(p, g.probs.f32);
     std::printf("upsample+softmax: max |diff| %.3g\n", worst);
     CHECK(worst <= (gpu ? 1e-5 : 1e-6));  // the GPU's expf may differ from the CPU's in the last bits
     return report("test_gpu_upsample");
