@@ -5,8 +5,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runtime import named
-from runtime import metadata
+from runtime import metadata, named
+from runtime.atomic import atomic_path
 from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 
 
@@ -15,6 +15,25 @@ def read_meta(model: Any, source: str = "the ONNX") -> ModelMeta:
     ``source`` when it is absent or corrupt."""
     return metadata.read_meta({p.key: p.value for p in model.metadata_props}, ONNX_METADATA_KEY, source,
                               "export it with `python -m export onnx`")
+
+
+# ONNX TensorProto element types a DeepLab graph can have at its boundary -> numpy dtype names.
+ONNX_FLOAT_DTYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+
+
+def io_tensor(model: Any, name: str) -> tuple[str, tuple[int, ...]]:
+    """(numpy dtype name, dims with -1 where dynamic) of graph input or output ``name``; ValueError if it is missing,
+    not a float tensor, or of unknown rank."""
+    graph = {v.name: v for v in (*model.graph.input, *model.graph.output)}
+    if name not in graph:
+        raise ValueError(f"the metadata names tensor {name!r}, the graph has {sorted(graph)}")
+    t = graph[name].type.tensor_type
+    if t.elem_type not in ONNX_FLOAT_DTYPES:
+        raise ValueError(f"tensor {name!r} has ONNX element type {t.elem_type}, not a float type")
+    if not t.HasField("shape"):
+        raise ValueError(f"tensor {name!r} has no shape in the graph")
+    dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in t.shape.dim)
+    return ONNX_FLOAT_DTYPES[t.elem_type], dims
 
 
 def write_meta(model: Any, meta: ModelMeta, keep_from: Any | None = None) -> None:
@@ -70,8 +89,6 @@ def default_output(model: str, suffix: str) -> Path:
 def save_model(model: Any, output: str | os.PathLike[str]) -> Path:
     """``onnx.checker`` then an atomic write."""
     import onnx
-
-    from runtime.atomic import atomic_path
 
     onnx.checker.check_model(model)
     output = Path(output)
