@@ -212,19 +212,17 @@ def build_engine(model: str | os.PathLike[str], output: str | os.PathLike[str], 
     """Build ``model`` into ``output`` and write its sidecar; returns the :class:`runtime.engine_info.EngineInfo`."""
     import onnx
 
-    from runtime.atomic import atomic_write_bytes
+    from runtime.atomic import atomic_write_bytes, make_dirs
     from export.onnx_export import sha256_file
-    from export.onnx_graph import read_meta
+    from export.onnx_graph import load_onnx, read_meta
     from export.trt_compat import (format_parser_errors, network_flags_value, onnx_precision_hint, plan_build,
                                    probe, resolve_profile)
     from runtime.engine_info import EngineInfo, gpu_properties, write_sidecar
 
     model, output = Path(model), Path(output)
-    if not model.is_file():
-        raise FileNotFoundError(f"model {model} does not exist")
     if calib is not None and calibrator is None:
         calibrator = "entropy"
-    proto = onnx.load(str(model), load_external_data=False)
+    proto = load_onnx(model, load_external_data=False)
     meta = read_meta(proto)
     onnx_nodes = [(n.name, n.op_type) for n in proto.graph.node]
     onnx_precision = onnx_precision_hint(
@@ -302,7 +300,7 @@ def build_engine(model: str | os.PathLike[str], output: str | os.PathLike[str], 
     if serialized is None:
         raise RuntimeError("TensorRT could not build the engine (its messages above say why)")
 
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(output.parent, output)
     atomic_write_bytes(output, bytes(serialized))
     if cache_file is not None:
         atomic_write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))

@@ -42,12 +42,10 @@ def convert(model_path: str | os.PathLike[str], output: str | os.PathLike[str], 
     import onnx
     from onnxruntime.transformers import float16
 
-    from export.onnx_graph import read_meta, save_model, topological_sort, write_meta
+    from export.onnx_graph import load_onnx, read_meta, save_model, topological_sort, write_meta
 
     model_path = Path(model_path)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"model {model_path} does not exist")
-    model = onnx.load(str(model_path))
+    model = load_onnx(model_path)
     meta = read_meta(model)
     if {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in model.graph.node}:
         raise ValueError(f"{model_path} is an INT8 Q/DQ model: give the FP32 ONNX")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from runtime.atomic import make_dirs
 from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 
 DCNN_BACKENDS = ("tensorrt_plan", "onnxruntime_onnx", "python")
@@ -78,12 +79,9 @@ def load_source(model: str | os.PathLike[str]) -> SourceModel:
 
 
 def _onnx_source(path: Path) -> SourceModel:
-    import onnx
+    from export.onnx_graph import load_onnx
 
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - protobuf raises several unrelated classes
-        raise TritonExportError(f"cannot read ONNX model {path}: {str(e).strip()[:200] or type(e).__name__}") from None
+    proto = load_onnx(path, load_external_data=False)
     props = {p.key: p.value for p in proto.metadata_props}
     if ONNX_METADATA_KEY not in props:
         raise TritonExportError(f"{path} has no '{ONNX_METADATA_KEY}' metadata: export it with `python -m export onnx`")
@@ -281,7 +279,7 @@ def write_repository(model: str | os.PathLike[str], output: str | os.PathLike[st
         "deeplab_dcnn/config.pbtxt": dcnn_config(src, backend, opts),
         "deeplab_post/config.pbtxt": post_config(src, max_batch, opts),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(out.parent, out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         for rel, text in files.items():

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from runtime.atomic import atomic_path
+from runtime.atomic import atomic_path, make_dirs
 from runtime.sinks import voc_palette
 
 IGNORE = 255
@@ -36,7 +36,7 @@ _PALETTE = voc_palette()
 def atomic_output(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path next to ``path`` (its directory created if missing); renamed into place on success,
     removed on any error, so ``path`` is never half-written."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(Path(path).parent, path)
     with atomic_path(path) as tmp:
         yield str(tmp)
 
