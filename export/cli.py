@@ -28,10 +28,6 @@ EXTRAS_HELP = ('onnx, fp16, int8 and triton need the export extra (torch, onnx):
                "only for a checkpoint (.pt); engine needs TensorRT (the gpu extra) and onnx.")
 
 
-class CLIError(Exception):
-    """An error the CLI reports as one line (no traceback)."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0], epilog=EXTRAS_HELP)
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
