@@ -67,6 +67,10 @@ class Sink:
     def close(self) -> None:
         pass
 
+    def describe(self) -> str:
+        """What it has written, for the end-of-run line: ``out.mp4 (90 frames, H.264)``."""
+        raise NotImplementedError
+
 
 class MaskSink(Sink):
     """One palette PNG per frame (``DIR/<frame name>.png``), pixel value = class index (VOC layout)."""
@@ -85,12 +89,16 @@ class MaskSink(Sink):
                            lambda p: image.save(p, format="PNG", compress_level=1))
         self.written += 1
 
+    def describe(self) -> str:
+        return f"{self.directory}/ ({self.written} mask PNGs)"
+
 
 class OverlayImageSink(Sink):
     """One overlay image per frame (``DIR/<frame name>.jpg``), for image and directory sources."""
 
     def __init__(self, directory: str | os.PathLike) -> None:
         self.directory = make_dirs(directory)
+        self.written = 0
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
         out = overlay(frame.image, labels)
@@ -100,6 +108,10 @@ class OverlayImageSink(Sink):
             if not cv2.imwrite(str(p), out):
                 raise OSError(f"cannot write {path}")
         write_image_atomic(path, save)
+        self.written += 1
+
+    def describe(self) -> str:
+        return f"{self.directory}/ ({self.written} overlay JPEGs)"
 
 
 class _OpenCVWriter:
@@ -246,6 +258,12 @@ class OverlayVideoSink(Sink):
         self._move_into_place()
         if self.resized:
             log.warning("%s: %d frame(s) of another size were resized to %dx%d", self.path, self.resized, *self.size)
+
+    def describe(self) -> str:
+        if not self.frames:
+            return f"no {self.path} (no frame)"
+        codec = {"h264": "H.264", "mp4v": "mp4v", "MJPG": "MJPEG"}.get(self.codec or "", self.codec)
+        return f"{self.path} ({self.frames} frames, {codec})"
 
     def _move_into_place(self) -> None:
         if self.tmp is not None:
