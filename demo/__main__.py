@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from demo import train, tune_crf
 from demo.assets import check_not_assets
-from demo.video import VIDEO_SEED
+from demo.dataset import write_dataset, write_images
+from demo.video import VIDEO_SEED, write_video
 from runtime.cli_errors import error_text
 
 
@@ -53,19 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "train", "train the small DeepLab v2 on a generated VOC-layout dataset; writes --out (and its "
                            "ONNX), never the bundled demo model unless --update-demo")
-    from demo import train
     train.add_arguments(p)
 
     p = _command(sub, "tune-crf", "pick a model's CRF settings on a validation split; write the model with them to "
                               "--out (and its ONNX)")
-    from demo import tune_crf
     tune_crf.add_arguments(p)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "generate":
-        from demo.dataset import write_dataset, write_images
         w, h = args.size
         if args.images_only:
             n = len(write_images(args.out, args.count, args.seed, w, h))
@@ -73,16 +72,13 @@ def run(args: argparse.Namespace) -> int:
             n = len(write_dataset(args.out, args.count, args.seed, w, h, args.val_fraction))
         print(f"wrote {n} images to {args.out}")
     elif args.command == "video":
-        from demo.video import write_video
         check_not_assets([args.out], args.update_demo)
         w, h = args.size
         out = write_video(args.out, args.frames, args.seed, w, h, args.fps, args.labels)
         print(f"wrote {args.frames} frames ({w}x{h}) to {out}")
     elif args.command == "train":
-        from demo import train
         return train.run(args)
     else:
-        from demo import tune_crf
         return tune_crf.run(args)
     return 0
 
@@ -94,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - one line per error, like the export CLI
+    except Exception as e:  # one line per error, like the export CLI
         if args.verbose:
             raise
         print(f"error: {error_text(e)}", file=sys.stderr)

@@ -14,10 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import crf
 from demo.assets import check_not_assets, checkpoint_path
 from demo.train import onnx_beside
 from export.metrics import ConfusionMatrix
+from export.onnx_export import export_onnx
 from export.voc import VOCDataset
+from runtime import Segmenter
 
 # The default grid: appearance (bilateral) kernel σxy, σrgb and weight; the smoothness kernel and iterations as in "voc".
 GRID: dict[str, tuple[float, ...]] = {
@@ -63,10 +66,7 @@ def _values(text: str) -> tuple[float, ...]:
 def search(model: str | Path, dataset: VOCDataset, grid: list[dict[str, Any]], progress: bool = True
            ) -> tuple[float, list[tuple[float, dict[str, Any]]]]:
     """(mIoU without the CRF, [(mIoU, settings)] for every grid point, best first)."""
-    import crf
     from tqdm import tqdm
-
-    from runtime import Segmenter
 
     seg = Segmenter(str(model), crf=None)
     n = seg.meta.n_classes
@@ -105,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from export.checkpoint import load_model, save_checkpoint
-    from export.onnx_export import export_onnx
 
     out_onnx = onnx_beside(args.out, None)
     check_not_assets([args.out, out_onnx], args.update_demo)

@@ -8,6 +8,7 @@ import pytest
 from demo.__main__ import main as demo_main
 from demo.assets import ASSETS
 from export.cli import main as export_main
+from runtime.infer import main as infer_main
 
 torch = pytest.importorskip("torch")
 
@@ -22,8 +23,6 @@ def shipped_hashes() -> dict[str, str]:
 
 @pytest.mark.slow
 def test_documented_commands_leave_shipped_files_unchanged(tmp_path, monkeypatch):
-    from runtime.infer import main as infer_main
-
     before = shipped_hashes()
     assert any(name.endswith("demo.pt") for name in before) and any(name.endswith(".jpg") for name in before)
     monkeypatch.chdir(tmp_path)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+import export.fp16
 from export.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,8 +65,6 @@ def test_output_under_a_file_says_the_parent_is_not_a_directory(tmp_path, monkey
 
 
 def test_every_line_of_a_multi_line_error_is_printed(monkeypatch, capsys):
-    import export.fp16
-
     def fail(args):
         raise RuntimeError("the engine was built by TensorRT 10.3\nrebuild it: python -m export engine m.onnx")
 

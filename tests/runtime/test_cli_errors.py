@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+import demo.train
+import export.fp16
+import runtime.infer
+from demo.__main__ import main as demo_main
+from export.cli import main as export_main
 from runtime.cli_errors import error_text, missing_extra
 from runtime.engine_info import Compatibility, EngineInfoError
 
@@ -28,12 +33,9 @@ def test_the_mismatch_message_has_two_lines():
     assert MISMATCH.count("\n") == 1 and MISMATCH.splitlines()[1].strip().startswith("python -m export engine")
 
 
-def test_infer(monkeypatch, capsys, tmp_path):
-    import runtime.segmenter
-    from runtime.infer import main
-
-    monkeypatch.setattr(runtime.segmenter, "Segmenter", _refuse)
-    assert main(["--model", "m.plan", "--no-progress"]) == 1
+def test_infer(monkeypatch, capsys):
+    monkeypatch.setattr(runtime.infer, "Segmenter", _refuse)
+    assert runtime.infer.main(["--model", "m.plan", "--no-progress"]) == 1
     assert capsys.readouterr().err == f"error: {MISMATCH}\n"
 
 
@@ -46,20 +48,14 @@ def test_dump_logits(monkeypatch, capsys, tmp_path):
 
 
 def test_export(monkeypatch, capsys):
-    import export.fp16
-    from export.cli import main
-
     monkeypatch.setattr(export.fp16, "run", _refuse)
-    assert main(["fp16", "demo"]) == 1
+    assert export_main(["fp16", "demo"]) == 1
     assert capsys.readouterr().err == f"error: {MISMATCH}\n"
 
 
 def test_demo(monkeypatch, capsys):
-    import demo.train
-    from demo.__main__ import main
-
     monkeypatch.setattr(demo.train, "run", _refuse)
-    assert main(["train", "--data", "data", "--out", "m.pt"]) == 1
+    assert demo_main(["train", "--data", "data", "--out", "m.pt"]) == 1
     assert capsys.readouterr().err == f"error: {MISMATCH}\n"
 
 

@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+import crf
+from demo import assets
 from runtime import Segmenter
-from runtime.infer import main
+from runtime.infer import describe_crf, main
 
 
 def _images(directory, n=3):
@@ -128,7 +130,6 @@ def test_ctrl_c_finalizes_the_video(tmp_path, tiny_onnx, videos, name, codec):
 
 def test_demo_defaults(capsys):
     """`--source demo` / `--model demo` name the bundled assets; a checkout without them says so in one line."""
-    from demo import assets
     if assets.onnx_path().is_file() and assets.video_path().is_file():
         assert main(["--max-frames", "3", "--no-progress"]) == 0
         out = capsys.readouterr().out
@@ -145,8 +146,6 @@ def test_demo_defaults(capsys):
     ({"preset": "voc", "iterations": 3, "bilateral_sxy": 40.0}, "voc preset with bilateral_sxy=40, iterations=3"),
 ])
 def test_describe_crf(settings, text):
-    from runtime.infer import describe_crf
-
     assert describe_crf(settings) == text
 
 
@@ -218,8 +217,6 @@ def test_output_under_a_file_is_one_clear_line(tmp_path, tiny_onnx, capsys):
 
 
 def test_help_text(capsys):
-    import crf
-
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
@@ -232,8 +229,6 @@ def test_help_text(capsys):
 
 
 def test_an_unknown_crf_preset_lists_the_presets(capsys):
-    import crf
-
     with pytest.raises(SystemExit):
         main(["--crf-preset", "nope"])
     err = capsys.readouterr().err.replace("'", "")
