@@ -29,7 +29,8 @@ EXTRAS_HELP = ('onnx, fp16, int8 and triton need the export extra (torch, onnx):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0], epilog=EXTRAS_HELP)
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0].replace("`", ""),
+                                     epilog=EXTRAS_HELP)
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
