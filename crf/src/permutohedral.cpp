@@ -190,8 +190,10 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
                                   "): the features are too large; use larger sigmas or a smaller image");
     const bool pad = reference_padding && (n % 4 != 0);
     const std::int64_t npts = n + (pad ? 1 : 0);
-    // A first guess of the vertex count (about 1.2 n on images); a retry gets room for every entry.
-    std::size_t capacity = next_pow2(static_cast<std::size_t>(npts) * 5 / 2 + 64);
+    // The first table holds (d + 1) n / 2 vertices at its 3/4 fill limit: photos make 0.7 to 2.5 vertices per
+    // pixel with the 5-d bilateral features (about 1.2 with 2-d positions), and an overflow redoes most of the
+    // build. A retry gets room for every entry.
+    std::size_t capacity = next_pow2(static_cast<std::size_t>(npts) * (dim + 1) * 2 / 3 + 64);
     for (int attempt = 0;; ++attempt) {
         bool ok;
         const bool small = key_bound < 32000.0;
