@@ -1,0 +1,19 @@
+"""``cuda.bindings`` in a subprocess under test: stand-in ``runtime`` and ``driver`` (trt_standin.cuda); every other
+submodule (``nvrtc``) is cuda-python's own, found through the real package's folder appended to ``__path__``."""
+import importlib.util
+import os
+import sys
+
+for _entry in sys.path:
+    _real = os.path.join(_entry, "cuda", "bindings")
+    if os.path.abspath(_real) != os.path.dirname(os.path.abspath(__file__)) and os.path.isfile(
+            os.path.join(_real, "__init__.py")):
+        __path__.append(_real)  # noqa: F821 - the package's own __path__
+        break
+
+from trt_standin import cuda as _cuda  # noqa: E402
+
+runtime = _cuda.make_runtime()
+driver = _cuda.make_driver()
+sys.modules[__name__ + ".runtime"] = runtime
+sys.modules[__name__ + ".driver"] = driver
