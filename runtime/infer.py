@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     seg = Segmenter(args.model, backend=args.backend, crf=None if args.no_crf else args.crf_preset,
                     crf_iterations=args.crf_iters, warm_start=args.warm_start,
                     upsample_device=args.upsample_device, **options)
-    reason = getattr(seg.backend, "reason", "")
+    reason = seg.backend.reason
     print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
     source = open_source(args.source)
     pipeline = Pipeline(seg, _sinks(args, source), overlapped=not args.sequential, queue_size=args.queue_size,
