@@ -5,8 +5,11 @@ cuda-python imports without a GPU or driver (unlike pycuda), so everything here 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 
 class CudaError(RuntimeError):
@@ -60,3 +63,44 @@ def compute_capability(device: int = 0) -> tuple[int, int]:
     major = check(runtime.cudaDeviceGetAttribute(runtime.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, device))
     minor = check(runtime.cudaDeviceGetAttribute(runtime.cudaDeviceAttr.cudaDevAttrComputeCapabilityMinor, device))
     return int(major), int(minor)
+
+
+class DeviceBuffer:
+    """``nbytes`` of device memory on ``device`` (cudaMalloc), freed by :meth:`free` or when collected."""
+
+    def __init__(self, runtime: Any, nbytes: int, device: int) -> None:
+        self._rt = runtime
+        self.device = device
+        self.ptr = int(check(runtime.cudaMalloc(nbytes), "cudaMalloc"))
+        self.nbytes = nbytes
+
+    def free(self) -> None:
+        if self.ptr:
+            self._rt.cudaFree(self.ptr)
+            self.ptr = 0
+
+    def __del__(self) -> None:
+        self.free()
+
+
+@dataclass(frozen=True)
+class DeviceArray:
+    """A C-contiguous array in GPU memory: address, shape, dtype, the device that holds it, and the object that owns
+    the memory (kept alive as long as the array). ``a[i]`` is the i-th item along the first axis."""
+
+    ptr: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    device: int
+    owner: Any = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __getitem__(self, index: int) -> "DeviceArray":
+        n = self.shape[0]
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} items")
+        item = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        return DeviceArray(self.ptr + (index % n) * item, self.shape[1:], self.dtype, self.device, self.owner)

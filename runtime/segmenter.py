@@ -23,6 +23,7 @@ import numpy as np
 
 from runtime import upsample as _upsample
 from runtime.backends import Backend, BackendError, open_backend
+from runtime.cuda_util import DeviceArray
 from runtime.metadata import ModelMeta
 from runtime.preprocess import Padding, preprocess, to_bgr8
 
@@ -78,7 +79,9 @@ class Segmenter:
         self.meta: ModelMeta = self.backend.meta
         self.crf = crf_settings(crf, self.meta, crf_iterations)
         self.warm_start = warm_start
-        self.upsample_device = _upsample_device(upsample_device, self.backend.name)
+        self.upsample_device = _upsample_device(upsample_device, self.backend)
+        # Logits stay on the GPU between the network and the CUDA upsampling when the backend can keep them there.
+        self.device_logits = self.upsample_device == "cuda" and self.backend.device_output
         self._infer_lock = threading.Lock()
         if self.crf is not None:
             self._crf_refine = _load_crf()
@@ -95,9 +98,11 @@ class Segmenter:
         x, padding = self.preprocess(image)
         return self.infer_batch(x)[0], padding
 
-    def infer_batch(self, x: np.ndarray) -> np.ndarray:
+    def infer_batch(self, x: np.ndarray) -> np.ndarray | DeviceArray:
+        """Run the network on a preprocessed batch: host logits, or a :class:`DeviceArray` when
+        :attr:`device_logits` (``upsample``/``labels`` take either)."""
         with self._infer_lock:
-            return self.backend.infer(x)
+            return self.backend.infer_device(x) if self.device_logits else self.backend.infer(x)
 
     def upsample(self, logits: np.ndarray, padding: Padding) -> np.ndarray:
         """C×h×w logits → C×H×W probabilities of the real (unpadded) image: bilinear + softmax in one pass."""
@@ -155,11 +160,11 @@ class Segmenter:
         self.close()
 
 
-def _upsample_device(requested: str, backend: str) -> str:
+def _upsample_device(requested: str, backend: Backend) -> str:
     """Resolve ``auto``; an explicit ``cuda`` without a GPU is an error, ``auto`` falls back to the CPU (warning)."""
     if requested not in ("auto", "cpu", "cuda"):
         raise ValueError(f"upsample_device must be 'auto', 'cpu' or 'cuda', got {requested!r}")
-    if requested == "cpu" or (requested == "auto" and backend != "tensorrt"):
+    if requested == "cpu" or (requested == "auto" and backend.name != "tensorrt"):
         return "cpu"
     from runtime.cuda_util import gpu_available
     if not gpu_available():
@@ -168,7 +173,7 @@ def _upsample_device(requested: str, backend: str) -> str:
         return "cpu"
     try:
         from runtime.upsample_cuda import default_upsampler
-        default_upsampler()  # compiles (or loads from the cache) and loads the kernels now, not on the first frame
+        default_upsampler(getattr(backend, "device", 0))  # compiles (or loads from the cache) and loads the kernels now, not on the first frame
     except Exception as e:  # noqa: BLE001 - NVRTC/driver errors of many kinds
         if requested == "cuda":
             raise

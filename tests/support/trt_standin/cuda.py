@@ -9,8 +9,10 @@ NVRTC is cuda-python's own (it compiles without a GPU); "kernels" are emulated f
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 import enum
+import functools
 import re
 import threading
 from dataclasses import dataclass, field
@@ -163,7 +165,7 @@ class State:
     contexts: dict[int, Context] = field(default_factory=dict)
     streams: set[int] = field(default_factory=set)
     capturing: set[int] = field(default_factory=set)  # ids of streams in capture (for implicit-sync checks)
-    kernel_launches: int = 0
+    calls: collections.Counter = field(default_factory=collections.Counter)  # API name -> calls (for tests)
     _all_streams: list = field(default_factory=list)
 
     # -- current device (per thread; the runtime API's and the driver's current context are the same thing) --------
@@ -309,6 +311,14 @@ def _fault_to_tuple(fn: Callable[..., tuple], nvalues: int = 0) -> Callable[...,
             return (e.error, *([None] * nvalues))
     wrapper.__name__ = fn.__name__
     return wrapper
+
+
+def _counted(name: str, fn: Callable[..., tuple]) -> Callable[..., tuple]:
+    @functools.wraps(fn)
+    def call(*args: Any, **kw: Any) -> tuple:
+        STATE.calls[name] += 1
+        return fn(*args, **kw)
+    return call
 
 
 def _copy_kind_ok(dst: int, src: int, kind: int) -> bool:
@@ -507,7 +517,7 @@ def make_runtime() -> ModuleType:
 
     for name, fn in list(locals().items()):
         if name.startswith("cuda") and callable(fn):
-            setattr(rt, name, fn)
+            setattr(rt, name, _counted(name, fn))
     return rt
 
 
@@ -694,12 +704,11 @@ def make_driver() -> ModuleType:
         for i, p in enumerate(ptrs):
             ctype = ctypes.c_uint64 if i < 2 else ctypes.c_int32
             values.append(int(ctype.from_address(p).value))
-        STATE.kernel_launches += 1
         return (_cu(STATE.enqueue(stream, _emulate(f.name, values, (gx, gy, gz), STATE.current))),)
 
     for name, fn in list(locals().items()):
         if name.startswith("cu") and callable(fn) and not name.startswith("_"):
-            setattr(drv, name, fn)
+            setattr(drv, name, _counted(name, fn))
     return drv
 
 
