@@ -79,7 +79,8 @@ class Segmenter:
         self.meta: ModelMeta = self.backend.meta
         self.crf = crf_settings(crf, self.meta, crf_iterations)
         self.warm_start = warm_start
-        self.upsample_device = _upsample_device(upsample_device, self.backend)
+        self.upsample_device = _upsample_device(upsample_device, self.backend.name,
+                                                getattr(self.backend, "device", 0))
         # Logits stay on the GPU between the network and the CUDA upsampling when the backend can keep them there.
         self.device_logits = self.upsample_device == "cuda" and self.backend.device_output
         self._infer_lock = threading.Lock()
@@ -160,11 +161,11 @@ class Segmenter:
         self.close()
 
 
-def _upsample_device(requested: str, backend: Backend) -> str:
+def _upsample_device(requested: str, backend: str, device: int = 0) -> str:
     """Resolve ``auto``; an explicit ``cuda`` without a GPU is an error, ``auto`` falls back to the CPU (warning)."""
     if requested not in ("auto", "cpu", "cuda"):
         raise ValueError(f"upsample_device must be 'auto', 'cpu' or 'cuda', got {requested!r}")
-    if requested == "cpu" or (requested == "auto" and backend.name != "tensorrt"):
+    if requested == "cpu" or (requested == "auto" and backend != "tensorrt"):
         return "cpu"
     from runtime.cuda_util import gpu_available
     if not gpu_available():
@@ -173,7 +174,7 @@ def _upsample_device(requested: str, backend: Backend) -> str:
         return "cpu"
     try:
         from runtime.upsample_cuda import default_upsampler
-        default_upsampler(getattr(backend, "device", 0))  # compiles (or loads from the cache) and loads the kernels now, not on the first frame
+        default_upsampler(device)  # compiles (or loads from the cache) and loads the kernels now, not on the first frame
     except Exception as e:  # noqa: BLE001 - NVRTC/driver errors of many kinds
         if requested == "cuda":
             raise

@@ -238,3 +238,21 @@ def test_logits_stay_on_the_gpu_for_cuda_upsampling(trt_standin_for, tmp_path, d
     np.testing.assert_allclose(probs, ref_probs, atol=1e-4)
     assert (labels == ref_labels).mean() > 0.999
     np.testing.assert_array_equal(seg.segment(image, return_probs=False)[0], labels)
+
+
+def test_kernels_that_cannot_run_fall_back_to_the_cpu(trt_standin_for, tmp_path, caplog):
+    trt_standin_for("10.16")
+    import trt_standin
+
+    from runtime import Segmenter
+
+    trt_standin.cuda.STATE.devices[0].capability = (3, 0)  # older than any architecture this NVRTC targets
+    plan = _engine(tmp_path)
+    with caplog.at_level("WARNING"):
+        seg = Segmenter(plan, crf=None)
+    assert seg.upsample_device == "cpu" and not seg.device_logits
+    assert "CUDA upsampling unavailable" in caplog.text and "sm_30" in caplog.text
+    image = np.zeros((64, 64, 3), np.uint8)
+    assert seg.segment(image)[0].shape == (64, 64)
+    with pytest.raises(Exception, match="sm_30"):
+        Segmenter(plan, crf=None, upsample_device="cuda")
