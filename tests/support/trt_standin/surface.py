@@ -81,8 +81,7 @@ def strip_comments(text: str) -> str:
     i, n = 0, len(text)
     while i < n:
         c = text[i]
-        if c == '"' and text[max(0, i - 1)] == "R" and text[i + 1:i + 2] != "\\":
-            end = text.find(")", i)
+        if c == '"' and i > 0 and text[i - 1] == "R":  # raw string R"delim( ... )delim"
             delim = text[i + 1:text.find("(", i)]
             close = text.find(")" + delim + '"', i)
             end = close + len(delim) + 2 if close >= 0 else n
@@ -253,7 +252,7 @@ def parse_source(text: str, surface: Surface, cpp_names: dict[str, str] | None =
             _apply(binding, calls)
     for fm in re.finditer(r"(?<![\w.])m(?=\s*\.\s*def\s*\()", text):
         calls, _ = _chain(text, fm.end())
-        for call, args in calls[:1]:
+        for _, args in calls[:1]:
             if args and _string(args[0]) is not None:
                 surface.functions.add(_string(args[0]))
     for am in re.finditer(r'(?<![\w.])m\s*\.\s*attr\s*\(\s*"(\w+)"\s*\)\s*=\s*([^;]+);', text):

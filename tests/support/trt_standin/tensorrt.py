@@ -434,8 +434,7 @@ class Builder(_Base):
         _log(self._logger, "ERROR", msg)
         return None
 
-    def _build(self, net: INetworkDefinition, config: IBuilderConfig) -> Any:  # noqa: C901 - one build, in order
-        mod = type(self)._trt_module
+    def _build(self, net: INetworkDefinition, config: IBuilderConfig) -> Any:
         version = type(self)._trt_version
         major = _major(version)
         if net._onnx is None:

@@ -1,6 +1,5 @@
 """``cuda.bindings`` in a subprocess under test: stand-in ``runtime`` and ``driver`` (trt_standin.cuda); every other
 submodule (``nvrtc``) is cuda-python's own, found through the real package's folder appended to ``__path__``."""
-import importlib.util
 import os
 import sys
 
