@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import datetime
 import os
+import signal
 import sys
 import threading
 import time
@@ -77,8 +78,25 @@ def import_tensorrt() -> Any:
 # Progress
 
 
-def make_progress_monitor(trt: Any) -> Any:
-    """An ``IProgressMonitor`` (TensorRT ≥ 10) that shows one tqdm bar per optimizer phase."""
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[threading.Event]:
+    """For the length of a TensorRT build, Ctrl-C sets the yielded event instead of raising: TensorRT's bindings
+    print and swallow exceptions raised in Python callbacks (progress monitor, calibrator), so a KeyboardInterrupt
+    raised there would be lost. The caller raises KeyboardInterrupt after the build when the event is set."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield interrupted
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def make_progress_monitor(trt: Any, interrupted: threading.Event) -> Any:
+    """An ``IProgressMonitor`` (TensorRT ≥ 10) that shows one tqdm bar per optimizer phase and cancels the build
+    once ``interrupted`` is set."""
     from tqdm import tqdm
 
     class Monitor(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
@@ -86,7 +104,6 @@ def make_progress_monitor(trt: Any) -> Any:
             trt.IProgressMonitor.__init__(self)
             self._lock = threading.Lock()
             self._bars: dict[str, Any] = {}
-            self.cancelled = False
 
         def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
             with self._lock:
@@ -99,7 +116,7 @@ def make_progress_monitor(trt: Any) -> Any:
                 if bar is not None:
                     bar.n = step + 1
                     bar.refresh()
-            return not self.cancelled
+            return not interrupted.is_set()
 
         def phase_finish(self, phase_name: str) -> None:
             with self._lock:
@@ -139,9 +156,9 @@ def spinner(text: str) -> Iterator[None]:
 
 
 def make_calibrator(trt: Any, class_name: str, batches: Iterator[Any], batch_shape: tuple[int, ...],
-                    cache_path: Path) -> Any:
+                    cache_path: Path, interrupted: threading.Event) -> Any:
     """An IInt8EntropyCalibrator2/IInt8MinMaxCalibrator feeding ``batches`` (N×3×H×W float32) through one device
-    buffer (cuda-python), with a calibration cache file."""
+    buffer (cuda-python), with a calibration cache file; it stops feeding once ``interrupted`` is set."""
     import numpy as np
 
     from runtime.cuda_util import check, cuda_modules
@@ -160,7 +177,7 @@ def make_calibrator(trt: Any, class_name: str, batches: Iterator[Any], batch_sha
             return int(batch_shape[0])
 
         def get_batch(self, names: list[str]) -> list[int] | None:
-            batch = next(batches, None)
+            batch = None if interrupted.is_set() else next(batches, None)
             if batch is None:
                 return None
             host = np.ascontiguousarray(batch, dtype=np.float32)
@@ -271,34 +288,31 @@ def build_engine(model: str | os.PathLike[str], output: str | os.PathLike[str], 
     cache = config.create_timing_cache(cache_file.read_bytes() if cache_file and cache_file.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
 
-    calib_obj = None
-    if plan.calibrator is not None:
-        from export.calibration import fixed_shape_batches, open_calibration
+    with deferred_interrupt() as interrupted:
+        calib_obj = None
+        if plan.calibrator is not None:
+            from export.calibration import fixed_shape_batches, open_calibration
 
-        source = open_calibration(calib, max_images=max_images)
-        calib_path = Path(calib_cache) if calib_cache else output.with_name(output.name + ".calib.cache")
-        calib_obj = make_calibrator(trt, plan.calibrator, fixed_shape_batches(source, meta, profile[1]), profile[1],
-                                    calib_path)
-        config.int8_calibrator = calib_obj
-        config.set_calibration_profile(opt_profile)
+            source = open_calibration(calib, max_images=max_images)
+            calib_path = Path(calib_cache) if calib_cache else output.with_name(output.name + ".calib.cache")
+            calib_obj = make_calibrator(trt, plan.calibrator, fixed_shape_batches(source, meta, profile[1]),
+                                        profile[1], calib_path, interrupted)
+            config.int8_calibrator = calib_obj
+            config.set_calibration_profile(opt_profile)
 
-    monitor = None
-    if features.progress_monitor:
-        monitor = make_progress_monitor(trt)
-        config.progress_monitor = monitor
-        progress = contextlib.nullcontext()
-    else:
-        progress = spinner(f"building {output.name} with TensorRT {trt.__version__}")
-    try:
-        with progress:
-            serialized = builder.build_serialized_network(network, config)
-    except KeyboardInterrupt:
-        if monitor is not None:
-            monitor.cancelled = True
-        raise
-    finally:
-        if calib_obj is not None:
-            calib_obj.free()
+        if features.progress_monitor:
+            config.progress_monitor = make_progress_monitor(trt, interrupted)
+            progress = contextlib.nullcontext()
+        else:
+            progress = spinner(f"building {output.name} with TensorRT {trt.__version__}")
+        try:
+            with progress:
+                serialized = builder.build_serialized_network(network, config)
+        finally:
+            if calib_obj is not None:
+                calib_obj.free()
+    if interrupted.is_set():
+        raise KeyboardInterrupt
     if serialized is None:
         raise RuntimeError("TensorRT could not build the engine (its messages above say why)")
 

@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if args.verbose:
             raise
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        message = str(e).strip() or type(e).__name__  # whole: a message's later lines (a rebuild command) matter
         print(f"error: {message}", file=sys.stderr)
         return 1
 

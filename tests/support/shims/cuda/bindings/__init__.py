@@ -1,5 +1,7 @@
-"""``cuda.bindings`` in a subprocess under test: stand-in ``runtime`` and ``driver`` (trt_standin.cuda); every other
-submodule (``nvrtc``) is cuda-python's own, found through the real package's folder appended to ``__path__``."""
+"""``cuda.bindings`` in a subprocess under test: stand-in ``runtime`` and ``driver`` (trt_standin.cuda) and
+cuda-python's own ``nvrtc`` (compilation needs no GPU). The real package's folder is appended to ``__path__`` so its
+compiled submodules load; the real ``driver`` is imported first because the real ``nvrtc`` links against it."""
+import importlib
 import os
 import sys
 
@@ -9,6 +11,9 @@ for _entry in sys.path:
             os.path.join(_real, "__init__.py")):
         __path__.append(_real)  # noqa: F821 - the package's own __path__
         break
+
+importlib.import_module(__name__ + ".driver")
+nvrtc = importlib.import_module(__name__ + ".nvrtc")
 
 from trt_standin import cuda as _cuda  # noqa: E402
 
