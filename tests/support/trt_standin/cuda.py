@@ -303,13 +303,14 @@ def _err(e: cudaError_t, *values: Any) -> tuple:
     return (e, *(values or (None,))) if values else (e,)
 
 
-def _fault_to_tuple(fn: Callable[..., tuple], nvalues: int = 0) -> Callable[..., tuple]:
+def _fault_to_tuple(fn: Callable[..., tuple]) -> Callable[..., tuple]:
+    """A call whose argument checks raise :class:`StandinFault` returns that error instead, as cuda-python does."""
+    @functools.wraps(fn)
     def wrapper(*args: Any, **kw: Any) -> tuple:
         try:
             return fn(*args, **kw)
         except StandinFault as e:
-            return (e.error, *([None] * nvalues))
-    wrapper.__name__ = fn.__name__
+            return (e.error,)
     return wrapper
 
 
@@ -475,7 +476,7 @@ def make_runtime() -> ModuleType:
         s = STATE.stream(stream)
         return _ok(int(s is not None and s.capture is not None))
 
-    def cudaGraphInstantiate(graph, flags=0):
+    def cudaGraphInstantiate(graph, flags):
         if not isinstance(graph, Graph):
             return (cudaError_t.cudaErrorInvalidValue, None)
         return _ok(Graph(graph.work))

@@ -488,7 +488,8 @@ class Builder(_Base):
         header = {"version": version, "flags": sorted(flags), "profile": profile,
                   "strongly_typed": net._strongly_typed(), "version_compatible": "VERSION_COMPATIBLE" in flags,
                   "hardware_compatibility": getattr(level, "name", None),
-                  "io": [[t.name, t._dtype.name, t._is_input] for t in net._inputs + net._outputs]}
+                  "io": [[t.name, t._dtype.name, t._is_input] for t in net._inputs + net._outputs],
+                  "declared": {t.name: list(t._shape) for t in net._inputs + net._outputs}}
         blob = json.dumps(header).encode()
         return IHostMemory(MAGIC + len(blob).to_bytes(8, "little") + blob + net._onnx)
 
@@ -615,14 +616,8 @@ class ICudaEngine(_Base):
         return type(self)._trt_module.DataType.__members__[e[1]] if e else None
 
     def get_tensor_shape(self, name: str) -> Dims:
-        e = self._entry(name)
-        if e is None:
-            return Dims(())
-        if e[2]:
-            lo, _, hi = self._header["profile"][name]
-            return Dims(a if a == b else -1 for a, b in zip(lo, hi))
-        return Dims(d if isinstance(d, int) else -1 for d in self._session.get_outputs()[
-            [o.name for o in self._session.get_outputs()].index(name)].shape)
+        """The shape the network declares (-1 for each dynamic dimension, whatever the profile)."""
+        return Dims(self._header["declared"].get(name, ()))
 
     def get_tensor_profile_shape(self, name: str, profile_index: int) -> list:
         return [Dims(s) for s in self._header["profile"][name]]
