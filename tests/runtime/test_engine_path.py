@@ -166,3 +166,26 @@ def test_ctrl_c_during_a_build(tmp_path, models, release, build_seconds):
         assert time.monotonic() - t0 < build_seconds / 2
     assert not plan.exists() and not Path(f"{plan}.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["started"]
+
+
+@pytest.mark.parametrize("release", ["8.6.1", "10.16", "11.1"])
+def test_implicit_calibration(trt_standin_for, tmp_path, models, release):
+    """--calib drives TensorRT's calibrator (get_batch from device memory, cache written) where the release has one;
+    11 has none and says what to do instead."""
+    trt_standin_for(release)
+    from export.engine import build_engine
+    from export.trt_compat import CompatError
+    from runtime import Segmenter
+
+    plan = tmp_path / "m.plan"
+    kwargs = dict(precision="int8", calib=REPO / "calib_data", max_images=3, **FIXED)
+    if release == "11.1":
+        with pytest.raises(CompatError, match="no implicit INT8 calibrators"):
+            build_engine(models["fp32"], plan, **kwargs)
+        assert not plan.exists()
+        return
+    info = build_engine(models["fp32"], plan, **kwargs)
+    assert info.precision == "int8" and Path(f"{plan}.calib.cache").is_file()
+    image = _images([(120, 160)])[0]
+    labels, _ = Segmenter(plan, crf=None, upsample_device="cpu").segment(image, return_probs=False)
+    assert labels.shape == (120, 160)

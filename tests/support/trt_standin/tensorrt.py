@@ -44,45 +44,51 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 class _Filtered(type):
-    """Metaclass: class-level access to a member this release lacks raises AttributeError."""
+    """Metaclass: class-level access to a member this release lacks raises AttributeError (unless a user subclass
+    defines that name itself)."""
 
     def __getattribute__(cls, name: str) -> Any:
         if not name.startswith("_"):
             denied = type.__getattribute__(cls, "_trt_denied")
-            if name in denied:
+            if name in denied and name not in type.__getattribute__(cls, "_trt_user_names"):
                 raise AttributeError(f"type object '{type.__getattribute__(cls, '__name__')}' has no attribute "
                                      f"'{name}' (not in TensorRT {type.__getattribute__(cls, '_trt_version')})")
         return type.__getattribute__(cls, name)
 
 
 class _Base(metaclass=_Filtered):
-    """Instance-level filtering: reads and writes of public names outside the release's surface fail."""
+    """Instance-level filtering: stand-in objects expose only the release's members. A user's Python subclass (a
+    logger, calibrator, progress monitor) may define and set any name of its own, as on a pybind11 class."""
 
     _trt_denied: frozenset[str] = frozenset()
     _trt_allowed: frozenset[str] = frozenset()
+    _trt_user_names: frozenset[str] = frozenset()
     _trt_version = ""
     _trt_module: Any = None
+    _trt_standin_own = True  # False for user subclasses
 
     def __getattribute__(self, name: str) -> Any:
         if not name.startswith("_") and name in type(self)._trt_denied:
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}' "
-                                 f"(not in TensorRT {type(self)._trt_version})")
+            cls = type(self)
+            mine = name in cls._trt_user_names or name in object.__getattribute__(self, "__dict__")
+            if cls._trt_standin_own or not mine:
+                raise AttributeError(f"'{cls.__name__}' object has no attribute '{name}' "
+                                     f"(not in TensorRT {cls._trt_version})")
         return object.__getattribute__(self, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if not name.startswith("_"):
-            cls = type(self)
-            if name in cls._trt_denied or (cls._trt_standin_own and name not in cls._trt_allowed):
-                raise AttributeError(f"'{cls.__name__}' object has no attribute '{name}' "
-                                     f"(not settable in TensorRT {cls._trt_version})")
+        cls = type(self)
+        if not name.startswith("_") and cls._trt_standin_own and name not in cls._trt_allowed:
+            raise AttributeError(f"'{cls.__name__}' object has no attribute '{name}' "
+                                 f"(not settable in TensorRT {cls._trt_version})")
         object.__setattr__(self, name, value)
-
-    _trt_standin_own = True  # False for user subclasses (they may hold their own attributes)
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         if "_trt_version" not in cls.__dict__:
             cls._trt_standin_own = False
+            cls._trt_user_names = frozenset(n for k in cls.__mro__ if "_trt_version" not in k.__dict__
+                                            and k.__module__ != __name__ for n in vars(k))
 
 
 def _callback(obj: Any, method: str, *args: Any, default: Any = None) -> Any:
