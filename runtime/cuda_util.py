@@ -5,11 +5,8 @@ cuda-python imports without a GPU or driver (unlike pycuda), so everything here 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
-
-import numpy as np
 
 
 class CudaError(RuntimeError):
@@ -81,26 +78,3 @@ class DeviceBuffer:
 
     def __del__(self) -> None:
         self.free()
-
-
-@dataclass(frozen=True)
-class DeviceArray:
-    """A C-contiguous array in GPU memory: address, shape, dtype, the device that holds it, and the object that owns
-    the memory (kept alive as long as the array). ``a[i]`` is the i-th item along the first axis."""
-
-    ptr: int
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    device: int
-    owner: Any = None
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * self.dtype.itemsize
-
-    def __getitem__(self, index: int) -> "DeviceArray":
-        n = self.shape[0]
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} items")
-        item = int(np.prod(self.shape[1:])) * self.dtype.itemsize
-        return DeviceArray(self.ptr + (index % n) * item, self.shape[1:], self.dtype, self.device, self.owner)

@@ -16,9 +16,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from runtime import upsample
 from runtime.atomic import atomic_write_bytes
-from runtime.cuda_util import CudaError, DeviceArray, check, cuda_modules
+from runtime.backends.base import DeviceLogits
+from runtime.cuda_util import CudaError, check, cuda_modules
 
 KERNEL_SOURCE = Path(__file__).resolve().parent / "kernels" / "bilinear_softmax.cu"
 KERNELS = {
@@ -115,7 +115,7 @@ def _params(*args: tuple[int, type]) -> tuple[np.ndarray, list[np.ndarray]]:
 class CudaUpsampler:
     """The kernels loaded on one GPU (its primary context, pushed around every call and popped after, so the calling
     thread's current device is left as it was). ``run`` takes and returns host arrays; ``run_device`` takes logits
-    already on this GPU (a :class:`DeviceArray`, e.g. from ``TensorRTBackend.infer_device``) and returns host
+    already on this GPU (a :class:`DeviceLogits`, e.g. from ``TensorRTBackend.infer_device``) and returns host
     results. Calls are serialized by a lock (one stream)."""
 
     def __init__(self, device: int = 0) -> None:
@@ -148,14 +148,15 @@ class CudaUpsampler:
             check(self._driver.cuCtxPopCurrent(), "cuCtxPopCurrent")
 
     def _probe(self) -> None:
-        """Run each kernel once on a tiny input and compare with the CPU: a module that loads but cannot run here
-        (a kernel image for another GPU, a broken driver JIT) fails now, not on the first frame."""
+        """Run each kernel once on a tiny input: a module that loads but cannot run here (a kernel image for another
+        GPU, a broken driver JIT) fails now, not on the first frame."""
         x = np.linspace(-2, 2, 2 * 3 * 3, dtype=np.float32).reshape(1, 2, 3, 3)
-        for op in KERNELS:
-            got = self._run_host(op, x, (5, 5), (4, 5), False)
-            want = upsample._run(op, x, (5, 5), False, (4, 5), "cpu")
-            if not np.allclose(got, want, atol=1e-5):
-                raise CudaError(f"the {KERNELS[op]} kernel gives wrong results on GPU {self.device}")
+        results = {op: self._run_host(op, x, (5, 5), (4, 5), False) for op in KERNELS}
+        probs = results["bilinear_softmax"]
+        if not (np.isfinite(results["bilinear"]).all() and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+                and (results["bilinear_argmax_u8"] == probs.argmax(axis=1)).all()
+                and (results["bilinear_argmax_i32"] == probs.argmax(axis=1)).all()):
+            raise CudaError(f"the upsampling kernels give wrong results on GPU {self.device}")
 
     def launch(self, op: str, d_in: int, d_out: int, shape: tuple[int, int, int, int], size: tuple[int, int],
                crop: tuple[int, int], align_corners: bool, stream=None) -> None:
@@ -210,7 +211,7 @@ class CudaUpsampler:
         with self._lock, self._current():
             return self._run_host(op, x, size, crop, align_corners)
 
-    def run_device(self, op: str, x: DeviceArray, size: tuple[int, int], crop: tuple[int, int],
+    def run_device(self, op: str, x: DeviceLogits, size: tuple[int, int], crop: tuple[int, int],
                    align_corners: bool) -> np.ndarray:
         """Logits already in this GPU's memory (N×C×h×w float32) in, host result out: no host round trip."""
         if x.device != self.device:
@@ -218,7 +219,7 @@ class CudaUpsampler:
         if x.dtype != np.float32 or len(x.shape) != 4:
             raise CudaError(f"device logits must be N×C×h×w float32, got {x.shape} {x.dtype}")
         with self._lock, self._current():
-            return self._launch_and_fetch(op, x.ptr, x.shape, size, crop, align_corners)
+            return self._launch_and_fetch(op, x.pointer, x.shape, size, crop, align_corners)
 
     def close(self) -> None:
         with self._lock, self._current():

@@ -3,6 +3,7 @@ know to feed it (the input size for an image), why it was chosen, and whether it
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,26 @@ class BackendError(FrameError, RuntimeError):
 class BackendUnavailable(BackendError):
     """The backend's server or device is gone: every later frame would fail the same way, so a pipeline stops (not
     a frame error, although a :class:`BackendError`)."""
+
+
+@dataclass(frozen=True)
+class DeviceLogits:
+    """N×C×h×w logits in GPU memory (what the CUDA upsampler reads), C-contiguous. Valid until the backend's next
+    inference, or for as long as this object lives when ``owner`` holds the memory. ``logits[i]`` is the i-th C×h×w
+    item of the batch."""
+
+    pointer: int                         # CUDA device address
+    shape: tuple[int, ...]               # N×C×h×w, or C×h×w for one item of a batch
+    dtype: np.dtype
+    device: int = 0                      # the GPU that holds it
+    owner: Any = None                    # keeps the memory alive (e.g. a runtime.cuda_util.DeviceBuffer)
+
+    def __getitem__(self, index: int) -> "DeviceLogits":
+        n = self.shape[0]
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} items")
+        item = int(np.prod(self.shape[1:])) * np.dtype(self.dtype).itemsize
+        return DeviceLogits(self.pointer + (index % n) * item, self.shape[1:], self.dtype, self.device, self.owner)
 
 
 class Backend(ABC):
@@ -44,7 +65,7 @@ class Backend(ABC):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """N×3×H×W preprocessed input → N×C×h×w float32 logits in host memory."""
 
-    def infer_device(self, batch: np.ndarray) -> Any:
+    def infer_device(self, batch: np.ndarray) -> DeviceLogits:
         """Like :meth:`infer`, with the logits left in GPU memory for the CUDA upsampler; only where
         :attr:`device_output` is True."""
         raise BackendError(f"the {self.name} backend returns its logits in host memory only (use infer)")

@@ -23,7 +23,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtime.backends.base import Backend, BackendError
-from runtime.cuda_util import CudaError, DeviceArray, DeviceBuffer, check, cuda_modules
+from runtime.backends.base import DeviceLogits
+from runtime.cuda_util import CudaError, DeviceBuffer, check, cuda_modules
+from runtime.engine_info import EngineInfoError, check_engine, current_platform, needs_host_code
 from runtime.metadata import ModelMeta
 from runtime.preprocess import ImageError, padded_size
 
@@ -94,8 +96,6 @@ class TensorRTBackend(Backend):
     def __init__(self, path: str | os.PathLike, *, meta: ModelMeta | None = None, cuda_graph: bool = False,
                  device: int = 0) -> None:
         import tensorrt as trt
-
-        from runtime.engine_info import EngineInfoError, check_engine, current_platform, needs_host_code
 
         path = Path(path)
         if not path.is_file():
@@ -231,7 +231,7 @@ class TensorRTBackend(Backend):
             raise BackendError(str(e)) from None
         return host_out.astype(np.float32, copy=True)
 
-    def infer_device(self, batch: np.ndarray) -> DeviceArray:
+    def infer_device(self, batch: np.ndarray) -> DeviceLogits:
         """The logits left on the GPU: a copy (device to device) that the next ``infer`` does not overwrite, so
         another thread may upsample it meanwhile. FP32 engines output only (the CUDA kernels read float32)."""
         rt = self._rt
@@ -246,7 +246,7 @@ class TensorRTBackend(Backend):
             check(rt.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
         except CudaError as e:
             raise BackendError(str(e)) from None
-        return DeviceArray(buffer.ptr, self._out_shape, np.dtype(np.float32), self.device, buffer)
+        return DeviceLogits(buffer.ptr, self._out_shape, np.dtype(np.float32), self.device, buffer)
 
     def close(self) -> None:
         if getattr(self, "stream", None) is None:

@@ -24,7 +24,7 @@ import numpy as np
 DEVICE_BASE = 1 << 48
 
 
-class cudaError_t(enum.IntEnum):  # noqa: N801 - cuda-python's names
+class cudaError_t(enum.IntEnum):
     cudaSuccess = 0
     cudaErrorInvalidValue = 1
     cudaErrorMemoryAllocation = 2
@@ -40,7 +40,7 @@ class cudaError_t(enum.IntEnum):  # noqa: N801 - cuda-python's names
     cudaErrorStreamCaptureImplicit = 906
 
 
-class CUresult(enum.IntEnum):  # noqa: N801
+class CUresult(enum.IntEnum):
     CUDA_SUCCESS = 0
     CUDA_ERROR_INVALID_VALUE = 1
     CUDA_ERROR_NOT_INITIALIZED = 3
@@ -52,7 +52,7 @@ class CUresult(enum.IntEnum):  # noqa: N801
     CUDA_ERROR_ILLEGAL_ADDRESS = 700
 
 
-class cudaMemcpyKind(enum.IntEnum):  # noqa: N801
+class cudaMemcpyKind(enum.IntEnum):
     cudaMemcpyHostToHost = 0
     cudaMemcpyHostToDevice = 1
     cudaMemcpyDeviceToHost = 2
@@ -60,18 +60,18 @@ class cudaMemcpyKind(enum.IntEnum):  # noqa: N801
     cudaMemcpyDefault = 4
 
 
-class cudaStreamCaptureMode(enum.IntEnum):  # noqa: N801
+class cudaStreamCaptureMode(enum.IntEnum):
     cudaStreamCaptureModeGlobal = 0
     cudaStreamCaptureModeThreadLocal = 1
     cudaStreamCaptureModeRelaxed = 2
 
 
-class cudaDeviceAttr(enum.IntEnum):  # noqa: N801
+class cudaDeviceAttr(enum.IntEnum):
     cudaDevAttrComputeCapabilityMajor = 75
     cudaDevAttrComputeCapabilityMinor = 76
 
 
-class CUdevice_attribute(enum.IntEnum):  # noqa: N801
+class CUdevice_attribute(enum.IntEnum):
     CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75
     CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76
 
@@ -109,7 +109,7 @@ class _Handle:
     def __int__(self) -> int:
         return self._addr
 
-    def getPtr(self) -> int:  # noqa: N802 - cuda-python's name
+    def getPtr(self) -> int:
         return self._addr
 
 

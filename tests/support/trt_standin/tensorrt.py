@@ -323,11 +323,11 @@ class IOptimizationProfile(_Base):
     def __init__(self) -> None:
         object.__setattr__(self, "_shapes", {})
 
-    def set_shape(self, input: str, min: Any, opt: Any, max: Any) -> None:  # noqa: A002 - TensorRT's names
+    def set_shape(self, input: str, min: Any, opt: Any, max: Any) -> None:
         object.__setattr__(self, "_shapes", {**self._shapes, input: tuple(tuple(int(d) for d in s)
                                                                          for s in (min, opt, max))})
 
-    def get_shape(self, input: str) -> list:  # noqa: A002
+    def get_shape(self, input: str) -> list:
         return [Dims(s) for s in self._shapes.get(input, ())]
 
     def __bool__(self) -> bool:

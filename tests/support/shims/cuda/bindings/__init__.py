@@ -9,7 +9,7 @@ for _entry in sys.path:
     _real = os.path.join(_entry, "cuda", "bindings")
     if os.path.abspath(_real) != os.path.dirname(os.path.abspath(__file__)) and os.path.isfile(
             os.path.join(_real, "__init__.py")):
-        __path__.append(_real)  # noqa: F821 - the package's own __path__
+        __path__.append(_real)
         break
 
 importlib.import_module(__name__ + ".driver")
