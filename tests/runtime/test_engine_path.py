@@ -6,15 +6,23 @@ a plan; an engine built by one release opened under another; Ctrl-C during a bui
 What this proves and what it cannot (it is not TensorRT): docs/standin.md."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import trt_standin
+
+from export.engine import build_engine
+from export.trt_compat import CompatError
+from runtime import Segmenter
+from runtime.backends import resolve_model
+from runtime.named import resolve
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASES = ["8.5.3", "8.6.1", "10.3.0", "10.16", "11.1"]
@@ -38,7 +46,6 @@ def _shape(s: tuple[int, ...]) -> str:
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> dict[str, Path]:
     """The demo model as FP32, FP16 and INT8 Q/DQ ONNX, the latter two made by the export CLI."""
-    from runtime.backends import resolve_model
 
     out = tmp_path_factory.mktemp("models")
     fp16, int8 = out / "demo.fp16.onnx", out / "demo.int8.onnx"
@@ -51,9 +58,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 
 def _images(sizes: list[tuple[int, int]]) -> list[np.ndarray]:
-    import cv2
 
-    from runtime.named import resolve
 
     cap = cv2.VideoCapture(str(resolve("demo", "video")))
     ok, frame = cap.read()
@@ -67,8 +72,6 @@ def _images(sizes: list[tuple[int, int]]) -> list[np.ndarray]:
 @pytest.mark.parametrize("release", RELEASES)
 def test_engine_labels_equal_onnxruntime(trt_standin_for, tmp_path, models, release, precision, profile):
     trt_standin_for(release)
-    from export.engine import build_engine
-    from runtime import Segmenter
 
     plan = tmp_path / "m.plan"
     info = build_engine(models[precision], plan, **(DYNAMIC if profile == "dynamic" else FIXED))
@@ -88,7 +91,6 @@ def test_engine_labels_equal_onnxruntime(trt_standin_for, tmp_path, models, rele
 
 @pytest.mark.parametrize("release", ["8.5.3", "10.16", "11.1"])
 def test_cli_build_infer_and_triton(tmp_path, models, release):
-    import cv2
 
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -130,7 +132,6 @@ def test_engine_from_another_release_prints_the_whole_rebuild_message(tmp_path, 
     rebuild = f"python -m export engine {models['fp32']} -o {plan} --precision fp32 --min-shape 1x3x64x64"
     assert "Rebuild it here with:" in r.stderr and rebuild in r.stderr
     # Without the sidecar check, TensorRT itself refuses the plan (the stand-in logs and returns None, as TensorRT does)
-    import json
 
     sidecar = Path(f"{plan}.json")
     d = json.loads(sidecar.read_text())
@@ -173,9 +174,6 @@ def test_implicit_calibration(trt_standin_for, tmp_path, models, release):
     """--calib drives TensorRT's calibrator (get_batch from device memory, cache written) where the release has one;
     11 has none and says what to do instead."""
     trt_standin_for(release)
-    from export.engine import build_engine
-    from export.trt_compat import CompatError
-    from runtime import Segmenter
 
     plan = tmp_path / "m.plan"
     kwargs = dict(precision="int8", calib=REPO / "calib_data", max_images=3, **FIXED)

@@ -7,10 +7,17 @@ import importlib.util
 import numpy as np
 import pytest
 
-from runtime import upsample
-from runtime.backends import BackendError
-from runtime.backends.tensorrt import check_batch, input_size
+import onnx
+import trt_standin
+from onnx import TensorProto, helper, numpy_helper
+
+from export.engine import build_engine
+from runtime import Segmenter, upsample
+from runtime.backends import BackendError, open_backend, resolve_model
+from runtime.backends.tensorrt import _Pinned, check_batch, input_size
+from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 from runtime.preprocess import ImageError
+from runtime.upsample_cuda import CudaUpsampler
 
 DYNAMIC = {"min": [1, 3, 64, 64], "opt": [1, 3, 512, 512], "max": [4, 3, 1024, 1024]}
 FIXED = {"min": [1, 3, 321, 321], "opt": [1, 3, 321, 321], "max": [1, 3, 321, 321]}
@@ -41,7 +48,6 @@ def test_engine_matches_onnxruntime(tmp_path, make_onnx):
         pytest.skip("no CUDA GPU")
     import tensorrt as trt
 
-    from runtime.backends import open_backend
     from runtime.engine_info import EngineInfo, current_platform, write_sidecar
 
     onnx_path = make_onnx(tmp_path / "tiny.onnx")
@@ -79,8 +85,6 @@ SMALL = {"min": (1, 3, 64, 64), "opt": (1, 3, 96, 128), "max": (1, 3, 128, 160)}
 
 
 def _engine(tmp_path, model="demo", name="m.plan", **profile):
-    from export.engine import build_engine
-    from runtime.backends import resolve_model
 
     shapes = {**SMALL, **profile}
     build_engine(resolve_model(model), tmp_path / name, min_shape=shapes["min"], opt_shape=shapes["opt"],
@@ -89,7 +93,6 @@ def _engine(tmp_path, model="demo", name="m.plan", **profile):
 
 
 def _reference(model="demo"):
-    from runtime.backends import open_backend
     return open_backend(model, "onnxruntime", threads=1)
 
 
@@ -101,7 +104,6 @@ def _batch(h, w, seed=0):
 def test_engine_equals_onnxruntime_across_the_profile(trt_standin_for, tmp_path, release):
     """Finding 1: buffers sized from the engine's own output shape at the profile maximum."""
     trt_standin_for(release)
-    from runtime.backends import open_backend
 
     engine, ref = open_backend(_engine(tmp_path), "tensorrt"), _reference()
     assert engine.profile == {k: list(v) for k, v in SMALL.items()}
@@ -117,8 +119,6 @@ def test_engine_equals_onnxruntime_across_the_profile(trt_standin_for, tmp_path,
 
 def test_buffer_capacity_is_a_backend_error(trt_standin_for, tmp_path):
     trt_standin_for("10.16")
-    from runtime.backends import open_backend
-    from runtime.backends.tensorrt import _Pinned
 
     engine = open_backend(_engine(tmp_path), "tensorrt")
     engine._output.free()
@@ -129,10 +129,7 @@ def test_buffer_capacity_is_a_backend_error(trt_standin_for, tmp_path):
 
 
 def _bf16_onnx(path):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
-    from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 
     w = numpy_helper.from_array(np.full((2, 3, 8, 8), 0.01, np.float32), "w")
     graph = helper.make_graph(
@@ -149,7 +146,6 @@ def _bf16_onnx(path):
 
 def test_bf16_io_is_a_backend_error(trt_standin_for, tmp_path):
     trt_standin_for("10.16")
-    from runtime.backends import open_backend
 
     plan = _engine(tmp_path, model=_bf16_onnx(tmp_path / "bf16.onnx"))
     with pytest.raises(BackendError, match="'image' tensor is BF16.*FP32 or FP16 I/O"):
@@ -161,7 +157,6 @@ def test_cuda_graph_replays_on_a_non_blocking_stream(trt_standin_for, tmp_path, 
     trt_standin_for(release)
     from cuda.bindings import runtime as rt
 
-    from runtime.backends import open_backend
 
     engine, ref = open_backend(_engine(tmp_path), "tensorrt", cuda_graph=True), _reference()
     assert rt.cudaStreamGetFlags(engine.stream)[1] == rt.cudaStreamNonBlocking
@@ -173,9 +168,7 @@ def test_cuda_graph_replays_on_a_non_blocking_stream(trt_standin_for, tmp_path, 
 
 def test_failed_capture_is_a_backend_error(trt_standin_for, tmp_path):
     trt_standin_for("10.16")
-    import trt_standin
 
-    from runtime.backends import open_backend
 
     engine = open_backend(_engine(tmp_path), "tensorrt", cuda_graph=True)
     trt_standin.inject_fault("execute_async_v3", "capturing")
@@ -191,7 +184,6 @@ def test_second_gpu_sets_its_device_on_every_call(trt_standin_for, tmp_path):
     trt_standin_for("10.16", devices=2)
     from cuda.bindings import runtime as rt
 
-    from runtime.backends import open_backend
 
     engine, ref = open_backend(_engine(tmp_path), "tensorrt", device=1), _reference()
     x = _batch(64, 64)
@@ -204,7 +196,6 @@ def test_upsampler_leaves_the_thread_on_its_device(trt_standin_for):
     trt_standin_for("10.16", devices=2)
     from cuda.bindings import runtime as rt
 
-    from runtime.upsample_cuda import CudaUpsampler
 
     rt.cudaSetDevice(0)
     up = CudaUpsampler(1)
@@ -220,9 +211,7 @@ def test_upsampler_leaves_the_thread_on_its_device(trt_standin_for):
 def test_logits_stay_on_the_gpu_for_cuda_upsampling(trt_standin_for, tmp_path, device):
     """Finding 9: TensorRT's logits go to the CUDA upsampling on the same GPU without a host round trip."""
     trt_standin_for("10.16", devices=2)
-    import trt_standin
 
-    from runtime import Segmenter
 
     plan = _engine(tmp_path)
     image = np.random.default_rng(3).integers(0, 255, (100, 150, 3), np.uint8)
@@ -242,9 +231,7 @@ def test_logits_stay_on_the_gpu_for_cuda_upsampling(trt_standin_for, tmp_path, d
 
 def test_kernels_that_cannot_run_fall_back_to_the_cpu(trt_standin_for, tmp_path, caplog):
     trt_standin_for("10.16")
-    import trt_standin
 
-    from runtime import Segmenter
 
     trt_standin.cuda.STATE.devices[0].capability = (3, 0)  # older than any architecture this NVRTC targets
     plan = _engine(tmp_path)

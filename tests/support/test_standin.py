@@ -9,6 +9,8 @@ import pytest
 import trt_standin
 from trt_standin import cuda
 
+from runtime.backends import resolve_model
+
 pytestmark = pytest.mark.skipif(not trt_standin.available_versions(),
                                 reason=f"TensorRT binding sources not found at {trt_standin.api_root()}")
 
@@ -100,8 +102,6 @@ def test_names_a_release_lacks_raise_attribute_error(release, absent):
 
 
 def test_a_plan_runs_only_under_the_release_that_built_it(tmp_path, capsys):
-    from runtime.backends import resolve_model
-
     cuda.reset()
     old, new = trt_standin.make_module("8.5.3"), trt_standin.make_module("11.1")
     logger = old.Logger()
@@ -124,8 +124,6 @@ def test_a_plan_runs_only_under_the_release_that_built_it(tmp_path, capsys):
 
 
 def test_engine_output_past_its_buffer_is_an_illegal_address():
-    from runtime.backends import resolve_model
-
     cuda.reset()
     trt = trt_standin.make_module("10.16")
     rt = cuda.make_runtime()
