@@ -82,7 +82,7 @@ class Segmenter:
         self.crf = crf_settings(crf, self.meta, crf_iterations)
         self.warm_start = warm_start
         self.upsample_device = _upsample_device(upsample_device, self.backend.name,
-                                                getattr(self.backend, "device", 0))
+                                                getattr(self.backend, "gpu", 0))
         # Logits stay on the GPU between the network and the CUDA upsampling when the backend can keep them there.
         self.device_logits = self.upsample_device == "cuda" and self.backend.device_output
         self._infer_lock = threading.Lock()

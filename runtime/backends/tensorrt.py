@@ -105,11 +105,11 @@ class TensorRTBackend(Backend):
         except EngineInfoError as e:
             raise BackendError(str(e)) from None
         self.meta = meta or sidecar_meta
-        self.device = int(device)
+        self.gpu = int(device)  # the CUDA device index (``device`` elsewhere may name a server)
         _, self._rt, _ = cuda_modules()
         rt = self._rt
         self.stream = None
-        check(rt.cudaSetDevice(self.device), "cudaSetDevice")
+        check(rt.cudaSetDevice(self.gpu), "cudaSetDevice")
 
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
@@ -210,7 +210,7 @@ class TensorRTBackend(Backend):
         if not self._input.fits(shape):
             raise BackendError(f"input {shape} exceeds the buffer sized for the profile maximum")
         rt = self._rt
-        check(rt.cudaSetDevice(self.device), "cudaSetDevice")
+        check(rt.cudaSetDevice(self.gpu), "cudaSetDevice")
         if shape != self._shape:
             self._set_shape(shape)
         host_in = self._input.view(shape)
@@ -240,18 +240,18 @@ class TensorRTBackend(Backend):
         try:
             self._run(batch)
             nbytes = int(np.prod(self._out_shape)) * 4
-            buffer = DeviceBuffer(rt, nbytes, self.device)
+            buffer = DeviceBuffer(rt, nbytes, self.gpu)
             check(rt.cudaMemcpyAsync(buffer.ptr, self._output.device, nbytes,
                                      rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice, self.stream), "cudaMemcpyAsync")
             check(rt.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
         except CudaError as e:
             raise BackendError(str(e)) from None
-        return DeviceLogits(buffer.ptr, self._out_shape, np.dtype(np.float32), self.device, buffer)
+        return DeviceLogits(buffer.ptr, self._out_shape, np.dtype(np.float32), self.gpu, buffer)
 
     def close(self) -> None:
         if getattr(self, "stream", None) is None:
             return
-        self._rt.cudaSetDevice(self.device)
+        self._rt.cudaSetDevice(self.gpu)
         self._drop_graph()
         self._input.free()
         self._output.free()
