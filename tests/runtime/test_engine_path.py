@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import trt_standin
 
-from export.engine import build_engine
+from export.engine import BuildOptions, build_engine
 from export.trt_compat import CompatError
 from runtime import Segmenter
 from runtime.backends import resolve_model
@@ -74,7 +74,7 @@ def test_engine_labels_equal_onnxruntime(trt_standin_for, tmp_path, models, rele
     trt_standin_for(release)
 
     plan = tmp_path / "m.plan"
-    info = build_engine(models[precision], plan, **(DYNAMIC if profile == "dynamic" else FIXED))
+    info = build_engine(models[precision], plan, BuildOptions(**(DYNAMIC if profile == "dynamic" else FIXED)))
     assert info.precision == precision and info.tensorrt_version.startswith(release)
     engine = Segmenter(plan, crf=None, upsample_device="cpu")
     reference = Segmenter(models[precision], backend="onnxruntime", crf=None, upsample_device="cpu", threads=1)
@@ -176,13 +176,13 @@ def test_implicit_calibration(trt_standin_for, tmp_path, models, release):
     trt_standin_for(release)
 
     plan = tmp_path / "m.plan"
-    kwargs = dict(precision="int8", calib=REPO / "calib_data", max_images=3, **FIXED)
+    options = BuildOptions(precision="int8", calib=REPO / "calib_data", max_images=3, **FIXED)
     if release == "11.1":
         with pytest.raises(CompatError, match="no implicit INT8 calibrators"):
-            build_engine(models["fp32"], plan, **kwargs)
+            build_engine(models["fp32"], plan, options)
         assert not plan.exists()
         return
-    info = build_engine(models["fp32"], plan, **kwargs)
+    info = build_engine(models["fp32"], plan, options)
     assert info.precision == "int8" and Path(f"{plan}.calib.cache").is_file()
     image = _images([(120, 160)])[0]
     labels, _ = Segmenter(plan, crf=None, upsample_device="cpu").segment(image, return_probs=False)

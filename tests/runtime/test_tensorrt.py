@@ -11,7 +11,7 @@ import onnx
 import trt_standin
 from onnx import TensorProto, helper, numpy_helper
 
-from export.engine import build_engine
+from export.engine import BuildOptions, build_engine
 from runtime import Segmenter, upsample
 from runtime.backends import BackendError, open_backend, resolve_model
 from runtime.backends.tensorrt import _Pinned, check_batch, input_size
@@ -87,8 +87,8 @@ SMALL = {"min": (1, 3, 64, 64), "opt": (1, 3, 96, 128), "max": (1, 3, 128, 160)}
 def _engine(tmp_path, model="demo", name="m.plan", **profile):
 
     shapes = {**SMALL, **profile}
-    build_engine(resolve_model(model), tmp_path / name, min_shape=shapes["min"], opt_shape=shapes["opt"],
-                 max_shape=shapes["max"])
+    build_engine(resolve_model(model), tmp_path / name,
+                 BuildOptions(min_shape=shapes["min"], opt_shape=shapes["opt"], max_shape=shapes["max"]))
     return tmp_path / name
 
 
