@@ -83,8 +83,7 @@ class Segmenter:
         self.warm_start = warm_start
         self._crf_chosen = crf_iterations is not None or warm_start or (
             isinstance(crf, Mapping) and ("iterations" in crf or "scale" in crf))
-        self.upsample_device = _upsample_device(upsample_device, self.backend.name,
-                                                getattr(self.backend, "gpu", 0))
+        self.upsample_device = _upsample_device(upsample_device, self.backend.name, self.backend.gpu)
         # Logits stay on the GPU between the network and the CUDA upsampling when the backend can keep them there.
         self.device_logits = self.upsample_device == "cuda" and self.backend.device_output
         self._infer_lock = threading.Lock()

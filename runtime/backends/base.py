@@ -55,6 +55,8 @@ class Backend(ABC):
     reason: str = "given as an open backend"
     #: Whether :meth:`infer_device` can return logits that stay in GPU memory.
     device_output: bool = False
+    #: The CUDA device the backend's GPU work runs on (where CUDA upsampling of its output belongs).
+    gpu: int = 0
 
     def input_size(self, height: int, width: int) -> tuple[int, int] | None:
         """The network input size (H, W) for an image of ``height``×``width``; None: the image padded to a multiple
