@@ -28,8 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deeplab-infer", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="demo", help="ONNX model or TensorRT engine; 'demo' = the bundled demo model")
-    p.add_argument("--source", default="demo",
-                   help="video file, camera index, rtsp/http URL, image, directory or glob; 'demo' = the sample video")
+    p.add_argument("--source", action="append", metavar="[NAME=]SOURCE",
+                   help="video file, camera index, rtsp/http URL, image, directory or glob; 'demo' = the sample video "
+                        "(the default); repeat for several streams, NAME=SOURCE names one")
+    p.add_argument("--sources", metavar="FILE", help="several streams: one [NAME=]SOURCE per line (# comments)")
     p.add_argument("--output", help="overlay video (.mp4/.avi/...) for video sources, a directory for image sources")
     p.add_argument("--masks", metavar="DIR", help="write one palette label PNG per frame into DIR")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend")
@@ -52,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-in-flight", type=int, default=4, metavar="N",
                      help="at most N frames between decoding and the outputs (latency); 0 = bounded by the queues only")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    multi = p.add_argument_group("several streams (with more than one --source, --sources, --serve or --duration)")
+    multi.add_argument("--batch", type=int, metavar="N", help="frames per inference call across streams "
+                                                            "(default: the number of streams, within the backend's limit)")
+    multi.add_argument("--gather-ms", type=float, default=5.0, metavar="MS",
+                       help="how long a batch waits for frames of other streams")
+    multi.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (live streams run until Ctrl-C "
+                                                                 "otherwise)")
+    multi.add_argument("--stall-timeout", type=float, default=10.0, metavar="S",
+                       help="a live stream without a frame for S seconds counts as stalled (and reconnects)")
+    multi.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
+                       help="reopen live streams that fail, with exponential backoff (default: network streams)")
+    multi.add_argument("--serve", metavar="[HOST:]PORT", help="serve a live view (overlays and figures) on HOST "
+                                                             "(default 127.0.0.1) and PORT")
     run.add_argument("-v", "--verbose", action="store_true", help="log details; tracebacks on errors")
     return p
 
@@ -104,9 +119,12 @@ def format_table(summary: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from runtime.multi_cli import check_args, is_multi, run_multi
     from runtime.pipeline import Pipeline
     from runtime.segmenter import Segmenter
     from runtime.sources import open_source
+
+    specs = check_args(args) if is_multi(args) else None  # bad entries fail before the model loads
 
     options: dict[str, Any] = {}
     if args.backend == "triton":
@@ -116,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
                     upsample_device=args.upsample_device, **options)
     reason = getattr(seg.backend, "reason", "")
     print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
+    if specs is not None:
+        return run_multi(args, seg, specs)
+    args.source = (args.source or ["demo"])[0]
     source = open_source(args.source)
     pipeline = Pipeline(seg, _sinks(args, source), overlapped=not args.sequential, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight or None)
