@@ -356,6 +356,7 @@ class MultiStream:
             "recent_fps": round(recent / window, 3) if window > 0 else 0.0,
             "end_to_end": percentiles(list(s.latency)),
             "reconnects": c.reconnects,
+            "idle_s": round(time.monotonic() - c.last_frame, 3) if c.last_frame is not None else None,
             "errors": dict(c.errors),
         }
 

@@ -130,7 +130,7 @@ class StreamCounters:
     reconnects: int = 0
     connections: int = 0
     errors: Counter[str] = field(default_factory=Counter)
-    last_frame: float | None = None  # time.monotonic() of the last decoded frame
+    last_frame: float | None = None  # time.monotonic() of the last decoded frame (idle_s in the figures)
 
     def error(self, message: str) -> None:
         log.warning("%s", message)

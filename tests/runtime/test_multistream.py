@@ -157,4 +157,4 @@ def test_soak_four_live_streams(tiny_onnx, clips, live_video_server):
     assert len({s[3] for s in warm}) == 1, f"Python threads changed: {samples}"
     assert max(s[2] for s in warm) - min(s[2] for s in warm) <= 8, f"threads changed: {samples}"
     assert all(s["reconnects"] >= 5 for s in summary["streams"].values()), summary["streams"]
-    assert summary["aggregate"]["frames"]["processed"] > 500
+    assert all(s["frames"]["processed"] >= 10 for s in summary["streams"].values()), summary["streams"]
