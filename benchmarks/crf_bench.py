@@ -215,7 +215,7 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     for r in rows:
-        def fmt(key: str, scale: float, spec: str) -> str:
+        def fmt(key: str, scale: float, spec: str, r: dict = r) -> str:
             v = r.get(key)
             return format(v * scale, spec) if v is not None else "-"
         print(f"{r['impl']:<11}{r['threads']:>4}{r['iterations']:>5}{fmt('setup_s', 1e3, '.1f'):>10}"

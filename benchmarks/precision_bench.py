@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from export.compare import compare, format_classes, format_summary  # noqa: E402
 from export.fp16 import convert  # noqa: E402
 from export.int8 import DEFAULT_METHOD, METHODS, quantize  # noqa: E402
+from runtime import named  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,10 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the figures to this file")
     args = p.parse_args(argv)
 
-    if args.model == "demo":
-        from demo.assets import onnx_path
-
-        args.model = str(onnx_path())
+    args.model = str(named.resolve(args.model, "model"))
     with tempfile.TemporaryDirectory(prefix="precision-bench-") as tmp:
         tmp_dir = Path(tmp)
         data = args.data

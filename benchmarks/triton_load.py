@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime import named
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_IMAGES = REPO_ROOT.parent / "shared" / "reference" / "images"
 
@@ -37,10 +39,8 @@ def load_frames(source: str | None, count: int, size: tuple[int, int] | None) ->
     candidates = [source] if source else []
     if not source:
         try:
-            from demo import assets
-
-            candidates.append(str(assets.video_path()))
-        except ImportError:
+            candidates.append(str(named.resolve("demo", "video")))
+        except named.NamedFileError:
             pass
         candidates += [str(p) for p in sorted(REFERENCE_IMAGES.glob("*.jpg"))]
     for path in candidates:
@@ -179,11 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     size = tuple(int(v) for v in args.size.lower().split("x"))[::-1] if args.size else None
     frames = load_frames(args.source, args.frames, size)  # type: ignore[arg-type]
-    model = args.model
-    if model == "demo":
-        from demo import assets
-
-        model = str(assets.onnx_path())
+    model = str(named.resolve(args.model, "model"))
     with tempfile.TemporaryDirectory(prefix="triton-load-") as tmp:
         server = None
         if args.url:

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import cv2
 import numpy as np
 
 from runtime.metadata import ModelMeta
+from runtime.preprocess import ImageError, preprocess
+from runtime.sources import IMAGE_SUFFIXES, read_image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class CalibrationError(ValueError):
@@ -92,20 +94,18 @@ class CalibrationSource:
             for i, item in enumerate(load_data_function(self.path)()):
                 yield {meta.input_name: _check_input(item, meta, i)}
             return
-        import cv2
-
-        from runtime.preprocess import preprocess
-
         for p in self.images:
-            image = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-            if image is None:
-                raise CalibrationError(f"cannot decode calibration image {p}")
-            if image.ndim == 3 and image.shape[2] == 4:
-                image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-            yield {meta.input_name: preprocess(image, meta)[0]}
+            yield {meta.input_name: preprocess(_read_image(p), meta)[0]}
 
 
-def open_source(path: str | Path, max_images: int | None = None) -> CalibrationSource:
+def _read_image(path: Path) -> np.ndarray:
+    try:
+        return read_image(path)
+    except ImageError as e:
+        raise CalibrationError(f"calibration image: {e}") from None
+
+
+def open_calibration(path: str | Path, max_images: int | None = None) -> CalibrationSource:
     """A directory of images or a ``.py`` file defining load_data(); ``max_images`` keeps the first N images."""
     p = Path(path)
     if max_images is not None and max_images < 1:
@@ -173,10 +173,6 @@ def fixed_shape_batches(source: CalibrationSource, meta: ModelMeta, shape: tuple
     """N×3×H×W batches of one fixed shape (TensorRT's implicit calibrators calibrate at one profile shape): each image
     is scaled down to fit H×W if larger, then preprocessed and padded to H×W by the runtime's ``preprocess``. A last
     incomplete batch is dropped. Script sources must already yield that shape."""
-    import cv2
-
-    from runtime.preprocess import preprocess
-
     n, _, h, w = shape
     batch: list[np.ndarray] = []
     if source.script:
@@ -191,9 +187,7 @@ def fixed_shape_batches(source: CalibrationSource, meta: ModelMeta, shape: tuple
                 batch = batch[n:]
         return
     for p in source.images:
-        image = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if image is None:
-            raise CalibrationError(f"cannot decode calibration image {p}")
+        image = _read_image(p)
         fh, fw = fit_within(image.shape[0], image.shape[1], h, w)
         if (fh, fw) != image.shape[:2]:
             image = cv2.resize(image, (fw, fh), interpolation=cv2.INTER_AREA)

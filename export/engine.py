@@ -273,9 +273,9 @@ def build_engine(model: str | os.PathLike[str], output: str | os.PathLike[str], 
 
     calib_obj = None
     if plan.calibrator is not None:
-        from export.calibration import fixed_shape_batches, open_source
+        from export.calibration import fixed_shape_batches, open_calibration
 
-        source = open_source(calib, max_images=max_images)
+        source = open_calibration(calib, max_images=max_images)
         calib_path = Path(calib_cache) if calib_cache else output.with_name(output.name + ".calib.cache")
         calib_obj = make_calibrator(trt, plan.calibrator, fixed_shape_batches(source, meta, profile[1]), profile[1],
                                     calib_path)

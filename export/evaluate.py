@@ -20,6 +20,7 @@ import numpy as np
 
 from export.metrics import ConfusionMatrix, iou, miou, pixel_accuracy
 from export.voc import VOCDataset, atomic_output
+from runtime import named
 
 
 class Stages(Protocol):
@@ -100,14 +101,10 @@ def format_table(result: Evaluation) -> str:
 
 @contextlib.contextmanager
 def model_file(model: str) -> Iterator[Path]:
-    """What the runtime can load for MODEL: ``demo`` is the bundled ONNX, a ``.pt``/``.pth`` checkpoint is exported to
-    a temporary ONNX (removed afterwards), anything else (ONNX, engine) is passed through."""
-    if model == "demo":
-        from demo.assets import onnx_path
-
-        yield onnx_path()
-        return
-    path = Path(model)
+    """What the runtime can load for MODEL: a name such as ``demo`` (:mod:`runtime.named`) is its model file, a
+    ``.pt``/``.pth`` checkpoint is exported to a temporary ONNX (removed afterwards), anything else (ONNX, engine) is
+    passed through."""
+    path = Path(named.resolve(model, "model", FileNotFoundError))
     if not path.exists():
         raise FileNotFoundError(f"model not found: {model}")
     if path.suffix.lower() not in (".pt", ".pth", ".ckpt"):

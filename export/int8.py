@@ -176,7 +176,7 @@ def quantize(model_path: str | os.PathLike[str], calib: str | os.PathLike[str], 
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from export.calibration import OrtCalibrationReader, open_source
+    from export.calibration import OrtCalibrationReader, open_calibration
     from export.onnx_export import sha256_file
     from export.onnx_graph import ensure_node_names, opset_version, read_meta, save_model, write_meta
 
@@ -199,7 +199,7 @@ def quantize(model_path: str | os.PathLike[str], calib: str | os.PathLike[str], 
     ensure_node_names(model)
     convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
     adds = residual_adds(model.graph)
-    source = open_source(calib, max_images=max_images)
+    source = open_calibration(calib, max_images=max_images)
     key = {"model_sha256": sha256_file(model_path), "data_sha256": source.fingerprint(), "method": method,
            "max_images": max_images}
     cache_path = Path(cache) if cache else None

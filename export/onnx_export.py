@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime import named
 from runtime.metadata import CAFFE_BGR_MEAN, ONNX_METADATA_KEY, ModelMeta
 
 DEFAULT_OPSET = 17
@@ -62,15 +63,8 @@ class ExportResult:
 
 
 def resolve_checkpoint(spec: str | os.PathLike[str]) -> Path:
-    """``demo`` names the bundled demo checkpoint; anything else is a path."""
-    if str(spec) == "demo":
-        from demo.assets import checkpoint_path
-
-        path = checkpoint_path()
-        if not path.is_file():
-            raise ExportError(f"the bundled demo checkpoint is missing ({path}); train it with `python -m demo train`")
-        return path
-    return Path(spec)
+    """A name such as ``demo`` (:mod:`runtime.named`) stands for its checkpoint; anything else is a path."""
+    return Path(named.resolve(spec, "checkpoint", ExportError))
 
 
 def read_class_names(path: str | os.PathLike[str]) -> list[str]:

@@ -5,15 +5,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runtime.metadata import ONNX_METADATA_KEY, MetadataError, ModelMeta
+from runtime import named
+from runtime import metadata
+from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 
 
-def read_meta(model: Any) -> ModelMeta:
-    """The :class:`ModelMeta` stored in an ONNX ModelProto (``deeplab`` metadata property)."""
-    for p in model.metadata_props:
-        if p.key == ONNX_METADATA_KEY:
-            return ModelMeta.from_json(p.value)
-    raise MetadataError(f"the ONNX has no '{ONNX_METADATA_KEY}' metadata (export it with `python -m export onnx`)")
+def read_meta(model: Any, source: str = "the ONNX") -> ModelMeta:
+    """The :class:`ModelMeta` stored in an ONNX ModelProto (``deeplab`` metadata property); MetadataError naming
+    ``source`` when it is absent or corrupt."""
+    return metadata.read_meta({p.key: p.value for p in model.metadata_props}, ONNX_METADATA_KEY, source,
+                              "export it with `python -m export onnx`")
 
 
 def write_meta(model: Any, meta: ModelMeta, keep_from: Any | None = None) -> None:
@@ -62,8 +63,8 @@ def topological_sort(graph: Any) -> None:
 
 
 def default_output(model: str, suffix: str) -> Path:
-    """MODEL.onnx -> MODEL<suffix> next to it; ``demo`` -> demo<suffix> in the current directory."""
-    return Path("demo.onnx" if model == "demo" else model).with_suffix(suffix)
+    """MODEL.onnx -> MODEL<suffix> next to it; a name such as ``demo`` -> demo<suffix> in the current directory."""
+    return Path(f"{model}.onnx" if named.is_name(model) else model).with_suffix(suffix)
 
 
 def save_model(model: Any, output: str | os.PathLike[str]) -> Path:

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
+from export.onnx_graph import read_meta
+from runtime import named
+from runtime.backends import ENGINE_SUFFIXES
+from runtime.metadata import TRITON_META_PARAMETER, MetadataError, ModelMeta
 
 DCNN_BACKENDS = ("tensorrt_plan", "onnxruntime_onnx", "python")
-ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
 MODEL_NAMES = ("deeplab", "deeplab_probs", "deeplab_pre", "deeplab_dcnn", "deeplab_post")
-META_PARAMETER = "deeplab_meta"
 TEMPLATES = Path(__file__).with_name("triton_models")
 # Triton data types of the ONNX element types a DeepLab graph can have at its boundary.
 _ONNX_TO_TRITON = {1: "TYPE_FP32", 10: "TYPE_FP16", 11: "TYPE_FP64", 16: "TYPE_BF16"}
@@ -59,17 +60,11 @@ class SourceModel:
 
 
 def load_source(model: str | os.PathLike[str]) -> SourceModel:
-    """Read ``model`` (``demo``, an ONNX file, or an engine with its ``.json`` sidecar) and its metadata."""
-    if str(model) == "demo":
-        from demo import assets
-
-        path = Path(assets.onnx_path())
-        if not path.is_file():
-            raise TritonExportError(f"the bundled demo model {path} is missing")
-    else:
-        path = Path(model)
-        if not path.is_file():
-            raise TritonExportError(f"model file not found: {path}")
+    """Read ``model`` (a name such as ``demo``, an ONNX file, or an engine with its ``.json`` sidecar) and its
+    metadata."""
+    path = Path(named.resolve(model, "model", TritonExportError))
+    if not path.is_file():
+        raise TritonExportError(f"model file not found: {path}")
     if path.suffix.lower() in ENGINE_SUFFIXES:
         return _engine_source(path)
     if path.suffix.lower() == ".onnx":
@@ -84,10 +79,10 @@ def _onnx_source(path: Path) -> SourceModel:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf raises several unrelated classes
         raise TritonExportError(f"cannot read ONNX model {path}: {str(e).strip()[:200] or type(e).__name__}") from None
-    props = {p.key: p.value for p in proto.metadata_props}
-    if ONNX_METADATA_KEY not in props:
-        raise TritonExportError(f"{path} has no '{ONNX_METADATA_KEY}' metadata: export it with `python -m export onnx`")
-    meta = ModelMeta.from_json(props[ONNX_METADATA_KEY])
+    try:
+        meta = read_meta(proto, str(path))
+    except MetadataError as e:
+        raise TritonExportError(str(e)) from None
     graph = {v.name: v for v in (*proto.graph.input, *proto.graph.output)}
 
     def spec(name: str) -> tuple[TensorSpec, int | None]:
@@ -142,6 +137,7 @@ def _dims(dims: tuple[int, ...]) -> str:
 
 
 def _render(template: str, **values: object) -> str:
+    values = {"meta_parameter": TRITON_META_PARAMETER, **values}
     text = Template((TEMPLATES / template).read_text()).substitute({k: str(v) for k, v in values.items()})
     return "\n".join(line for line in text.splitlines() if line.strip() != "") + "\n"
 

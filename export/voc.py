@@ -15,7 +15,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from runtime import sources
 from runtime.atomic import atomic_path
+from runtime.preprocess import ImageError
 from runtime.sinks import voc_palette
 
 IGNORE = 255
@@ -88,14 +90,14 @@ def write_image(path: str | os.PathLike, image_bgr: np.ndarray, quality: int = 9
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as BGR uint8 H×W×3."""
+    """Read an image as BGR uint8 H×W×3 with the runtime's decoder; DatasetError when missing or undecodable."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"missing image file: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"cannot decode image file {path}")
-    return image
+    try:
+        return sources.read_image(path)
+    except ImageError as e:
+        raise DatasetError(str(e)) from None
 
 
 def write_split(root: str | os.PathLike, split: str, ids: Sequence[str]) -> None:

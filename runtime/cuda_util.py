@@ -45,7 +45,7 @@ def gpu_count() -> int:
     try:
         _, runtime, _ = cuda_modules()
         err, n = runtime.cudaGetDeviceCount()
-    except Exception:  # ImportError, a missing driver library (DynamicLibNotFoundError), ...
+    except Exception:  # noqa: BLE001 - ImportError, a missing driver library (DynamicLibNotFoundError), ...
         return 0
     return int(n) if int(err) == 0 and n else 0
 

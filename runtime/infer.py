@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     seg = Segmenter(args.model, backend=args.backend, crf=None if args.no_crf else args.crf_preset,
                     crf_iterations=args.crf_iters, warm_start=args.warm_start,
                     upsample_device=args.upsample_device, **options)
-    reason = getattr(seg.backend, "reason", "")
+    reason = seg.backend.reason
     print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
     if specs is not None:
         return run_multi(args, seg, specs)

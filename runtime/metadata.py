@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Mapping
 
 SCHEMA_VERSION = 1
+# Where artifacts carry the ModelMeta JSON: the ONNX metadata property, and the parameter of every Triton model config.
 ONNX_METADATA_KEY = "deeplab"
+TRITON_META_PARAMETER = "deeplab_meta"
 
 # The reference Caffe DeepLab v2 preprocessing: BGR, 0..255, per-channel mean subtraction, no scaling.
 CAFFE_BGR_MEAN = (104.008, 116.669, 122.675)
@@ -113,3 +115,17 @@ class ModelMeta:
             raise MetadataError("source_sha256 must be a string")
         if not isinstance(self.extra, dict):
             raise MetadataError(f"extra must be an object, got {type(self.extra).__name__}")
+
+
+def read_meta(properties: Mapping[str, str], key: str, source: str, remedy: str) -> ModelMeta:
+    """The :class:`ModelMeta` stored as JSON under ``key`` in ``properties`` (an ONNX model's metadata properties under
+    :data:`ONNX_METADATA_KEY`, a Triton config's parameters under :data:`TRITON_META_PARAMETER`).
+
+    A :class:`MetadataError` names ``source``; when the key is absent it ends with ``remedy`` (how to get it)."""
+    text = properties.get(key)
+    if text is None:
+        raise MetadataError(f"{source} has no '{key}' metadata: {remedy}")
+    try:
+        return ModelMeta.from_json(text)
+    except MetadataError as e:
+        raise MetadataError(f"{source} has corrupt '{key}' metadata: {e}") from None

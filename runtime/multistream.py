@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from runtime.backends.base import BackendError, BackendUnavailable
-from runtime.pipeline import FRAME_ERRORS, percentiles
+from runtime.backends.base import Backend, BackendUnavailable
+from runtime.errors import FrameError
+from runtime.pipeline import percentiles
 from runtime.sinks import Sink
 from runtime.streams import (FAILED, Inbox, Prepared, StreamCounters, StreamReader, StreamSpec, is_live, parse_stream,
                              unique_names)
@@ -47,10 +48,10 @@ class StreamResult(NamedTuple):
     probs: np.ndarray | None    # with return_probs=True (or when the CRF produced them)
 
 
-def backend_max_batch(backend: Any) -> int | None:
-    """The largest batch a backend takes: ``max_batch`` (Triton's max_batch_size, a fixed-N ONNX graph) or a
-    TensorRT profile's max N; None when it takes any N."""
-    limit = getattr(backend, "max_batch", None)
+def backend_max_batch(backend: Backend) -> int | None:
+    """The largest batch a backend takes: its ``max_batch`` (Triton's max_batch_size), else a TensorRT engine
+    profile's max N; None when it takes any N."""
+    limit = backend.max_batch
     if limit:
         return int(limit)
     profile = getattr(backend, "profile", None)
@@ -248,7 +249,7 @@ class MultiStream:
                 logits = self.seg.infer_batch(x)
             except BackendUnavailable:
                 raise  # the server or device is gone: every later frame would fail too
-            except BackendError as e:
+            except FrameError as e:
                 error = f"infer: {e}"
             dt = time.perf_counter() - t
             self.batches.append(len(ready))
@@ -308,7 +309,7 @@ class MultiStream:
                         probs = seg.refine(item.frame.image, probs, init=init)
                         s.previous = probs
                     labels = seg.argmax(probs)
-            except FRAME_ERRORS as e:
+            except FrameError as e:
                 item.error = f"postprocess: {e}"
         if labels is None:
             s.counters.failed += 1

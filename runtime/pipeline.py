@@ -6,8 +6,9 @@ release the GIL). One thread per stage keeps frame order; a slow consumer fills 
 before it (back-pressure: memory stays bounded). ``overlapped=False`` runs the same stage functions one after the
 other, for comparison. Per-stage times and end-to-end latency are collected in :class:`Stats`.
 
-A frame that fails (an unusable image) is counted and skipped; an error that concerns every frame (a sink that cannot
-write, a bug) stops the pipeline and is raised to the caller. Stopping for any reason — the end of the source,
+A frame that fails with a :class:`~runtime.errors.FrameError` (an unusable image, a backend error on that input) is
+counted and skipped; any other error (a sink that cannot write, a backend that is gone, a bug) stops the pipeline and
+is raised to the caller. Stopping for any reason — the end of the source,
 ``max_frames``, an exception, Ctrl-C, the caller leaving the loop — closes the sinks, so outputs are complete files.
 """
 from __future__ import annotations
@@ -22,15 +23,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from runtime.backends.base import BackendError, BackendUnavailable
-from runtime.preprocess import ImageError, Padding
+from runtime.backends.base import BackendUnavailable
+from runtime.errors import FrameError
+from runtime.preprocess import Padding
 from runtime.segmenter import Segmenter
 from runtime.sinks import Sink
 from runtime.sources import Frame, Source
 
 STAGES = ("decode", "preprocess", "infer", "upsample", "crf", "output")
-# Per-frame failures: the frame is counted and skipped. Anything else stops the pipeline.
-FRAME_ERRORS = (ImageError, BackendError, ValueError)
 _END = object()
 
 
@@ -176,7 +176,7 @@ class Pipeline:
             fn(item)
         except BackendUnavailable:
             raise  # the server or device is gone: fatal, not a per-frame failure
-        except FRAME_ERRORS as e:
+        except FrameError as e:
             item.error = f"{name}: {e}"
         item.times[name] = time.perf_counter() - t
 
@@ -239,7 +239,7 @@ class Pipeline:
             def target() -> None:
                 try:
                     body()
-                except BaseException as e:  # fatal: stop everything, re-raised in the caller's thread
+                except BaseException as e:  # noqa: BLE001 - fatal: stop everything, re-raised in the caller's thread
                     errors.append(e)
                     stop.set()
                 finally:

@@ -5,10 +5,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtime.errors import FrameError
 from runtime.metadata import ModelMeta
 
 
-class ImageError(ValueError):
+class ImageError(FrameError, ValueError):
     """An image the pipeline cannot use (empty, wrong channel count or dtype)."""
 
 

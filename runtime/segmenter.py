@@ -1,6 +1,6 @@
 """``Segmenter``: one model, the whole per-frame chain for Python services.
 
-    seg = Segmenter("model.onnx")            # or "demo", an engine, backend="tensorrt", crf=None, ...
+    seg = Segmenter("model.onnx")            # or an engine, a name such as "demo", backend="tensorrt", crf=None, ...
     labels, probs = seg.segment(image_bgr)   # H×W labels, C×H×W probabilities
 
 Stages, usable one by one (the overlapped pipeline in runtime/pipeline.py runs them in threads):
@@ -63,14 +63,15 @@ def label_dtype(n_classes: int) -> type:
 
 
 class Segmenter:
-    """A model (path, ``demo`` or an open :class:`Backend`) with its preprocessing, upsampling and CRF.
+    """A model (a path, a name such as ``demo`` (:mod:`runtime.named`), or an open :class:`Backend`) with its
+    preprocessing, upsampling and CRF.
 
     ``crf``: see :func:`crf_settings`; ``crf_iterations`` overrides the preset's count; ``warm_start``: in
     :meth:`stream`, each frame's CRF starts from the previous frame's result (when the sizes match);
     ``upsample_device``: ``"cpu"``, ``"cuda"`` (NVRTC kernels) or ``"auto"`` (cuda with the TensorRT backend when the
     kernels load, else cpu); ``backend_options`` go to :func:`open_backend`."""
 
-    def __init__(self, model: str | os.PathLike | Backend = "demo", backend: str = "auto",
+    def __init__(self, model: str | os.PathLike | Backend, backend: str = "auto",
                  crf: str | Mapping[str, Any] | None = DEFAULT_CRF, crf_iterations: int | None = None,
                  warm_start: bool = False, upsample_device: str = "auto", **backend_options: Any) -> None:
         self.backend = model if isinstance(model, Backend) else open_backend(model, backend, **backend_options)
@@ -87,10 +88,7 @@ class Segmenter:
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
         """Image (any of the layouts :func:`to_bgr8` accepts) → 1×3×H'×W' network input and its padding."""
         image = to_bgr8(image)
-        # Engines take sizes within their optimization profile (TensorRT: pad_to(h, w); Triton: a fixed size).
-        pad_to = getattr(self.backend, "pad_to", None)
-        size = pad_to(*image.shape[:2]) if pad_to else getattr(self.backend, "fixed_input_size", None)
-        return preprocess(image, self.meta, pad_to=size)
+        return preprocess(image, self.meta, pad_to=self.backend.input_size(*image.shape[:2]))
 
     def infer(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
         """Preprocess and run the network: (C×h×w logits of the padded input, Padding)."""

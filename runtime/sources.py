@@ -19,6 +19,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from runtime import named
 from runtime.preprocess import ImageError, to_bgr8
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,15 @@ class VideoSource(Source):
         self.capture.release()
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Decode an image file as stored (any depth/channels) and convert to BGR uint8; ImageError when it can't."""
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode an image file as stored (any depth/channels) and convert to BGR uint8; ImageError when it can't, OSError
+    when it cannot be read. The one image decoder: sources, datasets and calibration all read through it."""
+    path = Path(path)
     data = np.fromfile(str(path), np.uint8) if path.stat().st_size else np.empty(0, np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
-        raise ImageError(f"cannot decode image {path} ({'empty file' if not data.size else 'corrupt or unsupported'})")
+        raise ImageError(f"cannot decode image file {path} "
+                         f"({'empty file' if not data.size else 'corrupt or unsupported'})")
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[:, :, :3]
     return to_bgr8(image)
@@ -160,17 +164,10 @@ def is_url(spec: str) -> bool:
 
 
 def open_source(spec: str | os.PathLike, timeout_s: float | None = None) -> Source:
-    """``demo``, a camera index (``0``), a URL, an image, a directory, a glob, or a video file. ``timeout_s``: how
-    long a network source may take to connect or to deliver the next packet (default 10 s)."""
-    spec = str(spec)
-    if spec == "demo":
-        try:
-            from demo import assets
-            spec = str(assets.video_path())
-        except (ImportError, AttributeError) as e:
-            raise SourceError(f"the bundled demo video is not available: {e}") from None
-        if not Path(spec).is_file():
-            raise SourceError(f"the bundled demo video {spec} is missing from this checkout")
+    """A name such as ``demo`` (:mod:`runtime.named`), a camera index (``0``), a URL, an image, a directory, a glob,
+    or a video file. ``timeout_s``: how long a network source may take to connect or to deliver the next packet
+    (default 10 s)."""
+    spec = str(named.resolve(spec, "video", SourceError))
     if spec.isdigit():
         return VideoSource(spec, "camera")
     if is_url(spec):

@@ -21,7 +21,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from runtime.preprocess import ImageError, Padding
+from runtime.errors import FrameError
+from runtime.preprocess import Padding
 from runtime.sources import MAX_CONSECUTIVE_FAILURES, Frame, Source, SourceError, VideoSource, is_url, open_source
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,7 @@ class StreamReader:
             try:
                 x, padding = self.prepare(frame.image)
                 item = Prepared(self.spec.name, frame, x, padding, t0)
-            except ImageError as e:
+            except FrameError as e:
                 item = Prepared(self.spec.name, frame, None, None, t0, f"preprocess: {e}")
             if not self.inbox.put(item, self.stop):
                 break

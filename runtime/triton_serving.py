@@ -14,12 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends.base import BackendError
-from runtime.metadata import ModelMeta
+from runtime.backends.base import Backend, BackendError
+from runtime.metadata import TRITON_META_PARAMETER, ModelMeta, read_meta
 from runtime.preprocess import Padding, padded_size, preprocess
 from runtime.segmenter import DEFAULT_CRF
-
-META_PARAMETER = "deeplab_meta"
 
 
 def model_parameters(model_config: str | dict) -> dict[str, str]:
@@ -30,10 +28,8 @@ def model_parameters(model_config: str | dict) -> dict[str, str]:
 
 def model_meta(parameters: dict[str, str]) -> ModelMeta:
     """The :class:`ModelMeta` a config carries in its ``deeplab_meta`` parameter."""
-    if META_PARAMETER not in parameters:
-        raise ValueError(f"the model config lacks the '{META_PARAMETER}' parameter; regenerate the repository with "
-                         "`python -m export triton`")
-    return ModelMeta.from_json(parameters[META_PARAMETER])
+    return read_meta(parameters, TRITON_META_PARAMETER, "the model config",
+                     "regenerate the repository with `python -m export triton`")
 
 
 def parse_pad_to(text: str) -> tuple[int, int] | None:
@@ -75,7 +71,7 @@ class PostSettings:
                    pad_to=parse_pad_to(parameters.get("pad_to", "")))
 
 
-class _NetworkElsewhere:
+class _NetworkElsewhere(Backend):
     """The :class:`Backend` of a Segmenter whose network runs in another Triton model (``deeplab_dcnn``)."""
 
     name = "triton-ensemble"
@@ -83,6 +79,9 @@ class _NetworkElsewhere:
     def __init__(self, meta: ModelMeta, fixed_input_size: tuple[int, int] | None) -> None:
         self.meta = meta
         self.fixed_input_size = fixed_input_size
+
+    def input_size(self, height: int, width: int) -> tuple[int, int] | None:
+        return self.fixed_input_size
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         raise BackendError("deeplab_post gets logits from deeplab_dcnn; it runs no network")

@@ -50,7 +50,7 @@ def _nvrtc():
         check(nvrtc.nvrtcVersion(), "nvrtcVersion")
     except ImportError as e:
         raise NvrtcUnavailable(f"cuda-python is not installed ({e})") from None
-    except Exception as e:  # libnvrtc missing: cuda-pathfinder raises its own error type
+    except Exception as e:  # noqa: BLE001 - libnvrtc missing: cuda-pathfinder raises its own error type
         raise NvrtcUnavailable(f"libnvrtc is not available: {e}") from None
     return nvrtc
 

@@ -1,4 +1,6 @@
-"""The bundled demo model, video and class names (what the word ``demo`` names in every CLI)."""
+"""The bundled demo model, video and class names. :func:`named_files` is what the word ``demo`` stands for in every
+CLI and in ``Segmenter("demo")``: ``pyproject.toml`` declares it as the ``deeplab.named`` entry point ``demo``
+(see :mod:`runtime.named`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,3 +26,8 @@ def video_path() -> Path:
 def classes_path() -> Path:
     """The demo model's class names, one per line."""
     return ASSETS / "classes.txt"
+
+
+def named_files() -> dict[str, Path]:
+    """The files the name ``demo`` stands for, by kind (:data:`runtime.named.KINDS`)."""
+    return {"model": onnx_path(), "checkpoint": checkpoint_path(), "video": video_path()}

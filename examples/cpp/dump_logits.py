@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             logits, _ = seg.infer(frame.image)
             array = np.ascontiguousarray(logits, np.float32)
-            save_atomic(out / f"{frame.name}.npy", lambda f: np.save(f, array))
+            save_atomic(out / f"{frame.name}.npy", lambda f, array=array: np.save(f, array))
             count += 1
     finally:
         source.close()

@@ -26,7 +26,7 @@ class TritonPythonModel:
         try:
             batches = [from_triton(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
             results = infer_grouped(self.backend.infer, batches)
-        except Exception as e:  # the whole batch failed (the runtime's error says why)
+        except Exception as e:  # noqa: BLE001 - the whole batch failed (the runtime's error says why)
             error = pb_utils.TritonError(f"deeplab_dcnn: {e}")
             return [pb_utils.InferenceResponse(error=error) for _ in requests]
         return [pb_utils.InferenceResponse([_output(self.output_name, out)]) for out in results]

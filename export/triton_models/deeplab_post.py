@@ -29,6 +29,6 @@ class TritonPythonModel:
                 if probs is not None:
                     outputs.append(_output("PROBS", probs))
                 responses.append(pb_utils.InferenceResponse(outputs))
-            except Exception as e:  # one bad request fails alone, with its reason
+            except Exception as e:  # noqa: BLE001 - one bad request fails alone, with its reason
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"deeplab_post: {e}")))
         return responses

@@ -24,6 +24,6 @@ class TritonPythonModel:
                 images = from_triton(pb_utils.get_input_tensor_by_name(request, "IMAGE"))
                 batch = preprocess_batch(images, self.meta, self.pad_to)
                 responses.append(pb_utils.InferenceResponse([_output("INPUT", batch)]))
-            except Exception as e:  # one bad request fails alone, with its reason
+            except Exception as e:  # noqa: BLE001 - one bad request fails alone, with its reason
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"deeplab_pre: {e}")))
         return responses

@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from runtime import named
 from runtime.backends.base import Backend, BackendError
 
 __all__ = ["Backend", "BackendError", "BACKENDS", "ENGINE_SUFFIXES", "open_backend", "resolve_model", "select_backend"]
@@ -56,17 +57,9 @@ def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool,
 
 
 def resolve_model(model: str | os.PathLike) -> Path:
-    """``demo`` names the bundled demo model; anything else is a path."""
-    if str(model) == "demo":
-        try:
-            from demo import assets
-            path = Path(assets.onnx_path())
-        except (ImportError, AttributeError) as e:
-            raise BackendError(f"the bundled demo model is not available: {e}") from None
-        if not path.is_file():
-            raise BackendError(f"the bundled demo model {path} is missing from this checkout")
-        return path
-    return Path(model)
+    """A model path: a name such as ``demo`` (:mod:`runtime.named`) stands for its model file; anything else is a
+    path."""
+    return Path(named.resolve(model, "model", BackendError))
 
 
 def open_backend(model: str | os.PathLike, backend: str = "auto", **options) -> Backend:
@@ -74,7 +67,7 @@ def open_backend(model: str | os.PathLike, backend: str = "auto", **options) -> 
 
     ``options`` go to the backend: ``meta=ModelMeta(...)`` overrides the model's own metadata (for models exported
     elsewhere); onnxruntime takes ``device`` (auto/cpu/cuda/tensorrt), ``providers``, ``threads``; tensorrt takes
-    ``cuda_graph``; triton takes ``url`` and ``protocol``. The returned backend has ``.reason``: why it was chosen."""
+    ``cuda_graph``; triton takes ``url`` and ``protocol``. The returned backend's ``reason`` says why it was chosen."""
     from runtime.cuda_util import gpu_available
 
     backend = _ALIASES.get(backend, backend)
@@ -92,8 +85,5 @@ def open_backend(model: str | os.PathLike, backend: str = "auto", **options) -> 
         from runtime.backends.triton import TritonBackend
         instance = TritonBackend(model, **options)
     log.info("backend %s (%s)", name, reason)
-    try:
-        instance.reason = reason  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
+    instance.reason = reason
     return instance

@@ -1,30 +1,55 @@
-"""The one small interface every inference backend implements: preprocessed batch in, logits out."""
+"""The contract every inference backend implements: preprocessed batch in, logits out, plus what callers need to
+know to feed it (the input size for an image), why it was chosen, and whether it can keep its output on the GPU."""
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 
+from runtime.errors import FrameError
 from runtime.metadata import ModelMeta
 
 
-class BackendError(RuntimeError):
-    """A backend could not load a model or run it; the message says why in one line."""
+class BackendError(FrameError, RuntimeError):
+    """A backend could not load a model or run it; the message says why in one line. Raised by ``infer``, it is a
+    :class:`FrameError`: the pipeline skips that frame."""
 
 
 class BackendUnavailable(BackendError):
-    """The backend's server or device is gone: every later frame would fail the same way, so a pipeline stops."""
+    """The backend's server or device is gone: every later frame would fail the same way, so a pipeline stops (not
+    a frame error, although a :class:`BackendError`)."""
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """A loaded model. ``infer`` takes N×3×H×W float32 (already preprocessed, H and W multiples of the output stride)
-    and returns N×C×h×w float32 logits at 1/stride (DeepLab's Caffe layout gives h = H/8 + 1: the runtime upsamples
-    them to H×W, whatever h is). Not thread-safe unless the backend says so."""
+class Backend(ABC):
+    """A loaded model. ``infer`` takes N×3×H×W float32 (already preprocessed, H and W from :meth:`input_size`) and
+    returns N×C×h×w float32 logits at 1/stride (DeepLab's Caffe layout gives h = H/8 + 1: the runtime upsamples
+    them to H×W, whatever h is). Not thread-safe unless the backend says so.
+
+    Subclasses set ``name`` and ``meta``, implement :meth:`infer` and override the rest where they differ."""
 
     name: str
     meta: ModelMeta
+    #: Why this backend runs the model (set by :func:`runtime.backends.open_backend`).
+    reason: str = "given as an open backend"
+    #: Whether :meth:`infer_device` can return logits that stay in GPU memory.
+    device_output: bool = False
+    #: The largest N :meth:`infer` takes (Triton's max_batch_size, an engine profile's max N); None: any.
+    max_batch: int | None = None
 
-    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+    def input_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """The network input size (H, W) for an image of ``height``×``width``; None: the image padded to a multiple
+        of the output stride (a network that takes any size). Engines answer from their optimization profile."""
+        return None
 
-    def close(self) -> None: ...
+    @abstractmethod
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """N×3×H×W preprocessed input → N×C×h×w float32 logits in host memory."""
+
+    def infer_device(self, batch: np.ndarray) -> Any:
+        """Like :meth:`infer`, with the logits left in GPU memory for the CUDA upsampler; only where
+        :attr:`device_output` is True."""
+        raise BackendError(f"the {self.name} backend returns its logits in host memory only (use infer)")
+
+    def close(self) -> None:  # noqa: B027 - not abstract: a backend may hold nothing to release
+        """Release the model; the backend is unusable afterwards."""

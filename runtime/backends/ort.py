@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from runtime.backends.base import BackendError
-from runtime.metadata import ONNX_METADATA_KEY, MetadataError, ModelMeta
+from runtime.backends.base import Backend, BackendError
+from runtime.metadata import ONNX_METADATA_KEY, MetadataError, ModelMeta, read_meta
 
 # The providers ``device="auto"`` uses, best first. The TensorRT EP is opt-in (device="tensorrt"): it builds an
 # engine on first use, which takes minutes; the TensorRT backend with a prebuilt engine is the better path.
@@ -38,19 +38,14 @@ def choose_providers(available: Sequence[str], device: str = "auto") -> list[str
 
 def read_onnx_meta(custom_metadata: dict[str, str], source: str) -> ModelMeta:
     """The ModelMeta stored under the ``deeplab`` metadata key; a clear BackendError when absent or corrupt."""
-    text = custom_metadata.get(ONNX_METADATA_KEY)
-    if text is None:
-        raise BackendError(
-            f"{source} has no '{ONNX_METADATA_KEY}' metadata (preprocessing and class names are unknown): export it "
-            "with `python -m export onnx`, or pass meta=ModelMeta(...) to open_backend/Segmenter"
-        )
     try:
-        return ModelMeta.from_json(text)
+        return read_meta(custom_metadata, ONNX_METADATA_KEY, source, "preprocessing and class names are unknown; "
+                         "export it with `python -m export onnx`, or pass meta=ModelMeta(...) to open_backend/Segmenter")
     except MetadataError as e:
-        raise BackendError(f"{source} has corrupt '{ONNX_METADATA_KEY}' metadata: {e}") from None
+        raise BackendError(str(e)) from None
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(Backend):
     """A model in an ONNX Runtime session. ``session.run`` is thread-safe, so ``infer`` may be called concurrently.
     ``spin=True`` lets idle intra-op threads busy-wait (lower latency for a lone model, but it steals CPU from the
     pipeline's other stages, hence off by default)."""
@@ -76,7 +71,7 @@ class OnnxRuntimeBackend:
         self.providers = list(providers) if providers else choose_providers(ort.get_available_providers(), device)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=self.providers)
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... classes
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidProtobuf/... classes
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise BackendError(f"cannot load ONNX model {path}: {first}") from None
         self.meta = meta if meta is not None else read_onnx_meta(
@@ -106,7 +101,7 @@ class OnnxRuntimeBackend:
         batch = np.ascontiguousarray(batch, dtype=self._input_dtype)
         try:
             (logits,) = self.session.run([self.meta.output_name], {self.meta.input_name: batch})
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeException/... classes
             raise BackendError(f"onnxruntime failed on input {batch.shape}: {str(e).strip().splitlines()[0]}") from None
         return np.asarray(logits, dtype=np.float32)
 

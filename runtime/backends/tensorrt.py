@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from runtime.backends.base import BackendError
+from runtime.backends.base import Backend, BackendError
 from runtime.cuda_util import CudaError, check, cuda_modules
 from runtime.metadata import ModelMeta
 from runtime.preprocess import ImageError, padded_size
@@ -76,7 +76,7 @@ class _Pinned:
         self._rt.cudaFreeHost(self.host_ptr)
 
 
-class TensorRTBackend:
+class TensorRTBackend(Backend):
     """An engine in one execution context on one stream. Not thread-safe (Segmenter serializes ``infer``)."""
 
     name = "tensorrt"
@@ -129,8 +129,8 @@ class TensorRTBackend:
         self._shape: tuple[int, ...] | None = None
         self._out_shape: tuple[int, ...] | None = None
 
-    def pad_to(self, height: int, width: int) -> tuple[int, int]:
-        """The input size for an image of this size under the engine's profile (used by Segmenter.preprocess)."""
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """The input size for an image of this size under the engine's profile."""
         return input_size(self.profile, height, width, self.meta.output_stride)
 
     def _set_shape(self, shape: tuple[int, ...]) -> None:

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends.base import BackendError, BackendUnavailable
-from runtime.metadata import MetadataError, ModelMeta
+from runtime import named
+from runtime.backends.base import Backend, BackendError, BackendUnavailable
+from runtime.metadata import TRITON_META_PARAMETER, MetadataError, ModelMeta, read_meta
 
 DCNN_MODEL = "deeplab_dcnn"
 ENSEMBLE_MODEL = "deeplab"
@@ -32,12 +33,12 @@ _NUMPY_TO_TRITON = {np.dtype(np.float32): "FP32", np.dtype(np.float16): "FP16", 
 
 
 def triton_model_name(model: str | os.PathLike[str] | None, default: str) -> str:
-    """The server-side model for a ``--model`` value: ``demo``, a model file or nothing mean the repository's own
-    ``default``; any other bare name is a model on the server."""
+    """The server-side model for a ``--model`` value: a name such as ``demo`` (:mod:`runtime.named`), a model file or
+    nothing mean the repository's own ``default``; any other bare name is a model on the server."""
     if model is None:
         return default
     text = str(model)
-    if text == "demo" or Path(text).suffix or os.sep in text or Path(text).exists():
+    if named.is_name(text) or Path(text).suffix or os.sep in text or Path(text).exists():
         return default
     return text
 
@@ -113,14 +114,12 @@ class _Connection:
             raise BackendError(f"Triton server {self.url} has no ready model {model!r} (is the repository from "
                                "`python -m export triton` loaded?)")
         config = self.call(f"reading the config of {model!r}", self._config, model)
+        parameters = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         try:
-            text = config.get("parameters", {})["deeplab_meta"]["string_value"]
-            return ModelMeta.from_json(text), config
-        except KeyError:
-            raise BackendError(f"model {model!r} on {self.url} carries no deeplab_meta parameter: regenerate its "
-                               "repository with `python -m export triton`") from None
+            return read_meta(parameters, TRITON_META_PARAMETER, f"model {model!r} on {self.url}",
+                             "regenerate its repository with `python -m export triton`"), config
         except MetadataError as e:
-            raise BackendError(f"model {model!r} on {self.url}: {e}") from None
+            raise BackendError(str(e)) from None
 
     def _config(self, model: str) -> dict[str, Any]:
         if self.protocol == "http":
@@ -153,7 +152,7 @@ def _reason(e: BaseException) -> str:
     return text[:300]
 
 
-class TritonBackend:
+class TritonBackend(Backend):
     """``deeplab_dcnn`` on a Triton server as a local backend: ``infer`` sends a preprocessed N×3×H×W batch (split
     into the model's max batch size) and returns the logits. Thread-safe: each thread gets its own connection."""
 
@@ -171,6 +170,9 @@ class TritonBackend:
         # An engine built for one input size: the runtime pads every frame to it (as with a local engine).
         self.fixed_input_size = (dims[1], dims[2]) if len(dims) == 3 and min(dims[1:]) > 0 else None
         self.device = f"triton {self._conn.protocol}://{self._conn.url}/{self.model_name}"
+
+    def input_size(self, height: int, width: int) -> tuple[int, int] | None:
+        return self.fixed_input_size
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         if batch.ndim != 4 or batch.shape[1] != 3:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.calibration import fit_within, fixed_shape_batches, open_source
+from export.calibration import fit_within, fixed_shape_batches, open_calibration
 
 REPO = Path(__file__).resolve().parents[2]
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -61,7 +61,7 @@ def test_fixed_shape_batches(tmp_path):
     meta = ModelMeta(class_names=("a", "b"))
     for i, (h, w) in enumerate([(40, 60), (200, 100), (64, 64), (10, 10), (50, 50)]):
         cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((h, w, 3), 40 * i, np.uint8))
-    batches = list(fixed_shape_batches(open_source(tmp_path), meta, (2, 3, 64, 64)))
+    batches = list(fixed_shape_batches(open_calibration(tmp_path), meta, (2, 3, 64, 64)))
     assert len(batches) == 2 and all(b.shape == (2, 3, 64, 64) and b.dtype == np.float32 for b in batches)
     # the 200×100 image was scaled to 64×32 and padded with zeros on the right
     assert (batches[0][1][:, :, 32:] == 0).all() and (batches[0][1][:, :, :32] != 0).any()

@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import numpy_helper  # noqa: E402
 
-from export.calibration import CalibrationError, open_source  # noqa: E402
+from export.calibration import CalibrationError, open_calibration  # noqa: E402
 from export.int8 import place_for_tensorrt, quantize, residual_adds  # noqa: E402
 from export.onnx_graph import read_meta  # noqa: E402
 
@@ -205,11 +205,11 @@ def test_bad_load_data_scripts(small_onnx, tmp_path, body, match):
 def test_bad_inputs(small_onnx, int8_onnx, calib_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CalibrationError, match="no calibration images"):
-        open_source(tmp_path / "empty")
+        open_calibration(tmp_path / "empty")
     with pytest.raises(CalibrationError, match="does not exist"):
-        open_source(tmp_path / "missing")
+        open_calibration(tmp_path / "missing")
     with pytest.raises(CalibrationError, match="max-images"):
-        open_source(calib_dir, max_images=0)
+        open_calibration(calib_dir, max_images=0)
     with pytest.raises(ValueError, match="already quantized"):
         quantize(int8_onnx, calib_dir, tmp_path / "x.onnx")
     (tmp_path / "broken.png").write_bytes(b"not a png")

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from export import onnx_export
-from export.checkpoint import load_model, save_checkpoint
+from export.checkpoint import CheckpointError, load_model, save_checkpoint
 from export.model import MSC, output_size
 from export.onnx_export import ExportError, Parity, export_onnx, sha256_file
 from runtime.metadata import CAFFE_BGR_MEAN, ONNX_METADATA_KEY, ModelMeta
@@ -155,7 +155,7 @@ def test_existing_output_survives_a_failed_export(small_checkpoint, tmp_path):
     out = tmp_path / "model.onnx"
     out.write_bytes(b"previous model")
     (tmp_path / "bad.pt").write_bytes(b"junk" * 100)
-    with pytest.raises(Exception):
+    with pytest.raises(CheckpointError):
         export_onnx(tmp_path / "bad.pt", out)
     assert out.read_bytes() == b"previous model" and len(list(tmp_path.iterdir())) == 2
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.backends import BackendError, open_backend, select_backend
-from runtime.backends.ort import choose_providers
+from runtime import Segmenter
+from runtime.backends import Backend, BackendError, open_backend, select_backend
+from runtime.backends.ort import OnnxRuntimeBackend, choose_providers
 from runtime.metadata import ModelMeta
 
 
@@ -117,3 +118,28 @@ def test_fp16_model(tmp_path, tiny_onnx):
     out = backend.infer(x)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, open_backend(tiny_onnx).infer(x), atol=2e-2)
+
+
+class _FixedSize(OnnxRuntimeBackend):
+    """The tiny model served as if built for one input size, like a fixed-shape engine."""
+
+    def input_size(self, height, width):
+        return (64, 72)
+
+
+def test_backend_contract_defaults(tiny_onnx):
+    backend = OnnxRuntimeBackend(tiny_onnx)
+    assert isinstance(backend, Backend) and not backend.device_output
+    assert backend.input_size(40, 56) is None and backend.reason == "given as an open backend"
+    with pytest.raises(BackendError, match="onnxruntime backend returns its logits in host memory only"):
+        backend.infer_device(np.zeros((1, 3, 8, 8), np.float32))
+    with pytest.raises(TypeError, match="abstract"):
+        type("NoInfer", (Backend,), {"name": "x"})()
+
+
+def test_segmenter_pads_to_the_backends_input_size(tiny_onnx):
+    image = np.full((40, 56, 3), 90, np.uint8)
+    x, padding = Segmenter(_FixedSize(tiny_onnx), crf=None).preprocess(image)
+    assert x.shape == (1, 3, 64, 72) and (padding.padded_height, padding.padded_width) == (64, 72)
+    x, _ = Segmenter(OnnxRuntimeBackend(tiny_onnx), crf=None).preprocess(image)
+    assert x.shape == (1, 3, 40, 56)  # already multiples of the stride

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from runtime import Segmenter
 from runtime.infer import main
 
 
@@ -141,3 +142,16 @@ def test_describe_crf(settings, text):
     from runtime.infer import describe_crf
 
     assert describe_crf(settings) == text
+
+
+def test_a_bug_stops_the_run_with_one_line_or_a_traceback(tmp_path, tiny_onnx, capsys, monkeypatch):
+    def broken(self, logits, padding):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(Segmenter, "labels", broken)
+    args = ["--model", str(tiny_onnx), "--source", str(_images(tmp_path / "in", 4)), "--no-crf", "--no-progress"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "error: operands could not be broadcast together" and "Traceback" not in "\n".join(err)
+    with pytest.raises(ValueError, match="operands could not be broadcast"):
+        main(args + ["--verbose"])

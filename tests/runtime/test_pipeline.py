@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 
 from runtime import Segmenter
+from runtime.backends.base import BackendError, BackendUnavailable
+from runtime.backends.ort import OnnxRuntimeBackend
 from runtime.pipeline import Pipeline, percentiles
 from runtime.sinks import MaskSink, OverlayVideoSink, Sink
 from runtime.sources import Frame, Source
@@ -148,3 +150,36 @@ def test_percentiles():
     p = percentiles([0.001 * i for i in range(1, 101)])
     assert p["p50_ms"] == pytest.approx(50.5) and p["p99_ms"] == pytest.approx(99.01) and p["count"] == 100
     assert percentiles([])["count"] == 0
+
+
+class _FailsOnFrame(OnnxRuntimeBackend):
+    """The tiny model, raising ``error`` on the third inference."""
+
+    def __init__(self, path, error):
+        super().__init__(path)
+        self.error, self.calls = error, 0
+
+    def infer(self, batch):
+        self.calls += 1
+        if self.calls == 3:
+            raise self.error
+        return super().infer(batch)
+
+
+@pytest.mark.parametrize("overlapped", [True, False])
+def test_a_frame_error_is_counted_and_the_run_goes_on(tiny_onnx, overlapped):
+    seg = Segmenter(_FailsOnFrame(tiny_onnx, BackendError("the server rejected this input")), crf=None)
+    pipe = Pipeline(seg, overlapped=overlapped)
+    out = list(pipe.run(ListSource(_frames(6))))
+    assert [r.error for r in out] == [None, None, "infer: the server rejected this input", None, None, None]
+    assert pipe.stats.summary()["frames"] == {"processed": 5, "skipped": 0, "failed": 1}
+
+
+@pytest.mark.parametrize("overlapped", [True, False])
+@pytest.mark.parametrize("error", [ValueError("operands could not be broadcast together"),
+                                   BackendUnavailable("the server is gone")])
+def test_a_bug_or_a_lost_backend_stops_the_run(tiny_onnx, overlapped, error):
+    seg = Segmenter(_FailsOnFrame(tiny_onnx, error), crf=None)
+    with pytest.raises(type(error), match=str(error)):
+        list(Pipeline(seg, overlapped=overlapped).run(ListSource(_frames(20))))
+    assert seg.backend.calls == 3

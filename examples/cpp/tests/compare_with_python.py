@@ -34,21 +34,16 @@ def main() -> int:
     try:
         from PIL import Image
         import runtime.infer  # noqa: F401 - the Python runtime must be importable
+        from runtime.named import NamedFileError, resolve
     except ImportError as e:
         print(f"SKIP: the Python runtime is not importable ({e})")
         return SKIP
-    source = args.source
-    if source == "demo":
-        try:
-            from demo import assets
-            source = str(assets.video_path())
-            missing = [p for p in (assets.video_path(), assets.onnx_path()) if not p.exists()]
-            missing = missing if args.model == "demo" else [p for p in missing if p != assets.onnx_path()]
-        except (ImportError, AttributeError) as e:
-            missing = [e]
-        if missing:
-            print(f"SKIP: the demo model or video is not available ({missing[0]})")
-            return SKIP
+    try:
+        source = str(resolve(args.source, "video"))
+        resolve(args.model, "model")
+    except NamedFileError as e:
+        print(f"SKIP: the demo model or video is not available ({e})")
+        return SKIP
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)

@@ -168,7 +168,7 @@ def compare_segmenter(lib: C.CDLL) -> int:
     returns the same fixed logits as the C provider."""
     try:
         seg_mod = _import("runtime.segmenter")
-        _import("crf").refine
+        _import("crf").refine  # noqa: B018 - the CRF must be importable
     except (ImportError, AttributeError) as e:
         print(f"  skipped the Segmenter comparison: {e}")
         return 0
@@ -176,7 +176,7 @@ def compare_segmenter(lib: C.CDLL) -> int:
     meta_dict["extra"] = {"crf": {"preset": "voc", "iterations": 4, "bilateral_srgb": 5.0}}
     meta = _import("runtime.metadata").ModelMeta.from_dict(meta_dict)
 
-    class FixedLogits:  # the Backend protocol: the network's output is the test's input
+    class FixedLogits(_import("runtime.backends.base").Backend):  # the network's output is the test's input
         name = "fixed-logits"
 
         def __init__(self) -> None:
