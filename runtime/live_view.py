@@ -119,7 +119,7 @@ class LiveServer:
             asyncio.set_event_loop(self._loop)
             try:
                 self._loop.run_until_complete(self._start())
-            except BaseException as e:  # reported to the caller of start()
+            except BaseException as e:  # noqa: BLE001 - reported to the caller of start()
                 failure.append(e)
                 ready.set()
                 return

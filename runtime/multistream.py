@@ -173,7 +173,7 @@ class MultiStream:
         def target() -> None:
             try:
                 body()
-            except BaseException as e:  # fatal: stop everything, re-raised in the caller's thread
+            except BaseException as e:  # noqa: BLE001 - fatal: stop everything, re-raised in the caller's thread
                 self._errors.append(e)
                 self._abort.set()
                 self._reading.set()
@@ -279,7 +279,7 @@ class MultiStream:
                         self._cond.notify_all()
                 if not self._put_result(result):
                     break
-        except BaseException as e:  # an output that cannot be written: fatal for the run
+        except BaseException as e:  # noqa: BLE001 - an output that cannot be written: fatal, re-raised by run()
             self._errors.append(e)
             self._abort.set()
             self._reading.set()

@@ -18,7 +18,7 @@ from runtime.streams import ENDED, FAILED, RECONNECTING
 
 def _collect(multi: MultiStream) -> dict[str, list]:
     out: dict[str, list] = defaultdict(list)
-    for stream, index, labels, probs in multi.run():
+    for stream, index, labels, _ in multi.run():
         out[stream].append((index, labels))
     return out
 
@@ -56,7 +56,7 @@ def test_batched_equals_one_at_a_time(tiny_onnx, clips, tmp_path):
             np.testing.assert_array_equal(got, expected)
     # and equal to the single-stream Segmenter, frame for frame
     cap = cv2.VideoCapture(str(clips["a"]))
-    for index, labels in single["a"][:5]:
+    for _, labels in single["a"][:5]:
         ok, frame = cap.read()
         assert ok
         np.testing.assert_array_equal(labels, seg.segment(frame, return_probs=False)[0])
