@@ -13,6 +13,7 @@ import pytest
 
 from runtime import Segmenter
 from runtime.multistream import MultiStream, backend_max_batch
+from runtime.sinks import Sink
 from runtime.streams import ENDED, FAILED, RECONNECTING
 
 
@@ -109,12 +110,14 @@ def test_missing_source_among_good_ones(tiny_onnx, clips, tmp_path):
 
 def test_live_source_keeps_only_the_latest_frame(tiny_onnx, clips, live_video_server):
     """A consumer slower than the camera: the frames it could not take are dropped and counted, never queued."""
+    class SlowSink(Sink):
+        def write(self, frame, labels):
+            time.sleep(0.1)  # 10 fps against a 60 fps stream
+
     server = live_video_server(clips["a"], seconds=0.5, plan=(1.0, None))
-    multi = MultiStream(Segmenter(tiny_onnx, crf=None), [f"net={server.url}"], reconnect=False)
-    got = []
-    for result in multi.run():
-        got.append(result.index)
-        time.sleep(0.1)  # 10 fps against a 60 fps stream
+    multi = MultiStream(Segmenter(tiny_onnx, crf=None), [f"net={server.url}"], reconnect=False,
+                        sinks=lambda name, reader: [SlowSink()])
+    got = [result.index for result in multi.run()]
     n = multi.summary()["streams"]["net"]["frames"]
     assert n["dropped"] > 0 and n["processed"] == len(got) and n["processed"] + n["dropped"] == n["decoded"]
     assert got == sorted(got)
