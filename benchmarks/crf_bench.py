@@ -82,7 +82,7 @@ def peak_memory_probe(args: argparse.Namespace) -> None:
     unary = crf.utils.unary_from_softmax(probs)
     mod: Any = crf
     if args.probe == "pydensecrf":
-        import pydensecrf.densecrf as mod  # noqa: F811
+        import pydensecrf.densecrf as mod
     else:
         crf.set_num_threads(args.probe_threads)
     status = Path("/proc/self/status")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.pipeline import STAGES, Pipeline  # noqa: E402
-from runtime.segmenter import Segmenter  # noqa: E402
-from runtime.sinks import MaskSink, OverlayVideoSink  # noqa: E402
-from runtime.sources import open_source  # noqa: E402
+from runtime.pipeline import STAGES, Pipeline
+from runtime.segmenter import Segmenter
+from runtime.sinks import MaskSink, OverlayVideoSink
+from runtime.sources import open_source
 
 TARGET = 0.90
 

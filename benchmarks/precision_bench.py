@@ -19,10 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.compare import compare, format_classes, format_summary  # noqa: E402
-from export.fp16 import convert  # noqa: E402
-from export.int8 import DEFAULT_METHOD, METHODS, quantize  # noqa: E402
-from runtime import named  # noqa: E402
+from demo.dataset import write_dataset
+from export.compare import compare, format_classes, format_summary
+from export.fp16 import convert
+from export.int8 import DEFAULT_METHOD, METHODS, quantize
+from runtime import named
+from runtime.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         tmp_dir = Path(tmp)
         data = args.data
         if data is None:
-            from demo.dataset import write_dataset
-
             w, h = (int(v) for v in args.size.lower().split("x"))
             data = tmp_dir / "heldout"
             write_dataset(data, args.count, args.seed, w, h, val_fraction=1.0)
@@ -65,8 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(format_classes(stats, names))
     if args.json:
-        from runtime.atomic import atomic_write_text
-
         out = {"model": args.model, "calib": args.calib, "method": args.method, "data": str(args.data or "generated"),
                "seed": args.seed, "count": args.count, "fp16_seconds": t_fp16, "int8_seconds": t_int8,
                "models": [s.to_dict(names, stats[0]) for s in stats]}

@@ -22,9 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.evaluate import evaluate  # noqa: E402
-from export.metrics import ConfusionMatrix, iou, miou  # noqa: E402
-from export.voc import VOCDataset  # noqa: E402
+from demo.dataset import write_dataset
+from export.evaluate import evaluate
+from export.metrics import ConfusionMatrix, iou, miou
+from export.voc import VOCDataset
+from runtime import Segmenter
+from runtime.atomic import atomic_write_text
 
 
 def fit_logits(shape: tuple[int, int, int], truth: np.ndarray, padded: tuple[int, int], align_corners: bool,
@@ -48,8 +51,6 @@ def fit_logits(shape: tuple[int, int, int], truth: np.ndarray, padded: tuple[int
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from runtime import Segmenter
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="demo", help="ONNX (default: the demo model): its output shape and geometry")
     p.add_argument("--data", help="VOC-layout set (default: generate --max-images scenes with --seed)")
@@ -64,8 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="stride-ceiling-") as tmp, Segmenter(args.model, crf="default") as seg:
         data = args.data
         if data is None:
-            from demo.dataset import write_dataset
-
             data = Path(tmp) / "heldout"
             write_dataset(data, args.max_images, args.seed, 320, 240, val_fraction=1.0)
         dataset = VOCDataset(data, args.split, args.max_images)
@@ -87,8 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     a, b, c = (miou(m) for m in columns.values())
     print(f"{'mIoU':<14}{100 * a:>8.2f}{100 * b:>8.2f}{100 * c:>9.2f}")
     if args.json:
-        from runtime.atomic import atomic_write_text
-
         out = {"model": args.model, "data": str(args.data or f"generated seed {args.seed}"), "images": len(dataset),
                "steps": args.steps, "lr": args.lr, "class_names": names, "crf": seg.crf,
                **{f"{k}_miou": miou(m) for k, m in columns.items()},

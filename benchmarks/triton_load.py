@@ -25,7 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from export.triton import RepositoryOptions, write_repository
+from export.triton_server import LocalTritonServer
 from runtime import named
+from runtime.backends.triton import TritonPipeline
+from runtime.segmenter import Segmenter
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_IMAGES = REPO_ROOT.parent / "shared" / "reference" / "images"
@@ -78,8 +82,6 @@ def percentile_ms(latencies: list[float], q: float) -> float:
 def run_clients(url: str, protocol: str, frames: list[np.ndarray], clients: int, duration_s: float,
                 max_requests: int, timeout_s: float) -> dict:
     """``clients`` threads, one connection each, until ``duration_s`` or ``max_requests`` in all."""
-    from runtime.backends.triton import TritonPipeline
-
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[str] = []
     budget = threading.Semaphore(max_requests)
@@ -126,8 +128,6 @@ def run_clients(url: str, protocol: str, frames: list[np.ndarray], clients: int,
 
 def in_process_reference(model: str, frames: list[np.ndarray], crf: bool, seconds: float) -> dict:
     """runtime.Segmenter in this process, one frame at a time, on the same frames."""
-    from runtime.segmenter import Segmenter
-
     seg = Segmenter(model, backend="onnxruntime", crf="default" if crf else None)
     seg.segment(frames[0])
     times = []
@@ -173,9 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference-seconds", type=float, default=5.0, help="seconds of in-process reference timing")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
-
-    from export.triton import RepositoryOptions, write_repository
-    from export.triton_server import LocalTritonServer
 
     size = tuple(int(v) for v in args.size.lower().split("x"))[::-1] if args.size else None
     frames = load_frames(args.source, args.frames, size)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime import upsample  # noqa: E402
+from runtime import upsample
 
 
 def best_ms(fn, rounds: int = 3, calls: int = 5) -> float:

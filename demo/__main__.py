@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from demo.video import VIDEO_SEED
+from demo import train, tune_crf
+from demo.dataset import write_dataset, write_images
+from demo.video import VIDEO_SEED, write_video
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -44,19 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the small DeepLab v2 on a generated VOC-layout dataset")
     p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
-    from demo import train
     train.add_arguments(p)
 
     p = sub.add_parser("tune-crf", help="pick the model's CRF settings on a validation split; store them in it")
     p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
-    from demo import tune_crf
     tune_crf.add_arguments(p)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "generate":
-        from demo.dataset import write_dataset, write_images
         w, h = args.size
         if args.images_only:
             n = len(write_images(args.out, args.count, args.seed, w, h))
@@ -64,15 +63,12 @@ def run(args: argparse.Namespace) -> int:
             n = len(write_dataset(args.out, args.count, args.seed, w, h, args.val_fraction))
         print(f"wrote {n} images to {args.out}")
     elif args.command == "video":
-        from demo.video import write_video
         w, h = args.size
         out = write_video(args.out, args.frames, args.seed, w, h, args.fps, args.labels)
         print(f"wrote {args.frames} frames ({w}x{h}) to {out}")
     elif args.command == "train":
-        from demo import train
         return train.run(args)
     else:
-        from demo import tune_crf
         return tune_crf.run(args)
     return 0
 
@@ -84,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - one line per error, like the export CLI
+    except Exception as e:  # one line per error, like the export CLI
         if args.verbose:
             raise
         print(f"error: {e}", file=sys.stderr)

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from demo.assets import checkpoint_path, classes_path, onnx_path
-from export.voc import VOCDataset
+from export.onnx_export import export_onnx
+from export.voc import VOCDataset, read_classes, write_classes
+from runtime.metadata import CAFFE_BGR_MEAN
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,6 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path, init: str | Path 
 
     from export.checkpoint import save_checkpoint
     from export.model import DeepLabV2
-    from runtime.metadata import CAFFE_BGR_MEAN
 
     dataset = VOCDataset(data, "train")
     class_names = dataset.class_names
@@ -172,12 +173,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {cfg.steps} steps in {summary['seconds']:.0f} s (final loss {summary['final_loss']:.3f}); "
           f"wrote {args.out}")
     if args.onnx:
-        from export.onnx_export import export_onnx
-
         result = export_onnx(args.out, args.onnx, height=240, width=320, log=lambda s: print(s, file=sys.stderr))
         print(f"wrote {result.path}")
     if Path(args.out).resolve() == checkpoint_path():
-        from export.voc import read_classes, write_classes
-
         write_classes(classes_path().parent, read_classes(Path(args.data) / "classes.txt"))
     return 0

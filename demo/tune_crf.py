@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
+import crf
 from demo.assets import checkpoint_path, onnx_path
 from export.metrics import ConfusionMatrix
+from export.onnx_export import export_onnx
 from export.voc import VOCDataset
+from runtime import Segmenter
 
 # The default grid: appearance (bilateral) kernel σxy, σrgb and weight; the smoothness kernel and iterations as in "voc".
 GRID: dict[str, tuple[float, ...]] = {
@@ -63,10 +65,7 @@ def _values(text: str) -> tuple[float, ...]:
 def search(model: str | Path, dataset: VOCDataset, grid: list[dict[str, Any]], progress: bool = True
            ) -> tuple[float, list[tuple[float, dict[str, Any]]]]:
     """(mIoU without the CRF, [(mIoU, settings)] for every grid point, best first)."""
-    import crf
     from tqdm import tqdm
-
-    from runtime import Segmenter
 
     seg = Segmenter(str(model), crf=None)
     n = seg.meta.n_classes
@@ -100,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from export.checkpoint import load_model, save_checkpoint
-    from export.onnx_export import export_onnx
 
     dataset = VOCDataset(args.data, args.split, args.max_images)
     grid = {name: getattr(args, name) for name in GRID}

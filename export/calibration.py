@@ -45,7 +45,7 @@ def load_data_function(py_file: str | Path) -> Callable[[], Iterable[dict[str, n
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - the user's script: report it as one line
+    except Exception as e:  # the user's script: report it as one line
         raise CalibrationError(f"calibration script {path} failed to import: {type(e).__name__}: {e}") from e
     fn = getattr(module, "load_data", None)
     if not callable(fn):

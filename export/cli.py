@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - the CLI's contract is one line per error
+    except Exception as e:  # the CLI's contract is one line per error
         if args.verbose:
             raise
         print(f"error: {e}", file=sys.stderr)

@@ -22,6 +22,14 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from export.calibration import list_images
+from export.evaluate import model_file
+from export.metrics import ConfusionMatrix, iou, miou
+from export.voc import VOCDataset, read_image
+from runtime import Segmenter
+from runtime.atomic import atomic_write_text
+from runtime.preprocess import logits_size
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL",
@@ -82,13 +90,9 @@ class ModelStats:
         return float(np.median(self.latencies_ms)) if self.latencies_ms else float("nan")
 
     def ious(self) -> np.ndarray | None:
-        from export.metrics import iou
-
         return None if self.confusion is None else iou(self.confusion)
 
     def miou(self) -> float:
-        from export.metrics import miou
-
         return float("nan") if self.confusion is None else miou(self.confusion)
 
     def to_dict(self, class_names: Sequence[str], reference: "ModelStats") -> dict[str, Any]:
@@ -165,13 +169,10 @@ def format_classes(stats: Sequence[ModelStats], class_names: Sequence[str]) -> s
 def _images(data: str | os.PathLike[str], split: str) -> tuple[Iterator[tuple[np.ndarray, np.ndarray | None]], int,
                                                                 list[str] | None]:
     """(image, labels or None) pairs, their count and the dataset's class names (None without labels)."""
-    from export.voc import VOCDataset, read_image
-
     root = Path(data)
     if (root / "ImageSets").is_dir():
         ds = VOCDataset(root, split)
         return iter(ds), len(ds), ds.class_names
-    from export.calibration import list_images
 
     paths = list_images(root)
     return ((read_image(p), None) for p in paths), len(paths), None
@@ -184,11 +185,6 @@ def compare(models: Sequence[str], data: str | os.PathLike[str], *, split: str =
 
     from tqdm import tqdm
 
-    from export.evaluate import model_file
-    from export.metrics import ConfusionMatrix
-    from runtime import Segmenter
-    from runtime.preprocess import logits_size
-
     if len(models) < 2:
         raise ValueError("compare needs a reference model and at least one model to compare with it")
     with contextlib.ExitStack() as stack:
@@ -197,7 +193,7 @@ def compare(models: Sequence[str], data: str | os.PathLike[str], *, split: str =
             path = stack.enter_context(model_file(m))
             seg = Segmenter(str(path), backend=backend, crf=None)
             segmenters.append(seg)
-            stats.append(ModelStats(m, backend=getattr(seg.backend, "name", backend), precision=seg.meta.precision,
+            stats.append(ModelStats(m, backend=seg.backend.name, precision=seg.meta.precision,
                                     size_mb=Path(path).stat().st_size / 2**20))
         class_names = list(segmenters[0].meta.class_names)
         for seg, m in zip(segmenters[1:], models[1:]):
@@ -247,8 +243,6 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(classes)
     if args.json:
-        from runtime.atomic import atomic_write_text
-
         report = {"data": str(args.data), "split": args.split, "images": n, "reference": args.models[0],
                   "class_names": class_names, "models": [s.to_dict(class_names, stats[0]) for s in stats]}
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")

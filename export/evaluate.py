@@ -19,8 +19,9 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from export.metrics import ConfusionMatrix, iou, miou, pixel_accuracy
+from export.onnx_export import export_onnx
 from export.voc import VOCDataset, atomic_output
-from runtime import named
+from runtime import Segmenter, named
 
 
 class Stages(Protocol):
@@ -110,7 +111,6 @@ def model_file(model: str) -> Iterator[Path]:
     if path.suffix.lower() not in (".pt", ".pth", ".ckpt"):
         yield path
         return
-    from export.onnx_export import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="deeplab-eval-") as tmp:
         onnx_file = Path(tmp) / f"{path.stem}.onnx"
@@ -130,8 +130,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime import Segmenter
-
     dataset = VOCDataset(args.data, args.split, args.max_images)
     with model_file(args.model) as path:
         segmenter = Segmenter(str(path), backend=args.backend)

@@ -14,6 +14,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from export.onnx_graph import default_output, read_meta, save_model, topological_sort, write_meta
+from runtime.backends import resolve_model
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="FP32 ONNX exported by `python -m export onnx`, or demo")
@@ -25,9 +28,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.onnx_graph import default_output
-    from runtime.backends import resolve_model
-
     model = resolve_model(args.model)
     output = Path(args.output) if args.output else default_output(args.model, ".fp16.onnx")
     n = convert(model, output, keep_io_types=not args.fp16_io, keep_fp32_ops=args.keep_fp32)
@@ -41,8 +41,6 @@ def convert(model_path: str | os.PathLike[str], output: str | os.PathLike[str], 
     """Convert and write atomically; returns the number of nodes in the FP16 model."""
     import onnx
     from onnxruntime.transformers import float16
-
-    from export.onnx_graph import read_meta, save_model, topological_sort, write_meta
 
     model_path = Path(model_path)
     if not model_path.is_file():

@@ -21,6 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from export.calibration import OrtCalibrationReader, open_calibration
+from export.onnx_export import sha256_file
+from export.onnx_graph import default_output, ensure_node_names, opset_version, read_meta, save_model, write_meta
+from runtime.atomic import atomic_write_text
+from runtime.backends import resolve_model
+
 METHODS = ("entropy", "minmax", "percentile")
 DEFAULT_METHOD = "entropy"  # best ΔmIoU on the demo model (docs/precision.md)
 CACHE_KEY = "deeplab_calibration_key"
@@ -50,9 +56,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.onnx_graph import default_output
-    from runtime.backends import resolve_model
-
     model = resolve_model(args.model)
     output = Path(args.output) if args.output else default_output(args.model, ".int8.onnx")
     r = quantize(model, args.calib, output, method=args.method, max_images=args.max_images, cache=args.cache,
@@ -158,8 +161,6 @@ def _cache_matches(cache: Path, key: dict[str, Any]) -> bool:
 
 def _write_cache(ort_cache: Path, cache: Path, key: dict[str, Any]) -> None:
     """Copy onnxruntime's calibration cache to ``cache`` (atomically), stamped with what it was computed from."""
-    from runtime.atomic import atomic_write_text
-
     d = json.loads(ort_cache.read_text())
     d[CACHE_KEY] = key
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -175,10 +176,6 @@ def quantize(model_path: str | os.PathLike[str], calib: str | os.PathLike[str], 
 
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    from export.calibration import OrtCalibrationReader, open_calibration
-    from export.onnx_export import sha256_file
-    from export.onnx_graph import ensure_node_names, opset_version, read_meta, save_model, write_meta
 
     if method not in METHODS:
         raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from runtime import named
+from runtime.atomic import atomic_write_bytes
 from runtime.metadata import CAFFE_BGR_MEAN, ONNX_METADATA_KEY, ModelMeta
 
 DEFAULT_OPSET = 17
@@ -94,8 +95,6 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     """Export a DeepLab v2 checkpoint (``demo`` or a path) to ONNX at ``output``; see :func:`onnx_bytes`.
 
     ``output`` is written atomically, only after every check passed."""
-    from runtime.atomic import atomic_write_bytes
-
     _check_output(Path(output), resolve_checkpoint(checkpoint))
     data, meta, parity = onnx_bytes(checkpoint, msc=msc, opset=opset, height=height, width=width,
                                     class_names=class_names, aspp_rates=aspp_rates, check_parity=check_parity, log=log)

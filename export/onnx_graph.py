@@ -5,8 +5,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runtime import named
-from runtime import metadata
+from runtime import metadata, named
+from runtime.atomic import atomic_path
 from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 
 
@@ -70,8 +70,6 @@ def default_output(model: str, suffix: str) -> Path:
 def save_model(model: Any, output: str | os.PathLike[str]) -> Path:
     """``onnx.checker`` then an atomic write."""
     import onnx
-
-    from runtime.atomic import atomic_path
 
     onnx.checker.check_model(model)
     output = Path(output)

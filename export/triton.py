@@ -25,6 +25,7 @@ from string import Template
 from export.onnx_graph import read_meta
 from runtime import named
 from runtime.backends import ENGINE_SUFFIXES
+from runtime.engine_info import read_sidecar, sidecar_path
 from runtime.metadata import TRITON_META_PARAMETER, MetadataError, ModelMeta
 
 DCNN_BACKENDS = ("tensorrt_plan", "onnxruntime_onnx", "python")
@@ -104,8 +105,6 @@ def _onnx_source(path: Path) -> SourceModel:
 
 
 def _engine_source(path: Path) -> SourceModel:
-    from runtime.engine_info import read_sidecar
-
     meta, info = read_sidecar(path)
     lo, hi = info.profile["min"], info.profile["max"]
     hw = tuple(lo[i] if lo[i] == hi[i] else -1 for i in (2, 3))
@@ -293,8 +292,6 @@ def write_repository(model: str | os.PathLike[str], output: str | os.PathLike[st
         target = version / dcnn_filename(src, backend)
         shutil.copyfile(src.path, target)
         if src.kind == "engine":
-            from runtime.engine_info import sidecar_path
-
             shutil.copyfile(sidecar_path(src.path), sidecar_path(target))
         if backend == "python":
             shutil.copyfile(TEMPLATES / "deeplab_dcnn.py", version / "model.py")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.atomic import atomic_write_text
+from runtime.cuda_util import cuda_modules, gpu_available
 from runtime.metadata import MetadataError, ModelMeta
 
 SIDECAR_SUFFIX = ".json"
@@ -232,8 +233,6 @@ def check_engine(engine_path: str | os.PathLike[str], platform: Platform) -> tup
 
 def gpu_properties(device: int = 0) -> tuple[str, str] | None:
     """(GPU name, "major.minor") of a CUDA device through cuda-python, or None without a driver/GPU/cuda-python."""
-    from runtime.cuda_util import cuda_modules, gpu_available
-
     if not gpu_available():
         return None
     _, cudart, _ = cuda_modules()

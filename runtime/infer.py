@@ -18,8 +18,13 @@ from typing import Any, Sequence
 if not __package__:  # run as a file (python runtime/infer.py): make the repository's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.atomic import atomic_write_text  # noqa: E402
-from runtime.backends import BACKENDS  # noqa: E402
+from runtime.atomic import atomic_write_text
+from runtime.backends import BACKENDS
+from runtime.multi_cli import check_args, is_multi, run_multi
+from runtime.pipeline import Pipeline
+from runtime.segmenter import Segmenter
+from runtime.sinks import VIDEO_CODECS, MaskSink, OverlayImageSink, OverlayVideoSink
+from runtime.sources import ImageSource, open_source
 
 log = logging.getLogger("runtime.infer")
 
@@ -72,9 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sinks(args: argparse.Namespace, source) -> list:
-    from runtime.sinks import MaskSink, OverlayImageSink, OverlayVideoSink, VIDEO_CODECS
-    from runtime.sources import ImageSource
-
     sinks: list = []
     if args.output:
         out = Path(args.output)
@@ -119,13 +121,7 @@ def format_table(summary: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from runtime.multi_cli import check_args, is_multi, run_multi
-    from runtime.pipeline import Pipeline
-    from runtime.segmenter import Segmenter
-    from runtime.sources import open_source
-
     specs = check_args(args) if is_multi(args) else None  # bad entries fail before the model loads
-
     options: dict[str, Any] = {}
     if args.backend == "triton":
         options = {"protocol": args.protocol, **({"url": args.url} if args.url else {})}

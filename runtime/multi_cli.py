@@ -89,7 +89,7 @@ def run_multi(args: argparse.Namespace, seg: Segmenter, specs: list[StreamSpec])
     multi = MultiStream(seg, specs, max_batch=args.batch, gather_ms=args.gather_ms, reconnect=args.reconnect,
                         stall_timeout=args.stall_timeout, duration=args.duration, sinks=sink_factory(args, board),
                         max_in_flight=max(1, min(args.max_in_flight or 2, 4)))
-    reason = getattr(seg.backend, "reason", "")
+    reason = seg.backend.reason
     server = None
     if board is not None and address is not None:
         server = LiveServer(board, lambda: multi.summary(backend=seg.backend.name), *address).start()

@@ -23,8 +23,10 @@ import numpy as np
 
 from runtime import upsample as _upsample
 from runtime.backends import Backend, BackendError, open_backend
+from runtime.cuda_util import gpu_available
 from runtime.metadata import ModelMeta
 from runtime.preprocess import Padding, preprocess, to_bgr8
+from runtime.upsample_cuda import default_upsampler
 
 log = logging.getLogger(__name__)
 
@@ -161,15 +163,13 @@ def _upsample_device(requested: str, backend: str) -> str:
         raise ValueError(f"upsample_device must be 'auto', 'cpu' or 'cuda', got {requested!r}")
     if requested == "cpu" or (requested == "auto" and backend != "tensorrt"):
         return "cpu"
-    from runtime.cuda_util import gpu_available
     if not gpu_available():
         if requested == "cuda":
             raise ValueError("upsample_device='cuda' needs a CUDA GPU and driver; none found (use 'cpu')")
         return "cpu"
     try:
-        from runtime.upsample_cuda import default_upsampler
         default_upsampler()  # compiles (or loads from the cache) and loads the kernels now, not on the first frame
-    except Exception as e:  # noqa: BLE001 - NVRTC/driver errors of many kinds
+    except Exception as e:  # NVRTC/driver errors of many kinds
         if requested == "cuda":
             raise
         log.warning("CUDA upsampling unavailable (%s); upsampling on the CPU", e)

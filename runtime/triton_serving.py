@@ -17,7 +17,7 @@ import numpy as np
 from runtime.backends.base import Backend, BackendError
 from runtime.metadata import TRITON_META_PARAMETER, ModelMeta, read_meta
 from runtime.preprocess import Padding, padded_size, preprocess
-from runtime.segmenter import DEFAULT_CRF
+from runtime.segmenter import DEFAULT_CRF, Segmenter
 
 
 def model_parameters(model_config: str | dict) -> dict[str, str]:
@@ -95,8 +95,6 @@ class PostProcessor:
     argmax, labels): the same code, settings and defaults as the in-process runtime."""
 
     def __init__(self, meta: ModelMeta, settings: PostSettings) -> None:
-        from runtime.segmenter import Segmenter
-
         self.meta, self.settings = meta, settings
         self.segmenter = Segmenter(_NetworkElsewhere(meta, settings.pad_to),
                                    crf=settings.crf_preset if settings.crf else None,

@@ -16,6 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from runtime.upsample_cuda import default_upsampler
+
 try:
     from runtime import _upsample as _ext
 except ImportError:  # a source checkout without the compiled extension
@@ -81,7 +83,6 @@ def _cpu(op: str) -> Callable:
 def _run(op: str, x, size, align_corners, crop, device) -> np.ndarray:
     x, squeeze, size, crop = _check(x, size, crop)
     if device == "cuda":
-        from runtime.upsample_cuda import default_upsampler
         out = default_upsampler().run(op, x, size, crop, align_corners)
     elif device != "cpu":
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")

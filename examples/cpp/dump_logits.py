@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.segmenter import Segmenter
+from runtime.sources import open_source
+
 
 def save_atomic(path: Path, write) -> None:
     """write(binary file) into a temporary file beside ``path``, then rename it into place."""
@@ -38,9 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="auto")
     p.add_argument("--max-frames", type=int)
     args = p.parse_args(argv)
-
-    from runtime.segmenter import Segmenter
-    from runtime.sources import open_source
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from runtime import named
 from runtime.backends.base import Backend, BackendError
+from runtime.backends.ort import OnnxRuntimeBackend
+from runtime.backends.tensorrt import TensorRTBackend
+from runtime.backends.triton import TritonBackend
+from runtime.cuda_util import gpu_available
 
 __all__ = ["Backend", "BackendError", "BACKENDS", "ENGINE_SUFFIXES", "open_backend", "resolve_model", "select_backend"]
 
@@ -68,21 +72,16 @@ def open_backend(model: str | os.PathLike, backend: str = "auto", **options) -> 
     ``options`` go to the backend: ``meta=ModelMeta(...)`` overrides the model's own metadata (for models exported
     elsewhere); onnxruntime takes ``device`` (auto/cpu/cuda/tensorrt), ``providers``, ``threads``; tensorrt takes
     ``cuda_graph``; triton takes ``url`` and ``protocol``. The returned backend's ``reason`` says why it was chosen."""
-    from runtime.cuda_util import gpu_available
-
     backend = _ALIASES.get(backend, backend)
     path = resolve_model(model) if backend != "triton" else model
     has_trt = importlib.util.find_spec("tensorrt") is not None
     name, reason = select_backend(path, backend, has_gpu=gpu_available() if backend != "onnxruntime" else False,
                                   has_tensorrt=has_trt)
     if name == "onnxruntime":
-        from runtime.backends.ort import OnnxRuntimeBackend
         instance: Backend = OnnxRuntimeBackend(path, **options)
     elif name == "tensorrt":
-        from runtime.backends.tensorrt import TensorRTBackend
         instance = TensorRTBackend(path, **options)
     else:
-        from runtime.backends.triton import TritonBackend
         instance = TritonBackend(model, **options)
     log.info("backend %s (%s)", name, reason)
     instance.reason = reason

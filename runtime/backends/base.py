@@ -3,7 +3,7 @@ know to feed it (the input size for an image), why it was chosen, and whether it
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +19,15 @@ class BackendError(FrameError, RuntimeError):
 class BackendUnavailable(BackendError):
     """The backend's server or device is gone: every later frame would fail the same way, so a pipeline stops (not
     a frame error, although a :class:`BackendError`)."""
+
+
+@dataclass(frozen=True)
+class DeviceLogits:
+    """N×C×h×w logits in GPU memory (what the CUDA upsampler reads), valid until the backend's next inference."""
+
+    pointer: int                         # CUDA device address
+    shape: tuple[int, int, int, int]
+    dtype: np.dtype
 
 
 class Backend(ABC):
@@ -46,7 +55,7 @@ class Backend(ABC):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """N×3×H×W preprocessed input → N×C×h×w float32 logits in host memory."""
 
-    def infer_device(self, batch: np.ndarray) -> Any:
+    def infer_device(self, batch: np.ndarray) -> DeviceLogits:
         """Like :meth:`infer`, with the logits left in GPU memory for the CUDA upsampler; only where
         :attr:`device_output` is True."""
         raise BackendError(f"the {self.name} backend returns its logits in host memory only (use infer)")

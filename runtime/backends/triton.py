@@ -24,6 +24,7 @@ import numpy as np
 from runtime import named
 from runtime.backends.base import Backend, BackendError, BackendUnavailable
 from runtime.metadata import TRITON_META_PARAMETER, MetadataError, ModelMeta, read_meta
+from runtime.preprocess import to_bgr8
 
 DCNN_MODEL = "deeplab_dcnn"
 ENSEMBLE_MODEL = "deeplab"
@@ -201,8 +202,6 @@ class TritonPipeline:
 
     def segment(self, image_bgr: np.ndarray, probs: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """H×W×3 uint8 BGR -> (H×W labels, C×H×W probabilities if ``probs`` else None)."""
-        from runtime.preprocess import to_bgr8
-
         image = to_bgr8(image_bgr)[None]
         outputs = ["LABELS", "PROBS"] if probs else ["LABELS"]
         result = self._conn.infer(ENSEMBLE_PROBS_MODEL if probs else ENSEMBLE_MODEL, {"IMAGE": image}, outputs)

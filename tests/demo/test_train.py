@@ -2,6 +2,9 @@
 import pytest
 
 from demo.__main__ import main
+from demo.train import TrainConfig, _batch, _crop
+from demo.tune_crf import VOC, candidates, edge_warnings
+from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 
 torch = pytest.importorskip("torch")
 
@@ -21,8 +24,6 @@ def test_train_then_tune_crf(tmp_path):
                  "--onnx", str(onnx_file), "--sxy", "40", "--srgb", "10,5", "--weight", "12"]) == 0
     import onnx
 
-    from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
-
     props = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
     meta = ModelMeta.from_json(props[ONNX_METADATA_KEY])
     assert meta.extra["crf"]["preset"] == "voc"
@@ -35,8 +36,6 @@ def test_train_then_tune_crf(tmp_path):
 def test_batch_crops_are_height_by_width():
     import numpy as np
 
-    from demo.train import TrainConfig, _batch
-
     labels = np.zeros((2, 48, 64), np.uint8)
     labels[:, 10:20, 30:40] = 3
     x, y = _batch(np.random.default_rng(0), np.zeros((2, 48, 64, 3), np.uint8), labels,
@@ -47,8 +46,6 @@ def test_batch_crops_are_height_by_width():
 
 @pytest.mark.parametrize("text, expected", [("40", (40, 40)), ("64x48", (48, 64)), ("64X48", (48, 64))])
 def test_crop_argument(text, expected):
-    from demo.train import _crop
-
     assert _crop(text) == expected
 
 
@@ -60,8 +57,6 @@ def test_bad_crop_argument_is_rejected(text, capsys):
 
 
 def test_tune_crf_grid_and_edge_warnings():
-    from demo.tune_crf import VOC, candidates, edge_warnings
-
     grid = {"bilateral_sxy": (20.0, 40.0), "bilateral_weight": (4.0, 8.0, 12.0)}
     points = candidates(grid)
     assert points[0] == VOC and len(points) == 1 + 2 * 3

@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from export.compare import ModelStats, format_classes, format_summary
+from export.compare import ModelStats, compare, format_classes, format_summary
+from export.fp16 import convert
+from export.voc import write_classes, write_label, write_split
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,10 +72,6 @@ def test_tables_without_labels():
 
 
 def _voc(root: Path, n: int = 3) -> Path:
-    import cv2
-
-    from export.voc import write_classes, write_label, write_split
-
     (root / "JPEGImages").mkdir(parents=True)
     (root / "SegmentationClass").mkdir()
     rng = np.random.default_rng(0)
@@ -88,11 +87,6 @@ def _voc(root: Path, n: int = 3) -> Path:
 
 
 def test_compare_end_to_end(small_onnx, tmp_path):
-    pytest.importorskip("runtime.segmenter", reason="runtime.Segmenter is not on this branch yet")
-    pytest.importorskip("export.voc", reason="export.voc is not on this branch yet")
-    from export.compare import compare
-    from export.fp16 import convert
-
     data = _voc(tmp_path / "voc")
     fp16 = tmp_path / "small.fp16.onnx"
     convert(small_onnx, fp16)
@@ -113,12 +107,6 @@ def test_compare_end_to_end(small_onnx, tmp_path):
 
 
 def test_compare_image_directory_without_labels(small_onnx, tmp_path):
-    pytest.importorskip("runtime.segmenter", reason="runtime.Segmenter is not on this branch yet")
-    pytest.importorskip("export.voc", reason="export.voc is not on this branch yet")
-    import cv2
-
-    from export.compare import compare
-
     for i in range(2):
         cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((32, 48, 3), 60 * i, np.uint8))
     stats, _ = compare([str(small_onnx), str(small_onnx)], tmp_path, backend="onnxruntime", progress=False)

@@ -10,16 +10,16 @@ from export.evaluate import Evaluation, format_table
 
 torch = pytest.importorskip("torch")
 
+from demo.dataset import write_dataset  # noqa: E402
+from demo.scenes import CLASS_NAMES  # noqa: E402
+from export.checkpoint import save_checkpoint  # noqa: E402
+from export.model import DeepLabV2  # noqa: E402
+from export.onnx_export import export_onnx  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A 3-image generated VOC set and a small untrained checkpoint + ONNX with the demo's classes."""
-    from demo.dataset import write_dataset
-    from demo.scenes import CLASS_NAMES
-    from export.checkpoint import save_checkpoint
-    from export.model import DeepLabV2
-    from export.onnx_export import export_onnx
-
     root = tmp_path_factory.mktemp("eval")
     write_dataset(root / "data", 3, seed=5, width=72, height=56, val_fraction=1.0, progress=False)
     torch.manual_seed(0)

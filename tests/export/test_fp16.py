@@ -12,6 +12,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from export.fp16 import convert  # noqa: E402
+from export.onnx_export import export_onnx  # noqa: E402
 from export.onnx_graph import read_meta, topological_sort  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,8 +78,6 @@ def test_fp16_io(small_onnx, tmp_path):
 
 
 def test_msc_keeps_max_and_resize_scales_fp32(small_checkpoint, tmp_path):
-    from export.onnx_export import export_onnx
-
     src, out = tmp_path / "msc.onnx", tmp_path / "msc.fp16.onnx"
     export_onnx(small_checkpoint, src, msc=True, height=64, width=64)
     convert(src, out)

@@ -16,7 +16,9 @@ from onnx import numpy_helper  # noqa: E402
 
 from export.calibration import CalibrationError, open_calibration  # noqa: E402
 from export.int8 import place_for_tensorrt, quantize, residual_adds  # noqa: E402
+from export.onnx_export import export_onnx  # noqa: E402
 from export.onnx_graph import read_meta  # noqa: E402
+from runtime.preprocess import preprocess  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,8 +137,6 @@ def test_qdq_placed_where_tensorrt_fuses(int8_onnx):
 
 
 def test_runs_in_onnxruntime_and_agrees_with_fp32(small_onnx, int8_onnx):
-    from runtime.preprocess import preprocess
-
     meta = read_meta(onnx.load(str(small_onnx)))
     fp32 = ort.InferenceSession(str(small_onnx), providers=["CPUExecutionProvider"])
     int8 = ort.InferenceSession(str(int8_onnx), providers=["CPUExecutionProvider"])
@@ -223,8 +223,6 @@ def test_bad_inputs(small_onnx, int8_onnx, calib_dir, tmp_path):
 
 
 def test_msc_model(small_checkpoint, calib_dir, tmp_path):
-    from export.onnx_export import export_onnx
-
     src = tmp_path / "msc.onnx"
     export_onnx(small_checkpoint, src, msc=True, height=64, width=64)
     out = tmp_path / "msc.int8.onnx"

@@ -14,6 +14,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+import demo.assets
 from export import onnx_export
 from export.checkpoint import CheckpointError, load_model, save_checkpoint
 from export.model import MSC, output_size
@@ -108,8 +109,6 @@ def test_in_memory_export(small_checkpoint):
 
 
 def test_demo_resolves_to_bundled_checkpoint(small_checkpoint, tmp_path, monkeypatch):
-    import demo.assets
-
     monkeypatch.setattr(demo.assets, "checkpoint_path", lambda: small_checkpoint)
     result = export_onnx("demo", tmp_path / "demo.onnx", height=33, width=33)
     assert result.meta.source_sha256 == sha256_file(small_checkpoint)

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from export.compare import compare
+from export.fp16 import convert
+from export.int8 import quantize
+
 REPO = Path(__file__).resolve().parents[2]
 CALIB = REPO / "calib_data"
 HELD_OUT_SEED = 11  # not used for training (1), the test set (2), calibration (3) or the video (7)
@@ -38,9 +42,6 @@ def held_out(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_variants(tmp_path_factory) -> tuple[Path, Path, Path]:
-    from export.fp16 import convert
-    from export.int8 import quantize
-
     d = tmp_path_factory.mktemp("demo")
     fp32 = _demo_onnx()
     int8, fp16 = d / "demo.int8.onnx", d / "demo.fp16.onnx"
@@ -50,8 +51,6 @@ def demo_variants(tmp_path_factory) -> tuple[Path, Path, Path]:
 
 
 def test_demo_int8_and_fp16_agree_with_fp32(demo_variants, held_out):
-    from export.compare import compare
-
     fp32, fp16, int8 = demo_variants
     stats, _ = compare([str(fp32), str(fp16), str(int8)], held_out, backend="onnxruntime", progress=False)
     ref, half, quant = stats

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from demo import assets
 from runtime import Segmenter
-from runtime.infer import main
+from runtime.infer import describe_crf, main
 
 
 def _images(directory, n=3):
@@ -123,7 +124,6 @@ def test_ctrl_c_finalizes_the_video(tmp_path, tiny_onnx, videos):
 
 def test_demo_defaults(capsys):
     """`--source demo` / `--model demo` name the bundled assets; a checkout without them says so in one line."""
-    from demo import assets
     if assets.onnx_path().is_file() and assets.video_path().is_file():
         assert main(["--max-frames", "3", "--no-progress"]) == 0
         out = capsys.readouterr().out
@@ -140,8 +140,6 @@ def test_demo_defaults(capsys):
     ({"preset": "voc", "iterations": 3, "bilateral_sxy": 40.0}, "voc preset with bilateral_sxy=40, iterations=3"),
 ])
 def test_describe_crf(settings, text):
-    from runtime.infer import describe_crf
-
     assert describe_crf(settings) == text
 
 

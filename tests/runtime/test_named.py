@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import demo.assets
 from runtime import named
 from runtime.backends import resolve_model
 from runtime.sources import SourceError, open_source
@@ -16,8 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_is_a_declared_name():
-    import demo.assets
-
     assert named.is_name("demo") and not named.is_name("model.onnx")
     assert named.resolve("demo", "model") == demo.assets.onnx_path()
     assert named.resolve("demo", "checkpoint") == demo.assets.checkpoint_path()
@@ -34,8 +33,6 @@ def test_other_specs_pass_through():
 
 
 def test_a_missing_named_file_is_one_line_in_the_callers_error(monkeypatch, tmp_path):
-    import demo.assets
-
     monkeypatch.setattr(demo.assets, "video_path", lambda: tmp_path / "absent.mp4")
     with pytest.raises(SourceError, match=r"^the bundled demo video is missing \(.*absent.mp4\)$"):
         open_source("demo")
@@ -65,7 +62,7 @@ sys.modules["demo"] = None  # `import demo` raises ImportError, as in a checkout
 import runtime, crf
 import runtime.infer, runtime.pipeline, runtime.segmenter, runtime.sources, runtime.backends.ort
 import export.cli, export.onnx_export, export.evaluate, export.triton
-from runtime.backends import resolve_model
+from runtime.backends import BackendError, resolve_model
 from runtime.sources import SourceError, open_source
 for call, error in ((lambda: resolve_model("demo"), BackendError), (lambda: open_source("demo"), SourceError)):
     try:

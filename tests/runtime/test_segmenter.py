@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from runtime import Segmenter
+from runtime.cuda_util import gpu_available
 from runtime.metadata import ModelMeta
-from runtime.preprocess import ImageError
-from runtime.segmenter import crf_settings
+from runtime.preprocess import ImageError, preprocess
+from runtime.segmenter import CrfUnavailable, _upsample_device, crf_settings
 
 
 def _image(h, w, seed=0):
@@ -111,7 +112,6 @@ def test_with_crf_and_warm_start(tiny_onnx):
 def test_crf_missing_is_a_clear_error(tiny_onnx, monkeypatch):
     import sys
 
-    from runtime.segmenter import CrfUnavailable
     monkeypatch.setitem(sys.modules, "crf", None)
     with pytest.raises(CrfUnavailable, match="--no-crf"):
         Segmenter(tiny_onnx, crf="voc")
@@ -119,7 +119,6 @@ def test_crf_missing_is_a_clear_error(tiny_onnx, monkeypatch):
 
 @pytest.mark.parametrize("order, scale", [("BGR", (1.0, 1.0, 1.0)), ("RGB", (0.5, 0.25, 2.0))])
 def test_preprocess_matches_the_reference_formula(order, scale):
-    from runtime.preprocess import preprocess
     meta = ModelMeta(class_names=("a",), channel_order=order, scale=scale, mean=(10.0, 20.0, 30.5))
     image = _image(21, 30)
     x, padding = preprocess(image, meta)
@@ -133,7 +132,6 @@ def test_preprocess_matches_the_reference_formula(order, scale):
 
 
 def test_cuda_upsampling_without_a_gpu_is_a_clear_error(tiny_onnx):
-    from runtime.cuda_util import gpu_available
     if gpu_available():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
@@ -148,10 +146,8 @@ def test_bad_crf_settings_fail_at_start(tiny_onnx, crf, match):
 
 
 def test_upsample_device_resolution():
-    from runtime.segmenter import _upsample_device
     assert _upsample_device("auto", "onnxruntime") == "cpu"
     assert _upsample_device("cpu", "tensorrt") == "cpu"
-    from runtime.cuda_util import gpu_available
     if not gpu_available():
         assert _upsample_device("auto", "tensorrt") == "cpu"  # no GPU: the CPU, silently
     with pytest.raises(ValueError, match="'auto', 'cpu' or 'cuda'"):

@@ -13,12 +13,12 @@ import pytest
 pytest.importorskip("tritonclient.http")
 pytest.importorskip("tritonclient.grpc")
 
-from export.triton import RepositoryOptions, write_repository  # noqa: E402
-from export.triton_server import LocalTritonServer, TritonServerError, find_tritonserver, free_port  # noqa: E402
-from runtime.backends import BackendError, open_backend  # noqa: E402
-from runtime.backends.base import BackendUnavailable  # noqa: E402
-from runtime.backends.triton import TritonBackend, TritonPipeline  # noqa: E402
-from runtime.segmenter import Segmenter  # noqa: E402
+from export.triton import RepositoryOptions, write_repository
+from export.triton_server import LocalTritonServer, TritonServerError, find_tritonserver, free_port
+from runtime.backends import BackendError, open_backend
+from runtime.backends.base import BackendUnavailable
+from runtime.backends.triton import TritonBackend, TritonPipeline
+from runtime.segmenter import Segmenter
 
 try:
     find_tritonserver()

@@ -1,6 +1,6 @@
 // open_engine with TensorRT (8.5 through 10.x/11.x): the name-based I/O API (setInputShape, setTensorAddress,
 // enqueueV3), device buffers allocated once and grown only when a larger frame arrives.
-// Compiled only when TensorRT's headers and libraries are found; it has not run on the machines this was written on.
+// Compiled only when TensorRT's headers and libraries are found.
 #include <NvInferRuntime.h>
 #include <NvInferVersion.h>
 #include <cuda_runtime_api.h>

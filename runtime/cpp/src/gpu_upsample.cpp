@@ -1,5 +1,5 @@
 // GpuUpsample: the CUDA kernels of deeplab::upsample (runtime/kernels/bilinear_softmax.cu) on logits a TensorRT
-// engine left in device memory. Without CUDA this class is never usable. Not run yet: no GPU on the build machines.
+// engine left in device memory. Without CUDA this class is never usable.
 #include "deeplab/error.hpp"
 #include "deeplab/upsample.hpp"
 #include "stages.hpp"
