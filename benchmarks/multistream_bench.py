@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demo.video import write_video  # noqa: E402
-from runtime.atomic import atomic_write_text  # noqa: E402
-from runtime.multistream import MultiStream  # noqa: E402
-from runtime.segmenter import Segmenter  # noqa: E402
+from demo.video import write_video
+from runtime.atomic import atomic_write_text
+from runtime.multistream import MultiStream
+from runtime.segmenter import Segmenter
 
 MODES = ("one at a time", "batched")
 
