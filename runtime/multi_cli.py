@@ -87,8 +87,7 @@ def run_multi(args: argparse.Namespace, seg: Segmenter, specs: list[StreamSpec])
     address = parse_address(args.serve) if args.serve else None
     board = LiveBoard([s.name for s in specs]) if address else None
     multi = MultiStream(seg, specs, max_batch=args.batch, gather_ms=args.gather_ms, reconnect=args.reconnect,
-                        stall_timeout=args.stall_timeout, duration=args.duration, sinks=sink_factory(args, board),
-                        max_in_flight=max(1, min(args.max_in_flight or 2, 4)))
+                        stall_timeout=args.stall_timeout, duration=args.duration, sinks=sink_factory(args, board))
     reason = seg.backend.reason
     server = None
     if board is not None and address is not None:
