@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -15,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
+from runtime.atomic import atomic_write_bytes, atomic_write_text
 from runtime.metadata import ModelMeta
 from runtime.preprocess import ImageError, preprocess
 from runtime.sources import IMAGE_SUFFIXES, read_image
@@ -195,3 +197,70 @@ def fixed_shape_batches(source: CalibrationSource, meta: ModelMeta, shape: tuple
         if len(batch) == n:
             yield np.stack(batch)
             batch = []
+
+
+# How fixed_shape_batches turns an image into a calibration input; part of the implicit-calibration cache key, so a
+# change here must change this text.
+FIXED_SHAPE_PREPROCESSING = "fit_within INTER_AREA, runtime.preprocess, zero pad to the shape, last partial batch dropped"
+CACHE_KEY_SUFFIX = ".key.json"
+
+
+def implicit_cache_key(source: CalibrationSource, meta: ModelMeta, shape: tuple[int, ...], onnx_sha256: str,
+                       calibrator: str, tensorrt_version: str) -> dict[str, Any]:
+    """What a TensorRT implicit-calibration cache depends on: the model (its ONNX's SHA-256), the data (its
+    fingerprint), how the data becomes inputs (preprocessing and the calibration shape), the calibrator and the
+    TensorRT version that wrote it."""
+    return {
+        "onnx_sha256": onnx_sha256,
+        "data_sha256": source.fingerprint(),
+        "preprocessing": {"method": FIXED_SHAPE_PREPROCESSING, "channel_order": meta.channel_order,
+                          "mean": list(meta.mean), "scale": list(meta.scale), "output_stride": meta.output_stride},
+        "shape": [int(d) for d in shape],
+        "calibrator": calibrator,
+        "tensorrt_version": tensorrt_version,
+    }
+
+
+class CalibrationCache:
+    """A TensorRT calibration cache file that is only read back for the key it was written under.
+
+    The cache keeps TensorRT's own format (trtexec reads it too); the key lives beside it in ``<cache>.key.json``. A
+    cache without a key, or with another key, is ignored and replaced after calibrating again."""
+
+    def __init__(self, path: str | Path, key: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.key_path = self.path.with_name(self.path.name + CACHE_KEY_SUFFIX)
+        self.key = key
+
+    def stored_key(self) -> dict[str, Any] | None:
+        try:
+            stored = json.loads(self.key_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return stored if isinstance(stored, dict) else None
+
+    def mismatch(self) -> str | None:
+        """Why an existing cache file cannot be reused (None: it can, or there is none)."""
+        if not self.path.is_file():
+            return None
+        stored = self.stored_key()
+        if stored is None:
+            return f"calibration cache {self.path} has no key file {self.key_path.name}"
+        differ = sorted(k for k in self.key.keys() | stored.keys() if self.key.get(k) != stored.get(k))
+        if differ:
+            return f"calibration cache {self.path} was made with another {', '.join(differ)}"
+        return None
+
+    def read(self) -> bytes | None:
+        """The cache's bytes when it was written for this key, else None (TensorRT then calibrates)."""
+        if not self.path.is_file() or self.mismatch() is not None:
+            return None
+        return self.path.read_bytes()
+
+    def write(self, data: bytes) -> None:
+        """Write the cache and then its key, each atomically; the old key goes first, so a crash in between leaves a
+        cache without a key (ignored), never a cache under a key it was not made for."""
+        self.key_path.unlink(missing_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.path, data)
+        atomic_write_text(self.key_path, json.dumps(self.key, indent=2, sort_keys=True) + "\n")

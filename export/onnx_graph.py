@@ -17,6 +17,25 @@ def read_meta(model: Any, source: str = "the ONNX") -> ModelMeta:
                               "export it with `python -m export onnx`")
 
 
+# ONNX TensorProto element types a DeepLab graph can have at its boundary -> numpy dtype names.
+ONNX_FLOAT_DTYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+
+
+def io_tensor(model: Any, name: str) -> tuple[str, tuple[int, ...]]:
+    """(numpy dtype name, dims with -1 where dynamic) of graph input or output ``name``; ValueError if it is missing,
+    not a float tensor, or of unknown rank."""
+    graph = {v.name: v for v in (*model.graph.input, *model.graph.output)}
+    if name not in graph:
+        raise ValueError(f"the metadata names tensor {name!r}, the graph has {sorted(graph)}")
+    t = graph[name].type.tensor_type
+    if t.elem_type not in ONNX_FLOAT_DTYPES:
+        raise ValueError(f"tensor {name!r} has ONNX element type {t.elem_type}, not a float type")
+    if not t.HasField("shape"):
+        raise ValueError(f"tensor {name!r} has no shape in the graph")
+    dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in t.shape.dim)
+    return ONNX_FLOAT_DTYPES[t.elem_type], dims
+
+
 def write_meta(model: Any, meta: ModelMeta, keep_from: Any | None = None) -> None:
     """Set the ``deeplab`` metadata property; other properties are kept (taken from ``keep_from`` when given: converters
     may drop them)."""

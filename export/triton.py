@@ -11,6 +11,11 @@ The repository holds four models (templates in ``export/triton_models/``):
 
 Every model's config carries the :class:`runtime.metadata.ModelMeta` JSON as the parameter ``deeplab_meta``, so
 Python models and clients read the preprocessing and class names from the server itself.
+
+The network's input and output keep the model's own data types (an fp16-I/O ONNX or engine is served as FP16):
+``deeplab_pre`` casts its output and ``deeplab_post`` its input to them. A model whose batch dimension is fixed (an
+ONNX with a static N, an engine whose profile has one N) cannot take Triton's batch dimension: every model of the
+repository then has ``max_batch_size: 0`` and full dims, N included.
 """
 from __future__ import annotations
 
@@ -22,17 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from export.onnx_graph import read_meta
+import numpy as np
+
+from export.onnx_graph import io_tensor, read_meta
 from runtime import named
 from runtime.backends import ENGINE_SUFFIXES
+from runtime.backends.triton import TRITON_FLOAT_DTYPES
 from runtime.engine_info import read_sidecar, sidecar_path
 from runtime.metadata import TRITON_META_PARAMETER, MetadataError, ModelMeta
 
 DCNN_BACKENDS = ("tensorrt_plan", "onnxruntime_onnx", "python")
 MODEL_NAMES = ("deeplab", "deeplab_probs", "deeplab_pre", "deeplab_dcnn", "deeplab_post")
 TEMPLATES = Path(__file__).with_name("triton_models")
-# Triton data types of the ONNX element types a DeepLab graph can have at its boundary.
-_ONNX_TO_TRITON = {1: "TYPE_FP32", 10: "TYPE_FP16", 11: "TYPE_FP64", 16: "TYPE_BF16"}
+# numpy dtype name -> Triton data type, for the types deeplab_pre and deeplab_post can cast to and from.
+_DTYPE_TO_TRITON = {np.dtype(v).name: k for k, v in TRITON_FLOAT_DTYPES.items()}
 
 
 class TritonExportError(RuntimeError):
@@ -58,6 +66,20 @@ class SourceModel:
     input: TensorSpec
     output: TensorSpec
     max_batch: int | None  # the largest batch the model accepts (an engine profile's max N); None = any
+    fixed_batch: int | None = None  # the one N the model takes (a static ONNX N, a one-N engine profile); None = any
+
+    def lead_dims(self) -> tuple[int, ...]:
+        """What precedes a tensor's dims in the configs: nothing when Triton batches, the fixed N when it cannot."""
+        return () if self.fixed_batch is None else (self.fixed_batch,)
+
+
+def triton_type(dtype: str, what: str) -> str:
+    """The Triton data type of a network tensor of numpy dtype name ``dtype``; a type deeplab_pre/deeplab_post cannot
+    cast to (bfloat16: numpy has none) is a :class:`TritonExportError`."""
+    if dtype not in _DTYPE_TO_TRITON:
+        raise TritonExportError(f"{what} is {dtype}: deeplab_pre and deeplab_post cast only to "
+                                f"{', '.join(_DTYPE_TO_TRITON)}; export the model with float32 or float16 I/O")
+    return _DTYPE_TO_TRITON[dtype]
 
 
 def load_source(model: str | os.PathLike[str]) -> SourceModel:
@@ -84,33 +106,36 @@ def _onnx_source(path: Path) -> SourceModel:
         meta = read_meta(proto, str(path))
     except MetadataError as e:
         raise TritonExportError(str(e)) from None
-    graph = {v.name: v for v in (*proto.graph.input, *proto.graph.output)}
 
-    def spec(name: str) -> tuple[TensorSpec, int | None]:
-        if name not in graph:
-            raise TritonExportError(f"{path}: the metadata names tensor {name!r}, the graph has {sorted(graph)}")
-        t = graph[name].type.tensor_type
-        if t.elem_type not in _ONNX_TO_TRITON:
-            raise TritonExportError(f"{path}: tensor {name!r} has ONNX element type {t.elem_type}, not a float type")
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in t.shape.dim]
+    def spec(name: str) -> tuple[TensorSpec, int]:
+        try:
+            dtype, dims = io_tensor(proto, name)
+        except ValueError as e:
+            raise TritonExportError(f"{path}: {e}") from None
         if len(dims) != 4:
             raise TritonExportError(f"{path}: tensor {name!r} has {len(dims)} dimensions, expected N×C×H×W")
-        return TensorSpec(name, _ONNX_TO_TRITON[t.elem_type], tuple(dims[1:])), (dims[0] if dims[0] > 0 else None)
+        return TensorSpec(name, triton_type(dtype, f"{path}: tensor {name!r}"), dims[1:]), dims[0]
 
     inp, batch = spec(meta.input_name)
     out, _ = spec(meta.output_name)
     if out.dims[0] not in (-1, meta.n_classes):
         raise TritonExportError(f"{path}: the graph outputs {out.dims[0]} classes, its metadata lists {meta.n_classes}")
-    return SourceModel(path, "onnx", meta, inp, TensorSpec(out.name, out.data_type, (meta.n_classes, -1, -1)), batch)
+    fixed = batch if batch > 0 else None
+    return SourceModel(path, "onnx", meta, inp, TensorSpec(out.name, out.data_type, (meta.n_classes, -1, -1)), fixed,
+                       fixed)
 
 
 def _engine_source(path: Path) -> SourceModel:
     meta, info = read_sidecar(path)
     lo, hi = info.profile["min"], info.profile["max"]
     hw = tuple(lo[i] if lo[i] == hi[i] else -1 for i in (2, 3))
-    # TensorRT engines of this toolkit keep float32 inputs and outputs at every precision (see docs/precision.md).
-    return SourceModel(path, "engine", meta, TensorSpec(meta.input_name, "TYPE_FP32", (3, *hw)),
-                       TensorSpec(meta.output_name, "TYPE_FP32", (meta.n_classes, -1, -1)), int(hi[0]))
+    # The engine's I/O types are its ONNX's, recorded in the sidecar by `export engine`.
+    return SourceModel(path, "engine", meta,
+                       TensorSpec(meta.input_name, triton_type(info.input_dtype, f"{path}: the engine's input"),
+                                  (3, *hw)),
+                       TensorSpec(meta.output_name, triton_type(info.output_dtype, f"{path}: the engine's output"),
+                                  (meta.n_classes, -1, -1)),
+                       int(hi[0]), int(hi[0]) if lo[0] == hi[0] else None)
 
 
 @dataclass(frozen=True)
@@ -168,7 +193,10 @@ def _instance_group(count: int, kind: str) -> str:
 
 
 def max_batch_size(src: SourceModel, opts: RepositoryOptions) -> int:
-    """``--max-batch``, capped by what the model accepts (an engine profile's largest N)."""
+    """``--max-batch``, capped by what the model accepts (an engine profile's largest N); 0 (no Triton batching) when
+    the model's N is fixed."""
+    if src.fixed_batch is not None:
+        return 0
     return min(opts.max_batch, src.max_batch) if src.max_batch else opts.max_batch
 
 
@@ -197,11 +225,20 @@ def dcnn_config(src: SourceModel, backend: str, opts: RepositoryOptions) -> str:
             'parameters: {', '  key: "model_filename"', f'  value: {{ string_value: "{dcnn_filename(src, backend)}" }}',
             '}', 'parameters: {', '  key: "runtime_backend"', '  value: { string_value: "auto" }', '}'])
     model_filename = (f'default_model_filename: "{dcnn_filename(src, backend)}"' if backend != "python" else "")
+    if src.fixed_batch is None:
+        batching = ("# Dynamic batching: requests for frames of the same size are run as one batch. Raise the queue "
+                    "delay to trade\n# latency for larger batches (many cameras), lower it for single-stream "
+                    f"latency.\ndynamic_batching {{\n  max_queue_delay_microseconds: {opts.queue_delay_us}\n}}")
+    else:
+        batching = (f"# The model's batch dimension is fixed at {src.fixed_batch}: no Triton batching "
+                    "(max_batch_size 0, N in the dims).")
+    lead = src.lead_dims()
     return _render("deeplab_dcnn.pbtxt", variant=backend, stride=src.meta.output_stride, source=src.path.name,
                    platform=platform, max_batch=max_batch, model_filename=model_filename,
-                   input_name=src.input.name, input_type=src.input.data_type, input_dims=_dims(src.input.dims),
-                   output_name=src.output.name, output_type=src.output.data_type, output_dims=_dims(src.output.dims),
-                   queue_delay_us=opts.queue_delay_us, instance_group=group, optimization=optimization,
+                   input_name=src.input.name, input_type=src.input.data_type,
+                   input_dims=_dims((*lead, *src.input.dims)), output_name=src.output.name,
+                   output_type=src.output.data_type, output_dims=_dims((*lead, *src.output.dims)),
+                   batching=batching, instance_group=group, optimization=optimization,
                    meta=pbtxt_string(src.meta.to_json()), parameters=parameters)
 
 
@@ -216,13 +253,20 @@ def _pad_to(src: SourceModel) -> str:
     return "x".join(map(str, fixed)) if fixed else ""
 
 
+def _lead(src: SourceModel) -> str:
+    """The fixed N and a comma, to put before a tensor's dims in a template ("" when Triton batches)."""
+    return "".join(f"{n}, " for n in src.lead_dims())
+
+
 def pre_config(src: SourceModel, max_batch: int, opts: RepositoryOptions) -> str:
-    return _render("deeplab_pre.pbtxt", max_batch=max_batch, input_dims=_dims(src.input.dims),
-                   instances=opts.instances, meta=pbtxt_string(src.meta.to_json()), pad_to=_pad_to(src))
+    return _render("deeplab_pre.pbtxt", max_batch=max_batch, lead=_lead(src), input_type=src.input.data_type,
+                   input_dims=_dims((*src.lead_dims(), *src.input.dims)), instances=opts.instances,
+                   meta=pbtxt_string(src.meta.to_json()), pad_to=_pad_to(src))
 
 
 def post_config(src: SourceModel, max_batch: int, opts: RepositoryOptions) -> str:
-    return _render("deeplab_post.pbtxt", max_batch=max_batch, logit_dims=_dims(src.output.dims), pad_to=_pad_to(src),
+    return _render("deeplab_post.pbtxt", max_batch=max_batch, lead=_lead(src), logit_type=src.output.data_type,
+                   logit_dims=_dims((*src.lead_dims(), *src.output.dims)), pad_to=_pad_to(src),
                    labels_type=labels_type(src.meta), n_classes=src.meta.n_classes, instances=opts.instances,
                    meta=pbtxt_string(src.meta.to_json()), crf="true" if opts.crf else "false",
                    crf_preset=opts.crf_preset,
@@ -233,11 +277,11 @@ def ensemble_config(src: SourceModel, backend: str, max_batch: int, probs: bool 
     """``deeplab`` (LABELS) or, with ``probs``, ``deeplab_probs`` (LABELS + PROBS). Two ensembles because an
     ensemble asks its steps for every output it maps: labels-only clients must not pay for C×H×W probabilities."""
     probs_output = (',\n  {\n    name: "PROBS"\n    data_type: TYPE_FP32\n'
-                    f'    dims: [ {src.meta.n_classes}, -1, -1 ]\n  }}') if probs else ""
+                    f'    dims: [ {_lead(src)}{src.meta.n_classes}, -1, -1 ]\n  }}') if probs else ""
     probs_map = '\n      output_map { key: "PROBS" value: "PROBS" }' if probs else ""
     return _render("deeplab.pbtxt", name="deeplab_probs" if probs else "deeplab", variant=backend,
                    summary="LABELS (N×H×W) and PROBS (N×C×H×W)" if probs else "LABELS (N×H×W)",
-                   max_batch=max_batch, labels_type=labels_type(src.meta), probs_output=probs_output,
+                   max_batch=max_batch, lead=_lead(src), labels_type=labels_type(src.meta), probs_output=probs_output,
                    probs_map=probs_map, input_name=src.input.name, output_name=src.output.name)
 
 

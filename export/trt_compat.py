@@ -37,6 +37,7 @@ class TrtFeatures:
     hardware_levels: frozenset[str] = field(default_factory=frozenset)  # members of trt.HardwareCompatibilityLevel
     progress_monitor: bool = False  # trt.IProgressMonitor / config.progress_monitor (10.0+)
     implicit_calibrators: bool = False  # trt.IInt8EntropyCalibrator2 / IInt8MinMaxCalibrator (removed in 11)
+    calibration_profile: bool = False  # IBuilderConfig.set_calibration_profile (8.x-10.x, removed in 11)
     parser_error_node_names: bool = False  # ParserError.node_name() / node_operator() (10.0+)
 
     @property
@@ -64,7 +65,7 @@ def documented_features(version: str | tuple[int, ...]) -> TrtFeatures:
     if major >= 10:
         net.add("STRONGLY_TYPED")
     levels = {"NONE", "AMPERE_PLUS"} if v >= (8, 6, 0) else set()
-    if major >= 11:
+    if v >= (10, 10, 0):  # absent from the 10.3 bindings, present in 10.13, 10.16 and 11.1
         levels.add("SAME_COMPUTE_CAPABILITY")
     return TrtFeatures(
         version=v,  # type: ignore[arg-type]
@@ -73,6 +74,7 @@ def documented_features(version: str | tuple[int, ...]) -> TrtFeatures:
         hardware_levels=frozenset(levels),
         progress_monitor=major >= 10,
         implicit_calibrators=major < 11,
+        calibration_profile=major < 11,
         parser_error_node_names=major >= 10,
     )
 
@@ -91,6 +93,7 @@ def probe(trt: Any) -> TrtFeatures:
         hardware_levels=members("HardwareCompatibilityLevel"),
         progress_monitor=hasattr(trt, "IProgressMonitor"),
         implicit_calibrators=hasattr(trt, "IInt8EntropyCalibrator2") and hasattr(trt, "IInt8MinMaxCalibrator"),
+        calibration_profile=hasattr(getattr(trt, "IBuilderConfig", None), "set_calibration_profile"),
         parser_error_node_names=parser_error is not None and hasattr(parser_error, "node_name"),
     )
 
@@ -130,6 +133,28 @@ def _rebuild_hint(precision: str) -> str:
     return "make an FP16 model first: python -m export fp16 MODEL.onnx -o MODEL.fp16.onnx"
 
 
+def check_precision(precision: str, onnx_precision: str, calibrator: str | None = None) -> None:
+    """Refuse a build whose recorded precision would not be the engine's: what the user asked for against what the
+    ONNX carries (on every TensorRT version, so it is checked before TensorRT is imported)."""
+    if precision not in PRECISIONS:
+        raise CompatError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if onnx_precision not in PRECISIONS:
+        raise CompatError(f"unknown ONNX precision {onnx_precision!r}")
+    if onnx_precision == "int8" and precision != "int8":
+        raise CompatError(f"the ONNX has Q/DQ nodes (INT8): build it with --precision int8, not {precision}")
+    if onnx_precision == "fp16" and precision == "fp32":
+        raise CompatError("the ONNX has fp16 weights: build it with --precision fp16, or build the FP32 ONNX")
+    if onnx_precision == "fp16" and precision == "int8":
+        raise CompatError("the ONNX has fp16 weights and no Q/DQ nodes, so an INT8 build of it would be FP16: "
+                          "quantize the FP32 ONNX instead (" + _rebuild_hint("int8") + ")")
+    if calibrator is not None:
+        if calibrator not in CALIBRATORS:
+            raise CompatError(f"calibrator must be one of {', '.join(CALIBRATORS)}, got {calibrator!r}")
+        if precision != "int8" or onnx_precision != "fp32":
+            raise CompatError("implicit calibration (--calib) applies only to --precision int8 on an FP32 ONNX "
+                              "without Q/DQ nodes")
+
+
 def plan_build(
     f: TrtFeatures,
     precision: str,
@@ -149,23 +174,10 @@ def plan_build(
     no strong typing, so Q/DQ needs the INT8 flag and fp16 tensors the FP16 flag; an FP32 ONNX gets FP16/INT8 builder
     flags on ≤ 10 only, INT8 from an FP32 ONNX needs an implicit calibrator (≤ 10 only).
     """
-    if precision not in PRECISIONS:
-        raise CompatError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if onnx_precision not in PRECISIONS:
-        raise CompatError(f"unknown ONNX precision {onnx_precision!r}")
+    check_precision(precision, onnx_precision, calibrator)
     v = f.version_text
-    if onnx_precision == "int8" and precision != "int8":
-        raise CompatError(f"the ONNX has Q/DQ nodes (INT8): build it with --precision int8, not {precision}")
-    if onnx_precision == "fp16" and precision == "fp32":
-        raise CompatError("the ONNX has fp16 weights: build it with --precision fp16, or build the FP32 ONNX")
-    if calibrator is not None:
-        if calibrator not in CALIBRATORS:
-            raise CompatError(f"calibrator must be one of {', '.join(CALIBRATORS)}, got {calibrator!r}")
-        if not f.implicit_calibrators:
-            raise CompatError(f"TensorRT {v} has no implicit INT8 calibrators (removed in 11): " + _rebuild_hint("int8"))
-        if precision != "int8" or onnx_precision != "fp32":
-            raise CompatError("implicit calibration (--calib) applies only to --precision int8 on an FP32 ONNX "
-                              "without Q/DQ nodes")
+    if calibrator is not None and not f.implicit_calibrators:
+        raise CompatError(f"TensorRT {v} has no implicit INT8 calibrators (removed in 11): " + _rebuild_hint("int8"))
 
     network: list[str] = []
     builder: list[str] = []
@@ -200,12 +212,12 @@ def plan_build(
             raise CompatError(f"--dla-core must be ≥ 0, got {dla_core}")
         if "GPU_FALLBACK" not in f.builder_flags:
             raise CompatError(f"TensorRT {v} has no GPU_FALLBACK builder flag")
+        if not dla_supported(f.version):
+            raise CompatError(f"TensorRT {v} has no DLA support: 10.7 was the last 10.x release with DLA, and 11.4.1 "
+                              "brings it back on Jetson AGX Orin (JetPack 7.2.2 or later); build without --dla-core")
         builder.append("GPU_FALLBACK")
         if precision == "fp32":
             notes.append("DLA runs only FP16/INT8 layers: an FP32 build falls back to the GPU for every layer")
-        if f.major >= 11:
-            notes.append("NVIDIA's TensorRT 11 documentation lists no DLA support up to 11.3: layers may all fall "
-                         "back to the GPU")
     if version_compatible:
         if "VERSION_COMPATIBLE" not in f.builder_flags:
             raise CompatError(f"version-compatible engines need TensorRT ≥ 8.6 (this is {v})")
@@ -217,6 +229,29 @@ def plan_build(
             raise CompatError("hardware compatibility cannot be combined with DLA")
     return BuildPlan(tuple(network), tuple(builder), CALIBRATORS.get(calibrator) if calibrator else None, level,
                      tuple(notes))
+
+
+def resolve_precision(requested: str | None, onnx_precision: str, calibrating: bool = False) -> str:
+    """The precision to build: what the user asked for, else INT8 when calibrating (``--calib``), else what the ONNX
+    carries. :func:`plan_build` then refuses a request the ONNX contradicts."""
+    if requested is not None:
+        return requested
+    return "int8" if calibrating else onnx_precision
+
+
+def dla_supported(version: tuple[int, int, int]) -> bool:
+    """Whether a TensorRT release builds for DLA: every release through 10.7, none from 10.8 to 11.4.0, and 11.4.1 on
+    (Jetson AGX Orin with JetPack 7.2.2+; NVIDIA's 11.3 migration guide and 11.4.1 release notes)."""
+    return version < (10, 8, 0) or version >= (11, 4, 1)
+
+
+def calibration_profile(
+    profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """The calibration's own profile: min = opt = max = the shape the calibrator feeds (the build profile's opt),
+    as NVIDIA's samples give ``config.set_calibration_profile``."""
+    opt = tuple(profile[1])
+    return opt, opt, opt
 
 
 def hardware_level(f: TrtFeatures, requested: str) -> str:
@@ -293,10 +328,23 @@ def resolve_profile(
     opt_shape: tuple[int, ...] | None,
     max_shape: tuple[int, ...] | None,
     stride: int = 8,
+    max_batch: int | None = None,
 ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """Fill in an optimization profile (defaults: 1×3×256×256 .. 1×3×512×512 .. 1×3×1024×1024), check
-    min ≤ opt ≤ max per dimension, 3 channels, H and W multiples of the output stride (the runtime pads to that)."""
+    min ≤ opt ≤ max per dimension, 3 channels, H and W multiples of the output stride (the runtime pads to that).
+
+    ``max_batch`` N sets the batch range: N from 1 (min) to N (opt and max), so batches of up to N frames run and
+    TensorRT tunes for full batches; a given shape whose N says otherwise is an error."""
+    if max_batch is not None:
+        if max_batch < 1:
+            raise CompatError(f"--max-batch must be ≥ 1, got {max_batch}")
+        for name, s, n in (("min", min_shape, 1), ("opt", opt_shape, max_batch), ("max", max_shape, max_batch)):
+            if s is not None and s[0] != n:
+                raise CompatError(f"--max-batch {max_batch} sets the batch range 1..{max_batch}: --{name}-shape "
+                                  f"{'x'.join(map(str, s))} must have N = {n} (or leave N to --max-batch)")
     opt = opt_shape or max_shape or min_shape or (1, 3, 512, 512)
+    if max_batch is not None:
+        opt = (max_batch, *opt[1:])
     mn = min_shape or tuple(min(o, d) for o, d in zip(opt, (1, 3, 256, 256)))
     mx = max_shape or tuple(max(o, d) for o, d in zip(opt, (1, 3, 1024, 1024)))
     for name, s in (("min", mn), ("opt", opt), ("max", mx)):

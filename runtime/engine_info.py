@@ -7,7 +7,8 @@ rebuilds the engine. Sidecar layout::
 
     {"meta": <ModelMeta dict>,
      "engine": {"tensorrt_version", "gpu_name", "compute_capability", "precision", "profile": {"min", "opt", "max"},
-                "onnx_sha256", "version_compatible", "hardware_compatibility", "built_at", "onnx_path", "dla_core"}}
+                "onnx_sha256", "version_compatible", "hardware_compatibility", "built_at", "onnx_path", "dla_core",
+                "input_dtype", "output_dtype"}}
 
 No TensorRT or GPU is needed to read, write or compare sidecars; :func:`current_platform` imports them lazily.
 """
@@ -47,6 +48,13 @@ class EngineInfo:
     built_at: str = ""
     onnx_path: str = ""
     dla_core: int | None = None
+    input_dtype: str = "float32"  # numpy dtype names of the engine's I/O tensors (the ONNX's: fp16 with --fp16-io)
+    output_dtype: str = "float32"
+
+    @property
+    def max_batch(self) -> int:
+        """The largest batch the engine takes: its profile's maximum N."""
+        return int(self.profile["max"][0])
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EngineInfo":

@@ -19,7 +19,6 @@ from runtime.metadata import TRITON_META_PARAMETER, ModelMeta, read_meta
 from runtime.preprocess import Padding, padded_size, preprocess
 from runtime.segmenter import DEFAULT_CRF, Segmenter
 
-
 def model_parameters(model_config: str | dict) -> dict[str, str]:
     """``parameters`` of a Triton model config (the JSON Triton hands ``initialize``) as ``{key: string_value}``."""
     config = json.loads(model_config) if isinstance(model_config, str) else model_config
@@ -43,11 +42,13 @@ def parse_pad_to(text: str) -> tuple[int, int] | None:
     return h, w
 
 
-def preprocess_batch(images: np.ndarray, meta: ModelMeta, pad_to: tuple[int, int] | None = None) -> np.ndarray:
-    """N×H×W×3 uint8 BGR -> N×3×H'×W' float32, each image by :func:`runtime.preprocess.preprocess`."""
+def preprocess_batch(images: np.ndarray, meta: ModelMeta, pad_to: tuple[int, int] | None = None,
+                     dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """N×H×W×3 uint8 BGR -> N×3×H'×W' of ``dtype`` (the network's input type), each image by
+    :func:`runtime.preprocess.preprocess`."""
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"IMAGE must be N×H×W×3 uint8 (BGR), got shape {images.shape}")
-    return np.concatenate([preprocess(image, meta, pad_to)[0] for image in images])
+    return np.concatenate([preprocess(image, meta, pad_to)[0] for image in images]).astype(dtype, copy=False)
 
 
 @dataclass(frozen=True)

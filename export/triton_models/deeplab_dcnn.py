@@ -6,6 +6,7 @@ import os
 import triton_python_backend_utils as pb_utils
 
 from runtime.backends import open_backend
+from runtime.backends.triton import tensor_dtype
 from runtime.triton_serving import from_triton, infer_grouped, model_meta, model_parameters, to_triton
 
 
@@ -21,6 +22,7 @@ class TritonPythonModel:
         path = os.path.join(args["model_repository"], args["model_version"], parameters["model_filename"])
         self.backend = open_backend(path, backend=parameters.get("runtime_backend", "auto") or "auto")
         self.input_name, self.output_name = meta.input_name, meta.output_name
+        self.output_dtype = tensor_dtype(args["model_config"], meta.output_name)  # the runtime returns float32
 
     def execute(self, requests):
         try:
@@ -29,7 +31,8 @@ class TritonPythonModel:
         except Exception as e:  # noqa: BLE001 - the whole batch failed (the runtime's error says why)
             error = pb_utils.TritonError(f"deeplab_dcnn: {e}")
             return [pb_utils.InferenceResponse(error=error) for _ in requests]
-        return [pb_utils.InferenceResponse([_output(self.output_name, out)]) for out in results]
+        return [pb_utils.InferenceResponse([_output(self.output_name, out.astype(self.output_dtype, copy=False))])
+                for out in results]
 
     def finalize(self):
         self.backend.close()

@@ -14,6 +14,7 @@ with that one-line error instead of failing frame after frame.
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -31,6 +32,23 @@ ENSEMBLE_MODEL = "deeplab"
 ENSEMBLE_PROBS_MODEL = "deeplab_probs"
 PROTOCOLS = ("http", "grpc")
 _NUMPY_TO_TRITON = {np.dtype(np.float32): "FP32", np.dtype(np.float16): "FP16", np.dtype(np.uint8): "UINT8"}
+# The config data types a DeepLab network tensor can have on the server, as numpy dtypes (numpy has no bfloat16).
+TRITON_FLOAT_DTYPES = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_FP64": np.float64}
+
+
+def tensor_dtype(model_config: str | dict, name: str) -> np.dtype:
+    """The numpy dtype of input or output ``name`` of a model config (the JSON Triton hands a Python model's
+    ``initialize``, or a client's ``get_model_config``): what a sender casts to so the receiver gets the type its
+    config declares."""
+    config = json.loads(model_config) if isinstance(model_config, str) else model_config
+    for tensor in (*config.get("input", []), *config.get("output", [])):
+        if tensor.get("name") == name:
+            data_type = tensor.get("data_type", "")
+            if data_type not in TRITON_FLOAT_DTYPES:
+                raise ValueError(f"tensor {name!r} is {data_type or 'untyped'}: only {', '.join(TRITON_FLOAT_DTYPES)} "
+                                 "are cast to")
+            return np.dtype(TRITON_FLOAT_DTYPES[data_type])
+    raise ValueError(f"the model config has no tensor {name!r}")
 
 
 def triton_model_name(model: str | os.PathLike[str] | None, default: str) -> str:
@@ -165,9 +183,16 @@ class TritonBackend(Backend):
         self._conn = _Connection(url, protocol, timeout_s)
         server_meta, config = self._conn.model_meta(self.model_name)
         self.meta = meta or server_meta
-        self.max_batch = max(1, int(config.get("max_batch_size", 1) or 1))
         inputs = {t.get("name"): [int(d) for d in t.get("dims", [])] for t in config.get("input", [])}
         dims = inputs.get(self.meta.input_name, [])
+        self.max_batch = int(config.get("max_batch_size", 0) or 0)
+        if self.max_batch == 0 and len(dims) == 4:  # a fixed batch dimension: the dims start with N
+            self.max_batch, dims = max(1, dims[0]), dims[1:]
+        self.max_batch = max(1, self.max_batch)
+        try:
+            self._dtype = tensor_dtype(config, self.meta.input_name)
+        except ValueError as e:
+            raise BackendError(f"Triton model {self.model_name!r}: {e}") from None
         # An engine built for one input size: the runtime pads every frame to it (as with a local engine).
         self.fixed_input_size = (dims[1], dims[2]) if len(dims) == 3 and min(dims[1:]) > 0 else None
         self.device = f"triton {self._conn.protocol}://{self._conn.url}/{self.model_name}"
@@ -178,11 +203,11 @@ class TritonBackend(Backend):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise BackendError(f"input must be N×3×H×W, got shape {batch.shape}")
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        batch = np.ascontiguousarray(batch, dtype=self._dtype)  # the type the server's config declares
         name, out = self.meta.input_name, self.meta.output_name
         parts = [self._conn.infer(self.model_name, {name: batch[i:i + self.max_batch]}, [out])[out]
                  for i in range(0, batch.shape[0], self.max_batch)]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return np.asarray(np.concatenate(parts) if len(parts) > 1 else parts[0], dtype=np.float32)
 
     def close(self) -> None:
         self._conn.close()

@@ -23,15 +23,16 @@ from runtime.metadata import ONNX_METADATA_KEY, ModelMeta  # noqa: E402
 CLASSES = ("background", "road", "car", "person", "tree")
 
 
-def tiny_onnx(path: Path, n_classes: int = len(CLASSES), with_meta: bool = True) -> Path:
-    """A stride-8 conv as a stand-in network: image N×3×H×W (dynamic) -> logits N×C×H/8×W/8, with metadata."""
+def tiny_onnx(path: Path, n_classes: int = len(CLASSES), with_meta: bool = True, batch: int | str = "batch") -> Path:
+    """A stride-8 conv as a stand-in network: image N×3×H×W (dynamic, or N fixed by ``batch``) -> logits
+    N×C×H/8×W/8, with metadata."""
     from onnx import TensorProto, helper, numpy_helper
 
     w = np.random.default_rng(0).normal(0, 0.01, (n_classes, 3, 8, 8)).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("Conv", ["image", "w"], ["logits"], strides=[8, 8])], "tiny",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_classes, "h", "w"])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, "height", "width"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, n_classes, "h", "w"])],
         [numpy_helper.from_array(w, "w")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -47,13 +48,13 @@ def model(tmp_path_factory) -> Path:
     return tiny_onnx(tmp_path_factory.mktemp("model") / "tiny.onnx")
 
 
-def fake_engine(tmp_path: Path, profile: dict[str, list[int]]) -> Path:
+def fake_engine(tmp_path: Path, profile: dict[str, list[int]], io_dtype: str = "float32") -> Path:
     """An engine file as the exporter leaves it (bytes + sidecar). The writer never deserializes it."""
     engine_info = pytest.importorskip("runtime.engine_info")
     path = tmp_path / "model.plan"
     path.write_bytes(b"not deserialized by the repository writer")
     info = engine_info.EngineInfo(tensorrt_version="10.3.0", gpu_name="Orin", compute_capability="8.7",
-                                  precision="fp16", profile=profile)
+                                  precision="fp16", profile=profile, input_dtype=io_dtype, output_dtype=io_dtype)
     engine_info.write_sidecar(path, ModelMeta(class_names=CLASSES), info)
     return path
 
@@ -189,6 +190,76 @@ def test_tensorrt_variant_dynamic_profile(tmp_path):
     configs = load_configs(repo)
     assert list(configs["deeplab_dcnn"].input[0].dims) == [3, -1, -1]
     assert configs["deeplab_pre"].parameters["pad_to"].string_value == ""
+    check_ensemble(configs)
+
+
+def _io(config: mc.ModelConfig) -> dict[str, tuple[int, list[int]]]:
+    return {t.name: (t.data_type, list(t.dims)) for t in (*config.input, *config.output)}
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime_onnx", "python"])
+def test_fp16_io_model_is_served_in_fp16(model, tmp_path, backend):
+    """`export fp16 --fp16-io` gives fp16 I/O: deeplab_dcnn declares it, deeplab_pre casts to it and deeplab_post
+    reads it (an FP32 config in front of an FP16 network does not load)."""
+    from export.fp16 import convert
+
+    fp16 = tmp_path / "tiny.fp16.onnx"
+    convert(model, fp16, keep_io_types=False)
+    repo, _ = write_repository(fp16, tmp_path / "repo", RepositoryOptions(dcnn_backend=backend))
+    configs = load_configs(repo)
+    dcnn = _io(configs["deeplab_dcnn"])
+    assert dcnn["image"] == (mc.TYPE_FP16, [3, -1, -1]) and dcnn["logits"] == (mc.TYPE_FP16, [len(CLASSES), -1, -1])
+    assert _io(configs["deeplab_pre"])["INPUT"][0] == mc.TYPE_FP16
+    assert _io(configs["deeplab_post"])["LOGITS"][0] == mc.TYPE_FP16
+    assert _io(configs["deeplab_probs"])["PROBS"][0] == mc.TYPE_FP32  # probabilities are computed in float32
+    check_ensemble(configs)
+
+
+def test_fp16_io_engine_is_served_in_fp16(tmp_path):
+    engine = fake_engine(tmp_path, {"min": [1, 3, 64, 64], "opt": [1, 3, 512, 512], "max": [4, 3, 1024, 1024]},
+                         io_dtype="float16")
+    configs = load_configs(write_repository(engine, tmp_path / "repo")[0])
+    assert {t: d for t, (d, _) in _io(configs["deeplab_dcnn"]).items()} == {"image": mc.TYPE_FP16,
+                                                                            "logits": mc.TYPE_FP16}
+    check_ensemble(configs)
+
+
+def test_bfloat16_io_is_refused(tmp_path):
+    engine = fake_engine(tmp_path, {"min": [1, 3, 64, 64], "opt": [1, 3, 512, 512], "max": [4, 3, 1024, 1024]},
+                         io_dtype="bfloat16")
+    with pytest.raises(TritonExportError, match="input is bfloat16: deeplab_pre and deeplab_post cast only to "
+                                                "float32, float16, float64"):
+        write_repository(engine, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+def _check_unbatched(configs: dict[str, mc.ModelConfig], n: int) -> None:
+    """Every model non-batching (max_batch_size 0) with N leading every tensor's dims."""
+    for name, config in configs.items():
+        assert config.max_batch_size == 0, name
+        for tensor, (_, dims) in _io(config).items():
+            assert dims[0] == n, (name, tensor, dims)
+    assert not configs["deeplab_dcnn"].HasField("dynamic_batching")
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime_onnx", "python"])
+def test_fixed_batch_onnx_is_not_batched_by_triton(tmp_path, backend):
+    """An ONNX with a static N: Triton rejects max_batch_size > 0 for it, so every model gets 0 and full dims."""
+    fixed = tiny_onnx(tmp_path / "fixed.onnx", batch=1)
+    configs = load_configs(write_repository(fixed, tmp_path / "repo", RepositoryOptions(dcnn_backend=backend))[0])
+    _check_unbatched(configs, 1)
+    assert _io(configs["deeplab_dcnn"])["image"][1] == [1, 3, -1, -1]
+    assert _io(configs["deeplab"])["IMAGE"][1] == [1, -1, -1, 3]
+    assert _io(configs["deeplab_probs"])["PROBS"][1] == [1, len(CLASSES), -1, -1]
+    check_ensemble(configs)
+
+
+def test_one_batch_size_engine_is_not_batched_by_triton(tmp_path):
+    engine = fake_engine(tmp_path, {"min": [2, 3, 512, 512], "opt": [2, 3, 512, 512], "max": [2, 3, 512, 512]})
+    configs = load_configs(write_repository(engine, tmp_path / "repo")[0])
+    _check_unbatched(configs, 2)
+    assert _io(configs["deeplab_dcnn"])["image"][1] == [2, 3, 512, 512]
+    assert "fixed at 2" in (tmp_path / "repo" / "deeplab_dcnn" / "config.pbtxt").read_text()
     check_ensemble(configs)
 
 

@@ -1,11 +1,17 @@
 """Version-dependent engine-build decisions for every TensorRT version users run (pure functions, no TensorRT)."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from export.trt_compat import (
     CompatError,
     ParserErrorInfo,
+    calibration_profile,
+    check_precision,
+    dla_supported,
     documented_features,
     format_parser_errors,
     hardware_level,
@@ -15,10 +21,12 @@ from export.trt_compat import (
     parse_version,
     plan_build,
     probe,
+    resolve_precision,
     resolve_profile,
 )
 
-VERSIONS = ["8.5.2.2", "8.6.2", "10.0.1", "10.3.0", "10.13.0", "11.4.0"]
+VERSIONS = ["8.5.2.2", "8.6.2", "10.0.1", "10.3.0", "10.7.0", "10.13.0", "10.16.1", "11.4.0", "11.4.1"]
+TENSORRT_API = Path(__file__).resolve().parents[3] / "shared" / "tensorrt-api"
 
 
 def test_parse_version():
@@ -36,7 +44,8 @@ def test_documented_features(version):
     assert ("EXPLICIT_BATCH" in f.network_flags) == (major < 11)  # deprecated in 10, gone in 11
     assert ("STRONGLY_TYPED" in f.network_flags) == (major >= 10)
     assert ("FP16" in f.builder_flags) == ("INT8" in f.builder_flags) == (major < 11)
-    assert f.implicit_calibrators == (major < 11)
+    assert f.implicit_calibrators == f.calibration_profile == (major < 11)
+    assert ("SAME_COMPUTE_CAPABILITY" in f.hardware_levels) == (f.version >= (10, 10, 0))
     assert f.progress_monitor == (major >= 10)
     assert ("VERSION_COMPATIBLE" in f.builder_flags) == (f.version >= (8, 6, 0))
 
@@ -104,6 +113,34 @@ def test_int8_without_qdq_or_calibrator(version):
     assert ("--calib DIR" in str(e.value)) == (f.major < 11)
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_int8_on_an_fp16_onnx_is_refused(version):
+    """An fp16 ONNX without Q/DQ builds FP16 on every version: asking for int8 must not record int8 in the sidecar."""
+    with pytest.raises(CompatError, match="fp16 weights and no Q/DQ.*would be FP16.*python -m export int8"):
+        plan_build(documented_features(version), "int8", "fp16")
+
+
+def test_check_precision_every_pair():
+    ok = {("fp32", "fp32"), ("fp16", "fp32"), ("fp16", "fp16"), ("int8", "int8")}
+    for precision in ("fp32", "fp16", "int8"):
+        for onnx_precision in ("fp32", "fp16", "int8"):
+            if (precision, onnx_precision) in ok:
+                check_precision(precision, onnx_precision)
+            elif (precision, onnx_precision) == ("int8", "fp32"):
+                check_precision(precision, onnx_precision, "entropy")  # int8 from fp32 only by calibrating
+            else:
+                with pytest.raises(CompatError):
+                    check_precision(precision, onnx_precision)
+
+
+def test_resolve_precision():
+    assert resolve_precision(None, "fp16") == "fp16"
+    assert resolve_precision(None, "fp32", calibrating=True) == "int8"
+    assert resolve_precision("fp16", "fp32", calibrating=True) == "fp16"  # then refused by check_precision
+    with pytest.raises(CompatError, match="only to --precision int8"):
+        check_precision(resolve_precision("fp16", "fp32", calibrating=True), "fp32", "entropy")
+
+
 def test_precision_contradicting_the_onnx():
     f = documented_features("10.3")
     with pytest.raises(CompatError, match="Q/DQ"):
@@ -136,6 +173,12 @@ def test_hardware_compatibility(version):
             plan_build(f, "fp32", "fp32", hardware_compatibility="ampere_plus")
     else:
         assert plan_build(f, "fp32", "fp32", hardware_compatibility="ampere_plus").hardware_level == "AMPERE_PLUS"
+    if f.version >= (10, 10, 0):
+        plan = plan_build(f, "fp32", "fp32", hardware_compatibility="same_compute_capability")
+        assert plan.hardware_level == "SAME_COMPUTE_CAPABILITY"
+    else:
+        with pytest.raises(CompatError, match="no hardware compatibility level same_compute_capability"):
+            plan_build(f, "fp32", "fp32", hardware_compatibility="same_compute_capability")
     with pytest.raises(CompatError, match="must be one of"):
         hardware_level(f, "turing")
 
@@ -143,11 +186,23 @@ def test_hardware_compatibility(version):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_dla(version):
     f = documented_features(version)
+    if not dla_supported(f.version):
+        with pytest.raises(CompatError, match="no DLA support: 10.7 was the last.*11.4.1"):
+            plan_build(f, "fp32", "fp32", dla_core=0)
+        return
     plan = plan_build(f, "fp16", "fp32" if f.major < 11 else "fp16", dla_core=0)
     assert "GPU_FALLBACK" in plan.builder_flags
     assert any("DLA" in n for n in plan_build(f, "fp32", "fp32", dla_core=1).notes)
     with pytest.raises(CompatError, match="≥ 0"):
         plan_build(f, "fp32", "fp32", dla_core=-1)
+
+
+def test_dla_releases():
+    """DLA through 10.7, none from 10.8 to 11.4.0 (10.13/10.16 on JetPack 7 included), back in 11.4.1 (AGX Orin)."""
+    for version in ("8.5.2", "8.6.2", "10.3.0", "10.7.0", "11.4.1", "11.5.0"):
+        assert dla_supported(parse_version(version)), version
+    for version in ("10.8.0", "10.13.3", "10.16.1", "11.1.0", "11.4.0"):
+        assert not dla_supported(parse_version(version)), version
 
 
 def test_network_flags_value():
@@ -185,6 +240,56 @@ def test_shapes_and_profile():
         resolve_profile(None, (1, 3, 321, 321), None)
     with pytest.raises(CompatError, match="3 channels"):
         resolve_profile(None, (1, 1, 320, 320), None)
+
+
+def test_max_batch_profile():
+    mn, opt, mx = resolve_profile(None, None, None, max_batch=4)
+    assert (mn[0], opt[0], mx[0]) == (1, 4, 4) and mn[2:] == (256, 256) and mx[2:] == (1024, 1024)
+    mn, opt, mx = resolve_profile((1, 3, 320, 320), (4, 3, 320, 320), None, max_batch=4)
+    assert (mn, opt, mx[0]) == ((1, 3, 320, 320), (4, 3, 320, 320), 4)
+    mn, opt, mx = resolve_profile(None, None, (8, 3, 512, 512), max_batch=8)  # a fixed-size batch-8 engine
+    assert opt == mx == (8, 3, 512, 512) and mn[0] == 1
+    with pytest.raises(CompatError, match="--max-batch 4 sets the batch range 1..4: --opt-shape 1x3x512x512 must "
+                                          "have N = 4"):
+        resolve_profile(None, (1, 3, 512, 512), None, max_batch=4)
+    with pytest.raises(CompatError, match="--min-shape .* N = 1"):
+        resolve_profile((2, 3, 256, 256), None, None, max_batch=4)
+    with pytest.raises(CompatError, match="≥ 1"):
+        resolve_profile(None, None, None, max_batch=0)
+
+
+def test_calibration_profile_is_the_opt_shape():
+    profile = resolve_profile(None, (2, 3, 320, 480), None)
+    assert calibration_profile(profile) == ((2, 3, 320, 480),) * 3
+
+
+def _binding_enum(version_dir: Path, enum: str) -> set[str]:
+    """The ``.value("NAME"`` entries of ``py::enum_<enum>`` in a release's Python binding sources."""
+    text = "\n".join(p.read_text(errors="replace") for p in (version_dir / "python" / "src").rglob("*.cpp"))
+    m = re.search(r"py::enum_<" + enum + r">\((.*?);", text, re.S)
+    return set(re.findall(r'\.value\("([A-Z0-9_]+)"', m.group(1))) if m else set()
+
+
+def _binding_has(version_dir: Path, name: str) -> bool:
+    text = "\n".join(p.read_text(errors="replace") for p in (version_dir / "python" / "src").rglob("*.cpp"))
+    return f'"{name}"' in text
+
+
+@pytest.mark.skipif(not TENSORRT_API.is_dir(), reason=f"TensorRT binding sources not found at {TENSORRT_API}")
+@pytest.mark.parametrize("release", ["8.5.3", "8.6.1", "10.3.0", "10.13.3", "10.16", "11.1"])
+def test_documented_features_match_the_binding_sources(release):
+    """documented_features() against NVIDIA's own binding sources of each release: every name it claims exists."""
+    src = TENSORRT_API / release
+    f = documented_features(release)
+    assert f.hardware_levels == _binding_enum(src, "HardwareCompatibilityLevel")
+    assert {"FP16", "INT8", "GPU_FALLBACK", "VERSION_COMPATIBLE"} & f.builder_flags == \
+        {"FP16", "INT8", "GPU_FALLBACK", "VERSION_COMPATIBLE"} & _binding_enum(src, "BuilderFlag")
+    assert f.network_flags == {"EXPLICIT_BATCH", "STRONGLY_TYPED"} & _binding_enum(src, "NetworkDefinitionCreationFlag")
+    assert f.calibration_profile == _binding_has(src, "set_calibration_profile")
+    assert f.implicit_calibrators == _binding_has(src, "IInt8EntropyCalibrator2") == _binding_has(
+        src, "IInt8MinMaxCalibrator")
+    assert f.progress_monitor == _binding_has(src, "IProgressMonitor")
+    assert f.parser_error_node_names == _binding_has(src, "node_operator")
 
 
 class _Enum:

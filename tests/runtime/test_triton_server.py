@@ -278,3 +278,43 @@ def test_gpu_variants_pass_the_servers_config_checks(variant, model, tmp_path):
         assert f"successfully loaded '{name}'" in text, name
     failures = [line for line in text.splitlines() if "failed to load '" in line]
     assert all("'deeplab_dcnn'" in line for line in failures), failures
+
+
+def _fixed_batch_copy(src: Path, dst: Path, n: int) -> Path:
+    """``src`` with its batch dimension made static (N = ``n``), as an export with a fixed batch leaves it."""
+    import onnx
+
+    proto = onnx.load(str(src))
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = n
+    onnx.save(proto, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("variant", ["fp16-io", "fixed-batch"])
+def test_fp16_io_and_fixed_batch_models_load_and_serve(variant, model, frames, tmp_path):
+    """An fp16-I/O model (`export fp16 --fp16-io`) and a model with a static N: the real server loads every model of
+    the repository (types agree along the ensemble; max_batch_size 0 with full dims for the static N) and answers with
+    the in-process runtime's labels, through the ensemble and through ``--backend triton``."""
+    from export.fp16 import convert
+
+    path = tmp_path / f"{variant}.onnx"
+    if variant == "fp16-io":
+        convert(model, path, keep_io_types=False)
+    else:
+        _fixed_batch_copy(model, path, 1)
+    repo, _ = write_repository(path, tmp_path / "repo", RepositoryOptions(dcnn_backend="python", max_batch=4))
+    local = Segmenter(str(path), backend="onnxruntime")
+    with LocalTritonServer(repo) as server:
+        pipeline = TritonPipeline(server.http_url, "http")
+        try:
+            for frame in frames[:2]:
+                want_labels, want_probs = local.segment(frame)
+                labels, probs = pipeline.segment(frame, probs=True)
+                np.testing.assert_array_equal(labels, want_labels)
+                np.testing.assert_allclose(probs, want_probs, rtol=0, atol=1e-6)
+        finally:
+            pipeline.close()
+        backend = TritonBackend(url=server.http_url)
+        with Segmenter(backend) as remote:
+            np.testing.assert_array_equal(remote.segment(frames[0])[0], local.segment(frames[0])[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from runtime.backends.triton import tensor_dtype
 from runtime.metadata import ModelMeta
 from runtime.preprocess import preprocess
 from runtime.segmenter import Segmenter
@@ -102,3 +103,21 @@ def test_to_triton_hands_over_a_c_contiguous_array():
     t = to_triton(Tensor, "LOGITS", x)
     assert t.name == "LOGITS" and t.array.flags["C_CONTIGUOUS"]
     np.testing.assert_array_equal(t.array, x)
+
+
+def test_tensor_dtype_and_the_preprocessing_cast():
+    """deeplab_pre casts to the type its config declares for INPUT (an fp16 network gets fp16)."""
+    import json
+
+    config = {"input": [{"name": "IMAGE", "data_type": "TYPE_UINT8"}],
+              "output": [{"name": "INPUT", "data_type": "TYPE_FP16"}, {"name": "X", "data_type": "TYPE_BF16"}]}
+    assert tensor_dtype(json.dumps(config), "INPUT") == np.float16
+    with pytest.raises(ValueError, match="'X' is TYPE_BF16"):
+        tensor_dtype(config, "X")
+    with pytest.raises(ValueError, match="no tensor 'Y'"):
+        tensor_dtype(config, "Y")
+    images = np.random.default_rng(0).integers(0, 256, (2, 20, 28, 3), np.uint8)
+    fp32 = preprocess_batch(images, META)
+    fp16 = preprocess_batch(images, META, dtype=tensor_dtype(config, "INPUT"))
+    assert fp32.dtype == np.float32 and fp16.dtype == np.float16
+    np.testing.assert_array_equal(fp16, fp32.astype(np.float16))

@@ -8,12 +8,13 @@
 namespace deeplab {
 
 OpenedEngine open_engine(const std::string& engine_path, int /*device*/) {
-  if (!std::ifstream(engine_path, std::ios::binary))
-    throw Error(ErrorCode::io, "cannot read engine " + engine_path + ": no such file or not readable");
-  read_sidecar(engine_path);  // throws on a missing or corrupt sidecar
-  throw Error(ErrorCode::unsupported,
-              "this build of deeplab_runtime has no TensorRT: reconfigure with TensorRT installed (or "
-              "-DTENSORRT_ROOT=DIR) to run " + engine_path);
+    if (!std::ifstream(engine_path, std::ios::binary))
+        throw Error(ErrorCode::io, "cannot read engine " + engine_path + ": no such file or not readable");
+    read_sidecar(engine_path);  // throws on a missing or corrupt sidecar
+    throw Error(ErrorCode::unsupported,
+                "this build of deeplab_runtime has no TensorRT: reconfigure with TensorRT installed (or "
+                "-DTENSORRT_ROOT=DIR) to run " +
+                    engine_path);
 }
 
 }  // namespace deeplab

@@ -12,8 +12,8 @@ namespace deeplab {
 /// The engine's metadata and a provider running it on `device`; throws deeplab::Error (io, metadata, engine,
 /// unsupported when this build has no TensorRT).
 struct OpenedEngine {
-  ModelMeta meta;
-  std::unique_ptr<LogitsProvider> provider;
+    ModelMeta meta;
+    std::unique_ptr<LogitsProvider> provider;
 };
 OpenedEngine open_engine(const std::string& engine_path, int device);
 

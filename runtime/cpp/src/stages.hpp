@@ -32,32 +32,33 @@ crf::RefineParams crf_params(const ModelMeta& meta, const std::string& preset, i
 
 /// The dense CRF; keeps the previous frame's result for warm starts.
 class CrfStage {
- public:
-  CrfStage(const crf::RefineParams& params, int threads, bool warm_start);
-  ~CrfStage();
-  /// Refine probs (C×H×W, in place) of `image`.
-  void refine(const ImageView& image, int channels, std::vector<float>& probs);
-  void reset();
+  public:
+    CrfStage(const crf::RefineParams& params, int threads, bool warm_start);
+    ~CrfStage();
+    /// Refine probs (C×H×W, in place) of `image`.
+    void refine(const ImageView& image, int channels, std::vector<float>& probs);
+    void reset();
 
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
 };
 
 /// Upsampling on the GPU for logits already in device memory (builds with CUDA; TensorRT providers): probabilities
 /// or labels are computed on the device and copied back. Buffers are kept across frames.
 class GpuUpsample {
- public:
-  GpuUpsample();
-  ~GpuUpsample();
-  /// Whether this build can upsample `logits` on the GPU (compiled with CUDA and the logits are on a device).
-  static bool usable(const LogitsView& logits);
-  void softmax(const LogitsView& logits, const Padding& padding, bool align_corners, std::vector<float>& probs);
-  void labels(const LogitsView& logits, const Padding& padding, bool align_corners, std::uint8_t* labels);
+  public:
+    GpuUpsample();
+    ~GpuUpsample();
+    /// Whether `logits` can be upsampled on the GPU: compiled with CUDA, the logits are on a device, and the kernels
+    /// have an image for it (probed once; when they have none, a warning on stderr and false from then on).
+    bool usable(const LogitsView& logits);
+    void softmax(const LogitsView& logits, const Padding& padding, bool align_corners, std::vector<float>& probs);
+    void labels(const LogitsView& logits, const Padding& padding, bool align_corners, std::uint8_t* labels);
 
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
 };
 
 /// Per pixel, the first class with the highest probability (numpy's argmax).

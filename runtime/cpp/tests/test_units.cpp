@@ -15,175 +15,189 @@
 using deeplab::ErrorCode;
 
 static void test_json() {
-  using deeplab::json::parse;
-  const auto v = parse(R"( {"a": [1, 2.5, -3e2, true, false, null], "s": "x\"\u00e9\ud83d\ude00\n", "o": {}} )");
-  const auto& a = v.as_object().at("a").as_array();
-  CHECK(a.size() == 6 && a[0].as_number() == 1 && a[1].as_number() == 2.5 && a[2].as_number() == -300);
-  CHECK(a[3].as_bool() && !a[4].as_bool() && a[5].is_null());
-  CHECK(v.as_object().at("s").as_string() == "x\"\xc3\xa9\xf0\x9f\x98\x80\n");
-  CHECK(v.as_object().at("o").as_object().empty());
-  CHECK(std::isnan(parse("NaN").as_number()));
-  CHECK(parse("[-Infinity]").as_array()[0].as_number() < -1e308);
-  for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "01x", "[1] 2", "tru", "\"\\q\""}) {
+    using deeplab::json::parse;
+    const auto v = parse(R"( {"a": [1, 2.5, -3e2, true, false, null], "s": "x\"\u00e9\ud83d\ude00\n", "o": {}} )");
+    const auto& a = v.as_object().at("a").as_array();
+    CHECK(a.size() == 6 && a[0].as_number() == 1 && a[1].as_number() == 2.5 && a[2].as_number() == -300);
+    CHECK(a[3].as_bool() && !a[4].as_bool() && a[5].is_null());
+    CHECK(v.as_object().at("s").as_string() == "x\"\xc3\xa9\xf0\x9f\x98\x80\n");
+    CHECK(v.as_object().at("o").as_object().empty());
+    CHECK(std::isnan(parse("NaN").as_number()));
+    CHECK(parse("[-Infinity]").as_array()[0].as_number() < -1e308);
+    for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "01x", "[1] 2", "tru", "\"\\q\""}) {
+        bool threw = false;
+        try {
+            parse(bad);
+        } catch (const std::invalid_argument&) {
+            threw = true;
+        }
+        CHECK(threw);
+    }
+    std::string deep(1000, '[');
     bool threw = false;
     try {
-      parse(bad);
-    } catch (const std::invalid_argument&) {
-      threw = true;
+        parse(deep);
+    } catch (const std::invalid_argument& e) {
+        threw = std::string(e.what()).find("nested too deeply") != std::string::npos;
     }
     CHECK(threw);
-  }
-  std::string deep(1000, '[');
-  bool threw = false;
-  try {
-    parse(deep);
-  } catch (const std::invalid_argument& e) {
-    threw = std::string(e.what()).find("nested too deeply") != std::string::npos;
-  }
-  CHECK(threw);
 }
 
 static void test_meta() {
-  using deeplab::ModelMeta;
-  const ModelMeta m = ModelMeta::from_json(
-      R"({"class_names": ["bg", "a"], "channel_order": "RGB", "mean": [1, 2, 3], "scale": [0.5, 0.25, 2],
+    using deeplab::ModelMeta;
+    const ModelMeta m = ModelMeta::from_json(
+        R"({"class_names": ["bg", "a"], "channel_order": "RGB", "mean": [1, 2, 3], "scale": [0.5, 0.25, 2],
           "output_stride": 16, "align_corners": true, "msc": true, "precision": "int8", "input_name": "x",
           "output_name": "y", "source_sha256": "ab", "extra": {"k": 1}, "schema_version": 1})");
-  CHECK(m.n_classes() == 2 && m.class_names[1] == "a" && m.channel_order == "RGB");
-  CHECK(m.mean[2] == 3.0f && m.scale[1] == 0.25f && m.output_stride == 16 && m.align_corners && m.msc);
-  CHECK(m.precision == "int8" && m.input_name == "x" && m.output_name == "y" && m.source_sha256 == "ab");
-  const ModelMeta d = ModelMeta::from_json(R"({"class_names": ["bg"]})");
-  CHECK(d.channel_order == "BGR" && d.mean[0] == 104.008f && d.output_stride == 8 && !d.align_corners);
-  CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "schema_version": 2})"), ErrorCode::metadata,
-               "model metadata schema version 2 is not supported (expected 1)");
-  CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "zeta": 1, "alpha": 2})"), ErrorCode::metadata,
-               "model metadata has unknown fields: alpha, zeta");
-  CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "mean": [1, 2]})"), ErrorCode::metadata,
-               "mean must have 3 values, got 2");
-  CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "output_stride": 0})"), ErrorCode::metadata,
-               "output_stride must be positive, got 0");
-  CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "msc": 1})"), ErrorCode::metadata,
-               "align_corners and msc must be booleans");
-  CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "output_stride": "8"})"), ErrorCode::metadata,
-               "model metadata is malformed");
-  CHECK_THROWS(ModelMeta::from_json("\xff"), ErrorCode::metadata, "model metadata is not valid JSON");
+    CHECK(m.n_classes() == 2 && m.class_names[1] == "a" && m.channel_order == "RGB");
+    CHECK(m.mean[2] == 3.0f && m.scale[1] == 0.25f && m.output_stride == 16 && m.align_corners && m.msc);
+    CHECK(m.precision == "int8" && m.input_name == "x" && m.output_name == "y" && m.source_sha256 == "ab");
+    const ModelMeta d = ModelMeta::from_json(R"({"class_names": ["bg"]})");
+    CHECK(d.channel_order == "BGR" && d.mean[0] == 104.008f && d.output_stride == 8 && !d.align_corners);
+    CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "schema_version": 2})"), ErrorCode::metadata,
+                 "model metadata schema version 2 is not supported (expected 1)");
+    CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "zeta": 1, "alpha": 2})"), ErrorCode::metadata,
+                 "model metadata has unknown fields: alpha, zeta");
+    CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "mean": [1, 2]})"), ErrorCode::metadata,
+                 "mean must have 3 values, got 2");
+    CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "output_stride": 0})"), ErrorCode::metadata,
+                 "output_stride must be positive, got 0");
+    CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "msc": 1})"), ErrorCode::metadata,
+                 "align_corners and msc must be booleans");
+    CHECK_THROWS(ModelMeta::from_json(R"({"class_names": ["a"], "output_stride": "8"})"), ErrorCode::metadata,
+                 "model metadata is malformed");
+    CHECK_THROWS(ModelMeta::from_json("\xff"), ErrorCode::metadata, "model metadata is not valid JSON");
 }
 
 static deeplab::EngineInfo orin_info() {
-  deeplab::EngineInfo i;
-  i.tensorrt_version = "10.3.0";
-  i.gpu_name = "Orin";
-  i.compute_capability = "8.7";
-  i.precision = "fp16";
-  i.profile = {{{1, 3, 64, 64}, {1, 3, 512, 512}, {1, 3, 1024, 1024}}};
-  i.onnx_path = "demo model.onnx";
-  return i;
+    deeplab::EngineInfo i;
+    i.tensorrt_version = "10.3.0";
+    i.gpu_name = "Orin";
+    i.compute_capability = "8.7";
+    i.precision = "fp16";
+    i.profile = {{{1, 3, 64, 64}, {1, 3, 512, 512}, {1, 3, 1024, 1024}}};
+    i.onnx_path = "demo model.onnx";
+    return i;
 }
 
 static void test_engine_info() {
-  using namespace deeplab;
-  CHECK(version_compatible_ok("8.6.1", "8.6.1"));
-  CHECK(version_compatible_ok("8.6.1", "10.3.0"));
-  CHECK(version_compatible_ok("10.3.0", "10.16.1"));
-  CHECK(version_compatible_ok("10.3.0", "11.1.0"));
-  CHECK(!version_compatible_ok("10.16.0", "10.3.0"));  // forward only
-  CHECK(!version_compatible_ok("8.5.2", "8.6.1"));     // no version compatibility before 8.6
-  CHECK(!version_compatible_ok("11.0.0", "10.16.0"));
-  CHECK(!version_compatible_ok("8.6.1", "11.0.0"));
-  CHECK(tensorrt_version_string(8601) == "8.6.1" && tensorrt_version_string(8502) == "8.5.2");
-  CHECK(tensorrt_version_string(100300) == "10.3.0" && tensorrt_version_string(101601) == "10.16.1");
-  CHECK(tensorrt_version_string(110100) == "11.1.0");
+    using namespace deeplab;
+    CHECK(version_compatible_ok("8.6.1", "8.6.1"));
+    CHECK(version_compatible_ok("8.6.1", "10.3.0"));
+    CHECK(version_compatible_ok("10.3.0", "10.16.1"));
+    CHECK(version_compatible_ok("10.3.0", "11.1.0"));
+    CHECK(!version_compatible_ok("10.16.0", "10.3.0"));  // forward only
+    CHECK(!version_compatible_ok("8.5.2", "8.6.1"));     // no version compatibility before 8.6
+    CHECK(!version_compatible_ok("11.0.0", "10.16.0"));
+    CHECK(!version_compatible_ok("8.6.1", "11.0.0"));
+    CHECK(tensorrt_version_string(8601) == "8.6.1" && tensorrt_version_string(8502) == "8.5.2");
+    CHECK(tensorrt_version_string(100300) == "10.3.0" && tensorrt_version_string(101601) == "10.16.1");
+    CHECK(tensorrt_version_string(110100) == "11.1.0");
+    CHECK(tensorrt_type_name(0) == "float32" && tensorrt_type_name(1) == "float16");
+    CHECK(tensorrt_type_name(6) == "fp8" && tensorrt_type_name(7) == "bfloat16" && tensorrt_type_name(99) == "type 99");
+    CHECK(tensorrt_io_type_problem("m.plan", "logits", 0).empty());
+    CHECK(tensorrt_io_type_problem("m.plan", "logits", 7)
+              .find("engine m.plan: tensor 'logits' is bfloat16; this "
+                    "runtime reads and writes float32 only") == 0);
+    CHECK(tensorrt_io_type_problem("m.plan", "image", 6).find("tensor 'image' is fp8") != std::string::npos);
 
-  EngineInfo info = orin_info();
-  CHECK(rebuild_command(info, "m.plan") ==
-        "python -m export engine 'demo model.onnx' -o m.plan --precision fp16 --min-shape 1x3x64x64 "
-        "--opt-shape 1x3x512x512 --max-shape 1x3x1024x1024");
-  Platform same{std::string("10.3.0.26"), std::string("Orin"), std::string("8.7")};
-  CHECK(check_compatibility(info, same, "m.plan").ok());
-  CHECK(check_compatibility(info, Platform{}, "m.plan").ok());  // unknown platform: nothing to compare
-  Platform server{std::string("10.16.1"), std::string("NVIDIA H100"), std::string("9.0")};
-  const Compatibility c = check_compatibility(info, server, "m.plan");
-  CHECK(c.problems.size() == 2);
-  CHECK(c.problems[0] == "built by TensorRT 10.3.0, this is TensorRT 10.16.1");
-  CHECK(c.problems[1] == "built for compute capability 8.7 (Orin), this GPU (NVIDIA H100) is 9.0");
-  CHECK(c.message("m.plan").find("engine m.plan does not fit this machine: built by TensorRT 10.3.0") == 0);
-  CHECK(c.message("m.plan").find(". Rebuild it here with:\n  python -m export engine") != std::string::npos);
+    EngineInfo info = orin_info();
+    CHECK(rebuild_command(info, "m.plan") ==
+          "python -m export engine 'demo model.onnx' -o m.plan --precision fp16 --min-shape 1x3x64x64 "
+          "--opt-shape 1x3x512x512 --max-shape 1x3x1024x1024");
+    Platform same{std::string("10.3.0.26"), std::string("Orin"), std::string("8.7")};
+    CHECK(check_compatibility(info, same, "m.plan").ok());
+    CHECK(check_compatibility(info, Platform{}, "m.plan").ok());  // unknown platform: nothing to compare
+    Platform server{std::string("10.16.1"), std::string("NVIDIA H100"), std::string("9.0")};
+    const Compatibility c = check_compatibility(info, server, "m.plan");
+    CHECK(c.problems.size() == 2);
+    CHECK(c.problems[0] == "built by TensorRT 10.3.0, this is TensorRT 10.16.1");
+    CHECK(c.problems[1] == "built for compute capability 8.7 (Orin), this GPU (NVIDIA H100) is 9.0");
+    CHECK(c.message("m.plan").find("engine m.plan does not fit this machine: built by TensorRT 10.3.0") == 0);
+    CHECK(c.message("m.plan").find(". Rebuild it here with:\n  python -m export engine") != std::string::npos);
 
-  info.version_compatible = true;
-  info.hardware_compatibility = "ampere_plus";
-  const Compatibility vc = check_compatibility(info, server, "m.plan");
-  CHECK(vc.ok());
-  CHECK(rebuild_command(info, "m.plan").find("--version-compatible --hardware-compatibility ampere_plus") !=
-        std::string::npos);
-  const Compatibility old = check_compatibility(info, Platform{std::string("10.3.0"), std::string("T4"), std::string("7.5")}, "m.plan");
-  CHECK(old.problems.size() == 1 &&
-        old.problems[0] == "built for Ampere and later GPUs (compute capability ≥ 8.0), this GPU (T4) is 7.5");
-  info = orin_info();
-  const Compatibility w = check_compatibility(info, Platform{std::string("10.3"), std::string("Orin NX"), std::string("8.7")}, "m.plan");
-  CHECK(w.ok() && w.warnings.size() == 1 && w.warnings[0].find("built on Orin, running on Orin NX") == 0);
+    info.version_compatible = true;
+    info.hardware_compatibility = "ampere_plus";
+    const Compatibility vc = check_compatibility(info, server, "m.plan");
+    CHECK(vc.ok());
+    CHECK(rebuild_command(info, "m.plan").find("--version-compatible --hardware-compatibility ampere_plus") !=
+          std::string::npos);
+    const Compatibility old =
+        check_compatibility(info, Platform{std::string("10.3.0"), std::string("T4"), std::string("7.5")}, "m.plan");
+    CHECK(old.problems.size() == 1 &&
+          old.problems[0] == "built for Ampere and later GPUs (compute capability ≥ 8.0), this GPU (T4) is 7.5");
+    info = orin_info();
+    const Compatibility w =
+        check_compatibility(info, Platform{std::string("10.3"), std::string("Orin NX"), std::string("8.7")}, "m.plan");
+    CHECK(w.ok() && w.warnings.size() == 1 && w.warnings[0].find("built on Orin, running on Orin NX") == 0);
 
-  const std::string sidecar = R"({"meta": {"class_names": ["a", "b"]}, "engine": {"tensorrt_version": "10.3.0",
+    const std::string sidecar = R"({"meta": {"class_names": ["a", "b"]}, "engine": {"tensorrt_version": "10.3.0",
       "gpu_name": "Orin", "compute_capability": "8.7", "precision": "int8", "version_compatible": true,
       "hardware_compatibility": null, "dla_core": 0, "future_field": [1],
       "profile": {"min": [1, 3, 8, 8], "opt": [1, 3, 16, 16], "max": [1, 3, 32, 32]}}})";
-  const auto [meta, parsed] = parse_sidecar(sidecar, "x.plan.json");
-  CHECK(meta.n_classes() == 2 && parsed.precision == "int8" && parsed.version_compatible && parsed.dla_core == 0);
-  CHECK(!parsed.hardware_compatibility && parsed.profile[2][3] == 32);
-  CHECK_THROWS(parse_sidecar(R"({"meta": {"class_names": ["a"]}, "engine": {"tensorrt_version": "1",
-      "gpu_name": "g", "compute_capability": "8.7", "precision": "fp32", "profile": {"min": [1, 3, 8]}}})", "p"),
-               ErrorCode::metadata, "engine sidecar: profile must hold min/opt/max shapes of 4 dimensions");
-  CHECK_THROWS(parse_sidecar(R"({"meta": {"class_names": ["a"], "mean": 3}, "engine": {}})", "p.json"),
-               ErrorCode::metadata, "engine sidecar p.json: model metadata is malformed");
-  CHECK_THROWS(parse_sidecar(R"({"meta": {"class_names": ["a"]}, "engine": []})", "p.json"), ErrorCode::metadata,
-               "engine sidecar: 'engine' must be a JSON object");
-  CHECK_THROWS(read_sidecar("/nonexistent/m.plan"), ErrorCode::metadata,
-               "engine /nonexistent/m.plan has no metadata sidecar (m.plan.json)");
+    const auto [meta, parsed] = parse_sidecar(sidecar, "x.plan.json");
+    CHECK(meta.n_classes() == 2 && parsed.precision == "int8" && parsed.version_compatible && parsed.dla_core == 0);
+    CHECK(!parsed.hardware_compatibility && parsed.profile[2][3] == 32);
+    CHECK_THROWS(parse_sidecar(R"({"meta": {"class_names": ["a"]}, "engine": {"tensorrt_version": "1",
+      "gpu_name": "g", "compute_capability": "8.7", "precision": "fp32", "profile": {"min": [1, 3, 8]}}})",
+                               "p"),
+                 ErrorCode::metadata, "engine sidecar: profile must hold min/opt/max shapes of 4 dimensions");
+    CHECK_THROWS(parse_sidecar(R"({"meta": {"class_names": ["a"], "mean": 3}, "engine": {}})", "p.json"),
+                 ErrorCode::metadata, "engine sidecar p.json: model metadata is malformed");
+    CHECK_THROWS(parse_sidecar(R"({"meta": {"class_names": ["a"]}, "engine": []})", "p.json"), ErrorCode::metadata,
+                 "engine sidecar: 'engine' must be a JSON object");
+    CHECK_THROWS(read_sidecar("/nonexistent/m.plan"), ErrorCode::metadata,
+                 "engine /nonexistent/m.plan has no metadata sidecar (m.plan.json)");
 }
 
 static void test_preprocess() {
-  deeplab::ModelMeta meta;
-  meta.class_names = {"a"};
-  meta.channel_order = "RGB";
-  meta.scale = {0.5f, 1.0f, 2.0f};
-  const int h = 3, w = 10;
-  std::vector<std::uint8_t> img(static_cast<size_t>(h) * w * 3);
-  for (size_t i = 0; i < img.size(); ++i) img[i] = static_cast<std::uint8_t>(i * 13);
-  std::vector<float> x;
-  const deeplab::Padding p = deeplab::preprocess({img.data(), h, w, 0}, meta, x);
-  CHECK(p.height == 3 && p.width == 10 && p.padded_height == 8 && p.padded_width == 16);
-  CHECK(x.size() == 3u * 8 * 16);
-  // channel 0 of the input is R = image channel 2, normalized with mean[0], scale[0]
-  CHECK(x[0] == (float(img[2]) - 104.008f) * 0.5f);
-  CHECK(x[2 * 128 + 16 + 1] == (float(img[(1 * w + 1) * 3 + 0]) - 122.675f) * 2.0f);
-  CHECK(x[3 * 16] == 0.0f && x[10] == 0.0f);  // padding is zero after normalization
-  CHECK_THROWS(deeplab::preprocess({img.data(), h, w, 0}, meta, x, std::make_pair(2, 16)), ErrorCode::invalid_argument,
-               "image 3×10 is larger than the model input 2×16");
-  CHECK_THROWS(deeplab::preprocess({nullptr, h, w, 0}, meta, x), ErrorCode::invalid_argument, "image data is NULL");
+    deeplab::ModelMeta meta;
+    meta.class_names = {"a"};
+    meta.channel_order = "RGB";
+    meta.scale = {0.5f, 1.0f, 2.0f};
+    const int h = 3, w = 10;
+    std::vector<std::uint8_t> img(static_cast<size_t>(h) * w * 3);
+    for (size_t i = 0; i < img.size(); ++i) img[i] = static_cast<std::uint8_t>(i * 13);
+    std::vector<float> x;
+    const deeplab::Padding p = deeplab::preprocess({img.data(), h, w, 0}, meta, x);
+    CHECK(p.height == 3 && p.width == 10 && p.padded_height == 8 && p.padded_width == 16);
+    CHECK(x.size() == 3u * 8 * 16);
+    // channel 0 of the input is R = image channel 2, normalized with mean[0], scale[0]
+    CHECK(x[0] == (float(img[2]) - 104.008f) * 0.5f);
+    CHECK(x[2 * 128 + 16 + 1] == (float(img[(1 * w + 1) * 3 + 0]) - 122.675f) * 2.0f);
+    CHECK(x[3 * 16] == 0.0f && x[10] == 0.0f);  // padding is zero after normalization
+    CHECK_THROWS(deeplab::preprocess({img.data(), h, w, 0}, meta, x, std::make_pair(2, 16)),
+                 ErrorCode::invalid_argument, "image 3×10 is larger than the model input 2×16");
+    CHECK_THROWS(deeplab::preprocess({nullptr, h, w, 0}, meta, x), ErrorCode::invalid_argument, "image data is NULL");
+    // DeepLab v2's logits for padded inputs (export/model.py's output_size: 288 -> 37, 384 -> 49, 240 -> 31, 320 -> 41)
+    CHECK(deeplab::logits_size(288, 384, 8) == std::make_pair(37, 49));
+    CHECK(deeplab::logits_size(240, 320, 8) == std::make_pair(31, 41));
+    CHECK(deeplab::logits_size(8, 8, 8) == std::make_pair(2, 2));
 }
 
 static void test_npy(const std::string& dir) {
-  const std::string path = dir + "/roundtrip.npy";
-  const std::vector<float> v = {1.5f, -2.0f, 3.25f, 0.0f, 1e-30f, 7.0f};
-  deeplab::write_npy(path, v.data(), {1, 2, 3});
-  const deeplab::NpyArray a = deeplab::read_npy(path);
-  CHECK(a.dtype == "<f4" && a.shape == (std::vector<std::int64_t>{1, 2, 3}) && a.f32 == v);
-  const std::vector<std::uint8_t> u = {0, 255, 7};
-  deeplab::write_npy(path, u.data(), {3});
-  const deeplab::NpyArray b = deeplab::read_npy(path);
-  CHECK(b.dtype == "|u1" && b.shape == std::vector<std::int64_t>{3} && b.u8 == u);
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  std::fwrite("\x93NUMPY\x01\x00\x10", 1, 9, f);  // a 1.0 header whose length field is cut short
-  std::fclose(f);
-  CHECK_THROWS(deeplab::read_npy(path), ErrorCode::invalid_argument, "truncated header");
-  CHECK_THROWS(deeplab::read_npy(dir + "/missing.npy"), ErrorCode::io, "cannot read");
-  std::remove(path.c_str());
+    const std::string path = dir + "/roundtrip.npy";
+    const std::vector<float> v = {1.5f, -2.0f, 3.25f, 0.0f, 1e-30f, 7.0f};
+    deeplab::write_npy(path, v.data(), {1, 2, 3});
+    const deeplab::NpyArray a = deeplab::read_npy(path);
+    CHECK(a.dtype == "<f4" && a.shape == (std::vector<std::int64_t>{1, 2, 3}) && a.f32 == v);
+    const std::vector<std::uint8_t> u = {0, 255, 7};
+    deeplab::write_npy(path, u.data(), {3});
+    const deeplab::NpyArray b = deeplab::read_npy(path);
+    CHECK(b.dtype == "|u1" && b.shape == std::vector<std::int64_t>{3} && b.u8 == u);
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    std::fwrite("\x93NUMPY\x01\x00\x10", 1, 9, f);  // a 1.0 header whose length field is cut short
+    std::fclose(f);
+    CHECK_THROWS(deeplab::read_npy(path), ErrorCode::invalid_argument, "truncated header");
+    CHECK_THROWS(deeplab::read_npy(dir + "/missing.npy"), ErrorCode::io, "cannot read");
+    std::remove(path.c_str());
 }
 
 int main(int argc, char** argv) {
-  test_json();
-  test_meta();
-  test_engine_info();
-  test_preprocess();
-  test_npy(argc > 1 ? argv[1] : ".");
-  return report("test_units");
+    test_json();
+    test_meta();
+    test_engine_info();
+    test_preprocess();
+    test_npy(argc > 1 ? argv[1] : ".");
+    return report("test_units");
 }

@@ -31,15 +31,15 @@ extern "C" {
 #endif
 
 typedef enum deeplab_status {
-  DEEPLAB_OK = 0,
-  DEEPLAB_ERROR_INVALID_ARGUMENT = 1, /* a NULL pointer, a wrong size, a bad option */
-  DEEPLAB_ERROR_METADATA = 2,         /* missing, corrupt or inconsistent model metadata / engine sidecar */
-  DEEPLAB_ERROR_ENGINE = 3,           /* the engine cannot be loaded or run (corrupt, other TensorRT or GPU) */
-  DEEPLAB_ERROR_PROVIDER = 4,         /* the logits provider callback failed or returned unusable logits */
-  DEEPLAB_ERROR_UNSUPPORTED = 5,      /* this build lacks the feature (e.g. TensorRT) */
-  DEEPLAB_ERROR_IO = 6,               /* a file cannot be read */
-  DEEPLAB_ERROR_OUT_OF_MEMORY = 7,
-  DEEPLAB_ERROR_INTERNAL = 8
+    DEEPLAB_OK = 0,
+    DEEPLAB_ERROR_INVALID_ARGUMENT = 1, /* a NULL pointer, a wrong size, a bad option */
+    DEEPLAB_ERROR_METADATA = 2,         /* missing, corrupt or inconsistent model metadata / engine sidecar */
+    DEEPLAB_ERROR_ENGINE = 3,           /* the engine cannot be loaded or run (corrupt, other TensorRT or GPU) */
+    DEEPLAB_ERROR_PROVIDER = 4,         /* the logits provider callback failed or returned unusable logits */
+    DEEPLAB_ERROR_UNSUPPORTED = 5,      /* this build lacks the feature (e.g. TensorRT) */
+    DEEPLAB_ERROR_IO = 6,               /* a file cannot be read */
+    DEEPLAB_ERROR_OUT_OF_MEMORY = 7,
+    DEEPLAB_ERROR_INTERNAL = 8
 } deeplab_status;
 
 typedef struct deeplab_segmenter deeplab_segmenter;
@@ -47,10 +47,10 @@ typedef struct deeplab_segmenter deeplab_segmenter;
 /* Logits returned by a provider: channels x height x width float32, row-major. The memory belongs to the provider
  * and must stay valid until the provider's next call or until the segmenter is destroyed. */
 typedef struct deeplab_logits {
-  const float* data;
-  int32_t channels;
-  int32_t height;
-  int32_t width;
+    const float* data;
+    int32_t channels;
+    int32_t height;
+    int32_t width;
 } deeplab_logits;
 
 /* A logits provider runs the network: it receives the preprocessed input (1 x 3 x height x width float32, NCHW,
@@ -60,25 +60,25 @@ typedef int (*deeplab_logits_fn)(void* user_data, const float* input, int32_t he
                                  deeplab_logits* out);
 
 typedef struct deeplab_options {
-  uint32_t struct_size;   /* sizeof(deeplab_options): set by deeplab_options_init */
-  int32_t crf;            /* 1: refine with the dense CRF (default); 0: labels from the upsampled logits */
-  int32_t crf_iterations; /* mean-field iterations; -1 (default): the preset's */
-  int32_t threads;        /* CPU threads for upsampling and the CRF; 0 = all cores (default). Process-wide in
-                             those libraries: give every segmenter of a process the same value. */
-  int32_t warm_start;     /* 1: the CRF starts from the previous frame's result (video); default 0 */
-  int32_t device;         /* CUDA device for engines (default 0) */
-  const char* crf_preset; /* NULL or "default" (default): the model's own CRF settings (metadata extra.crf) if any,
-                             else "voc" (DeepLab v2: 10 iterations, w=3 sxy=1; w=4 sxy=67 srgb=3); or "voc",
-                             "pydensecrf" (pydensecrf's example settings). Copied at creation. */
+    uint32_t struct_size;   /* sizeof(deeplab_options): set by deeplab_options_init */
+    int32_t crf;            /* 1: refine with the dense CRF (default); 0: labels from the upsampled logits */
+    int32_t crf_iterations; /* mean-field iterations; -1 (default): the preset's */
+    int32_t threads;        /* CPU threads for upsampling and the CRF; 0 = all cores (default). Process-wide in
+                               those libraries: give every segmenter of a process the same value. */
+    int32_t warm_start;     /* 1: the CRF starts from the previous frame's result (video); default 0 */
+    int32_t device;         /* CUDA device for engines (default 0) */
+    const char* crf_preset; /* NULL or "default" (default): the model's own CRF settings (metadata extra.crf) if any,
+                               else "voc" (DeepLab v2: 10 iterations, w=3 sxy=1; w=4 sxy=67 srgb=3); or "voc",
+                               "pydensecrf" (pydensecrf's example settings). Copied at creation. */
 } deeplab_options;
 
 /* Per-stage wall time of the last successful deeplab_apply, in milliseconds. */
 typedef struct deeplab_timings {
-  double preprocess_ms;
-  double infer_ms;
-  double upsample_ms;
-  double crf_ms;
-  double total_ms;
+    double preprocess_ms;
+    double infer_ms;
+    double upsample_ms;
+    double crf_ms;
+    double total_ms;
 } deeplab_timings;
 
 /* Fill *options with the defaults. */

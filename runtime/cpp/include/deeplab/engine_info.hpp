@@ -15,34 +15,34 @@ namespace deeplab {
 
 /// How and where an engine was built (the sidecar's "engine" object).
 struct EngineInfo {
-  std::string tensorrt_version;
-  std::string gpu_name;
-  std::string compute_capability;  // "8.7"
-  std::string precision;           // fp32 | fp16 | int8
-  std::array<std::array<std::int64_t, 4>, 3> profile{};  // min, opt, max as N,C,H,W
-  std::string onnx_sha256;
-  bool version_compatible = false;
-  std::optional<std::string> hardware_compatibility;  // "ampere_plus" | "same_compute_capability"
-  std::string built_at;
-  std::string onnx_path;
-  std::optional<int> dla_core;
+    std::string tensorrt_version;
+    std::string gpu_name;
+    std::string compute_capability;                        // "8.7"
+    std::string precision;                                 // fp32 | fp16 | int8
+    std::array<std::array<std::int64_t, 4>, 3> profile{};  // min, opt, max as N,C,H,W
+    std::string onnx_sha256;
+    bool version_compatible = false;
+    std::optional<std::string> hardware_compatibility;  // "ampere_plus" | "same_compute_capability"
+    std::string built_at;
+    std::string onnx_path;
+    std::optional<int> dla_core;
 };
 
 /// The TensorRT and GPU an engine is about to run on; empty where unknown.
 struct Platform {
-  std::optional<std::string> tensorrt_version;
-  std::optional<std::string> gpu_name;
-  std::optional<std::string> compute_capability;
+    std::optional<std::string> tensorrt_version;
+    std::optional<std::string> gpu_name;
+    std::optional<std::string> compute_capability;
 };
 
 struct Compatibility {
-  std::vector<std::string> problems;  ///< the engine will not load
-  std::vector<std::string> warnings;  ///< it loads but may run slower
-  std::string rebuild_command;
+    std::vector<std::string> problems;  ///< the engine will not load
+    std::vector<std::string> warnings;  ///< it loads but may run slower
+    std::string rebuild_command;
 
-  bool ok() const { return problems.empty(); }
-  /// What differs, then the command that rebuilds the engine ("" when ok).
-  std::string message(const std::string& engine_path) const;
+    bool ok() const { return problems.empty(); }
+    /// What differs, then the command that rebuilds the engine ("" when ok).
+    std::string message(const std::string& engine_path) const;
 };
 
 /// "model.plan" -> "model.plan.json".
@@ -65,5 +65,11 @@ std::pair<ModelMeta, EngineInfo> check_engine(const std::string& engine_path, co
 
 /// getInferLibVersion() -> "major.minor.patch" (8.x encodes M*1000+m*100+p, 10.x and later M*10000+m*100+p).
 std::string tensorrt_version_string(std::int32_t encoded);
+/// nvinfer1::DataType's value -> its name ("float32", "float16", "bfloat16", "fp8", ...; the values are the same in
+/// every release from 8.5 to 11, later ones only append).
+std::string tensorrt_type_name(int data_type);
+/// Why a tensor of this type cannot be an input or output of the runtime ("" for float32, the only type it reads and
+/// writes; the message says how to rebuild the engine).
+std::string tensorrt_io_type_problem(const std::string& engine_path, const std::string& tensor, int data_type);
 
 }  // namespace deeplab

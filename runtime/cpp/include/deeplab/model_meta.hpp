@@ -14,28 +14,28 @@ inline constexpr int kMetaSchemaVersion = 1;
 /// Everything between the raw image and the network, and between the network and labels:
 /// pixel = (image[channel_order] - mean) * scale per channel, NCHW float32 in, logits at 1/output_stride out.
 struct ModelMeta {
-  std::vector<std::string> class_names;
-  std::string channel_order = "BGR";
-  std::array<float, 3> mean{104.008f, 116.669f, 122.675f};
-  std::array<float, 3> scale{1.0f, 1.0f, 1.0f};
-  int output_stride = 8;
-  bool align_corners = false;
-  std::string input_name = "image";
-  std::string output_name = "logits";
-  std::string precision = "fp32";
-  bool msc = false;
-  std::string source_sha256;
-  /// extra["crf"]: the model's own CRF settings (the Python runtime's crf="default"): a preset name ("voc", ...)
-  /// and/or numeric overrides of crf.refine's keyword arguments (iterations, gaussian_sxy, bilateral_srgb, ...).
-  std::string crf_preset;
-  std::map<std::string, double> crf_overrides;
+    std::vector<std::string> class_names;
+    std::string channel_order = "BGR";
+    std::array<float, 3> mean{104.008f, 116.669f, 122.675f};
+    std::array<float, 3> scale{1.0f, 1.0f, 1.0f};
+    int output_stride = 8;
+    bool align_corners = false;
+    std::string input_name = "image";
+    std::string output_name = "logits";
+    std::string precision = "fp32";
+    bool msc = false;
+    std::string source_sha256;
+    /// extra["crf"]: the model's own CRF settings (the Python runtime's crf="default"): a preset name ("voc", ...)
+    /// and/or numeric overrides of crf.refine's keyword arguments (iterations, gaussian_sxy, bilateral_srgb, ...).
+    std::string crf_preset;
+    std::map<std::string, double> crf_overrides;
 
-  int n_classes() const { return static_cast<int>(class_names.size()); }
+    int n_classes() const { return static_cast<int>(class_names.size()); }
 
-  /// Parse ModelMeta.to_json() output; throws deeplab::Error(ErrorCode::metadata) with the Python runtime's message.
-  static ModelMeta from_json(std::string_view text);
-  /// Throw deeplab::Error(ErrorCode::metadata) unless every field is usable (ModelMeta.validate()).
-  void validate() const;
+    /// Parse ModelMeta.to_json() output; throws deeplab::Error(ErrorCode::metadata) with the Python runtime's message.
+    static ModelMeta from_json(std::string_view text);
+    /// Throw deeplab::Error(ErrorCode::metadata) unless every field is usable (ModelMeta.validate()).
+    void validate() const;
 };
 
 }  // namespace deeplab

@@ -12,14 +12,18 @@ namespace deeplab {
 
 /// Where the real image sits inside the padded network input.
 struct Padding {
-  int height = 0;
-  int width = 0;
-  int padded_height = 0;
-  int padded_width = 0;
+    int height = 0;
+    int width = 0;
+    int padded_height = 0;
+    int padded_width = 0;
 };
 
 /// The smallest size >= (height, width) whose sides are multiples of `multiple`.
 std::pair<int, int> padded_size(int height, int width, int multiple);
+
+/// The logits size the model gives for a padded input (sides multiples of `output_stride`): DeepLab v2's Caffe layout
+/// (ceil-mode pooling) gives padded_height / output_stride + 1 rows and padded_width / output_stride + 1 columns.
+std::pair<int, int> logits_size(int padded_height, int padded_width, int output_stride);
 
 /// Throw deeplab::Error(invalid_argument) unless the image is usable (non-NULL, non-empty, sane size and stride).
 void check_image(const ImageView& image);
