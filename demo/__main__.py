@@ -1,12 +1,14 @@
-"""`python -m demo generate|video|train`: the bundled demo's data, sample video and model."""
+"""`python -m demo generate|video|train|tune-crf`: the bundled demo's data, sample video, model and CRF settings."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from demo import train, tune_crf
+from demo.assets import check_not_assets
 from demo.dataset import write_dataset, write_images
 from demo.video import VIDEO_SEED, write_video
+from runtime.cli_errors import error_text
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -19,13 +21,19 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand with ``text`` as its help line and description, and its own --verbose."""
+    p = sub.add_parser(name, help=text, description=text)
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0].replace("`", ""))
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("generate", help="write generated scenes in the PASCAL VOC layout")
-    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    p = _command(sub, "generate", "write generated scenes in the PASCAL VOC layout")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--count", type=int, required=True, help="number of images")
     p.add_argument("--seed", type=int, required=True, help="random seed (image i depends only on seed and i)")
@@ -35,21 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images-only", action="store_true",
                    help="write plain JPEGs into --out, no labels or lists (calibration images)")
 
-    p = sub.add_parser("video", help="render a video of moving objects (mp4v)")
-    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    p = _command(sub, "video", "render a video of moving objects (mp4v)")
     p.add_argument("--out", required=True, help="output video file (.mp4)")
     p.add_argument("--frames", type=int, default=90, help="number of frames (default 90)")
     p.add_argument("--seed", type=int, default=VIDEO_SEED, help=f"random seed (default {VIDEO_SEED})")
     p.add_argument("--size", type=_size, default=(384, 288), help="WIDTHxHEIGHT (default 384x288)")
     p.add_argument("--fps", type=float, default=15.0, help="frames per second (default 15)")
     p.add_argument("--labels", help="also write each frame's label PNG into this directory")
+    p.add_argument("--update-demo", action="store_true",
+                   help="allow --out inside demo/assets (replaces the bundled demo video)")
 
-    p = sub.add_parser("train", help="train the small DeepLab v2 on a generated VOC-layout dataset")
-    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    p = _command(sub, "train", "train the small DeepLab v2 on a generated VOC-layout dataset; writes --out (and its "
+                           "ONNX), never the bundled demo model unless --update-demo")
     train.add_arguments(p)
 
-    p = sub.add_parser("tune-crf", help="pick the model's CRF settings on a validation split; store them in it")
-    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    p = _command(sub, "tune-crf", "pick a model's CRF settings on a validation split; write the model with them to "
+                              "--out (and its ONNX)")
     tune_crf.add_arguments(p)
     return parser
 
@@ -63,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             n = len(write_dataset(args.out, args.count, args.seed, w, h, args.val_fraction))
         print(f"wrote {n} images to {args.out}")
     elif args.command == "video":
+        check_not_assets([args.out], args.update_demo)
         w, h = args.size
         out = write_video(args.out, args.frames, args.seed, w, h, args.fps, args.labels)
         print(f"wrote {args.frames} frames ({w}x{h}) to {out}")
@@ -83,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # one line per error, like the export CLI
         if args.verbose:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_text(e)}", file=sys.stderr)
         return 1
 
 

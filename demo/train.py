@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from demo.assets import checkpoint_path, classes_path, onnx_path
+from demo.assets import check_not_assets, checkpoint_path, classes_path
 from export.onnx_export import export_onnx
 from export.voc import VOCDataset, read_classes, write_classes
 from runtime.metadata import CAFFE_BGR_MEAN
@@ -59,9 +59,11 @@ def _crop(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     parser.add_argument("--data", required=True, help="VOC-layout dataset (its train split is used)")
-    parser.add_argument("--out", default=str(checkpoint_path()), help="checkpoint to write (default: the demo's)")
-    parser.add_argument("--onnx", default=str(onnx_path()),
-                        help="also export the checkpoint to this ONNX file (default: the demo's; '' to skip)")
+    parser.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    parser.add_argument("--onnx", help="also export the checkpoint to this ONNX file (default: --out with the suffix "
+                                       ".onnx; '' to skip)")
+    parser.add_argument("--update-demo", action="store_true",
+                        help="allow --out/--onnx inside demo/assets (replaces the bundled demo model)")
     parser.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps (default {d.steps})")
     parser.add_argument("--batch", type=int, default=d.batch, help=f"crops per step (default {d.batch})")
     parser.add_argument("--crop", type=_crop, default=d.crop,
@@ -166,14 +168,25 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path, init: str | Path 
     return summary
 
 
+def onnx_beside(checkpoint: str | Path, onnx: str | None) -> str:
+    """The ONNX to export ``checkpoint`` to: ``onnx`` as given ('' = none), else the checkpoint's name with .onnx."""
+    if onnx is None:
+        onnx = str(Path(checkpoint).with_suffix(".onnx"))
+    if onnx and Path(onnx).resolve() == Path(checkpoint).resolve():
+        raise ValueError(f"the ONNX output {onnx} would overwrite the checkpoint: give it another name")
+    return onnx
+
+
 def run(args: argparse.Namespace) -> int:
+    onnx = onnx_beside(args.out, args.onnx)
+    check_not_assets([args.out] + ([onnx] if onnx else []), args.update_demo)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, blocks=args.blocks,
                       width=args.width, seed=args.seed, threads=args.threads)
     summary = train(args.data, cfg, args.out, args.init)
     print(f"trained {cfg.steps} steps in {summary['seconds']:.0f} s (final loss {summary['final_loss']:.3f}); "
           f"wrote {args.out}")
-    if args.onnx:
-        result = export_onnx(args.out, args.onnx, height=240, width=320, log=lambda s: print(s, file=sys.stderr))
+    if onnx:
+        result = export_onnx(args.out, onnx, height=240, width=320, log=lambda s: print(s, file=sys.stderr))
         print(f"wrote {result.path}")
     if Path(args.out).resolve() == checkpoint_path():
         write_classes(classes_path().parent, read_classes(Path(args.data) / "classes.txt"))

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import crf
-from demo.assets import checkpoint_path, onnx_path
+from demo.assets import check_not_assets, checkpoint_path
+from demo.train import onnx_beside
 from export.metrics import ConfusionMatrix
 from export.onnx_export import export_onnx
 from export.voc import VOCDataset
@@ -87,9 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val", help="split to search on (default val)")
     parser.add_argument("--max-images", type=int, default=60, help="images of the split to use (default 60)")
     parser.add_argument("--checkpoint", default=str(checkpoint_path()),
-                        help="checkpoint whose meta receives the settings (default: the demo's)")
-    parser.add_argument("--onnx", default=str(onnx_path()),
-                        help="ONNX to search with and to re-export afterwards (default: the demo's)")
+                        help="checkpoint to tune (default: the demo's; read only)")
+    parser.add_argument("--onnx", help="the checkpoint's ONNX, searched with (default: --checkpoint with the suffix "
+                                       ".onnx; read only)")
+    parser.add_argument("--out", required=True,
+                        help="checkpoint to write: --checkpoint with the settings in its meta; also exported to ONNX "
+                             "beside it (--out with the suffix .onnx)")
+    parser.add_argument("--update-demo", action="store_true",
+                        help="allow --out inside demo/assets (replaces the bundled demo model)")
     for name, values in GRID.items():
         parser.add_argument(f"--{_flag(name)}", dest=name, type=_values, default=values, metavar="V,V,...",
                             help=f"{name} values to search (default {','.join(f'{v:g}' for v in values)})")
@@ -100,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
 
     from export.checkpoint import load_model, save_checkpoint
 
+    out_onnx = onnx_beside(args.out, None)
+    check_not_assets([args.out, out_onnx], args.update_demo)
     dataset = VOCDataset(args.data, args.split, args.max_images)
     grid = {name: getattr(args, name) for name in GRID}
-    base, ranked = search(args.onnx, dataset, candidates(grid))
+    base, ranked = search(args.onnx or Path(args.checkpoint).with_suffix(".onnx"), dataset, candidates(grid))
     best_miou, best = ranked[0]
     print(f"mIoU on {args.data} ({args.split}, {len(dataset)} images): no CRF {100 * base:.2f}")
     for value, settings in ranked[:5]:
@@ -115,8 +123,7 @@ def run(args: argparse.Namespace) -> int:
             "crf_search": {"data": str(args.data), "split": args.split, "images": len(dataset),
                            "miou": round(best_miou, 5), "miou_no_crf": round(base, 5)}}
     with torch.no_grad():
-        save_checkpoint(args.checkpoint, model, ckpt.class_names, meta)
-    print(f"wrote the CRF settings into {args.checkpoint}")
-    if args.onnx:
-        export_onnx(args.checkpoint, args.onnx, height=240, width=320, log=lambda s: print(s, file=sys.stderr))
+        save_checkpoint(args.out, model, ckpt.class_names, meta)
+    export_onnx(args.out, out_onnx, height=240, width=320, log=lambda s: print(s, file=sys.stderr))
+    print(f"wrote {args.out} and {out_onnx} with the CRF settings {best}")
     return 0

@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from runtime.cli_errors import error_text
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "onnx": ("export.onnx_export", "export a DeepLab v2 checkpoint to ONNX (checked against PyTorch)"),
@@ -21,8 +23,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+EXTRAS_HELP = ('onnx, fp16, int8 and triton need the export extra (torch, onnx): pip install -e ".[export]" (on a CPU '
+               "machine pip install torch==2.13.0 first, so pip does not pull a CUDA build); eval and compare need it "
+               "only for a checkpoint (.pt); engine needs TensorRT (the gpu extra) and onnx.")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0].replace("`", ""),
+                                     epilog=EXTRAS_HELP)
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
@@ -43,5 +51,5 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # the CLI's contract is one line per error
         if args.verbose:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {error_text(e)}", file=sys.stderr)
         return 1

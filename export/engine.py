@@ -26,11 +26,11 @@ import numpy as np
 
 from export.calibration import CalibrationCache, fixed_shape_batches, implicit_cache_key, open_calibration
 from export.onnx_export import sha256_file
-from export.onnx_graph import default_output, io_tensor, read_meta
+from export.onnx_graph import default_output, io_tensor, load_onnx, read_meta
 from export.trt_compat import (BuildPlan, ParserErrorInfo, TrtFeatures, calibration_profile, check_precision,
                                format_parser_errors, network_flags_value, onnx_precision_hint, parse_shape, plan_build,
                                probe, resolve_precision, resolve_profile)
-from runtime.atomic import atomic_write_bytes
+from runtime.atomic import atomic_write_bytes, make_dirs
 from runtime.backends import resolve_model
 from runtime.cuda_util import check, cuda_modules
 from runtime.engine_info import EngineInfo, gpu_properties, write_sidecar
@@ -324,7 +324,7 @@ def read_onnx(model: Path) -> OnnxSummary:
     """Read ``model``'s metadata, nodes, carried precision and I/O element types."""
     import onnx
 
-    proto = onnx.load(str(model), load_external_data=False)
+    proto = load_onnx(model, load_external_data=False)
     meta = read_meta(proto)
     precision = onnx_precision_hint(
         (n.op_type for n in proto.graph.node),
@@ -441,7 +441,7 @@ def write_outputs(output: Path, plan_bytes: bytes, config: Any, timing_cache: Pa
                   meta: ModelMeta) -> None:
     """The plan, the timing cache and the sidecar, each atomically; the sidecar last, so a sidecar always describes
     the plan beside it."""
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(output.parent, output)
     atomic_write_bytes(output, plan_bytes)
     if timing_cache is not None:
         atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))

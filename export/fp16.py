@@ -14,7 +14,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from export.onnx_graph import default_output, read_meta, save_model, topological_sort, write_meta
+from export.onnx_graph import default_output, load_onnx, read_meta, save_model, topological_sort, write_meta
 from runtime.backends import resolve_model
 
 
@@ -43,9 +43,7 @@ def convert(model_path: str | os.PathLike[str], output: str | os.PathLike[str], 
     from onnxruntime.transformers import float16
 
     model_path = Path(model_path)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"model {model_path} does not exist")
-    model = onnx.load(str(model_path))
+    model = load_onnx(model_path)
     meta = read_meta(model)
     if {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in model.graph.node}:
         raise ValueError(f"{model_path} is an INT8 Q/DQ model: give the FP32 ONNX")

@@ -23,8 +23,9 @@ from typing import Any
 
 from export.calibration import OrtCalibrationReader, open_calibration
 from export.onnx_export import sha256_file
-from export.onnx_graph import default_output, ensure_node_names, opset_version, read_meta, save_model, write_meta
-from runtime.atomic import atomic_write_text
+from export.onnx_graph import (default_output, ensure_node_names, load_onnx, opset_version, read_meta, save_model,
+                               write_meta)
+from runtime.atomic import atomic_write_text, make_dirs
 from runtime.backends import resolve_model
 
 METHODS = ("entropy", "minmax", "percentile")
@@ -163,7 +164,7 @@ def _write_cache(ort_cache: Path, cache: Path, key: dict[str, Any]) -> None:
     """Copy onnxruntime's calibration cache to ``cache`` (atomically), stamped with what it was computed from."""
     d = json.loads(ort_cache.read_text())
     d[CACHE_KEY] = key
-    cache.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(cache.parent, cache)
     atomic_write_text(cache, json.dumps(d))
 
 
@@ -180,9 +181,7 @@ def quantize(model_path: str | os.PathLike[str], calib: str | os.PathLike[str], 
     if method not in METHODS:
         raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     model_path, output = Path(model_path), Path(output)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"model {model_path} does not exist")
-    model = onnx.load(str(model_path))
+    model = load_onnx(model_path)
     meta = read_meta(model)
     ops = {n.op_type for n in model.graph.node}
     if {"QuantizeLinear", "DequantizeLinear"} & ops:
@@ -217,7 +216,7 @@ def quantize(model_path: str | os.PathLike[str], calib: str | os.PathLike[str], 
     if method == "percentile":
         extra["CalibPercentile"] = 99.999
 
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(output.parent, output)
     supports_cache = "calibration_cache_path" in inspect.signature(quantize_static).parameters
     if cache_path is not None and not supports_cache:
         raise RuntimeError("--cache needs an onnxruntime whose quantize_static has calibration_cache_path "

@@ -6,8 +6,25 @@ from pathlib import Path
 from typing import Any
 
 from runtime import metadata, named
-from runtime.atomic import atomic_path
+from runtime.atomic import atomic_path, make_dirs
 from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
+
+
+def load_onnx(path: str | os.PathLike[str], load_external_data: bool = True) -> Any:
+    """Read an ONNX file (the one loader of every export command): a missing file, or one that is not an ONNX model
+    (protobuf's own message names neither the file nor the problem), is one line naming the file."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model {path} does not exist")
+    try:
+        model = onnx.load(str(path), load_external_data=load_external_data)
+    except Exception:  # noqa: BLE001 - protobuf raises several unrelated classes for bytes that are not a ModelProto
+        model = None
+    if model is None or not model.graph.node:  # an empty or unrelated protobuf parses as an empty ModelProto
+        raise ValueError(f"{path} is not a valid ONNX model")
+    return model
 
 
 def read_meta(model: Any, source: str = "the ONNX") -> ModelMeta:
@@ -92,7 +109,7 @@ def save_model(model: Any, output: str | os.PathLike[str]) -> Path:
 
     onnx.checker.check_model(model)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(output.parent, output)
     with atomic_path(output) as tmp:
         onnx.save(model, str(tmp))
     return output

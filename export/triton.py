@@ -29,8 +29,9 @@ from string import Template
 
 import numpy as np
 
-from export.onnx_graph import io_tensor, read_meta
+from export.onnx_graph import io_tensor, load_onnx, read_meta
 from runtime import named
+from runtime.atomic import make_dirs
 from runtime.backends import ENGINE_SUFFIXES
 from runtime.backends.triton import TRITON_FLOAT_DTYPES
 from runtime.engine_info import read_sidecar, sidecar_path
@@ -96,12 +97,7 @@ def load_source(model: str | os.PathLike[str]) -> SourceModel:
 
 
 def _onnx_source(path: Path) -> SourceModel:
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - protobuf raises several unrelated classes
-        raise TritonExportError(f"cannot read ONNX model {path}: {str(e).strip()[:200] or type(e).__name__}") from None
+    proto = load_onnx(path, load_external_data=False)
     try:
         meta = read_meta(proto, str(path))
     except MetadataError as e:
@@ -320,7 +316,7 @@ def write_repository(model: str | os.PathLike[str], output: str | os.PathLike[st
         "deeplab_dcnn/config.pbtxt": dcnn_config(src, backend, opts),
         "deeplab_post/config.pbtxt": post_config(src, max_batch, opts),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(out.parent, out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         for rel, text in files.items():

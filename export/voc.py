@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from runtime import sources
-from runtime.atomic import atomic_path
+from runtime.atomic import atomic_path, make_dirs
 from runtime.preprocess import ImageError
 from runtime.sinks import voc_palette
 
@@ -38,7 +38,7 @@ _PALETTE = voc_palette()
 def atomic_output(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path next to ``path`` (its directory created if missing); renamed into place on success,
     removed on any error, so ``path`` is never half-written."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(Path(path).parent, path)
     with atomic_path(path) as tmp:
         yield str(tmp)
 

@@ -11,6 +11,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def make_dirs(directory: str | os.PathLike[str], target: str | os.PathLike[str] | None = None) -> Path:
+    """``mkdir -p directory``; when the directory or one of its parents is a file, one line naming it and what was to
+    be written (``target``, default the directory itself), instead of ``[Errno 17] File exists``."""
+    d = Path(directory)
+    for p in (d, *d.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise NotADirectoryError(f"cannot write {target if target is not None else d}: "
+                                         f"{p} is a file, not a directory")
+            break
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 def temp_beside(path: str | os.PathLike[str]) -> Path:
     """A new empty temporary file next to ``path`` (same suffix, so writers that pick a format from it still work),
     with the usual permissions; the caller renames it over ``path`` with ``os.replace`` or deletes it."""

@@ -1,9 +1,11 @@
-"""``python -m runtime.infer`` / ``deeplab-infer``: segment a video, camera, stream or images with a DeepLab v2 model.
+"""deeplab-infer (python runtime/infer.py, python -m runtime.infer): segment a video, camera, stream or images with a
+DeepLab v2 model.
 
     deeplab-infer --source demo --output out.mp4 --masks masks/ --stats stats.json
 
 Errors are one line on stderr (a traceback only with --verbose); the exit status is non-zero only when nothing could
-be processed. Ctrl-C stops cleanly: the output video and masks written so far are complete and playable.
+be processed. Ctrl-C stops cleanly with exit status 130: the output video and masks written so far are complete and
+playable, and one line says what was kept.
 """
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from typing import Any, Sequence
 if not __package__:  # run as a file (python runtime/infer.py): make the repository's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.atomic import atomic_write_text
+import crf
+from runtime.atomic import atomic_write_text, make_dirs
 from runtime.backends import BACKENDS
+from runtime.cli_errors import error_text
 from runtime.multi_cli import check_args, is_multi, run_multi
 from runtime.pipeline import Pipeline
 from runtime.segmenter import Segmenter
@@ -30,44 +34,50 @@ log = logging.getLogger("runtime.infer")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deeplab-infer", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="demo", help="ONNX model or TensorRT engine; 'demo' = the bundled demo model")
+    p = argparse.ArgumentParser(prog="deeplab-infer", description=" ".join(__doc__.split("\n\n")[0].split()))
+    p.add_argument("--model", default="demo",
+                   help="ONNX model or TensorRT engine (default demo: the bundled demo model, which knows only the "
+                        "generated demo shapes and gives meaningless labels on real footage; for your own video, "
+                        "export your checkpoint: python -m export onnx CHECKPOINT -o model.onnx)")
     p.add_argument("--source", action="append", metavar="[NAME=]SOURCE",
-                   help="video file, camera index, rtsp/http URL, image, directory or glob; 'demo' = the sample video "
-                        "(the default); repeat for several streams, NAME=SOURCE names one")
+                   help="video file, camera index, rtsp/http URL, image, directory or glob (default demo: the sample "
+                        "video); repeat for several streams, NAME=SOURCE names one")
     p.add_argument("--sources", metavar="FILE", help="several streams: one [NAME=]SOURCE per line (# comments)")
-    p.add_argument("--output", help="overlay video (.mp4/.avi/...) for video sources, a directory for image sources")
+    p.add_argument("--output", help="overlay video (.mp4/.mov/.m4v: H.264; .avi/.mkv: MJPEG), for any source; or, "
+                                    "for image sources, a directory of overlay JPEGs")
     p.add_argument("--masks", metavar="DIR", help="write one palette label PNG per frame into DIR")
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default auto)")
     p.add_argument("--url", help="Triton server HOST:PORT (with --backend triton; default 127.0.0.1:8000)")
-    p.add_argument("--protocol", choices=("http", "grpc"), default="http", help="Triton protocol")
-    crf = p.add_argument_group("dense CRF")
-    crf.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
-    crf.add_argument("--crf-preset", default="default",
-                     help="CRF preset name ('default': the model's own preset if it has one, else voc)")
-    crf.add_argument("--crf-iters", type=int, metavar="N", help="mean-field iterations (default: the preset's)")
-    crf.add_argument("--warm-start", action="store_true", help="start each frame's CRF from the previous result")
+    p.add_argument("--protocol", choices=("http", "grpc"), default="http", help="Triton protocol (default http)")
+    group = p.add_argument_group("dense CRF")
+    group.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
+    group.add_argument("--crf-preset", default="default", choices=("default", *crf.PRESETS),
+                       help="CRF settings (default: the model's own preset if it has one, else voc)")
+    group.add_argument("--crf-iters", type=int, metavar="N", help="mean-field iterations (default: the preset's)")
+    group.add_argument("--warm-start", action="store_true", help="start each frame's CRF from the previous result")
     run = p.add_argument_group("run")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     run.add_argument("--stats", metavar="FILE.json", help="write per-stage and end-to-end latency percentiles, fps "
                                                           "and frame counts as JSON")
     run.add_argument("--upsample-device", choices=("auto", "cpu", "cuda"), default="auto",
-                     help="where to upsample (cuda: NVRTC-compiled kernels; auto: cuda with TensorRT, else cpu)")
+                     help="where to upsample (cuda: NVRTC-compiled kernels; default auto: cuda with TensorRT, else "
+                          "cpu)")
     run.add_argument("--sequential", action="store_true", help="run the stages one after the other (no overlap)")
-    run.add_argument("--queue-size", type=int, default=2, help="frames buffered between two stages")
+    run.add_argument("--queue-size", type=int, default=2, metavar="N",
+                     help="frames buffered between two stages (default 2)")
     run.add_argument("--max-in-flight", type=int, default=4, metavar="N",
-                     help="at most N frames between decoding and the outputs (latency); 0 = bounded by the queues only")
+                     help="at most N frames between decoding and the outputs (latency; default 4); 0 = bounded by the "
+                          "queues only")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     multi = p.add_argument_group("several streams (with more than one --source, --sources, --serve or --duration)")
     multi.add_argument("--batch", type=int, metavar="N", help="frames per inference call across streams "
                                                             "(default: the number of streams, within the backend's limit)")
     multi.add_argument("--gather-ms", type=float, default=5.0, metavar="MS",
-                       help="how long a batch waits for frames of other streams")
+                       help="how long a batch waits for frames of other streams (default 5)")
     multi.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (live streams run until Ctrl-C "
                                                                  "otherwise)")
     multi.add_argument("--stall-timeout", type=float, default=10.0, metavar="S",
-                       help="a live stream without a frame for S seconds counts as stalled (and reconnects)")
+                       help="a live stream without a frame for S seconds counts as stalled and reconnects (default 10)")
     multi.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
                        help="reopen live streams that fail, with exponential backoff (default: network streams)")
     multi.add_argument("--serve", metavar="[HOST:]PORT", help="serve a live view (overlays and figures) on HOST "
@@ -80,11 +90,9 @@ def _sinks(args: argparse.Namespace, source) -> list:
     sinks: list = []
     if args.output:
         out = Path(args.output)
-        if isinstance(source, ImageSource):
-            if out.suffix.lower() in VIDEO_CODECS:
-                raise ValueError(f"--output for an image source is a directory, not {out.name}")
+        if isinstance(source, ImageSource) and out.suffix.lower() not in VIDEO_CODECS:
             sinks.append(OverlayImageSink(out))
-        else:
+        else:  # an image sequence becomes a video too: frames of another size are resized to the first one's
             if out.suffix.lower() not in VIDEO_CODECS:
                 raise ValueError(f"--output for a video source must be a video file ({', '.join(VIDEO_CODECS)}), "
                                  f"got {out}")
@@ -112,7 +120,7 @@ def format_table(summary: dict[str, Any]) -> str:
     f = summary["frames"]
     lines.append(f"frames: {f['processed']} processed, {f['skipped']} undecodable (skipped), {f['failed']} failed; "
                  f"{summary['fps']:.1f} fps overall ({summary['mode']}); slowest stage: {summary['slowest_stage']}")
-    lines.append(f"backend: {summary['backend']} ({summary['backend_reason']}); CRF: {describe_crf(summary['crf'])}")
+    lines.append(f"backend: {summary['backend']}; CRF: {describe_crf(summary['crf'])}")
     lines += [f"note: {n}" for n in summary["notes"]]
     lines += [f"error ({count}×): {msg}" for msg, count in summary["errors"].items()]
     return "\n".join(lines)
@@ -133,8 +141,13 @@ def run(args: argparse.Namespace) -> int:
     if specs is not None:
         return run_multi(args, seg, specs)
     args.source = (args.source or ["demo"])[0]
+    if not args.output and not args.masks:
+        kept = f"only the table and {args.stats}" if args.stats else "only the table below"
+        print(f"note: no --output or --masks: every frame is processed and nothing is written ({kept}); fine for "
+              "timing a model, else add --output out.mp4 and/or --masks DIR", file=sys.stderr)
     source = open_source(args.source)
-    pipeline = Pipeline(seg, _sinks(args, source), overlapped=not args.sequential, queue_size=args.queue_size,
+    sinks = _sinks(args, source)
+    pipeline = Pipeline(seg, sinks, overlapped=not args.sequential, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight or None)
     total = source.total if args.max_frames is None else min(source.total or args.max_frames, args.max_frames)
     interrupted = False
@@ -155,13 +168,22 @@ def run(args: argparse.Namespace) -> int:
         source, mode="sequential" if args.sequential else "overlapped", model=str(args.model), source=args.source,
         backend=seg.backend.name, backend_reason=reason, crf=seg.crf, interrupted=interrupted)
     print(format_table(summary))
+    written = [sink.describe() for sink in sinks]
     if args.stats:
-        Path(args.stats).parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(Path(args.stats).parent, args.stats)
         atomic_write_text(args.stats, json.dumps(summary, indent=2))
-    if summary["frames"]["processed"] == 0:
+        written.append(str(args.stats))
+    processed = summary["frames"]["processed"]
+    if interrupted:
+        kept = f"; kept {', '.join(written)}" if written else ""
+        print(f"interrupted after {processed} frames{kept}", file=sys.stderr)
+        return 130
+    if processed == 0:
         first = next(iter(summary["errors"]), None) or (summary["notes"][0] if summary["notes"] else "no frames")
         print(f"error: nothing could be processed: {first}", file=sys.stderr)
-        return 130 if interrupted else 1
+        return 1
+    if written:
+        print(f"wrote {', '.join(written)}")
     return 0
 
 
@@ -175,14 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("runtime.sources").setLevel(logging.ERROR)
     try:
         return run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the first frame or while finishing: the outputs are closed by then
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:
         if args.verbose:
             raise
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {error_text(e)}", file=sys.stderr)
         return 1
 
 

@@ -31,3 +31,14 @@ def classes_path() -> Path:
 def named_files() -> dict[str, Path]:
     """The files the name ``demo`` stands for, by kind (:data:`runtime.named.KINDS`)."""
     return {"model": onnx_path(), "checkpoint": checkpoint_path(), "video": video_path()}
+
+
+def check_not_assets(paths: list[str | Path], update_demo: bool) -> None:
+    """Refuse to write any of ``paths`` inside the bundled assets unless ``update_demo``: every ``demo`` run and test
+    uses them, and a non-editable install keeps them in site-packages."""
+    if update_demo:
+        return
+    for path in paths:
+        if Path(path).resolve().is_relative_to(ASSETS):
+            raise ValueError(f"refusing to overwrite the bundled demo asset {path}: choose another output path, "
+                             "or pass --update-demo to replace the bundled demo")

@@ -10,57 +10,63 @@ preprocessing and backend as runtime/infer.py).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
+from runtime.atomic import atomic_path, atomic_write_text, make_dirs
+from runtime.backends import BACKENDS
+from runtime.cli_errors import error_text
 from runtime.segmenter import Segmenter
 from runtime.sources import open_source
 
 
-def save_atomic(path: Path, write) -> None:
-    """write(binary file) into a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="demo", help="ONNX model or engine; 'demo' = the bundled demo model")
     p.add_argument("--source", default="demo", help="video, image, directory or glob; 'demo' = the sample video")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--max-frames", type=int)
-    args = p.parse_args(argv)
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="inference backend, as in runtime/infer.py (default auto: TensorRT for an engine on a GPU, "
+                        "else ONNX Runtime)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (default: the whole source)")
+    return p
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+
+def dump(args: argparse.Namespace) -> int:
+    """Write meta.json and one .npy of logits per frame; returns the exit status (1 when no frame was written)."""
     seg = Segmenter(args.model, backend=args.backend, crf=None)
-    source = open_source(args.source)
     count = 0
     try:
-        save_atomic(out / "meta.json", lambda f: f.write((seg.meta.to_json() + "\n").encode()))
-        for frame in source:
-            if args.max_frames is not None and count >= args.max_frames:
-                break
-            logits, _ = seg.infer(frame.image)
-            array = np.ascontiguousarray(logits, np.float32)
-            save_atomic(out / f"{frame.name}.npy", lambda f, array=array: np.save(f, array))
-            count += 1
+        source = open_source(args.source)
+        try:
+            out = make_dirs(args.out)
+            atomic_write_text(out / "meta.json", seg.meta.to_json() + "\n")
+            for frame in source:
+                if args.max_frames is not None and count >= args.max_frames:
+                    break
+                logits, _ = seg.infer(frame.image)
+                with atomic_path(out / f"{frame.name}.npy") as tmp, open(tmp, "wb") as f:
+                    np.save(f, np.ascontiguousarray(logits, np.float32))
+                count += 1
+        finally:
+            source.close()
     finally:
-        source.close()
         seg.close()
     print(f"{count} frames of logits written to {out}")
     return 0 if count else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return dump(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - one error message, every line of it, no traceback
+        print(f"error: {error_text(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

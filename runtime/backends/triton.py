@@ -62,6 +62,10 @@ def triton_model_name(model: str | os.PathLike[str] | None, default: str) -> str
     return text
 
 
+# What a server that answers but is not live and ready, or whose health checks say "Server exiting", is doing.
+SHUTTING_DOWN = "is shutting down (or not ready)"
+
+
 class _Connection:
     """One tritonclient connection (HTTP or gRPC) with errors turned into :class:`BackendError`."""
 
@@ -116,14 +120,22 @@ class _Connection:
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - tritonclient, gevent, grpc and socket errors alike
-            error = BackendError if self._alive() else BackendUnavailable
-            raise error(f"Triton server {self.url} ({self.protocol}): {what} failed: {_reason(e)}") from None
+            state = self._state()
+            if state is None:
+                raise BackendError(f"Triton server {self.url} ({self.protocol}): {what} failed: {_reason(e)}") from None
+            # A server shutting down unloads its models first: its "unknown model" would mislead, so it is left out.
+            detail = "" if state == SHUTTING_DOWN else f": {_reason(e)}"
+            raise BackendUnavailable(f"Triton server {self.url} ({self.protocol}) {state}: {what} failed{detail}"
+                                     ) from None
 
-    def _alive(self) -> bool:
+    def _state(self) -> str | None:
+        """None while the server is live and ready; else what it is: shutting down, or not answering."""
         try:
-            return bool(self.client.is_server_live(**self.timeout))
-        except Exception:  # noqa: BLE001 - any failure to answer means not alive
-            return False
+            if self.client.is_server_live(**self.timeout) and self.client.is_server_ready(**self.timeout):
+                return None
+            return SHUTTING_DOWN  # it answers, but is not (or no longer) live and ready
+        except Exception as e:  # noqa: BLE001 - any failure to answer means not alive
+            return SHUTTING_DOWN if "exiting" in str(e).lower() else "does not answer (down or unreachable)"
 
     def model_meta(self, model: str) -> tuple[ModelMeta, dict[str, Any]]:
         """Check the server and ``model`` are ready; return the model's metadata and its config."""

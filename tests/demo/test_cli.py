@@ -1,6 +1,9 @@
-"""`python -m demo generate|video`: the VOC layout on disk, the same bytes from the same seed, one-line errors."""
+"""`python -m demo generate|video`: the VOC layout on disk, the same bytes from the same seed, one-line errors; the
+help lists every command with its description."""
 import subprocess
 import sys
+
+import pytest
 
 from demo.__main__ import main
 from demo.scenes import CLASS_NAMES
@@ -28,3 +31,17 @@ def test_errors_are_one_line(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 1
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+
+
+def test_help_lists_every_command_with_a_description(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    assert flat.count("`") == 0 and "python -m demo generate|video|train|tune-crf: " in flat
+    for command, description in (("generate", "write generated scenes in the PASCAL VOC layout"),
+                                 ("train", "train the small DeepLab v2 on a generated VOC-layout dataset; writes --out"),
+                                 ("tune-crf", "pick a model's CRF settings on a validation split; write the model")):
+        assert f"{command} {description}" in flat
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert description in " ".join(capsys.readouterr().out.split())

@@ -13,23 +13,27 @@ def test_train_then_tune_crf(tmp_path):
     data, ckpt, onnx_file = tmp_path / "data", tmp_path / "m.pt", tmp_path / "m.onnx"
     assert main(["generate", "--out", str(data), "--count", "4", "--seed", "3", "--size", "64x48",
                  "--val-fraction", "0.5"]) == 0
-    assert main(["train", "--data", str(data), "--out", str(ckpt), "--onnx", str(onnx_file), "--steps", "2",
+    assert main(["train", "--data", str(data), "--out", str(ckpt), "--steps", "2",
                  "--batch", "2", "--crop", "40", "--width", "4", "--threads", "1"]) == 0
+    assert onnx_file.is_file()  # --out with .onnx, by default
     payload = torch.load(ckpt, weights_only=True)
     assert payload["class_names"][0] == "background" and len(payload["class_names"]) == 8
     assert "layer1.conv1.conv.weight" in payload["model"] and "aspp.c3.bias" in payload["model"]
     assert payload["meta"]["train"]["config"]["steps"] == 2
 
+    before = ckpt.read_bytes(), onnx_file.read_bytes()
+    tuned, tuned_onnx = tmp_path / "tuned.pt", tmp_path / "tuned.onnx"
     assert main(["tune-crf", "--data", str(data), "--max-images", "1", "--checkpoint", str(ckpt),
-                 "--onnx", str(onnx_file), "--sxy", "40", "--srgb", "10,5", "--weight", "12"]) == 0
+                 "--out", str(tuned), "--sxy", "40", "--srgb", "10,5", "--weight", "12"]) == 0
+    assert (ckpt.read_bytes(), onnx_file.read_bytes()) == before  # searched with m.onnx, found beside m.pt
     import onnx
 
-    props = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+    props = {p.key: p.value for p in onnx.load(str(tuned_onnx)).metadata_props}
     meta = ModelMeta.from_json(props[ONNX_METADATA_KEY])
     assert meta.extra["crf"]["preset"] == "voc"
     if "bilateral_sxy" in meta.extra["crf"]:  # a grid point won, not the VOC preset itself: from the grid given
         assert meta.extra["crf"]["bilateral_sxy"] == 40 and meta.extra["crf"]["bilateral_srgb"] in (5, 10)
-    assert meta.extra["crf"] == torch.load(ckpt, weights_only=True)["meta"]["crf"]
+    assert meta.extra["crf"] == torch.load(tuned, weights_only=True)["meta"]["crf"]
     assert "crf" not in meta.extra["checkpoint_meta"]
 
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+import crf
 from demo import assets
 from runtime import Segmenter
 from runtime.infer import describe_crf, main
@@ -50,7 +51,7 @@ def test_video_to_video(tmp_path, tiny_onnx, videos):
 @pytest.mark.parametrize("args, message", [
     (["--source", "{tmp}/missing.avi"], "error: source not found"),
     (["--model", "{tmp}/missing.onnx"], "error: model file not found"),
-    (["--source", "{tmp}/bad", "--output", "{tmp}/x.mp4"], "for an image source is a directory"),
+    (["--source", "demo", "--output", "{tmp}/out_dir"], "error: --output for a video source must be a video file"),
     (["--source", "{tmp}/empty.avi"], "error: source file is empty"),
 ])
 def test_one_line_errors(tmp_path, tiny_onnx, capsys, args, message):
@@ -101,10 +102,13 @@ def test_module_entry_point(tmp_path, tiny_onnx):
     assert "1 processed" in proc.stdout
 
 
-def test_ctrl_c_finalizes_the_video(tmp_path, tiny_onnx, videos):
+@pytest.mark.parametrize("name, codec", [("out.avi", "MJPEG"), ("out.mp4", "H.264")])
+def test_ctrl_c_finalizes_the_video(tmp_path, tiny_onnx, videos, name, codec):
     import signal
     import time
-    out, masks, stats = tmp_path / "out.avi", tmp_path / "masks", tmp_path / "stats.json"
+    if codec == "H.264":
+        pytest.importorskip("av")
+    out, masks, stats = tmp_path / name, tmp_path / "masks", tmp_path / "stats.json"
     proc = subprocess.Popen([sys.executable, "-m", "runtime.infer", "--model", str(tiny_onnx), "--source",
                              str(videos / "slow_traffic_small.mp4"), "--no-crf", "--output", str(out), "--masks",
                              str(masks), "--stats", str(stats), "--no-progress", "--queue-size", "1"],
@@ -114,9 +118,12 @@ def test_ctrl_c_finalizes_the_video(tmp_path, tiny_onnx, videos):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 130, stderr
     data = json.loads(stats.read_text())
-    assert data["interrupted"] and 10 <= data["frames"]["processed"] < 914
+    n = data["frames"]["processed"]
+    assert data["interrupted"] and 10 <= n < 914
+    assert stderr.splitlines()[-1] == (f"interrupted after {n} frames; kept {out} ({n} frames, {codec}), {masks}/ "
+                                       f"({n} mask PNGs), {stats}")
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == data["frames"]["processed"] and cap.read()[0]
     assert len(list(masks.glob("*.png"))) == data["frames"]["processed"] and not list(tmp_path.glob(".out*"))
@@ -154,3 +161,76 @@ def test_a_bug_stops_the_run_with_one_line_or_a_traceback(tmp_path, tiny_onnx, c
     assert err[-1] == "error: operands could not be broadcast together" and "Traceback" not in "\n".join(err)
     with pytest.raises(ValueError, match="operands could not be broadcast"):
         main(args + ["--verbose"])
+
+
+def test_what_was_written_is_said_at_the_end(tmp_path, tiny_onnx, capsys):
+    src = _images(tmp_path / "in")
+    out, masks = tmp_path / "out", tmp_path / "masks"
+    assert main(["--model", str(tiny_onnx), "--source", str(src), "--output", str(out), "--masks", str(masks),
+                 "--no-crf", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == f"wrote {out}/ (3 overlay JPEGs), {masks}/ (3 mask PNGs)"
+    assert "nothing is written" not in captured.err
+
+
+@pytest.mark.parametrize("stats, kept", [(False, "only the table below"), (True, "only the table and {stats}")])
+def test_no_outputs_is_said_at_the_start(tmp_path, tiny_onnx, capsys, stats, kept):
+    argv = ["--model", str(tiny_onnx), "--source", str(_images(tmp_path / "in")), "--no-crf", "--no-progress"]
+    if stats:
+        argv += ["--stats", str(tmp_path / "s.json")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert (f"note: no --output or --masks: every frame is processed and nothing is written "
+            f"({kept.format(stats=tmp_path / 's.json')}); fine for timing a model, else add --output out.mp4 and/or "
+            "--masks DIR") in captured.err.splitlines()
+    assert "wrote" not in captured.out if not stats else captured.out.splitlines()[-1] == f"wrote {tmp_path / 's.json'}"
+
+
+def test_the_backend_line_is_printed_once(tmp_path, tiny_onnx, capsys):
+    assert main(["--model", str(tiny_onnx), "--source", str(_images(tmp_path / "in", 1)), "--no-crf",
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    reason = text.split("backend: onnxruntime (", 1)[1].split(")\n", 1)[0]
+    assert len(reason) > 20 and text.count(reason) == 1
+    assert "backend: onnxruntime; CRF: off" in captured.out
+
+
+def test_an_image_sequence_can_become_a_video(tmp_path, tiny_onnx, caplog):
+    pytest.importorskip("av")
+    out = tmp_path / "seq.mp4"
+    assert main(["--model", str(tiny_onnx), "--source", str(_images(tmp_path / "in")), "--output", str(out),
+                 "--no-crf", "--no-progress"]) == 0
+    cap = cv2.VideoCapture(str(out))
+    # the first image's size, 41x30, with the column H.264 (yuv420p) needs for an even width
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3 and cap.read()[1].shape == (30, 42, 3)
+    assert "2 frame(s) of another size were resized to 41x30" in caplog.text
+
+
+def test_output_under_a_file_is_one_clear_line(tmp_path, tiny_onnx, capsys):
+    (tmp_path / "rofile").write_text("a file")
+    for flag, path in (("--output", "rofile/x.avi"), ("--masks", "rofile/masks"), ("--stats", "rofile/s.json")):
+        assert main(["--model", str(tiny_onnx), "--source", str(_images(tmp_path / f"in{flag}", 1)),
+                     flag, str(tmp_path / path), "--no-crf", "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1] == (f"error: cannot write {tmp_path / path}: {tmp_path / 'rofile'} is a file, "
+                                        "not a directory")
+
+
+def test_help_text(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    flat = " ".join(text.split())
+    assert "(default: None)" not in flat and "``" not in text and flat.count("default 127.0.0.1:8000") == 1
+    assert "{" + ",".join(("default", *crf.PRESETS)) + "}" in text
+    assert ("the bundled demo model, which knows only the generated demo shapes and gives meaningless labels on real "
+            "footage; for your own video, export your checkpoint: python -m export onnx CHECKPOINT -o model.onnx") in flat
+    assert flat.startswith("usage: deeplab-infer") and "deeplab-infer (python runtime/infer.py" in flat
+
+
+def test_an_unknown_crf_preset_lists_the_presets(capsys):
+    with pytest.raises(SystemExit):
+        main(["--crf-preset", "nope"])
+    err = capsys.readouterr().err.replace("'", "")
+    assert f"invalid choice: nope (choose from {', '.join(('default', *crf.PRESETS))})" in err

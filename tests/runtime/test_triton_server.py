@@ -218,6 +218,22 @@ def test_server_killed_mid_run(repo, frames, protocol):
     assert f"Triton server {server.url(protocol)} ({protocol})" in error and "failed" in error, error
 
 
+def test_server_shutting_down_is_not_an_unknown_model(repo, frames):
+    """SIGTERM: Triton unloads its models first while gRPC still answers, so requests meet "unknown model" (and its
+    health checks "Server exiting"). The client says the server is shutting down and stops (BackendUnavailable)
+    instead of failing frame after frame."""
+    with LocalTritonServer(repo) as server:
+        with Segmenter(open_backend("demo", backend="triton", url=server.grpc_url, protocol="grpc"),
+                       crf=None) as segmenter:
+            segmenter.segment(frames[0])
+            server.process.terminate()
+            with pytest.raises(BackendUnavailable) as e:
+                for _ in range(2000):
+                    segmenter.segment(frames[0])
+    assert str(e.value) == (f"Triton server {server.grpc_url} (grpc) is shutting down (or not ready): inference on "
+                            "'deeplab_dcnn' failed")
+
+
 def test_infer_cli_stops_when_the_server_dies(repo, model, tmp_path):
     """``runtime/infer.py --backend triton`` on a long video: the server is killed mid-run; the CLI prints one error
     line naming the server and exits non-zero at once (instead of failing every remaining frame), outputs closed."""
