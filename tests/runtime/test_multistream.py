@@ -159,5 +159,5 @@ def test_soak_four_live_streams(tiny_onnx, clips, live_video_server):
     assert max(rss) - rss[0] < 20_000, f"RSS grew from {rss[0]} kB to {max(rss)} kB: {samples}"
     assert len({s[3] for s in warm}) == 1, f"Python threads changed: {samples}"
     assert max(s[2] for s in warm) - min(s[2] for s in warm) <= 8, f"threads changed: {samples}"
-    assert all(s["reconnects"] >= 5 for s in summary["streams"].values()), summary["streams"]
+    assert all(s["reconnects"] >= 2 for s in summary["streams"].values()), summary["streams"]
     assert all(s["frames"]["processed"] >= 10 for s in summary["streams"].values()), summary["streams"]
