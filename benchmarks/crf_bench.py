@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
-"""Dense CRF benchmark: this package (`crf`) against pydensecrf, same inputs, one process.
+"""Dense CRF benchmark: this package (`crf`) against pydensecrf on several photos, same inputs, same run.
 
-Input: a real photo cropped/resized to 500x375 (../shared/reference/images, or --image), 21 labels
-of DCNN-like soft probabilities (a smooth random label map at 1/8 resolution, upsampled bilinearly,
-softmax), the DeepLab v2 VOC preset. For 5 and 10 iterations, with 1 thread and all threads (and
-`crf-cold`: 1 thread, without the smoothness lattice kept from the previous CRF of the same size): median
-set-up and inference times over the repeats (runs interleaved so both see the same machine load),
-the marginal cost of one iteration, the speed-up over pydensecrf, the argmax agreement with it, and
-the peak memory of each (measured in a fresh subprocess from /proc/self/status VmHWM, since the
-C++ allocations are invisible to tracemalloc).
+Every photo (default: all of ../shared/reference/images) is centre-cropped and resized to --width x --height
+(500x375, PASCAL VOC's most common size) and gets 21 labels of DCNN-like soft probabilities (a smooth random label
+map at 1/8 resolution, upsampled bilinearly, softmax); the VOC preset, 10 iterations, set-up included. For each
+photo, with 1 thread and all threads:
 
-    python benchmarks/crf_bench.py [--json out.json] [--repeats 5] [--image photo.jpg]
+- steady: the photos one after another in this process (same size, so the smoothness lattice is reused, as for the
+  frames of a video or a data set of same-sized images);
+- cold: one CRF in a fresh subprocess (no lattice kept, no thread pool, no buffers: the first image a program sees);
+- pydensecrf on the same unaries in this process (runs interleaved, so all see the same machine load);
+- speed-up = pydensecrf time / crf time (medians over --repeats), argmax agreement with pydensecrf, and the size of
+  both lattices (vertices: crf's, and pydensecrf's counted independently), and the time per phase of one cold CRF.
+
+Prints a markdown table with the worst and median speed-ups and writes everything as JSON (atomically).
+
+    python benchmarks/crf_bench.py [--json out.json] [--images DIR_OR_FILES...] [--repeats 3] [--threads 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -25,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 
 import crf
@@ -32,19 +39,26 @@ from runtime.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("DEEPLAB_REFERENCE") or ROOT.parent / "shared" / "reference")
-DEFAULT_IMAGE = REFERENCE / "images" / "messi5.jpg"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def load_image(path: Path | None, width: int, height: int) -> tuple[np.ndarray, str]:
+def image_paths(items: list[Path]) -> list[Path]:
+    """The image files named, directories expanded to the images they hold (sorted)."""
+    paths: list[Path] = []
+    for item in items:
+        if item.is_dir():
+            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise SystemExit(f"no such image or directory: {item}")
+    if not paths:
+        raise SystemExit(f"no images in {', '.join(map(str, items))}")
+    return paths
+
+
+def load_image(path: Path, width: int, height: int) -> np.ndarray:
     """RGB uint8 photo, centre-cropped to the aspect ratio and resized to width x height."""
-    if path is None or not path.is_file():
-        rng = np.random.default_rng(0)  # no photo available: a smooth synthetic image instead
-        y, x = np.mgrid[0:height, 0:width]
-        img = np.stack([(x * 255 // width), (y * 255 // height), ((x + y) * 127 // (width + height))], -1)
-        img = img + rng.integers(0, 8, img.shape)
-        return np.clip(img, 0, 255).astype(np.uint8), "synthetic"
-    import cv2
-
     bgr = cv2.imread(str(path))
     if bgr is None:
         raise SystemExit(f"cannot read image {path}")
@@ -52,7 +66,12 @@ def load_image(path: Path | None, width: int, height: int) -> tuple[np.ndarray, 
     scale = max(width / w, height / h)
     bgr = cv2.resize(bgr, (max(width, round(w * scale)), max(height, round(h * scale))), interpolation=cv2.INTER_AREA)
     y0, x0 = (bgr.shape[0] - height) // 2, (bgr.shape[1] - width) // 2
-    return np.ascontiguousarray(bgr[y0:y0 + height, x0:x0 + width, ::-1]), path.name
+    return np.ascontiguousarray(bgr[y0:y0 + height, x0:x0 + width, ::-1])
+
+
+def unary_for(args: argparse.Namespace) -> np.ndarray:
+    probs = crf.utils.synthetic_probabilities(args.height, args.width, args.labels, seed=args.seed)
+    return crf.utils.unary_from_softmax(probs)
 
 
 def build(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset) -> Any:
@@ -65,91 +84,171 @@ def build(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset) -> A
     return d
 
 
-def timed_run(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset, iterations: int,
-              clock: Callable[[], float] = time.perf_counter) -> tuple[float, float, np.ndarray]:
-    t0 = clock()
-    d = build(mod, img, unary, preset)
-    t1 = clock()
-    q = np.asarray(d.inference(iterations))
-    t2 = clock()
-    return t1 - t0, t2 - t1, q
+def timed_run(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset, iterations: int
+              ) -> tuple[float, np.ndarray]:
+    """Seconds for set-up + inference, and the result (labels x pixels)."""
+    t0 = time.perf_counter()
+    q = np.asarray(build(mod, img, unary, preset).inference(iterations))
+    return time.perf_counter() - t0, q
 
 
-def peak_memory_probe(args: argparse.Namespace) -> None:
-    """Subprocess mode: one run, then print the peak resident memory it added (MiB) as JSON."""
-    img, _ = load_image(args.image, args.width, args.height)
-    probs = crf.utils.synthetic_probabilities(args.height, args.width, args.labels, seed=args.seed)
-    unary = crf.utils.unary_from_softmax(probs)
-    mod: Any = crf
-    if args.probe == "pydensecrf":
-        import pydensecrf.densecrf as mod
-    else:
-        crf.set_num_threads(args.probe_threads)
-    status = Path("/proc/self/status")
-
-    def kib(field: str) -> int:
-        for line in status.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        raise RuntimeError(f"{field} not in /proc/self/status")
-
-    try:  # reset the high-water mark to the current RSS (Linux >= 4.0)
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-    before = kib("VmRSS")
-    timed_run(mod, img, unary, crf.PRESETS[args.preset], args.probe_iterations)
-    print(json.dumps({"peak_mib": (kib("VmHWM") - before) / 1024}))
+def digest(q: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(q, dtype=np.float32).tobytes()).hexdigest()[:16]
 
 
-def peak_memory(args: argparse.Namespace, impl: str, threads: int, iterations: int) -> float | None:
-    if not Path("/proc/self/status").exists():
-        return None
-    cmd = [sys.executable, __file__, "--probe", impl, "--probe-threads", str(threads), "--probe-iterations",
-           str(iterations), "--width", str(args.width), "--height", str(args.height), "--labels", str(args.labels),
-           "--seed", str(args.seed), "--preset", args.preset]
-    if args.image is not None:
-        cmd += ["--image", str(args.image)]
+def vm_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def cold_probe(args: argparse.Namespace) -> None:
+    """Subprocess mode: one CRF in this fresh process; prints its time, result digest and peak memory as JSON."""
+    img = load_image(args.cold_probe, args.width, args.height)
+    unary = unary_for(args)
+    crf.set_num_threads(args.probe_threads)
+    memory = Path("/proc/self/status").exists()
+    if memory:
+        try:  # reset the high-water mark to the current RSS (Linux >= 4.0)
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+        before = vm_kib("VmRSS")
+    seconds, q = timed_run(crf, img, unary, crf.PRESETS[args.preset], args.iterations)
+    peak = (vm_kib("VmHWM") - before) / 1024 if memory else None
+    print(json.dumps({"seconds": seconds, "digest": digest(q), "peak_mib": peak}))
+
+
+def run_cold(args: argparse.Namespace, path: Path, threads: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--cold-probe", str(path), "--probe-threads", str(threads),
+           "--iterations", str(args.iterations), "--width", str(args.width), "--height", str(args.height),
+           "--labels", str(args.labels), "--seed", str(args.seed), "--preset", args.preset]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(data, indent=2))
+def reference_lattice_vertices(features: np.ndarray) -> int:
+    """Vertices of the permutohedral lattice of `features` (d x n), counted the way pydensecrf builds it (elevate,
+    nearest remainder-0 point, simplex by ranking, d + 1 vertex keys per point), in numpy: an independent count of
+    pydensecrf's lattice size (it does not report it). pydensecrf's SSE build also elevates a zero feature vector
+    when n is not a multiple of 4 (see docs/crf.md)."""
+    d, n = features.shape
+    if n % 4:
+        features = np.concatenate([features, np.zeros((d, 1), features.dtype)], axis=1)
+    f = features.T.astype(np.float32)
+    inv_std = np.float32(np.sqrt(2.0 / 3.0) * (d + 1))
+    scale = np.array([inv_std / np.sqrt((i + 2) * (i + 1)) for i in range(d)], np.float32)
+    cf = f * scale
+    elevated = np.zeros((f.shape[0], d + 1), np.float32)
+    tail = np.cumsum(cf[:, ::-1], axis=1)[:, ::-1]  # tail[:, j] = sum_{i >= j} cf[:, i]
+    elevated[:, 0] = tail[:, 0]
+    for j in range(1, d + 1):
+        elevated[:, j] = (tail[:, j] if j < d else 0) - j * cf[:, j - 1]
+    v = np.rint(elevated * np.float32(1.0 / (d + 1)))
+    down = v * np.float32(d + 1)
+    total = v.sum(axis=1).astype(np.int64)
+    diff = elevated - down
+    # Rank by descending remainder, ties to the later coordinate, in pydensecrf's pairwise order.
+    lt = diff[:, :, None] < diff[:, None, :]
+    later = np.triu(np.ones((d + 1, d + 1), bool), 1)
+    rank = (lt & later).sum(axis=2) + (~lt.transpose(0, 2, 1) & later.T).sum(axis=2) + total[:, None]
+    low, high = rank < 0, rank > d
+    down = down + (d + 1) * low - (d + 1) * high
+    rank = rank + (d + 1) * low - (d + 1) * high
+    keys = []
+    for r in range(d + 1):
+        keys.append((down + np.where(rank <= d - r, r, r - (d + 1)))[:, :d].astype(np.int32))
+    return len(np.unique(np.concatenate(keys), axis=0))
+
+
+def lattice_sizes(img: np.ndarray, preset: crf.Preset) -> dict[str, int]:
+    h, w = img.shape[:2]
+    pos = crf.utils.create_pairwise_gaussian((preset.gaussian_sxy, preset.gaussian_sxy), (h, w))[::-1]
+    bil = crf.utils.create_pairwise_bilateral((preset.bilateral_sxy,) * 2, (preset.bilateral_srgb,) * 3, img, chdim=2)
+    bil = np.concatenate([bil[1::-1], bil[2:]])  # x, y, r, g, b as DenseCRF2D orders them
+    return {"smoothness_pydensecrf": reference_lattice_vertices(pos),
+            "bilateral_pydensecrf": reference_lattice_vertices(bil)}
+
+
+def phases(img: np.ndarray, unary: np.ndarray, preset: crf.Preset, iterations: int, threads: int) -> dict[str, Any]:
+    """Seconds per phase of one cold CRF (crf.profile_refine) and its lattices' sizes."""
+    crf.clear_lattice_cache()
+    probs = np.exp(-unary).reshape(unary.shape[0], *img.shape[:2])
+    return crf.profile_refine(img, probs, iterations=iterations, preset=preset, threads=threads)
+
+
+def markdown_table(rows: list[dict[str, Any]], threads: list[int], has_ref: bool) -> str:
+    cols = ["image"]
+    if has_ref:
+        cols.append("pydensecrf")
+    for t in threads:
+        cols += [f"steady {t}t", f"cold {t}t"]
+    if has_ref:
+        cols += ["agreement"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        ms = r[key + "_s"] * 1e3
+        return f"{ms:.0f} ms ({r[key + '_speedup']:.2f}×)" if has_ref else f"{ms:.0f} ms"
+
+    for r in rows:
+        c = [r["image"]] + ([f"{r['pydensecrf_s'] * 1e3:.0f} ms"] if has_ref else [])
+        for t in threads:
+            c += [cell(r, f"steady_{t}"), cell(r, f"cold_{t}")]
+        if has_ref:
+            c.append(f"{100 * r['agreement']:.2f} %")
+        lines.append("| " + " | ".join(c) + " |")
+    if has_ref and len(rows) > 1:
+        for name, fn in (("**worst**", min), ("**median**", statistics.median)):
+            c = [name, ""]
+            for t in threads:
+                for kind in ("steady", "cold"):
+                    c.append(f"**{fn([r[f'{kind}_{t}_speedup'] for r in rows]):.2f}×**")
+            c.append(f"{100 * fn([r['agreement'] for r in rows]):.2f} %")
+            lines.append("| " + " | ".join(c) + " |")
+    return "\n".join(lines)
+
+
+def phase_table(rows: list[dict[str, Any]]) -> str:
+    keys = ["unary", "smoothness_lattice", "bilateral_lattice", "normalisation", "splat", "blur", "slice"]
+    lines = ["| image | " + " | ".join(k.replace("_", " ") + " ms" for k in keys)
+             + " | total ms | smoothness vertices | bilateral vertices (crf / pydensecrf) | pixels |",
+             "|---|" + "---|" * (len(keys) + 4)]
+    for r in rows:
+        p, v = r["phases"], r["vertices"]
+        lines.append(f"| {r['image']} | " + " | ".join(f"{p[k] * 1e3:.1f}" for k in keys)
+                     + f" | {sum(p[k] for k in keys) * 1e3:.1f} | {v['smoothness']} / {v['smoothness_pydensecrf']}"
+                     + f" | {v['bilateral']} / {v['bilateral_pydensecrf']} | {r['pixels']} |")
+    return "\n".join(lines)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--image", type=Path, default=DEFAULT_IMAGE if DEFAULT_IMAGE.is_file() else None)
+    p.add_argument("--images", type=Path, nargs="+", default=[REFERENCE / "images"],
+                   help="image files or directories (default: ../shared/reference/images)")
     p.add_argument("--width", type=int, default=500)
     p.add_argument("--height", type=int, default=375)
     p.add_argument("--labels", type=int, default=21)
     p.add_argument("--preset", default="voc", choices=sorted(crf.PRESETS))
-    p.add_argument("--iterations", type=int, nargs="+", default=[5, 10])
+    p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 and all cores")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3, help="runs per configuration and image (medians)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                   help="cpu: CPU time of the calling thread, 1 thread only (robust to other load, which "
-                        "only steals time; caches are still shared)")
     p.add_argument("--no-reference", action="store_true", help="skip pydensecrf")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--json", type=Path, help="write the results here")
-    p.add_argument("--probe", choices=["crf", "crf-cold", "pydensecrf"], help=argparse.SUPPRESS)
+    p.add_argument("--cold-probe", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--probe-threads", type=int, default=1, help=argparse.SUPPRESS)
-    p.add_argument("--probe-iterations", type=int, default=10, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.probe:
-        peak_memory_probe(args)
+    if args.cold_probe:
+        cold_probe(args)
         return 0
 
-    all_threads = os.cpu_count() or 1
-    threads = [1] if args.clock == "cpu" else args.threads or sorted({1, all_threads})
-    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
-    img, image_name = load_image(args.image, args.width, args.height)
-    probs = crf.utils.synthetic_probabilities(args.height, args.width, args.labels, seed=args.seed)
-    unary = crf.utils.unary_from_softmax(probs)
+    cores = os.cpu_count() or 1
+    threads = args.threads or sorted({1, cores})
+    paths = image_paths(args.images)
+    images = [load_image(path, args.width, args.height) for path in paths]
+    unary = unary_for(args)
     preset = crf.PRESETS[args.preset]
     ref_mod = None
     if not args.no_reference:
@@ -159,75 +258,67 @@ def main() -> int:
             print("pydensecrf is not installed: measuring this package only", file=sys.stderr)
 
     load_before = os.getloadavg()
-    # crf-cold: every run builds both lattices (the smoothness lattice cache is cleared first); the
-    # crf rows reuse the smoothness lattice of the previous run, as for a video or same-sized images.
-    configs: list[tuple[str, int]] = (([("pydensecrf", 1)] if ref_mod else []) + [("crf-cold", 1)]
-                                      + [("crf", t) for t in threads])
-    times: dict[tuple[str, int, int], list[tuple[float, float]]] = {}
+    steady: dict[tuple[str, int, int], list[float]] = {}
+    cold: dict[tuple[int, int], list[dict[str, Any]]] = {}
     outputs: dict[tuple[str, int, int], np.ndarray] = {}
     default_threads = crf.get_num_threads()
-    build(crf, img, unary, preset).inference(1)  # warm-up (thread pool, page faults)
-    for _ in range(args.repeats):  # interleaved, so every configuration sees the same machine load
-        for impl, t in configs:
-            mod = ref_mod if impl == "pydensecrf" else crf
-            if mod is crf:
-                crf.set_num_threads(t)
-            for it in args.iterations:
-                if impl == "crf-cold":
-                    crf.clear_lattice_cache()
-                setup, infer, q = timed_run(mod, img, unary, preset, it, clock)
-                times.setdefault((impl, t, it), []).append((setup, infer))
-                outputs[(impl, t, it)] = q
+    build(crf, images[0], unary, preset).inference(1)  # warm-up: thread pool, buffers, smoothness lattice
+    for rep in range(args.repeats):  # interleaved, so every configuration sees the same machine load
+        for i, (path, img) in enumerate(zip(paths, images)):
+            print(f"\rrepeat {rep + 1}/{args.repeats}, image {i + 1}/{len(paths)} ", end="", file=sys.stderr)
+            configs: list[tuple[str, int]] = [("pydensecrf", 1)] if ref_mod else []
+            configs += [("crf", t) for t in threads]
+            for impl, t in configs:
+                if impl == "crf":
+                    crf.set_num_threads(t)
+                seconds, q = timed_run(ref_mod if impl == "pydensecrf" else crf, img, unary, preset, args.iterations)
+                steady.setdefault((impl, t, i), []).append(seconds)
+                outputs[(impl, t, i)] = q
+            for t in threads:
+                cold.setdefault((t, i), []).append(run_cold(args, path, t))
+    print(file=sys.stderr)
     crf.set_num_threads(default_threads)
     load_after = os.getloadavg()
 
-    rows: list[dict[str, Any]] = []
     med: Callable[[list[float]], float] = statistics.median
-    for impl, t in configs:
-        for it in args.iterations:
-            runs = times[(impl, t, it)]
-            row = {"impl": impl, "threads": t, "iterations": it, "setup_s": med([s for s, _ in runs]),
-                   "inference_s": med([i for _, i in runs]), "total_s": med([s + i for s, i in runs]),
-                   "repeats": len(runs)}
-            if ref_mod is not None:
-                ref = outputs[("pydensecrf", 1, it)]
-                row["agreement"] = float((outputs[(impl, t, it)].argmax(0) == ref.argmax(0)).mean())
-                row["speedup"] = med([s + i for s, i in times[("pydensecrf", 1, it)]]) / row["total_s"]
-            rows.append(row)
-    if len(args.iterations) >= 2:  # marginal cost of one iteration, from the two iteration counts
-        lo, hi = min(args.iterations), max(args.iterations)
-        for impl, t in configs:
-            per_it = (med([i for _, i in times[(impl, t, hi)]]) - med([i for _, i in times[(impl, t, lo)]])) / (hi - lo)
-            for row in rows:
-                if row["impl"] == impl and row["threads"] == t:
-                    row["per_iteration_s"] = per_it
-    if not args.no_memory:
-        for impl, t in configs:
-            peak = peak_memory(args, impl, t, max(args.iterations))
-            for row in rows:
-                if row["impl"] == impl and row["threads"] == t:
-                    row["peak_memory_mib"] = peak
+    rows: list[dict[str, Any]] = []
+    for i, (path, img) in enumerate(zip(paths, images)):
+        row: dict[str, Any] = {"image": path.name, "pixels": img.shape[0] * img.shape[1]}
+        for t in threads:
+            row[f"steady_{t}_s"] = med(steady[("crf", t, i)])
+            row[f"cold_{t}_s"] = med([c["seconds"] for c in cold[(t, i)]])
+            row[f"cold_{t}_peak_mib"] = max((c["peak_mib"] or 0.0) for c in cold[(t, i)])
+            # Cold and steady CRFs, on any thread count, must give the same bits.
+            row[f"cold_{t}_same_result"] = all(c["digest"] == digest(outputs[("crf", threads[0], i)]) for c in cold[(t, i)])
+        row["threads_same_result"] = len({digest(outputs[("crf", t, i)]) for t in threads}) == 1
+        if ref_mod is not None:
+            ref_s = med(steady[("pydensecrf", 1, i)])
+            row["pydensecrf_s"] = ref_s
+            for t in threads:
+                row[f"steady_{t}_speedup"] = ref_s / row[f"steady_{t}_s"]
+                row[f"cold_{t}_speedup"] = ref_s / row[f"cold_{t}_s"]
+            ref = outputs[("pydensecrf", 1, i)]
+            row["agreement"] = float((outputs[("crf", threads[-1], i)].argmax(0) == ref.argmax(0)).mean())
+        row["phases"] = phases(img, unary, preset, args.iterations, threads[-1])
+        row["vertices"] = {"smoothness": row["phases"]["smoothness_vertices"],
+                           "bilateral": row["phases"]["bilateral_vertices"], **lattice_sizes(img, preset)}
+        rows.append(row)
 
-    print(f"dense CRF, {args.width}x{args.height} {image_name}, {args.labels} labels, preset {args.preset}, "
-          f"median of {args.repeats}, {args.clock} clock; load average {load_before[0]:.2f} -> {load_after[0]:.2f} on {all_threads} cores")
-    header = f"{'impl':<11}{'thr':>4}{'iter':>5}{'setup ms':>10}{'infer ms':>10}{'total ms':>10}{'ms/iter':>9}" \
-             f"{'speed-up':>10}{'agree %':>9}{'peak MiB':>10}"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        def fmt(key: str, scale: float, spec: str, r: dict = r) -> str:
-            v = r.get(key)
-            return format(v * scale, spec) if v is not None else "-"
-        print(f"{r['impl']:<11}{r['threads']:>4}{r['iterations']:>5}{fmt('setup_s', 1e3, '.1f'):>10}"
-              f"{fmt('inference_s', 1e3, '.1f'):>10}{fmt('total_s', 1e3, '.1f'):>10}"
-              f"{fmt('per_iteration_s', 1e3, '.1f'):>9}{fmt('speedup', 1, '.2f') + 'x':>10}"
-              f"{fmt('agreement', 100, '.3f'):>9}{fmt('peak_memory_mib', 1, '.0f'):>10}")
+    print(f"dense CRF, {len(paths)} photos at {args.width}x{args.height}, {args.labels} labels, preset {args.preset}, "
+          f"{args.iterations} iterations, set-up included, median of {args.repeats}; "
+          f"load average {load_before[0]:.2f} -> {load_after[0]:.2f} on {cores} cores\n")
+    print(markdown_table(rows, threads, ref_mod is not None))
+    print(f"\nTime per phase of one cold CRF ({threads[-1]} threads), and the lattices' sizes:\n")
+    print(phase_table(rows))
+    if not all(r["threads_same_result"] and all(r[f"cold_{t}_same_result"] for t in threads) for r in rows):
+        print("\nWARNING: results differ between thread counts or between cold and steady runs", file=sys.stderr)
     if args.json:
-        write_json_atomic(args.json, {
-            "image": image_name, "width": args.width, "height": args.height, "labels": args.labels,
-            "preset": args.preset, "repeats": args.repeats, "cores": all_threads, "clock": args.clock,
-            "load_average": {"before": load_before, "after": load_after}, "results": rows,
-        })
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.json, json.dumps({
+            "images": [str(p) for p in paths], "width": args.width, "height": args.height, "labels": args.labels,
+            "preset": args.preset, "iterations": args.iterations, "repeats": args.repeats, "threads": threads,
+            "cores": cores, "load_average": {"before": load_before, "after": load_after}, "results": rows,
+        }, indent=2))
     return 0
 
 

@@ -18,11 +18,20 @@ from .densecrf import (
     DenseCRF,
     DenseCRF2D,
 )
-from .pipeline import refine, refine_batch
+from .refinement import (
+    DEFAULT_LATTICE_CACHE,
+    VIDEO_ITERATIONS,
+    VIDEO_SCALE,
+    LatticeCache,
+    profile_refine,
+    refine,
+    refine_batch,
+)
 from .presets import PRESETS, Preset
 
 __all__ = [
-    "CONST_KERNEL", "DIAG_KERNEL", "FULL_KERNEL", "NO_NORMALIZATION", "NORMALIZE_AFTER", "NORMALIZE_BEFORE",
-    "NORMALIZE_SYMMETRIC", "PRESETS", "DenseCRF", "DenseCRF2D", "Preset", "clear_lattice_cache", "get_num_threads", "presets",
-    "refine", "refine_batch", "set_buffer_cache_limit", "set_num_threads", "utils",
+    "CONST_KERNEL", "DEFAULT_LATTICE_CACHE", "DIAG_KERNEL", "FULL_KERNEL", "NO_NORMALIZATION", "NORMALIZE_AFTER", "NORMALIZE_BEFORE",
+    "NORMALIZE_SYMMETRIC", "PRESETS", "DenseCRF", "DenseCRF2D", "LatticeCache", "Preset", "clear_lattice_cache", "get_num_threads",
+    "presets", "profile_refine", "refine", "refine_batch", "set_buffer_cache_limit", "set_num_threads", "utils",
+    "VIDEO_ITERATIONS", "VIDEO_SCALE",
 ]

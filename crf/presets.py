@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import _crf
 from .densecrf import NORMALIZE_SYMMETRIC
 
 
@@ -19,20 +20,25 @@ class Preset:
     bilateral_srgb: float
     bilateral_weight: float
     normalization: int = NORMALIZE_SYMMETRIC
+    scale: float = 1.0  # CRF resolution relative to the image, in (0, 1] (below 1: a cheaper, coarser CRF)
 
     def with_overrides(self, **overrides: Any) -> "Preset":
         """A copy with the given fields replaced (None values are ignored)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _from_cpp(p: Any) -> Preset:
+    return Preset(iterations=p.iterations, gaussian_sxy=p.gaussian_sxy, gaussian_weight=p.gaussian_weight,
+                  bilateral_sxy=p.bilateral_sxy, bilateral_srgb=p.bilateral_srgb,
+                  bilateral_weight=p.bilateral_weight, normalization=p.normalization, scale=p.scale)
+
+
+# Defined once, in C++ (RefineParams::voc / pydensecrf, crf/include/crf/crf.hpp), shared with the C++ runtime:
+# "voc" is DeepLab v2's published PASCAL VOC setting (with pydensecrf's default normalisation, as the widely used
+# PyTorch port runs it), "pydensecrf" the one of pydensecrf's example script (examples/inference.py).
 PRESETS: dict[str, Preset] = {
-    # DeepLab v2 on PASCAL VOC (its published CRF settings; pydensecrf's default normalisation,
-    # as the widely used PyTorch port runs it).
-    "voc": Preset(iterations=10, gaussian_sxy=1.0, gaussian_weight=3.0,
-                  bilateral_sxy=67.0, bilateral_srgb=3.0, bilateral_weight=4.0),
-    # pydensecrf's example script (examples/inference.py).
-    "pydensecrf": Preset(iterations=5, gaussian_sxy=3.0, gaussian_weight=3.0,
-                         bilateral_sxy=80.0, bilateral_srgb=13.0, bilateral_weight=10.0),
+    "voc": _from_cpp(_crf.RefineParams.voc()),
+    "pydensecrf": _from_cpp(_crf.RefineParams.pydensecrf()),
 }
 
 

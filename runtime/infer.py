@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
     group.add_argument("--crf-preset", default="default", choices=("default", *crf.PRESETS),
                        help="CRF settings (default: the model's own preset if it has one, else voc)")
-    group.add_argument("--crf-iters", type=int, metavar="N", help="mean-field iterations (default: the preset's)")
+    group.add_argument("--crf-iters", type=int, metavar="N",
+                       help="mean-field iterations (default: the preset's; on a video, a cheaper CRF, see docs/crf.md, "
+                            "unless this or --warm-start is given)")
     group.add_argument("--warm-start", action="store_true", help="start each frame's CRF from the previous result")
     run = p.add_argument_group("run")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
@@ -146,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: no --output or --masks: every frame is processed and nothing is written ({kept}); fine for "
               "timing a model, else add --output out.mp4 and/or --masks DIR", file=sys.stderr)
     source = open_source(args.source)
+    if source.kind != "images":
+        seg.use_video_crf()  # images keep the full CRF
     sinks = _sinks(args, source)
     pipeline = Pipeline(seg, sinks, overlapped=not args.sequential, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight or None)

@@ -80,6 +80,8 @@ class Segmenter:
         self.meta: ModelMeta = self.backend.meta
         self.crf = crf_settings(crf, self.meta, crf_iterations)
         self.warm_start = warm_start
+        self._crf_chosen = crf_iterations is not None or warm_start or (
+            isinstance(crf, Mapping) and ("iterations" in crf or "scale" in crf))
         self.upsample_device = _upsample_device(upsample_device, self.backend.name)
         self._infer_lock = threading.Lock()
         if self.crf is not None:
@@ -119,6 +121,15 @@ class Segmenter:
         if self.crf is None:
             return probs
         return self._crf_refine(to_bgr8(image), probs, init=init, **self.crf)
+
+    def use_video_crf(self) -> None:
+        """The frames that follow are one video's: unless iterations, a scale or warm start were asked for, the CRF
+        runs ``crf.VIDEO_ITERATIONS`` iterations at ``crf.VIDEO_SCALE`` resolution (the C++ runtime's video default
+        too: ``RefineParams::video``)."""
+        if self.crf is None or self._crf_chosen:
+            return
+        import crf
+        self.crf = {**self.crf, "iterations": crf.VIDEO_ITERATIONS, "scale": crf.VIDEO_SCALE}
 
     @staticmethod
     def argmax(probs: np.ndarray) -> np.ndarray:

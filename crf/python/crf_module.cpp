@@ -34,16 +34,20 @@ float* new_buffer(std::size_t n, nb::capsule& owner) {
 Compatibility make_compat(int kind, float weight, const In<float, 1>& values) {
     std::vector<float> v(values.data(), values.data() + values.size());
     switch (kind) {
-        case 0: return Compatibility::potts(weight);
-        case 1: return Compatibility::diagonal(std::move(v));
-        case 2: return Compatibility::matrix(std::move(v));
-        default: throw std::invalid_argument("unknown compatibility kind");
+        case 0:
+            return Compatibility::potts(weight);
+        case 1:
+            return Compatibility::diagonal(std::move(v));
+        case 2:
+            return Compatibility::matrix(std::move(v));
+        default:
+            throw std::invalid_argument("unknown compatibility kind");
     }
 }
 
 // One CRF object, locked so that two Python threads cannot run it at the same time.
 class Crf {
-public:
+  public:
     Crf(std::int64_t n_pixels, int n_labels) : crf_(std::make_unique<DenseCRF>(n_pixels, n_labels)) {}
     Crf(int width, int height, int n_labels) {
         auto c = std::make_unique<DenseCRF2D>(width, height, n_labels);
@@ -75,8 +79,8 @@ public:
         std::lock_guard<std::mutex> lk(mu_);
         crf_->set_unary_from_labels(labels.data(), gt_prob, zero_unsure);
     }
-    void add_pairwise_energy(const In<float, 2>& features, int kind, float weight, const In<float, 1>& values, int kernel,
-                             int normalization) {
+    void add_pairwise_energy(const In<float, 2>& features, int kind, float weight, const In<float, 1>& values,
+                             int kernel, int normalization) {
         const Compatibility c = make_compat(kind, weight, values);
         nb::gil_scoped_release nogil;
         std::lock_guard<std::mutex> lk(mu_);
@@ -130,7 +134,7 @@ public:
         return crf_->kl_divergence(q.data());
     }
 
-private:
+  private:
     std::size_t size() const { return static_cast<std::size_t>(n_pixels()) * static_cast<std::size_t>(n_labels()); }
     DenseCRF2D& need_2d() {
         if (!crf2d_) throw std::invalid_argument("this CRF is not 2-D (use DenseCRF2D)");
@@ -143,7 +147,7 @@ private:
 };
 
 RefineParams make_params(int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
-                         float bilateral_srgb, float bilateral_weight, int normalization, float clip) {
+                         float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale) {
     RefineParams p;
     p.iterations = iterations;
     p.gaussian_sxy = gaussian_sxy;
@@ -153,13 +157,17 @@ RefineParams make_params(int iterations, float gaussian_sxy, float gaussian_weig
     p.bilateral_weight = bilateral_weight;
     p.normalization = Normalization(normalization);
     p.clip = clip;
+    p.scale = scale;
+    p.validate();
     return p;
 }
 
 // Refines images[i] (H x W x 3 uint8) with probs[i] (L x H x W float32), one image per thread; inits, empty or one per
 // image (L x H x W), are the starting points of mean field (warm start).
+// threads: at most this many (0: the process-wide count); cache: the smoothness lattices' cache (None: none).
 std::vector<Out3> refine_batch(const std::vector<In<std::uint8_t, 3>>& images, const std::vector<In<float, 3>>& probs,
-                               const RefineParams& params, const std::vector<In<float, 3>>& inits) {
+                               const RefineParams& params, const std::vector<In<float, 3>>& inits, int threads,
+                               LatticeCache* cache) {
     if (images.size() != probs.size()) throw std::invalid_argument("images and probs differ in length");
     if (!inits.empty() && inits.size() != probs.size()) throw std::invalid_argument("inits and probs differ in length");
     for (std::size_t i = 0; i < inits.size(); ++i)
@@ -171,11 +179,14 @@ std::vector<Out3> refine_batch(const std::vector<In<std::uint8_t, 3>>& images, c
     std::vector<std::exception_ptr> errors(n);
     {
         nb::gil_scoped_release nogil;
+        ThreadScope scope(threads);
         auto run = [&](std::int64_t i) {
             try {
+                RefineOptions options;
+                options.init = inits.empty() ? nullptr : inits[i].data();
+                options.cache = cache;
                 refine(images[i].data(), static_cast<int>(images[i].shape(1)), static_cast<int>(images[i].shape(0)),
-                       probs[i].data(), static_cast<int>(probs[i].shape(0)), params, outs[i],
-                       inits.empty() ? nullptr : inits[i].data());
+                       probs[i].data(), static_cast<int>(probs[i].shape(0)), params, outs[i], options);
             } catch (...) {
                 errors[i] = std::current_exception();
             }
@@ -189,9 +200,42 @@ std::vector<Out3> refine_batch(const std::vector<In<std::uint8_t, 3>>& images, c
         if (e) std::rethrow_exception(e);
     std::vector<Out3> result;
     for (std::size_t i = 0; i < n; ++i)
-        result.emplace_back(outs[i], std::initializer_list<std::size_t>{probs[i].shape(0), probs[i].shape(1), probs[i].shape(2)},
+        result.emplace_back(outs[i],
+                            std::initializer_list<std::size_t>{probs[i].shape(0), probs[i].shape(1), probs[i].shape(2)},
                             owners[i]);
     return result;
+}
+
+// One refine() with the time per phase: (result, {phase: seconds, "<term>_lattice": ..., "<term>_vertices": ...}),
+// terms named "smoothness" and "bilateral".
+nb::tuple profile_refine(const In<std::uint8_t, 3>& image, const In<float, 3>& probs, const RefineParams& params,
+                         int threads, LatticeCache* cache) {
+    nb::capsule owner;
+    float* out = new_buffer(probs.size(), owner);
+    Profile profile;
+    {
+        nb::gil_scoped_release nogil;
+        RefineOptions options;
+        options.cache = cache;
+        options.threads = threads;
+        options.profile = &profile;
+        refine(image.data(), static_cast<int>(image.shape(1)), static_cast<int>(image.shape(0)), probs.data(),
+               static_cast<int>(probs.shape(0)), params, out, options);
+    }
+    nb::dict phases;
+    phases["unary"] = profile.unary;
+    phases["splat"] = profile.splat;
+    phases["blur"] = profile.blur;
+    phases["slice"] = profile.slice;
+    const char* names[] = {"smoothness", "bilateral"};
+    for (std::size_t t = 0; t < profile.terms.size() && t < 2; ++t) {
+        const std::string name = names[t];
+        phases[(name + "_lattice").c_str()] = profile.terms[t].lattice;
+        phases[(name + "_normalisation").c_str()] = profile.terms[t].normalisation;
+        phases[(name + "_vertices").c_str()] = profile.terms[t].vertices;
+    }
+    Out3 result(out, {probs.shape(0), probs.shape(1), probs.shape(2)}, owner);
+    return nb::make_tuple(result, phases);
 }
 
 }  // namespace
@@ -208,8 +252,9 @@ NB_MODULE(_crf, m) {
 
     nb::class_<Crf>(m, "DenseCRF")
         .def(nb::init<std::int64_t, int>(), nb::arg("n_pixels"), nb::arg("n_labels"))
-        .def_static("new_2d", [](int w, int h, int l) { return new Crf(w, h, l); }, nb::arg("width"), nb::arg("height"),
-                    nb::arg("n_labels"), nb::rv_policy::take_ownership)
+        .def_static(
+            "new_2d", [](int w, int h, int l) { return new Crf(w, h, l); }, nb::arg("width"), nb::arg("height"),
+            nb::arg("n_labels"), nb::rv_policy::take_ownership)
         .def_prop_ro("n_pixels", &Crf::n_pixels)
         .def_prop_ro("n_labels", &Crf::n_labels)
         .def_prop_ro("n_pairwise", &Crf::n_pairwise)
@@ -226,12 +271,16 @@ NB_MODULE(_crf, m) {
         .def("kl_divergence", &Crf::kl_divergence);
 
     nb::class_<RefineParams>(m, "RefineParams")
-        .def("__init__", [](RefineParams* p, int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
-                            float bilateral_srgb, float bilateral_weight, int normalization, float clip) {
-            new (p) RefineParams(make_params(iterations, gaussian_sxy, gaussian_weight, bilateral_sxy, bilateral_srgb,
-                                             bilateral_weight, normalization, clip));
-        }, nb::arg("iterations"), nb::arg("gaussian_sxy"), nb::arg("gaussian_weight"), nb::arg("bilateral_sxy"),
-            nb::arg("bilateral_srgb"), nb::arg("bilateral_weight"), nb::arg("normalization"), nb::arg("clip"))
+        .def(
+            "__init__",
+            [](RefineParams* p, int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
+               float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale) {
+                new (p) RefineParams(make_params(iterations, gaussian_sxy, gaussian_weight, bilateral_sxy,
+                                                 bilateral_srgb, bilateral_weight, normalization, clip, scale));
+            },
+            nb::arg("iterations"), nb::arg("gaussian_sxy"), nb::arg("gaussian_weight"), nb::arg("bilateral_sxy"),
+            nb::arg("bilateral_srgb"), nb::arg("bilateral_weight"), nb::arg("normalization"), nb::arg("clip"),
+            nb::arg("scale") = 1.f)
         .def_static("voc", &RefineParams::voc)
         .def_static("pydensecrf", &RefineParams::pydensecrf)
         .def_rw("iterations", &RefineParams::iterations)
@@ -240,15 +289,32 @@ NB_MODULE(_crf, m) {
         .def_rw("bilateral_sxy", &RefineParams::bilateral_sxy)
         .def_rw("bilateral_srgb", &RefineParams::bilateral_srgb)
         .def_rw("bilateral_weight", &RefineParams::bilateral_weight)
-        .def_prop_rw("normalization", [](const RefineParams& p) { return static_cast<int>(p.normalization); },
-                     [](RefineParams& p, int v) { p.normalization = Normalization(v); })
-        .def_rw("clip", &RefineParams::clip);
+        .def_prop_rw(
+            "normalization", [](const RefineParams& p) { return static_cast<int>(p.normalization); },
+            [](RefineParams& p, int v) { p.normalization = Normalization(v); })
+        .def_rw("clip", &RefineParams::clip)
+        .def_rw("scale", &RefineParams::scale);
+    m.attr("VIDEO_ITERATIONS") = RefineParams::kVideoIterations;
+    m.attr("VIDEO_SCALE") = RefineParams::kVideoScale;
 
-    m.def("refine_batch", &refine_batch, nb::arg("images"), nb::arg("probs"), nb::arg("params"), nb::arg("inits"));
+    nb::class_<LatticeCache>(m, "LatticeCache",
+                             "Smoothness-kernel lattices kept for the next CRFs of the same geometry (least recently "
+                             "used dropped first).")
+        .def(nb::init<std::size_t>(), nb::arg("capacity") = 1)
+        .def_static("process_default", &LatticeCache::process_default, nb::rv_policy::reference,
+                    "The cache CRFs use unless given another: one entry, shared by the whole process.")
+        .def_prop_ro("capacity", &LatticeCache::capacity)
+        .def("__len__", &LatticeCache::size)
+        .def_prop_ro("memory_bytes", &LatticeCache::memory_bytes)
+        .def("clear", &LatticeCache::clear);
+
+    m.def("refine_batch", &refine_batch, nb::arg("images"), nb::arg("probs"), nb::arg("params"), nb::arg("inits"),
+          nb::arg("threads"), nb::arg("cache").none());
+    m.def("profile_refine", &profile_refine, nb::arg("image"), nb::arg("probs"), nb::arg("params"), nb::arg("threads"),
+          nb::arg("cache").none());
     m.def("set_num_threads", &set_num_threads, nb::arg("n"));
     m.def("get_num_threads", &num_threads);
-    m.def("clear_lattice_cache", &clear_lattice_cache,
-          "Drop the smoothness-kernel lattice kept for the next CRF of the same geometry.");
+    m.def("clear_lattice_cache", &clear_lattice_cache, "Empty the process-wide default LatticeCache.");
     m.def("set_buffer_cache_limit", &set_buffer_cache_limit, nb::arg("bytes"),
           "Bytes of freed large CRF buffers kept for reuse by the next CRF (0 releases them).");
 }

@@ -1,10 +1,13 @@
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "crf/crf.hpp"
@@ -31,7 +34,8 @@ std::uint64_t physical_memory_bytes() {
 
 void check_memory(double bytes, const char* what) {
     if (bytes > 0.9 * static_cast<double>(physical_memory_bytes()))
-        throw OutOfMemory(std::string(what) + " needs about " + std::to_string(static_cast<long long>(bytes / 1048576)) +
+        throw OutOfMemory(std::string(what) + " needs about " +
+                          std::to_string(static_cast<long long>(bytes / 1048576)) +
                           " MiB, more than this machine's memory");
 }
 
@@ -59,8 +63,27 @@ bool all_finite(const float* x, std::int64_t count) {
     return std::all_of(ok.begin(), ok.end(), [](char c) { return c != 0; });
 }
 
+// Adds the seconds from its construction to its destruction to `*slot` (nothing when slot is null).
+class PhaseTimer {
+  public:
+    explicit PhaseTimer(double* slot) : slot_(slot) {
+        if (slot_) start_ = std::chrono::steady_clock::now();
+    }
+    ~PhaseTimer() {
+        if (slot_) *slot_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    }
+    PhaseTimer(const PhaseTimer&) = delete;
+    PhaseTimer& operator=(const PhaseTimer&) = delete;
+
+  private:
+    double* slot_;
+    std::chrono::steady_clock::time_point start_;
+};
+
 // Labels per row: a multiple of 8 (one AVX / two SSE-NEON vectors), or 4 for tiny label sets.
-int row_stride(int labels) { return labels <= 4 ? 4 : (labels + 7) / 8 * 8; }
+int row_stride(int labels) {
+    return labels <= 4 ? 4 : (labels + 7) / 8 * 8;
+}
 
 }  // namespace
 
@@ -104,9 +127,18 @@ struct DenseCRF::Impl {
     int labels = 0, stride = 0;
     LargeVector<float> neg_unary;  // n x stride, -U (padding lanes kPadEnergy)
     std::vector<PairwiseTerm> terms;
-    LargeVector<float> q;          // n x stride workspace
+    LargeVector<float> q;  // n x stride workspace
     std::vector<detail::TermView> views;
     const detail::Kernels& kernels;
+    Profile* profile = nullptr;
+
+    double* phase(double Profile::*field) const { return profile ? &(profile->*field) : nullptr; }
+    // The profile entry of the term about to be added (index terms.size()), or null.
+    Profile::Term* next_term_profile() {
+        if (!profile) return nullptr;
+        if (profile->terms.size() <= terms.size()) profile->terms.resize(terms.size() + 1);
+        return &profile->terms[terms.size()];
+    }
 
     Impl(std::int64_t n_, int labels_)
         : n(n_), labels(labels_), stride(row_stride(labels_)), kernels(detail::kernels_for(stride)) {
@@ -124,7 +156,8 @@ struct DenseCRF::Impl {
     void fill_padding(float* rows, float value) {
         if (stride == labels) return;
         parallel_for(n, 8192, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t i = lo; i < hi; ++i) std::fill(rows + i * stride + labels, rows + (i + 1) * stride, value);
+            for (std::int64_t i = lo; i < hi; ++i)
+                std::fill(rows + i * stride + labels, rows + (i + 1) * stride, value);
         });
     }
 
@@ -175,13 +208,18 @@ struct DenseCRF::Impl {
         views.clear();
         for (const PairwiseTerm& t : terms)
             views.push_back({t.lattice.offsets(), t.lattice.slice_weights(), t.values.data(),
-                             t.compat.empty() ? nullptr : t.compat.data(), t.lattice.dim() + 1, static_cast<int>(t.kind)});
+                             t.compat.empty() ? nullptr : t.compat.data(), t.lattice.dim() + 1,
+                             static_cast<int>(t.kind)});
         return {neg_unary.data(), views.data(), static_cast<int>(views.size()), labels, stride};
     }
 
     void filter_all(const float* q_in) {
         for (auto& t : terms) {
-            splat(t.lattice, q_in, t.values.data(), stride);
+            {
+                PhaseTimer timer(phase(&Profile::splat));
+                splat(t.lattice, q_in, t.values.data(), stride);
+            }
+            PhaseTimer timer(phase(&Profile::blur));
             blur(t.lattice, t.values.data(), stride);
         }
     }
@@ -189,11 +227,13 @@ struct DenseCRF::Impl {
     // q_out = softmax(-U - pairwise(q_in)) (one mean-field step); q_out may alias q_in.
     void iterate(const float* q_in, float* q_out) {
         filter_all(q_in);
+        PhaseTimer timer(phase(&Profile::slice));
         const detail::FusedArgs args = fused_args(views);
         parallel_for(n, 512, [&](std::int64_t lo, std::int64_t hi) { kernels.softmax(args, lo, hi, q_out, true); });
     }
 
     void softmax_unary(float* q_out) {  // Q0 = softmax(-U)
+        PhaseTimer timer(phase(&Profile::unary));
         const detail::FusedArgs args = fused_args(views);
         parallel_for(n, 2048, [&](std::int64_t lo, std::int64_t hi) { kernels.softmax(args, lo, hi, q_out, false); });
     }
@@ -205,7 +245,8 @@ struct DenseCRF::Impl {
         const std::int64_t n_blocks = (n + block - 1) / block;
         std::vector<double> partial(n_blocks, 0.0);
         parallel_for(n_blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t b = lo; b < hi; ++b) partial[b] = kernels.kl(args, b * block, std::min(n, (b + 1) * block), q_in);
+            for (std::int64_t b = lo; b < hi; ++b)
+                partial[b] = kernels.kl(args, b * block, std::min(n, (b + 1) * block), q_in);
         });
         double kl = 0.0;
         for (double p : partial) kl += p;  // fixed blocks: the same sum whatever the thread count
@@ -230,23 +271,36 @@ struct DenseCRF::Impl {
                 for (int b = 0; b < labels; ++b)
                     t.compat[a * stride + b] = 0.5f * (compat.values[a * labels + b] + compat.values[b * labels + a]);
         }
+        Profile::Term* timing = next_term_profile();
         check_memory(static_cast<double>(n) * (dim + 1) * 48.0, "the lattice");
-        guarded_alloc("the lattice", [&] {
-            t.lattice.init(features, dim, n);
-            return 0;
-        });
+        {
+            PhaseTimer timer(timing ? &timing->lattice : nullptr);
+            guarded_alloc("the lattice", [&] {
+                t.lattice.init(features, dim, n);
+                return 0;
+            });
+        }
+        if (timing) timing->vertices = t.lattice.n_vertices();
 
         // Kernel normalisation (the reference's DenseKernel): norm = K * 1.
+        PhaseTimer timer(timing ? &timing->normalisation : nullptr);
         std::vector<float> ones(n, 1.f), norm(n);
         t.lattice.compute(ones.data(), norm.data(), 1);
         std::vector<float> pre(n, 1.f), post(n, 1.f);
         for (std::int64_t i = 0; i < n; ++i) {
             const double v = norm[i];
             switch (normalization) {
-                case Normalization::Symmetric: pre[i] = post[i] = static_cast<float>(1.0 / std::sqrt(v + 1e-20)); break;
-                case Normalization::Before: pre[i] = static_cast<float>(1.0 / (v + 1e-20)); break;
-                case Normalization::After: post[i] = static_cast<float>(1.0 / (v + 1e-20)); break;
-                case Normalization::None: break;
+                case Normalization::Symmetric:
+                    pre[i] = post[i] = static_cast<float>(1.0 / std::sqrt(v + 1e-20));
+                    break;
+                case Normalization::Before:
+                    pre[i] = static_cast<float>(1.0 / (v + 1e-20));
+                    break;
+                case Normalization::After:
+                    post[i] = static_cast<float>(1.0 / (v + 1e-20));
+                    break;
+                case Normalization::None:
+                    break;
             }
         }
         if (compat.kind == Compatibility::Kind::Potts)
@@ -269,11 +323,22 @@ DenseCRF::~DenseCRF() = default;
 DenseCRF::DenseCRF(DenseCRF&&) noexcept = default;
 DenseCRF& DenseCRF::operator=(DenseCRF&&) noexcept = default;
 
-std::int64_t DenseCRF::n_pixels() const { return impl_->n; }
-int DenseCRF::n_labels() const { return impl_->labels; }
-std::size_t DenseCRF::n_pairwise() const { return impl_->terms.size(); }
+std::int64_t DenseCRF::n_pixels() const {
+    return impl_->n;
+}
+int DenseCRF::n_labels() const {
+    return impl_->labels;
+}
+std::size_t DenseCRF::n_pairwise() const {
+    return impl_->terms.size();
+}
+
+void DenseCRF::set_profile(Profile* profile) {
+    impl_->profile = profile;
+}
 
 void DenseCRF::set_unary_energy(const float* unary) {
+    PhaseTimer timer(impl_->phase(&Profile::unary));
     const std::int64_t total = impl_->n * impl_->labels;
     if (!all_finite(unary, total)) throw std::invalid_argument("unary energy contains NaN or infinity");
     impl_->from_label_major(unary, impl_->neg_unary.data(), [](float u) { return -u; });
@@ -282,6 +347,7 @@ void DenseCRF::set_unary_energy(const float* unary) {
 void DenseCRF::set_unary_from_probabilities(const float* probs, float clip_min) {
     Impl& m = *impl_;
     if (!(clip_min > 0.f && clip_min <= 1.f)) throw std::invalid_argument("clip must be in (0, 1]");
+    PhaseTimer timer(m.phase(&Profile::unary));
     const std::int64_t total = m.n * m.labels;
     if (!all_finite(probs, total)) throw std::invalid_argument("probabilities contain NaN or infinity");
     // -U = log(clip(p, clip_min, 1)): transpose, then a vectorised log over whole rows.
@@ -381,51 +447,95 @@ double DenseCRF::kl_divergence(const float* q) {
     return m.kl_divergence(m.q.data());
 }
 
-DenseCRF2D::DenseCRF2D(int width, int height, int n_labels)
+DenseCRF2D::DenseCRF2D(int width, int height, int n_labels, LatticeCache* cache)
     : DenseCRF((width < 0 || height < 0) ? -1 : static_cast<std::int64_t>(width) * height, n_labels),
       width_(width),
-      height_(height) {}
+      height_(height),
+      cache_(cache) {}
 
-namespace {
+// Entries are most recently used first; a lattice is shared (copied out) under the lock only briefly.
+struct LatticeCache::Impl {
+    struct Key {
+        int width = -1, height = -1;
+        float sx = 0.f, sy = 0.f, weight = 0.f;
+        Normalization normalization = Normalization::Symmetric;
+        bool operator==(const Key& o) const {
+            return width == o.width && height == o.height && sx == o.sx && sy == o.sy && weight == o.weight &&
+                   normalization == o.normalization;
+        }
+    };
+    std::size_t capacity;
+    mutable std::mutex mutex;
+    std::vector<std::pair<Key, std::shared_ptr<const PairwiseTerm>>> entries;
 
-// The smoothness kernel depends on the image size and sigmas only, not on the image: the last one
-// built (lattice with normalisation and Potts weight folded in) is kept process-wide and copied into
-// the next CRF of the same geometry (video frames, data sets of equal-sized images), which skips
-// building its lattice. One entry, so it holds one lattice's memory (about 14 MiB at 500x375).
-struct GeometryKey {
-    int width = -1, height = -1;
-    float sx = 0.f, sy = 0.f, weight = 0.f;
-    Normalization normalization = Normalization::Symmetric;
-    bool operator==(const GeometryKey& o) const {
-        return width == o.width && height == o.height && sx == o.sx && sy == o.sy && weight == o.weight &&
-               normalization == o.normalization;
+    std::shared_ptr<const PairwiseTerm> find(const Key& key) {
+        std::lock_guard<std::mutex> lk(mutex);
+        for (std::size_t i = 0; i < entries.size(); ++i)
+            if (entries[i].first == key) {
+                std::rotate(entries.begin(), entries.begin() + i, entries.begin() + i + 1);
+                return entries.front().second;
+            }
+        return nullptr;
+    }
+    void put(const Key& key, std::shared_ptr<const PairwiseTerm> term) {
+        if (capacity == 0) return;
+        std::shared_ptr<const PairwiseTerm> dropped;  // freed outside the lock
+        std::lock_guard<std::mutex> lk(mutex);
+        if (entries.size() == capacity) {
+            dropped = std::move(entries.back().second);
+            entries.pop_back();
+        }
+        entries.insert(entries.begin(), {key, std::move(term)});
     }
 };
-std::mutex g_geometry_mutex;
-GeometryKey g_geometry_key;
-std::shared_ptr<const PairwiseTerm> g_geometry_term;
 
-}  // namespace
+LatticeCache::LatticeCache(std::size_t capacity) : impl_(std::make_unique<Impl>()) {
+    impl_->capacity = capacity;
+}
+LatticeCache::~LatticeCache() = default;
+
+LatticeCache& LatticeCache::process_default() {
+    static LatticeCache* cache = new LatticeCache(1);  // never destroyed: CRFs may run during static destruction
+    return *cache;
+}
+
+std::size_t LatticeCache::capacity() const {
+    return impl_->capacity;
+}
+
+std::size_t LatticeCache::size() const {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    return impl_->entries.size();
+}
+
+std::size_t LatticeCache::memory_bytes() const {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    std::size_t bytes = 0;
+    for (const auto& e : impl_->entries) bytes += e.second->lattice.memory_bytes();
+    return bytes;
+}
+
+void LatticeCache::clear() {
+    std::vector<std::pair<Impl::Key, std::shared_ptr<const PairwiseTerm>>> dropped;  // freed outside the lock
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    dropped.swap(impl_->entries);
+}
 
 void clear_lattice_cache() {
-    std::shared_ptr<const PairwiseTerm> dropped;  // freed outside the lock
-    std::lock_guard<std::mutex> lk(g_geometry_mutex);
-    dropped.swap(g_geometry_term);
+    LatticeCache::process_default().clear();
 }
 
 void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel,
                                        Normalization normalization) {
-    const bool cacheable = compat.kind == Compatibility::Kind::Potts && static_cast<int>(normalization) >= 0 &&
-                           static_cast<int>(normalization) <= 3;
-    const GeometryKey key{width_, height_, sx, sy, compat.weight, normalization};
+    const bool cacheable = cache_ != nullptr && compat.kind == Compatibility::Kind::Potts &&
+                           static_cast<int>(normalization) >= 0 && static_cast<int>(normalization) <= 3;
+    const LatticeCache::Impl::Key key{width_, height_, sx, sy, compat.weight, normalization};
     if (cacheable) {
-        std::shared_ptr<const PairwiseTerm> hit;
-        {
-            std::lock_guard<std::mutex> lk(g_geometry_mutex);
-            if (g_geometry_term && g_geometry_key == key) hit = g_geometry_term;
-        }
-        if (hit) {
+        if (std::shared_ptr<const PairwiseTerm> hit = cache_->impl_->find(key)) {
+            Profile::Term* timing = impl_->next_term_profile();
+            PhaseTimer timer(timing ? &timing->lattice : nullptr);
             impl_->terms.push_back(guarded_alloc("the lattice", [&] { return PairwiseTerm(*hit); }));
+            if (timing) timing->vertices = hit->lattice.n_vertices();
             return;
         }
     }
@@ -439,12 +549,7 @@ void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& 
             }
     });
     add_pairwise_energy(f.data(), 2, compat, kernel, normalization);
-    if (cacheable) {
-        auto copy = std::make_shared<const PairwiseTerm>(impl_->terms.back());
-        std::lock_guard<std::mutex> lk(g_geometry_mutex);
-        g_geometry_key = key;
-        g_geometry_term = std::move(copy);
-    }
+    if (cacheable) cache_->impl_->put(key, std::make_shared<const PairwiseTerm>(impl_->terms.back()));
 }
 
 void DenseCRF2D::add_pairwise_bilateral(float sx, float sy, float s0, float s1, float s2, const std::uint8_t* image,
@@ -465,7 +570,9 @@ void DenseCRF2D::add_pairwise_bilateral(float sx, float sy, float s0, float s1, 
     add_pairwise_energy(f.data(), 5, compat, kernel, normalization);
 }
 
-RefineParams RefineParams::voc() { return RefineParams{}; }
+RefineParams RefineParams::voc() {
+    return RefineParams{};
+}
 
 RefineParams RefineParams::pydensecrf() {
     RefineParams p;
@@ -478,16 +585,164 @@ RefineParams RefineParams::pydensecrf() {
     return p;
 }
 
-void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
-            const RefineParams& params, float* out, const float* init) {
-    DenseCRF2D crf(width, height, n_labels);
+void RefineParams::validate() const {
+    auto bad = [](const std::string& m) { throw std::invalid_argument(m); };
+    if (iterations < 0) bad("iterations must be an integer >= 0, got " + std::to_string(iterations));
+    for (const auto& [name, v] : {std::pair<const char*, float>{"gaussian_sxy", gaussian_sxy},
+                                  {"bilateral_sxy", bilateral_sxy},
+                                  {"bilateral_srgb", bilateral_srgb}})
+        if (!std::isfinite(v) || v <= 0) bad(std::string(name) + " must be finite and > 0, got " + std::to_string(v));
+    for (const auto& [name, v] :
+         {std::pair<const char*, float>{"gaussian_weight", gaussian_weight}, {"bilateral_weight", bilateral_weight}})
+        if (!std::isfinite(v)) bad(std::string(name) + " must be finite, got " + std::to_string(v));
+    const int norm = static_cast<int>(normalization);
+    if (norm < 0 || norm > 3) bad("normalization must be in [0, 3], got " + std::to_string(norm));
+    if (!(clip > 0.f && clip <= 1.f)) bad("clip must be in (0, 1], got " + std::to_string(clip));
+    if (!(scale > 0.f && scale <= 1.f)) bad("scale must be in (0, 1], got " + std::to_string(scale));
+}
+
+RefineParams RefineParams::video(RefineParams params) {  // cold: no warm start (see docs/crf.md)
+    params.iterations = kVideoIterations;
+    params.scale = kVideoScale;
+    return params;
+}
+
+namespace {
+
+// Source interval [lo, hi) of output cell i when n source cells are shrunk to m (area averaging).
+inline std::pair<int, int> footprint(int i, int n, int m) {
+    const int lo = static_cast<int>(static_cast<std::int64_t>(i) * n / m);
+    const int hi = std::max(lo + 1, static_cast<int>(static_cast<std::int64_t>(i + 1) * n / m));
+    return {lo, hi};
+}
+
+// Area-averages `planes` planes of w x h values (channel-interleaved with `channels` values per pixel when
+// interleaved, else planar) down to sw x sh.
+template <class T>
+void shrink(const T* src, int w, int h, int sw, int sh, int planes, bool interleaved, T* dst) {
+    parallel_for(sh, 8, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t y = lo; y < hi; ++y) {
+            const auto [y0, y1] = footprint(static_cast<int>(y), h, sh);
+            for (int x = 0; x < sw; ++x) {
+                const auto [x0, x1] = footprint(x, w, sw);
+                const float inv = 1.f / static_cast<float>((y1 - y0) * (x1 - x0));
+                for (int c = 0; c < planes; ++c) {
+                    float sum = 0.f;
+                    for (int yy = y0; yy < y1; ++yy)
+                        for (int xx = x0; xx < x1; ++xx)
+                            sum += interleaved
+                                       ? static_cast<float>(src[(static_cast<std::int64_t>(yy) * w + xx) * planes + c])
+                                       : static_cast<float>(src[(static_cast<std::int64_t>(c) * h + yy) * w + xx]);
+                    const float v = sum * inv;
+                    const std::int64_t o = interleaved ? (y * sw + x) * planes + c : (c * sh + y) * sw + x;
+                    if constexpr (std::is_same_v<T, std::uint8_t>)
+                        dst[o] = static_cast<std::uint8_t>(std::min(255.f, v + 0.5f));
+                    else
+                        dst[o] = v;
+                }
+            }
+        }
+    });
+}
+
+// Bilinear upsampling (align_corners = false, as the runtime's upsampling) of `planes` planes sw x sh to w x h.
+void enlarge(const float* src, int sw, int sh, int w, int h, int planes, float* dst) {
+    auto axis = [](int n_out, int n_in, std::vector<int>& i0, std::vector<int>& i1, std::vector<float>& t) {
+        i0.resize(n_out);
+        i1.resize(n_out);
+        t.resize(n_out);
+        for (int i = 0; i < n_out; ++i) {
+            const float x = std::clamp((i + 0.5f) * (static_cast<float>(n_in) / n_out) - 0.5f, 0.f, n_in - 1.f);
+            i0[i] = static_cast<int>(x);
+            i1[i] = std::min(i0[i] + 1, n_in - 1);
+            t[i] = x - i0[i];
+        }
+    };
+    std::vector<int> x0, x1, y0, y1;
+    std::vector<float> tx, ty;
+    axis(w, sw, x0, x1, tx);
+    axis(h, sh, y0, y1, ty);
+    parallel_for(static_cast<std::int64_t>(planes) * h, 16, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t r = lo; r < hi; ++r) {
+            const std::int64_t c = r / h;
+            const int y = static_cast<int>(r % h);
+            const float* a = src + (c * sh + y0[y]) * sw;
+            const float* b = src + (c * sh + y1[y]) * sw;
+            float* o = dst + (c * h + y) * w;
+            for (int x = 0; x < w; ++x) {
+                const float top = a[x0[x]] + tx[x] * (a[x1[x]] - a[x0[x]]);
+                const float bottom = b[x0[x]] + tx[x] * (b[x1[x]] - b[x0[x]]);
+                o[x] = top + ty[y] * (bottom - top);
+            }
+        }
+    });
+}
+
+void refine_at_full_size(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
+                         const RefineParams& params, float* out, const RefineOptions& options) {
+    DenseCRF2D crf(width, height, n_labels, options.cache);
+    crf.set_profile(options.profile);
     crf.set_unary_from_probabilities(probs, params.clip);
     crf.add_pairwise_gaussian(params.gaussian_sxy, params.gaussian_sxy, Compatibility::potts(params.gaussian_weight),
                               KernelType::Diag, params.normalization);
     crf.add_pairwise_bilateral(params.bilateral_sxy, params.bilateral_sxy, params.bilateral_srgb, params.bilateral_srgb,
                                params.bilateral_srgb, image, Compatibility::potts(params.bilateral_weight),
                                KernelType::Diag, params.normalization);
-    crf.inference(params.iterations, out, init);
+    crf.inference(params.iterations, out, options.init);
+}
+
+}  // namespace
+
+void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
+            const RefineParams& params, float* out, const RefineOptions& options) {
+    params.validate();
+    ThreadScope threads(options.threads);
+    const int sw = std::max(1, static_cast<int>(std::lround(params.scale * width)));
+    const int sh = std::max(1, static_cast<int>(std::lround(params.scale * height)));
+    if (params.scale == 1.f || width <= 0 || height <= 0 || (sw == width && sh == height)) {
+        refine_at_full_size(image, width, height, probs, n_labels, params, out, options);
+        return;
+    }
+    if (width < 0 || height < 0 || n_labels < 1) throw std::invalid_argument("bad image size or label count");
+    const std::size_t small = static_cast<std::size_t>(sw) * sh, planes = static_cast<std::size_t>(n_labels) * small;
+    std::vector<std::uint8_t> small_image(small * 3);
+    std::vector<float> small_probs(planes), small_init, small_out(planes);
+    shrink(image, width, height, sw, sh, 3, true, small_image.data());
+    shrink(probs, width, height, sw, sh, n_labels, false, small_probs.data());
+    RefineOptions small_options = options;
+    if (options.init) {
+        small_init.resize(planes);
+        shrink(options.init, width, height, sw, sh, n_labels, false, small_init.data());
+        small_options.init = small_init.data();
+    }
+    RefineParams p = params;
+    p.gaussian_sxy *= static_cast<float>(sw) / width;
+    p.bilateral_sxy *= static_cast<float>(sw) / width;
+    refine_at_full_size(small_image.data(), sw, sh, small_probs.data(), n_labels, p, small_out.data(), small_options);
+    // The CRF's pairwise message at low resolution, log Q - log P (= -pairwise up to a constant per pixel),
+    // upsampled and added to the full-resolution unary: the network's own detail is kept.
+    parallel_for(static_cast<std::int64_t>(planes), 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i)
+            small_out[i] =
+                std::log(std::max(small_out[i], params.clip)) - std::log(std::max(small_probs[i], params.clip));
+    });
+    const std::int64_t n = static_cast<std::int64_t>(width) * height;
+    std::vector<float> message(static_cast<std::size_t>(n) * n_labels);
+    enlarge(small_out.data(), sw, sh, width, height, n_labels, message.data());
+    parallel_for(n, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        std::vector<float> e(n_labels);
+        for (std::int64_t i = lo; i < hi; ++i) {
+            float mx = -std::numeric_limits<float>::infinity();
+            for (int l = 0; l < n_labels; ++l) {
+                const std::int64_t k = l * n + i;
+                e[l] = std::log(std::min(std::max(probs[k], params.clip), 1.f)) + message[k];
+                mx = std::max(mx, e[l]);
+            }
+            float sum = 0.f;
+            for (int l = 0; l < n_labels; ++l) sum += (e[l] = std::exp(e[l] - mx));
+            for (int l = 0; l < n_labels; ++l) out[l * n + i] = e[l] / sum;  // out may alias probs: read first
+        }
+    });
 }
 
 }  // namespace deeplab::crf

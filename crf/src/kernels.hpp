@@ -147,14 +147,30 @@ typename Ops<W>::vf log_positive(typename Ops<W>::vf x) {
 template <class F>
 void dispatch_row_vectors(int k, F&& f) {
     switch (k) {
-        case 1: f(std::integral_constant<int, 1>{}); break;
-        case 2: f(std::integral_constant<int, 2>{}); break;
-        case 3: f(std::integral_constant<int, 3>{}); break;
-        case 4: f(std::integral_constant<int, 4>{}); break;
-        case 5: f(std::integral_constant<int, 5>{}); break;
-        case 6: f(std::integral_constant<int, 6>{}); break;
-        case 8: f(std::integral_constant<int, 8>{}); break;
-        default: f(std::integral_constant<int, 0>{}); break;
+        case 1:
+            f(std::integral_constant<int, 1>{});
+            break;
+        case 2:
+            f(std::integral_constant<int, 2>{});
+            break;
+        case 3:
+            f(std::integral_constant<int, 3>{});
+            break;
+        case 4:
+            f(std::integral_constant<int, 4>{});
+            break;
+        case 5:
+            f(std::integral_constant<int, 5>{});
+            break;
+        case 6:
+            f(std::integral_constant<int, 6>{});
+            break;
+        case 8:
+            f(std::integral_constant<int, 8>{});
+            break;
+        default:
+            f(std::integral_constant<int, 0>{});
+            break;
     }
 }
 
@@ -177,7 +193,9 @@ void splat_rows(const SplatEntry* entries, std::int64_t count, const float* in, 
     }
 }
 
-inline std::int32_t chain_vertex(std::int32_t raw) { return raw < 0 ? ~raw : raw; }
+inline std::int32_t chain_vertex(std::int32_t raw) {
+    return raw < 0 ? ~raw : raw;
+}
 
 // new[v] = old[v] + 0.5 (old[pred] + old[succ]) along the chains of one axis, in place; the rows are
 // scattered in memory, so they are prefetched a few chain steps ahead.
@@ -294,7 +312,8 @@ double kl_rows(const FusedArgs& a, std::int64_t lo, std::int64_t hi, const float
         for (int k = 0; k < K; ++k) Ops<W>::store(lanes + W * k, e[k]);
         const float* qi = q + i * S;
         for (int l = 0; l < a.labels; ++l)
-            kl += static_cast<double>(qi[l]) * (std::log(qi[l] > 1e-20f ? qi[l] : 1e-20f) - static_cast<double>(lanes[l]));
+            kl += static_cast<double>(qi[l]) *
+                  (std::log(qi[l] > 1e-20f ? qi[l] : 1e-20f) - static_cast<double>(lanes[l]));
     }
     return kl;
 }
@@ -305,19 +324,16 @@ Kernels make_kernels() {
     Kernels k;
     k.width = W;
     k.splat = [](const SplatEntry* entries, std::int64_t count, const float* in, float* values, int stride) {
-        dispatch_row_vectors(stride / W, [&](auto kt) {
-            splat_rows<W, decltype(kt)::value>(entries, count, in, values, stride / W);
-        });
+        dispatch_row_vectors(
+            stride / W, [&](auto kt) { splat_rows<W, decltype(kt)::value>(entries, count, in, values, stride / W); });
     };
     k.blur = [](const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int stride) {
-        dispatch_row_vectors(stride / W, [&](auto kt) {
-            blur_rows<W, decltype(kt)::value>(order, lo, hi, values, stride / W);
-        });
+        dispatch_row_vectors(stride / W,
+                             [&](auto kt) { blur_rows<W, decltype(kt)::value>(order, lo, hi, values, stride / W); });
     };
     k.softmax = [](const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise) {
-        dispatch_row_vectors(a.stride / W, [&](auto kt) {
-            softmax_rows<W, decltype(kt)::value>(a, lo, hi, q_out, with_pairwise);
-        });
+        dispatch_row_vectors(a.stride / W,
+                             [&](auto kt) { softmax_rows<W, decltype(kt)::value>(a, lo, hi, q_out, with_pairwise); });
     };
     k.log_clipped = [](float* x, std::int64_t count, float lo) {
         using O = Ops<W>;

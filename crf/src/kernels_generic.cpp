@@ -10,7 +10,9 @@ const Kernels& generic_kernels() {
 }
 
 #if !DEEPLAB_CRF_HAVE_AVX2
-const Kernels* avx2_kernels() { return nullptr; }
+const Kernels* avx2_kernels() {
+    return nullptr;
+}
 #endif
 
 const Kernels& kernels_for(int stride) {

@@ -20,6 +20,7 @@ namespace detail {
 namespace {
 
 thread_local bool t_in_region = false;
+thread_local int t_thread_limit = 0;  // set by ThreadScope; 0: the process-wide count
 
 struct RegionGuard {
     bool previous;
@@ -28,7 +29,7 @@ struct RegionGuard {
 };
 
 class ThreadPool {
-public:
+  public:
     explicit ThreadPool(int threads) { resize(threads); }
     ~ThreadPool() { stop_workers(); }
 
@@ -38,11 +39,12 @@ public:
         std::lock_guard<std::mutex> use(use_mutex_);
         stop_workers();
         stopping_ = false;
-        for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+        for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i - 1); });
     }
 
-    // Returns false (and runs nothing) when the pool is busy with another caller's job.
-    bool try_run(std::int64_t n_chunks, FunctionRef<void(std::int64_t)> chunk_fn) {
+    // Runs chunk_fn on the caller and `helpers` workers. Returns false (and runs nothing) when the pool is
+    // busy with another caller's job.
+    bool try_run(std::int64_t n_chunks, int helpers, FunctionRef<void(std::int64_t)> chunk_fn) {
         std::unique_lock<std::mutex> use(use_mutex_, std::try_to_lock);
         if (!use.owns_lock()) return false;
         {
@@ -50,7 +52,8 @@ public:
             job_ = &chunk_fn;  // outlives the job: try_run waits for every worker
             n_chunks_ = n_chunks;
             next_chunk_.store(0);
-            active_ = static_cast<int>(workers_.size());
+            helpers_ = std::min(helpers, static_cast<int>(workers_.size()));
+            active_ = helpers_;
             error_ = nullptr;
             ++generation_;
         }
@@ -68,7 +71,7 @@ public:
         return true;
     }
 
-private:
+  private:
     void work_on_job(FunctionRef<void(std::int64_t)> fn, std::int64_t n_chunks) {
         RegionGuard guard;
         for (;;) {
@@ -84,7 +87,7 @@ private:
         }
     }
 
-    void worker_loop() {
+    void worker_loop(int index) {
         std::uint64_t seen = 0;
         for (;;) {
             const FunctionRef<void(std::int64_t)>* job;
@@ -94,6 +97,7 @@ private:
                 cv_.wait(lk, [&] { return stopping_ || generation_ != seen; });
                 if (stopping_) return;
                 seen = generation_;
+                if (index >= helpers_) continue;  // this job asked for fewer threads
                 job = job_;
                 n_chunks = n_chunks_;
             }
@@ -123,7 +127,7 @@ private:
     std::int64_t n_chunks_ = 0;
     std::atomic<std::int64_t> next_chunk_{0};
     std::exception_ptr error_;
-    int active_ = 0;
+    int active_ = 0, helpers_ = 0;
     std::uint64_t generation_ = 0;
     bool stopping_ = false;
 };
@@ -164,7 +168,9 @@ std::shared_ptr<ThreadPool> pool() {
 
 }  // namespace
 
-bool in_parallel_region() { return t_in_region; }
+bool in_parallel_region() {
+    return t_in_region;
+}
 
 void parallel_for(std::int64_t n, std::int64_t grain, FunctionRef<void(std::int64_t, std::int64_t)> fn) {
     if (n <= 0) return;
@@ -180,17 +186,18 @@ void parallel_for(std::int64_t n, std::int64_t grain, FunctionRef<void(std::int6
     n_chunks = (n + step - 1) / step;
     const auto chunk = [&](std::int64_t c) { fn(c * step, std::min(n, (c + 1) * step)); };
     auto p = pool();
-    if (!p->try_run(n_chunks, chunk)) fn(0, n);
+    if (!p->try_run(n_chunks, threads - 1, chunk)) fn(0, n);
 }
 
 void parallel_tasks(std::int64_t n, FunctionRef<void(std::int64_t)> fn) {
     if (n <= 0) return;
-    if (t_in_region || n == 1 || num_threads() <= 1) {
+    const int threads = num_threads();
+    if (t_in_region || n == 1 || threads <= 1) {
         for (std::int64_t i = 0; i < n; ++i) fn(i);
         return;
     }
     auto p = pool();
-    if (!p->try_run(n, fn))
+    if (!p->try_run(n, threads - 1, fn))
         for (std::int64_t i = 0; i < n; ++i) fn(i);
 }
 
@@ -205,8 +212,17 @@ void set_num_threads(int n) {
 }
 
 int num_threads() {
-    const int n = detail::g_threads.load();
-    return n > 0 ? n : detail::default_threads();
+    int n = detail::g_threads.load();
+    if (n <= 0) n = detail::default_threads();
+    return detail::t_thread_limit > 0 ? std::min(n, detail::t_thread_limit) : n;
+}
+
+ThreadScope::ThreadScope(int threads) : previous_(detail::t_thread_limit) {
+    if (threads > 0) detail::t_thread_limit = threads;
+}
+
+ThreadScope::~ThreadScope() {
+    detail::t_thread_limit = previous_;
 }
 
 }  // namespace deeplab::crf

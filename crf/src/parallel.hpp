@@ -12,14 +12,15 @@ template <class Sig>
 class FunctionRef;
 template <class R, class... A>
 class FunctionRef<R(A...)> {
-public:
+  public:
     template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, FunctionRef>>>
     FunctionRef(F&& f) noexcept  // NOLINT: implicit on purpose
-        : obj_(const_cast<void*>(static_cast<const void*>(&f))),
-          call_([](void* o, A... a) -> R { return (*static_cast<std::remove_reference_t<F>*>(o))(std::forward<A>(a)...); }) {}
+        : obj_(const_cast<void*>(static_cast<const void*>(&f))), call_([](void* o, A... a) -> R {
+              return (*static_cast<std::remove_reference_t<F>*>(o))(std::forward<A>(a)...);
+          }) {}
     R operator()(A... a) const { return call_(obj_, std::forward<A>(a)...); }
 
-private:
+  private:
     void* obj_;
     R (*call_)(void*, A...);
 };

@@ -22,7 +22,9 @@ constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
 constexpr double kMaxCoordinate = 262144.0;
 constexpr std::int64_t kChunk = 1024;  // points per build task
 
-inline std::uint32_t load_acquire(const std::uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+inline std::uint32_t load_acquire(const std::uint32_t* p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
 inline bool cas(std::uint32_t* p, std::uint32_t& expected, std::uint32_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
@@ -118,7 +120,8 @@ void splat(const Permutohedral& lat, const float* in, float* values, int stride)
     parallel_for(lat.splat_parts(), 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t p = lo; p < hi; ++p) {
             const int part = static_cast<int>(p);
-            for (std::int32_t v : lat.orphans(part)) std::fill_n(values + static_cast<std::int64_t>(v) * stride, stride, 0.f);
+            for (std::int32_t v : lat.orphans(part))
+                std::fill_n(values + static_cast<std::int64_t>(v) * stride, stride, 0.f);
             k.splat(lat.splat_entries(part), lat.splat_count(part), in, values, stride);
         }
     });
@@ -130,7 +133,8 @@ void blur(const Permutohedral& lat, float* values, int stride) {
         const std::int32_t* order = lat.chain_order(j);
         parallel_for(lat.blur_segments(), 1, [&](std::int64_t lo, std::int64_t hi) {
             for (std::int64_t s = lo; s < hi; ++s)
-                k.blur(order, lat.segment(j, static_cast<int>(s)), lat.segment(j, static_cast<int>(s) + 1), values, stride);
+                k.blur(order, lat.segment(j, static_cast<int>(s)), lat.segment(j, static_cast<int>(s) + 1), values,
+                       stride);
         });
     }
 }
@@ -170,7 +174,8 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
     // Elevation scale factors as in Adams et al. 2010 / the reference implementation.
     std::vector<float> scale(dim);
     const float inv_std_dev = static_cast<float>(std::sqrt(2.0 / 3.0) * (dim + 1));
-    for (int i = 0; i < dim; ++i) scale[i] = static_cast<float>(1.0 / std::sqrt(double((i + 2) * (i + 1))) * inv_std_dev);
+    for (int i = 0; i < dim; ++i)
+        scale[i] = static_cast<float>(1.0 / std::sqrt(double((i + 2) * (i + 1))) * inv_std_dev);
     double bound = 0.0, tail = 0.0;  // max |elevated coordinate| over the feature box
     for (int j = dim; j >= 0; --j) {
         const double self = j > 0 ? j * double(scale[j - 1]) * absmax[j - 1] : 0.0;
@@ -191,10 +196,22 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
         bool ok;
         const bool small = key_bound < 32000.0;
         switch (dim) {  // common dimensions get fully unrolled code
-            case 2: ok = small ? build<std::int16_t, 2>(features, pad, scale, capacity) : build<std::int32_t, 2>(features, pad, scale, capacity); break;
-            case 3: ok = small ? build<std::int16_t, 3>(features, pad, scale, capacity) : build<std::int32_t, 3>(features, pad, scale, capacity); break;
-            case 5: ok = small ? build<std::int16_t, 5>(features, pad, scale, capacity) : build<std::int32_t, 5>(features, pad, scale, capacity); break;
-            default: ok = small ? build<std::int16_t, 0>(features, pad, scale, capacity) : build<std::int32_t, 0>(features, pad, scale, capacity); break;
+            case 2:
+                ok = small ? build<std::int16_t, 2>(features, pad, scale, capacity)
+                           : build<std::int32_t, 2>(features, pad, scale, capacity);
+                break;
+            case 3:
+                ok = small ? build<std::int16_t, 3>(features, pad, scale, capacity)
+                           : build<std::int32_t, 3>(features, pad, scale, capacity);
+                break;
+            case 5:
+                ok = small ? build<std::int16_t, 5>(features, pad, scale, capacity)
+                           : build<std::int32_t, 5>(features, pad, scale, capacity);
+                break;
+            default:
+                ok = small ? build<std::int16_t, 0>(features, pad, scale, capacity)
+                           : build<std::int32_t, 0>(features, pad, scale, capacity);
+                break;
         }
         if (ok) break;
         capacity = next_pow2(static_cast<std::size_t>(npts) * (dim + 1) * 4 / 3 + 64);
@@ -202,57 +219,140 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
     partition_splat(splat_jobs());
 }
 
+namespace {
+
+// Adding then subtracting 1.5 * 2^23 rounds a float of magnitude < 2^22 to an integer, half to even (as the
+// reference's SSE rounding does).
+constexpr float kRoundingShift = 12582912.f;
+
+// Elevates point f (d features) onto the lattice and finds its enclosing simplex, as the reference computes it:
+// the keys of its d + 1 vertices (keys[r * d + i]), their barycentric weights, and for each vertex r the axis along
+// which it steps to the point's vertex r + 1 (mod d + 1; build_chains uses it). canonical[r * (d + 1) + c]: the
+// offset of the remainder-r vertex at sorted position c.
+template <class Key, int D>
+void elevate(const float* f, int d_runtime, const float* scale, const int* canonical, Key* keys, float* weights,
+             std::uint8_t* step_axis) {
+    const int d = D > 0 ? D : d_runtime, dp1 = d + 1;
+    constexpr int kMax = Permutohedral::kMaxDim + 2;
+    float elevated[kMax], rem0[kMax], bary[kMax];
+    int rank[kMax], axis_of_rank[kMax];
+    const float inv_dp1 = 1.0f / dp1, f_dp1 = static_cast<float>(dp1);
+    float sm = 0.f;
+    for (int j = d; j > 0; --j) {
+        const float cf = f[j - 1] * scale[j - 1];
+        elevated[j] = sm - static_cast<float>(j) * cf;
+        sm += cf;
+    }
+    elevated[0] = sm;
+    // The closest remainder-0 point.
+    float sum = 0.f;
+    for (int i = 0; i <= d; ++i) {
+        const float v = (inv_dp1 * elevated[i] + kRoundingShift) - kRoundingShift;
+        rem0[i] = v * f_dp1;
+        sum += v;
+    }
+    std::fill(rank, rank + dp1, 0);
+    for (int i = 0; i < d; ++i) {
+        const float di = elevated[i] - rem0[i];
+        for (int j = i + 1; j <= d; ++j) {
+            if (di < elevated[j] - rem0[j])
+                ++rank[i];
+            else
+                ++rank[j];
+        }
+    }
+    const int isum = static_cast<int>(sum);
+    for (int i = 0; i <= d; ++i) {
+        rank[i] += isum;
+        if (rank[i] < 0) {
+            rank[i] += dp1;
+            rem0[i] += f_dp1;
+        } else if (rank[i] > d) {
+            rank[i] -= dp1;
+            rem0[i] -= f_dp1;
+        }
+    }
+    std::fill(bary, bary + d + 2, 0.f);
+    for (int i = 0; i <= d; ++i) {
+        const float v = (elevated[i] - rem0[i]) * inv_dp1;
+        bary[d - rank[i]] += v;
+        bary[d - rank[i] + 1] -= v;
+    }
+    bary[0] += 1.f + bary[d + 1];
+    for (int i = 0; i <= d; ++i) axis_of_rank[rank[i]] = i;
+    for (int r = 0; r <= d; ++r) {
+        for (int i = 0; i < d; ++i)
+            keys[r * d + i] = static_cast<Key>(static_cast<int>(rem0[i]) + canonical[r * dp1 + rank[i]]);
+        weights[r] = bary[r];
+        step_axis[r] = static_cast<std::uint8_t>(axis_of_rank[d - r]);
+    }
+}
+
+}  // namespace
+
+// The hash table and provisional vertex keys of one build attempt. Provisional vertex ids are
+// (chunk << local_bits) | index of creation within the chunk, so chunks number their vertices independently.
+struct Permutohedral::BuildTables {
+    std::size_t capacity;
+    int n_words, local_bits = 0;
+    std::int64_t n_points, n_chunks;
+    LargeVector<std::uint32_t> table;
+    std::unique_ptr<std::uint32_t[]> prov_keys;  // by provisional id; only the first ids of each chunk are written
+    std::vector<std::int64_t> base;              // vertices created per chunk, then their prefix sums
+    LargeVector<std::uint8_t> axis;              // per entry: the axis along which its vertex steps to the next one
+    LargeVector<std::uint32_t> vkeys;            // keys by final id (finalize)
+
+    BuildTables(std::size_t capacity_, int n_words_, std::int64_t n_points_, int dp1, std::int64_t entries)
+        : capacity(capacity_), n_words(n_words_), n_points(n_points_), table(capacity_), axis(entries) {
+        while ((std::int64_t{1} << local_bits) < kChunk * dp1) ++local_bits;
+        n_chunks = (n_points + kChunk - 1) / kChunk;
+        base.assign(n_chunks + 1, 0);
+        parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
+            std::fill(table.begin() + lo, table.begin() + hi, kEmpty);
+        });
+        prov_keys.reset(new std::uint32_t[static_cast<std::size_t>(n_chunks << local_bits) * n_words + 1]);
+    }
+    KeyTable keys() { return KeyTable{table.data(), capacity - 1, prov_keys.get(), n_words}; }
+};
+
 template <class Key, int D>
 bool Permutohedral::build(const float* features, bool pad, const std::vector<float>& scale, std::size_t capacity) {
     const int d = D > 0 ? D : d_, dp1 = d + 1;
-    const std::int64_t n = n_;
-    const std::int64_t npts = n + (pad ? 1 : 0);
-    const std::int64_t ne = n * dp1;
-    const int n_words = static_cast<int>((sizeof(Key) * d + 3) / 4);
-    constexpr int kMax = kMaxDim + 2;
-    const std::int64_t limit = static_cast<std::int64_t>(capacity * 3 / 4);
+    const std::int64_t ne = n_ * dp1;
+    offset_.assign(ne, 0);
+    slice_w_.assign(ne, 0.f);
+    BuildTables tables(capacity, static_cast<int>((sizeof(Key) * d + 3) / 4), n_ + (pad ? 1 : 0), dp1, ne);
+    if (!insert<Key, D>(features, scale, tables)) return false;
+    finalize(tables);
+    build_chains<Key, D>(tables);
+    return true;
+}
+
+// Elevates every point and inserts its vertex keys into the table (lock-free), chunks of points in parallel.
+// A point usually shares vertices with the previous one: those are matched without hashing. The rest are hashed a
+// batch of points at a time and their slots prefetched (the table is far larger than the caches, so each probe
+// would otherwise wait for memory). Writes provisional ids to offset_; false when the table fills up.
+template <class Key, int D>
+bool Permutohedral::insert(const float* features, const std::vector<float>& scale, BuildTables& tables) {
+    const int d = D > 0 ? D : d_, dp1 = d + 1;
+    const std::int64_t n = n_, npts = tables.n_points;
+    const int n_words = tables.n_words, local_bits = tables.local_bits;
+    const std::int64_t limit = static_cast<std::int64_t>(tables.capacity * 3 / 4);
     std::atomic<std::int64_t> inserted{0};
     std::atomic<bool> overflow{false};
-
-    offset_.assign(ne, 0);
-    // Axis along which entry r's vertex steps to the point's next vertex (r + 1 mod d + 1): see build_chains.
-    LargeVector<std::uint8_t> axis(ne);
-    slice_w_.assign(ne, 0.f);
     std::vector<int> canonical(dp1 * dp1);  // canonical[r][c]: remainder-r vertex, sorted position c
     for (int r = 0; r <= d; ++r)
         for (int c = 0; c <= d; ++c) canonical[r * dp1 + c] = c <= d - r ? r : r - dp1;
-    const float inv_dp1 = 1.0f / dp1;
-    const float f_dp1 = static_cast<float>(dp1);
-
-    // Provisional vertex ids: (chunk << local_bits) | index of creation within the chunk.
-    int local_bits = 0;
-    while ((std::int64_t{1} << local_bits) < kChunk * dp1) ++local_bits;
-    const std::int64_t n_chunks = (npts + kChunk - 1) / kChunk;
-    std::vector<std::int64_t> base(n_chunks + 1, 0);
-
-    LargeVector<std::uint32_t> table(capacity);
-    parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
-        std::fill(table.begin() + lo, table.begin() + hi, kEmpty);
-    });
-    // Keys by provisional id; left uninitialised (only the first ids of each chunk are ever written).
-    std::unique_ptr<std::uint32_t[]> prov_keys(new std::uint32_t[static_cast<std::size_t>(n_chunks << local_bits) * n_words + 1]);
-    KeyTable keys{table.data(), capacity - 1, prov_keys.get(), n_words};
-
-    // 1. Elevate each point, find its simplex, weights and vertex keys; insert the keys (lock-free).
-    //    A point usually shares vertices with the previous one: those are matched without hashing.
-    //    The rest are hashed a batch of points at a time and their slots prefetched (the table is
-    //    far larger than the caches, so each probe would otherwise wait for memory).
+    KeyTable keys = tables.keys();
     constexpr int kBatch = 16;
-    parallel_for(n_chunks, 1, [&](std::int64_t c_lo, std::int64_t c_hi) {
-        float f[kMax], elevated[kMax], rem0[kMax], bary[kMax];
-        int rank[kMax];
-        Key key[kMax];
+    parallel_for(tables.n_chunks, 1, [&](std::int64_t c_lo, std::int64_t c_hi) {
+        float f[kMaxDim];
         const int per_batch = kBatch * dp1;
+        std::vector<Key> point_keys(static_cast<std::size_t>(dp1) * d);
         std::vector<std::uint32_t> words(static_cast<std::size_t>(per_batch) * n_words), hash(per_batch), id(per_batch);
         std::vector<std::int32_t> same(per_batch);  // earlier entry (same batch) with the same key, or -1
         std::vector<float> weights(per_batch);
         std::vector<std::uint8_t> step_axis(per_batch);
-        int axis_of_rank[kMax];
         for (std::int64_t c = c_lo; c < c_hi; ++c) {
             std::uint32_t local = 0;
             const std::int64_t k_begin = c * kChunk, k_end = std::min(npts, (c + 1) * kChunk);
@@ -262,61 +362,17 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                 for (int b = 0; b < count; ++b) {
                     const std::int64_t k = k0 + b;
                     for (int j = 0; j < d; ++j) f[j] = k < n ? features[static_cast<std::int64_t>(j) * n + k] : 0.f;
-                    float sm = 0.f;
-                    for (int j = d; j > 0; --j) {
-                        const float cf = f[j - 1] * scale[j - 1];
-                        elevated[j] = sm - static_cast<float>(j) * cf;
-                        sm += cf;
-                    }
-                    elevated[0] = sm;
-                    // Closest remainder-0 point; round half to even like the reference's SSE path.
-                    float sum = 0.f;
-                    for (int i = 0; i <= d; ++i) {
-                        const float v = (inv_dp1 * elevated[i] + 12582912.f) - 12582912.f;
-                        rem0[i] = v * f_dp1;
-                        sum += v;
-                    }
-                    std::fill(rank, rank + dp1, 0);
-                    for (int i = 0; i < d; ++i) {
-                        const float di = elevated[i] - rem0[i];
-                        for (int j = i + 1; j <= d; ++j) {
-                            if (di < elevated[j] - rem0[j])
-                                ++rank[i];
-                            else
-                                ++rank[j];
-                        }
-                    }
-                    const int isum = static_cast<int>(sum);
-                    for (int i = 0; i <= d; ++i) {
-                        rank[i] += isum;
-                        if (rank[i] < 0) {
-                            rank[i] += dp1;
-                            rem0[i] += f_dp1;
-                        } else if (rank[i] > d) {
-                            rank[i] -= dp1;
-                            rem0[i] -= f_dp1;
-                        }
-                    }
-                    std::fill(bary, bary + d + 2, 0.f);
-                    for (int i = 0; i <= d; ++i) {
-                        const float v = (elevated[i] - rem0[i]) * inv_dp1;
-                        bary[d - rank[i]] += v;
-                        bary[d - rank[i] + 1] -= v;
-                    }
-                    bary[0] += 1.f + bary[d + 1];
-                    for (int i = 0; i <= d; ++i) axis_of_rank[rank[i]] = i;
+                    elevate<Key, D>(f, d, scale.data(), canonical.data(), point_keys.data(), weights.data() + b * dp1,
+                                    step_axis.data() + b * dp1);
                     for (int r = 0; r <= d; ++r) {
                         const int e = b * dp1 + r;
-                        for (int i = 0; i < d; ++i)
-                            key[i] = static_cast<Key>(static_cast<int>(rem0[i]) + canonical[r * dp1 + rank[i]]);
                         std::uint32_t* kw = words.data() + static_cast<std::size_t>(e) * n_words;
-                        pack(key, d, kw, n_words);
-                        weights[e] = bary[r];
-                        step_axis[e] = static_cast<std::uint8_t>(axis_of_rank[d - r]);
+                        pack(point_keys.data() + r * d, d, kw, n_words);
                         same[e] = -1;
                         if (b > 0)
                             for (int q = 0; q <= d; ++q)
-                                if (words_equal(words.data() + static_cast<std::size_t>((b - 1) * dp1 + q) * n_words, kw, n_words)) {
+                                if (words_equal(words.data() + static_cast<std::size_t>((b - 1) * dp1 + q) * n_words,
+                                                kw, n_words)) {
                                     same[e] = (b - 1) * dp1 + q;
                                     break;
                                 }
@@ -332,8 +388,9 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                     } else {
                         bool created = false;
                         const std::uint32_t candidate = static_cast<std::uint32_t>(c << local_bits) | local;
-                        id[e] = keys.find_or_insert(words.data() + static_cast<std::size_t>(e) * n_words, hash[e], candidate,
-                                                    prov_keys.get() + static_cast<std::size_t>(candidate) * n_words, created);
+                        id[e] = keys.find_or_insert(
+                            words.data() + static_cast<std::size_t>(e) * n_words, hash[e], candidate,
+                            tables.prov_keys.get() + static_cast<std::size_t>(candidate) * n_words, created);
                         if (created) {
                             ++local;
                             if (inserted.fetch_add(1, std::memory_order_relaxed) >= limit) {
@@ -346,16 +403,22 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
                     if (k < n) {
                         offset_[k0 * dp1 + e] = static_cast<std::int32_t>(id[e]);
                         slice_w_[k0 * dp1 + e] = weights[e];
-                        axis[k0 * dp1 + e] = step_axis[e];
+                        tables.axis[k0 * dp1 + e] = step_axis[e];
                     }
                 }
             }
-            base[c + 1] = local;
+            tables.base[c + 1] = local;
         }
     });
-    if (overflow.load()) return false;
+    return !overflow.load();
+}
 
-    // 2. Final ids: chunk bases (prefix sums) + creation index; vertices keep the points' order.
+// Final ids: chunk bases (prefix sums) + creation index, so vertices keep the points' order; keys by final id;
+// the slice weights get the reference's 1 / (1 + 2^-d) scaling.
+void Permutohedral::finalize(BuildTables& tables) {
+    const std::int64_t n_chunks = tables.n_chunks, ne = n_ * (d_ + 1);
+    const int n_words = tables.n_words, local_bits = tables.local_bits;
+    std::vector<std::int64_t>& base = tables.base;
     for (std::int64_t c = 0; c < n_chunks; ++c) base[c + 1] += base[c];
     m_ = base[n_chunks];
     const std::uint32_t local_mask = (1u << local_bits) - 1;
@@ -365,34 +428,35 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
     parallel_for(ne, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t e = lo; e < hi; ++e) offset_[e] = final_id(static_cast<std::uint32_t>(offset_[e]));
     });
-    parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
+    LargeVector<std::uint32_t>& table = tables.table;
+    parallel_for(static_cast<std::int64_t>(tables.capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t s = lo; s < hi; ++s)
             if (table[s] != kEmpty) table[s] = static_cast<std::uint32_t>(final_id(table[s]));
     });
-    LargeVector<std::uint32_t> vkeys(static_cast<std::size_t>(m_) * n_words);  // keys by final id
+    tables.vkeys = LargeVector<std::uint32_t>(static_cast<std::size_t>(m_) * n_words);
     parallel_for(n_chunks, 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t c = lo; c < hi; ++c)
-            std::copy_n(prov_keys.get() + static_cast<std::size_t>(c << local_bits) * n_words,
-                        (base[c + 1] - base[c]) * n_words, vkeys.data() + base[c] * n_words);
+            std::copy_n(tables.prov_keys.get() + static_cast<std::size_t>(c << local_bits) * n_words,
+                        (base[c + 1] - base[c]) * n_words, tables.vkeys.data() + base[c] * n_words);
     });
-    prov_keys.reset();
+    tables.prov_keys.reset();
 
     splat_w_ = slice_w_;
-    const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d)));  // the reference's scaling
+    const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d_)));  // the reference's scaling
     parallel_for(ne, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t e = lo; e < hi; ++e) slice_w_[e] *= alpha;
     });
-
-    build_chains<Key, D>(table, vkeys, n_words, axis);
-    return true;
 }
 
 // Blur neighbours: along axis j, vertex v's predecessor is v - (1,..,1) + (d+1) e_j. Looking up every
 // predecessor links the vertices into chains, stored in chain order so the blur runs in place.
 template <class Key, int D>
-void Permutohedral::build_chains(const LargeVector<std::uint32_t>& table, const LargeVector<std::uint32_t>& vkeys,
-                                 int n_words, const LargeVector<std::uint8_t>& axis) {
+void Permutohedral::build_chains(const BuildTables& tables) {
     const int d = D > 0 ? D : d_, dp1 = d + 1;
+    const LargeVector<std::uint32_t>& table = tables.table;
+    const LargeVector<std::uint32_t>& vkeys = tables.vkeys;
+    const LargeVector<std::uint8_t>& axis = tables.axis;
+    const int n_words = tables.n_words;
     const std::int64_t m = m_;
     KeyTable keys{const_cast<std::uint32_t*>(table.data()), table.size() - 1, vkeys.data(), n_words};
     LargeVector<std::int32_t> next(static_cast<std::size_t>(dp1) * m, -1);

@@ -1,4 +1,5 @@
 // C++ unit tests of the dense CRF library (run by CTest; no framework needed).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -57,7 +58,8 @@ void test_lattice_matches_brute_force(int dim) {
         for (int j = 0; j < n; ++j) {
             double d2 = 0.0;
             for (int k = 0; k < dim; ++k) {
-                const double df = features[static_cast<std::size_t>(k) * n + i] - features[static_cast<std::size_t>(k) * n + j];
+                const double df =
+                    features[static_cast<std::size_t>(k) * n + i] - features[static_cast<std::size_t>(k) * n + j];
                 d2 += df * df;
             }
             const double g = std::exp(-0.5 * d2);
@@ -113,8 +115,10 @@ std::vector<double> naive_filter(const std::vector<float>& f, int d, int n, cons
             for (int j = i + 1; j <= d; ++j) (el[i] - rem[i] < el[j] - rem[j] ? rank[i] : rank[j])++;
         for (int i = 0; i <= d; ++i) {
             rank[i] += sum;
-            if (rank[i] < 0) rank[i] += dp1, rem[i] += dp1;
-            else if (rank[i] > d) rank[i] -= dp1, rem[i] -= dp1;
+            if (rank[i] < 0)
+                rank[i] += dp1, rem[i] += dp1;
+            else if (rank[i] > d)
+                rank[i] -= dp1, rem[i] -= dp1;
         }
         for (int i = 0; i <= d; ++i) {
             const float v = (el[i] - rem[i]) / dp1;
@@ -135,14 +139,17 @@ std::vector<double> naive_filter(const std::vector<float>& f, int d, int n, cons
     const int m = static_cast<int>(keys.size());
     std::vector<double> val(m + 1, 0.0), tmp(m + 1, 0.0);
     for (int p = 0; p < n; ++p)
-        for (int r = 0; r <= d; ++r) val[offset[static_cast<std::size_t>(p) * dp1 + r]] += bary_all[static_cast<std::size_t>(p) * dp1 + r] * in[p];
+        for (int r = 0; r <= d; ++r)
+            val[offset[static_cast<std::size_t>(p) * dp1 + r]] +=
+                bary_all[static_cast<std::size_t>(p) * dp1 + r] * in[p];
     for (int j = 0; j <= d; ++j) {
         for (int v = 0; v < m; ++v) {
             std::vector<int> n1 = keys[v], n2 = keys[v];
             for (int k = 0; k < d; ++k) --n1[k], ++n2[k];
             if (j < d) n1[j] += dp1, n2[j] -= dp1;
             const auto a = index.find(n1), b = index.find(n2);
-            tmp[v] = val[v] + 0.5 * ((a == index.end() ? 0.0 : val[a->second]) + (b == index.end() ? 0.0 : val[b->second]));
+            tmp[v] =
+                val[v] + 0.5 * ((a == index.end() ? 0.0 : val[a->second]) + (b == index.end() ? 0.0 : val[b->second]));
         }
         std::swap(val, tmp);
     }
@@ -150,7 +157,8 @@ std::vector<double> naive_filter(const std::vector<float>& f, int d, int n, cons
     std::vector<double> out(n, 0.0);
     for (int p = 0; p < n; ++p)
         for (int r = 0; r <= d; ++r)
-            out[p] += alpha * bary_all[static_cast<std::size_t>(p) * dp1 + r] * val[offset[static_cast<std::size_t>(p) * dp1 + r]];
+            out[p] += alpha * bary_all[static_cast<std::size_t>(p) * dp1 + r] *
+                      val[offset[static_cast<std::size_t>(p) * dp1 + r]];
     return out;
 }
 
@@ -189,7 +197,8 @@ void test_filter_is_linear_and_thread_independent() {
     lat.compute(b.data(), fb.data(), 4);
     lat.compute(ab.data(), fab.data(), 4);
     double worst = 0.0;
-    for (int i = 0; i < n * 4; ++i) worst = std::max(worst, std::fabs(double(fab[i]) - (fa[i] + 2.0 * fb[i])) / (1.0 + std::fabs(fab[i])));
+    for (int i = 0; i < n * 4; ++i)
+        worst = std::max(worst, std::fabs(double(fab[i]) - (fa[i] + 2.0 * fb[i])) / (1.0 + std::fabs(fab[i])));
     check(worst < 1e-4, "the filter is linear");
     set_num_threads(1);
     std::vector<float> one(n * 4);
@@ -222,7 +231,8 @@ void test_refine_and_threads() {
     std::vector<std::uint8_t> img(static_cast<std::size_t>(w) * h * 3);
     for (int y = 0; y < h; ++y)
         for (int x = 0; x < w; ++x)
-            for (int c = 0; c < 3; ++c) img[(static_cast<std::size_t>(y) * w + x) * 3 + c] = static_cast<std::uint8_t>((x / 8) * 40 + c * 10);
+            for (int c = 0; c < 3; ++c)
+                img[(static_cast<std::size_t>(y) * w + x) * 3 + c] = static_cast<std::uint8_t>((x / 8) * 40 + c * 10);
     const auto probs = smooth_probs(w, h, labels, 3);
     std::vector<float> out1(probs.size()), out2(probs.size());
     set_num_threads(1);
@@ -247,6 +257,54 @@ void test_refine_and_threads() {
     std::vector<float> fresh(probs.size());
     refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), fresh.data());
     check(fresh == out1, "a reused smoothness lattice equals a fresh one");
+}
+
+// Per-call thread limits, a cache of one's own, the validation and the reduced-resolution CRF.
+void test_refine_options() {
+    const int w = 48, h = 40, labels = 4;
+    std::vector<std::uint8_t> img(static_cast<std::size_t>(w) * h * 3);
+    for (std::size_t i = 0; i < img.size(); ++i) img[i] = static_cast<std::uint8_t>((i * 7919) % 251);
+    const auto probs = smooth_probs(w, h, labels, 5);
+    std::vector<float> reference(probs.size()), out(probs.size());
+    RefineOptions none;
+    none.cache = nullptr;
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), reference.data(), none);
+
+    const int before = num_threads();
+    {
+        ThreadScope scope(1);
+        check(num_threads() == 1, "a ThreadScope limits the calling thread's CRFs");
+    }
+    check(num_threads() == before, "a ThreadScope restores the count");
+    LatticeCache cache(2);
+    RefineOptions options;
+    options.cache = &cache;
+    options.threads = 1;
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), out.data(), options);
+    check(out == reference && cache.size() == 1, "a cache of one's own is filled, same result");
+    options.threads = 2;
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), out.data(), options);
+    check(out == reference && num_threads() == before, "a cached lattice on 2 threads: same result");
+
+    RefineParams bad = RefineParams::voc();
+    bad.scale = 0.f;
+    check_throws<std::invalid_argument>([&] { bad.validate(); }, "scale 0");
+    bad = RefineParams::voc();
+    bad.normalization = static_cast<Normalization>(4);
+    check_throws<std::invalid_argument>([&] { bad.validate(); }, "normalization 4");
+
+    const RefineParams video = RefineParams::video(RefineParams::pydensecrf());
+    check(video.iterations == RefineParams::kVideoIterations && video.scale == RefineParams::kVideoScale &&
+              video.bilateral_srgb == RefineParams::pydensecrf().bilateral_srgb,
+          "the video CRF keeps the kernels and changes iterations and scale");
+    refine(img.data(), w, h, probs.data(), labels, video, out.data());
+    double worst = 0.0;
+    for (int i = 0; i < w * h; ++i) {
+        double s = 0.0;
+        for (int l = 0; l < labels; ++l) s += out[static_cast<std::size_t>(l) * w * h + i];
+        worst = std::max(worst, std::fabs(s - 1.0));
+    }
+    check(worst < 1e-4 && out != reference, "a CRF at half resolution gives full-size probabilities");
 }
 
 void test_mean_field_lowers_kl() {
@@ -310,28 +368,38 @@ void test_errors() {
     check_throws<std::invalid_argument>([] { DenseCRF(10, 0); }, "zero labels");
     check_throws<std::invalid_argument>([] { DenseCRF(-1, 3); }, "negative size");
     check_throws<OutOfMemory>([] { DenseCRF(200000000, 200); }, "too large for memory");
-    check_throws<std::invalid_argument>([&] {
-        DenseCRF c(10, 2);
-        std::vector<float> q(20);
-        c.inference(-1, q.data());
-    }, "negative iterations");
-    check_throws<std::invalid_argument>([&] {
-        f[3] = NAN;
-        DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::potts(1));
-    }, "NaN features");
-    check_throws<std::overflow_error>([&] {
-        std::fill(f.begin(), f.end(), 1e9f);
-        DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::potts(1));
-    }, "lattice overflow");
+    check_throws<std::invalid_argument>(
+        [&] {
+            DenseCRF c(10, 2);
+            std::vector<float> q(20);
+            c.inference(-1, q.data());
+        },
+        "negative iterations");
+    check_throws<std::invalid_argument>(
+        [&] {
+            f[3] = NAN;
+            DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::potts(1));
+        },
+        "NaN features");
+    check_throws<std::overflow_error>(
+        [&] {
+            std::fill(f.begin(), f.end(), 1e9f);
+            DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::potts(1));
+        },
+        "lattice overflow");
     check_throws<std::invalid_argument>([] { Compatibility::potts(NAN); }, "NaN compatibility");
-    check_throws<std::invalid_argument>([&] {
-        std::fill(f.begin(), f.end(), 1.f);
-        DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::diagonal({1, 2, 3}));
-    }, "diagonal of the wrong length");
-    check_throws<std::invalid_argument>([] {
-        std::vector<float> u(6, NAN);
-        DenseCRF(3, 2).set_unary_energy(u.data());
-    }, "NaN unary");
+    check_throws<std::invalid_argument>(
+        [&] {
+            std::fill(f.begin(), f.end(), 1.f);
+            DenseCRF(10, 2).add_pairwise_energy(f.data(), 2, Compatibility::diagonal({1, 2, 3}));
+        },
+        "diagonal of the wrong length");
+    check_throws<std::invalid_argument>(
+        [] {
+            std::vector<float> u(6, NAN);
+            DenseCRF(3, 2).set_unary_energy(u.data());
+        },
+        "NaN unary");
 }
 
 void test_empty_and_tiny() {
@@ -361,6 +429,7 @@ int main() {
     }
     test_filter_is_linear_and_thread_independent();
     test_refine_and_threads();
+    test_refine_options();
     test_mean_field_lowers_kl();
     test_unaries();
     test_compatibilities();

@@ -195,6 +195,8 @@ class Source {
         }
     }
 
+    bool is_video() const { return capture_.isOpened(); }
+
     std::optional<Frame> next() {
         const auto t0 = Clock::now();
         Frame f;
@@ -281,6 +283,8 @@ int run(const Args& args) {
     options.crf_iterations = args.crf_iters;
     options.threads = args.threads;
     options.warm_start = args.warm_start;
+    Source source(args.source);
+    options.video = source.is_video();  // images keep the full CRF
 
     NpyLogits* npy = nullptr;
     std::unique_ptr<deeplab::Segmenter> segmenter;
@@ -297,7 +301,6 @@ int run(const Args& args) {
     if (!args.masks.empty()) fs::create_directories(args.masks);
     const example::Palette palette = example::voc_palette();
 
-    Source source(args.source);
     Stats stats;
     std::vector<std::uint8_t> labels;
     long frames = 0;

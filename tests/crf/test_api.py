@@ -178,3 +178,83 @@ def test_refine_from_init_uses_the_same_kernels():
         cold = crf.refine(image, probs, preset=preset, iterations=3)
         warm = crf.refine(image, probs, preset=preset, iterations=3, init=probs)
         np.testing.assert_allclose(warm, cold, atol=1e-4)
+
+
+def test_threads_per_call_leave_the_process_count_alone():
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    probs = utils.synthetic_probabilities(60, 80, 6, seed=5, stride=4, region=2)
+    before = crf.get_num_threads()
+    one = crf.refine(img, probs, threads=1)
+    assert crf.get_num_threads() == before
+    np.testing.assert_array_equal(crf.refine(img, probs, threads=3), one)  # bit-identical whatever the count
+    with pytest.raises(ValueError, match="threads"):
+        crf.refine(img, probs, threads=0)
+
+
+def test_lattice_cache_object():
+    """A cache of its own: filled by the first CRF of a geometry, least recently used dropped, same bits as none."""
+    rng = np.random.default_rng(6)
+    img = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    probs = utils.synthetic_probabilities(30, 40, 5, seed=6, stride=4, region=2)
+    cache = crf.LatticeCache(2)
+    assert (cache.capacity, len(cache), cache.memory_bytes) == (2, 0, 0)
+    uncached = crf.refine(img, probs, lattice_cache=None)
+    np.testing.assert_array_equal(crf.refine(img, probs, lattice_cache=cache), uncached)
+    assert len(cache) == 1 and cache.memory_bytes > 0
+    np.testing.assert_array_equal(crf.refine(img, probs, lattice_cache=cache), uncached)  # from the cache
+    for h in (20, 10):  # two more geometries: the first one is dropped
+        crf.refine(img[:h], probs[:, :h], lattice_cache=cache)
+    assert len(cache) == 2
+    cache.clear()
+    assert len(cache) == 0
+    assert crf.DEFAULT_LATTICE_CACHE.capacity == 1
+
+
+def _area_half(x: np.ndarray) -> np.ndarray:
+    """2x2 means of a C x H x W array (H, W even)."""
+    c, h, w = x.shape
+    return x.reshape(c, h // 2, 2, w // 2, 2).mean(axis=(2, 4), dtype=np.float64)
+
+
+def _bilinear(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear resize of C x h' x w' to C x h x w, align_corners=False."""
+    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+        i0 = np.floor(t).astype(int)
+        return i0, np.minimum(i0 + 1, n_in - 1), t - i0
+    y0, y1, ty = axis(h, x.shape[1])
+    x0, x1, tx = axis(w, x.shape[2])
+    rows = x[:, y0] + ty[None, :, None] * (x[:, y1] - x[:, y0])
+    return rows[:, :, x0] + tx * (rows[:, :, x1] - rows[:, :, x0])
+
+
+def test_reduced_resolution_crf_is_a_crf_on_the_shrunk_image():
+    """scale=0.5: mean field on the 2x2-averaged image and probabilities (position sigmas halved); its message
+    log Q - log P, upsampled bilinearly, is added to the full-resolution unary."""
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    probs = utils.synthetic_probabilities(40, 60, 5, seed=7, stride=4, region=2)
+    small_img = np.floor(_area_half(img.transpose(2, 0, 1).astype(np.float64)) + 0.5).astype(np.uint8).transpose(1, 2, 0)
+    small_probs = _area_half(probs).astype(np.float32)
+    voc = crf.PRESETS["voc"]
+    small = crf.refine(small_img, small_probs, gaussian_sxy=voc.gaussian_sxy / 2, bilateral_sxy=voc.bilateral_sxy / 2)
+    got = crf.refine(img, probs, scale=0.5)
+    assert got.shape == probs.shape
+    message = _bilinear(np.log(np.maximum(small, 1e-5)) - np.log(np.maximum(small_probs, 1e-5)), 40, 60)
+    expected = np.exp(np.log(np.clip(probs, 1e-5, 1)) + message)
+    np.testing.assert_allclose(got, expected / expected.sum(0), atol=2e-5)
+    np.testing.assert_array_equal(crf.refine(img, probs, scale=1.0), crf.refine(img, probs))
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="scale must be in"):
+            crf.refine(img, probs, scale=bad)
+
+
+def test_profile_refine_names_every_phase():
+    rng = np.random.default_rng(8)
+    img = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    probs = utils.synthetic_probabilities(30, 40, 5, seed=8, stride=4, region=2)
+    phases = crf.profile_refine(img, probs, iterations=2, lattice_cache=None)
+    for key in ("unary", "smoothness_lattice", "bilateral_lattice", "normalisation", "splat", "blur", "slice"):
+        assert phases[key] > 0, key
+    assert phases["smoothness_vertices"] > 1200 and phases["bilateral_vertices"] > 1200  # about one per pixel or more

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.metadata import CAFFE_BGR_MEAN, SCHEMA_VERSION, MetadataError, ModelMeta
+from runtime.metadata import (CAFFE_BGR_MEAN, ONNX_METADATA_KEY, SCHEMA_VERSION, TRITON_META_PARAMETER, MetadataError,
+                              ModelMeta, read_meta)
 
 
 def _full() -> ModelMeta:
@@ -88,3 +89,13 @@ def test_any_json_object_gives_meta_or_metadata_error(d, named):
     except MetadataError:
         return
     assert ModelMeta.from_json(meta.to_json()) == meta
+
+
+def test_read_meta_from_onnx_properties_and_triton_parameters():
+    meta = ModelMeta(class_names=("a", "b"))
+    for key in (ONNX_METADATA_KEY, TRITON_META_PARAMETER):
+        assert read_meta({key: meta.to_json(), "other": "x"}, key, "m.onnx", "export it") == meta
+    with pytest.raises(MetadataError, match=r"^m.onnx has no 'deeplab' metadata: export it$"):
+        read_meta({"other": "x"}, ONNX_METADATA_KEY, "m.onnx", "export it")
+    with pytest.raises(MetadataError, match=r"^config has corrupt 'deeplab_meta' metadata: .*not valid JSON"):
+        read_meta({TRITON_META_PARAMETER: "{oops"}, TRITON_META_PARAMETER, "config", "regenerate it")

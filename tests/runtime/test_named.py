@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -57,8 +55,6 @@ def test_no_module_imports_demo(package):
 
 
 _WITHOUT_DEMO = """
-import sys
-sys.modules["demo"] = None  # `import demo` raises ImportError, as in a checkout without it
 import runtime, crf
 import runtime.infer, runtime.pipeline, runtime.segmenter, runtime.sources, runtime.backends.ort
 import export.cli, export.onnx_export, export.evaluate, export.triton
@@ -72,9 +68,8 @@ for call, error in ((lambda: resolve_model("demo"), BackendError), (lambda: open
 """
 
 
-def test_runtime_and_crf_import_without_demo():
-    done = subprocess.run([sys.executable, "-c", _WITHOUT_DEMO], capture_output=True, text=True, cwd=REPO,
-                          timeout=120)
+def test_runtime_and_crf_import_without_demo(run_without):
+    done = run_without("demo", ["-c", _WITHOUT_DEMO], REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("the bundled demo") and "not available" in line for line in lines)

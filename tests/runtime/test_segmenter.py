@@ -109,6 +109,28 @@ def test_with_crf_and_warm_start(tiny_onnx):
         np.testing.assert_allclose(out[0][1].sum(0), 1, atol=1e-4)
 
 
+def test_video_crf_default(tiny_onnx):
+    """On a video the CRF is the shared video default (fewer iterations, reduced resolution) unless
+    iterations or warm start were asked for; images keep the full CRF."""
+    crf = pytest.importorskip("crf")
+    with Segmenter(tiny_onnx, crf="voc") as seg:
+        assert seg.crf == {"preset": "voc"} and not seg.warm_start
+        seg.use_video_crf()
+        assert seg.crf == {"preset": "voc", "iterations": crf.VIDEO_ITERATIONS, "scale": crf.VIDEO_SCALE}
+        assert crf.VIDEO_ITERATIONS < crf.PRESETS["voc"].iterations and crf.VIDEO_SCALE < 1
+        labels, probs = next(seg.stream([_image(40, 48)]))
+        assert labels.shape == (40, 48)
+        np.testing.assert_allclose(probs.sum(0), 1, atol=1e-4)
+    for chosen in ({"crf_iterations": 10}, {"warm_start": True}, {"crf": {"preset": "voc", "scale": 1.0}}):
+        with Segmenter(tiny_onnx, **{"crf": "voc", **chosen}) as seg:
+            before = (dict(seg.crf), seg.warm_start)
+            seg.use_video_crf()
+            assert (seg.crf, seg.warm_start) == before, chosen
+    with Segmenter(tiny_onnx, crf=None) as seg:
+        seg.use_video_crf()
+        assert seg.crf is None
+
+
 def test_crf_missing_is_a_clear_error(tiny_onnx, monkeypatch):
     import sys
 

@@ -21,7 +21,7 @@
 namespace deeplab::crf {
 
 class OutOfMemory : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -34,20 +34,47 @@ enum class Normalization : int { None = 0, Before = 1, After = 2, Symmetric = 3 
 struct Compatibility {
     enum class Kind { Potts, Diagonal, Matrix };
     Kind kind = Kind::Potts;
-    float weight = 1.f;          // Potts
-    std::vector<float> values;   // Diagonal: n_labels; Matrix: n_labels × n_labels, row-major
+    float weight = 1.f;         // Potts
+    std::vector<float> values;  // Diagonal: n_labels; Matrix: n_labels × n_labels, row-major
 
     static Compatibility potts(float w);
     static Compatibility diagonal(std::vector<float> v);
     static Compatibility matrix(std::vector<float> m);
 };
 
-// Threads used by every CRF in the process (default: all cores). n <= 0 restores the default.
+// The process-wide thread count (default: all cores; n <= 0 restores it): the size of the CRF's thread pool.
 void set_num_threads(int n);
+// Threads the calling thread's CRFs use: the process-wide count, or less inside a ThreadScope.
 int num_threads();
 
+// While alive, CRFs run from this thread use at most `threads` threads (<= 0: no limit), without changing the
+// process-wide count (a pipeline stage or a caller sets its own). Results do not depend on the thread count.
+class ThreadScope {
+  public:
+    explicit ThreadScope(int threads);
+    ~ThreadScope();
+    ThreadScope(const ThreadScope&) = delete;
+    ThreadScope& operator=(const ThreadScope&) = delete;
+
+  private:
+    int previous_;
+};
+
+// Seconds spent per phase by a CRF that was given this record (DenseCRF::set_profile), for benchmarks. Phases
+// add up over calls; `terms` has one entry per pairwise term, in the order they were added.
+struct Profile {
+    struct Term {
+        double lattice = 0, normalisation = 0;  // lattice build (or copy from a LatticeCache); kernel normalisation
+        std::int64_t vertices = 0;
+    };
+    double unary = 0;  // unary energy and the first softmax
+    double splat = 0, blur = 0;
+    double slice = 0;  // slice + compatibility + unary + softmax, one fused pass
+    std::vector<Term> terms;
+};
+
 class DenseCRF {
-public:
+  public:
     DenseCRF(std::int64_t n_pixels, int n_labels);
     virtual ~DenseCRF();
     DenseCRF(const DenseCRF&) = delete;
@@ -83,34 +110,60 @@ public:
     void step_inference(float* q);
     // KL divergence of q to the CRF distribution, up to its constant log Z (pydensecrf's klDivergence).
     double kl_divergence(const float* q);
+    // Record the time of each later phase in `profile` (null: stop); it must outlive its use.
+    void set_profile(Profile* profile);
 
-protected:
+  protected:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Smoothness-kernel lattices kept for reuse. The smoothness kernel depends on the image size, sigmas, Potts weight
+// and normalisation only, not on the image, so a CRF of the same geometry (video frames, a data set of same-sized
+// images) copies the kept lattice instead of building it: the same result, bit for bit. Holds up to `capacity`
+// geometries (the least recently used is dropped); thread-safe. About 16 MiB per entry at 500x375.
+class LatticeCache {
+  public:
+    explicit LatticeCache(std::size_t capacity = 1);
+    ~LatticeCache();
+    LatticeCache(const LatticeCache&) = delete;
+    LatticeCache& operator=(const LatticeCache&) = delete;
+
+    // The cache DenseCRF2D uses unless given another: one entry, shared by the whole process.
+    static LatticeCache& process_default();
+
+    std::size_t capacity() const;
+    std::size_t size() const;
+    std::size_t memory_bytes() const;
+    void clear();
+
+  private:
+    friend class DenseCRF2D;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 
 class DenseCRF2D : public DenseCRF {
-public:
-    DenseCRF2D(int width, int height, int n_labels);
+  public:
+    // cache: where add_pairwise_gaussian finds and keeps smoothness lattices (null: none).
+    DenseCRF2D(int width, int height, int n_labels, LatticeCache* cache = &LatticeCache::process_default());
     int width() const { return width_; }
     int height() const { return height_; }
 
-    // Features (x / sx, y / sy). The lattice (it depends on the geometry only) of the last call is kept
-    // process-wide: a CRF of the same size, sigmas, Potts weight and normalisation copies it instead of
-    // building it (same result, bit for bit). clear_lattice_cache() drops it.
-    void add_pairwise_gaussian(float sx, float sy, const Compatibility& compat,
-                               KernelType kernel = KernelType::Diag,
+    // Features (x / sx, y / sy), with the lattice taken from or kept in the CRF's LatticeCache.
+    void add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel = KernelType::Diag,
                                Normalization normalization = Normalization::Symmetric);
     // Features (x / sx, y / sy, c0 / s0, c1 / s1, c2 / s2); image: height × width × 3 uint8.
     void add_pairwise_bilateral(float sx, float sy, float s0, float s1, float s2, const std::uint8_t* image,
                                 const Compatibility& compat, KernelType kernel = KernelType::Diag,
                                 Normalization normalization = Normalization::Symmetric);
 
-private:
+  private:
     int width_, height_;
+    LatticeCache* cache_;
 };
 
-// Frees the smoothness lattice kept by DenseCRF2D::add_pairwise_gaussian.
+// Empties LatticeCache::process_default().
 void clear_lattice_cache();
 
 // The usual DeepLab set-up: a smoothness (Gaussian) and an appearance (bilateral) Potts kernel.
@@ -120,14 +173,37 @@ struct RefineParams {
     float bilateral_sxy = 67.f, bilateral_srgb = 3.f, bilateral_weight = 4.f;
     Normalization normalization = Normalization::Symmetric;
     float clip = 1e-5f;  // probabilities are clipped to [clip, 1] before -log
+    // Resolution of the CRF relative to the image, in (0, 1]: below 1 the image, probabilities and warm start are
+    // area-averaged to round(scale * size), mean field runs there with the position sigmas scaled alike, and its
+    // pairwise message (log Q - log P) is upsampled bilinearly and added to the full-resolution unary:
+    // out = softmax(log P + up(log Q_small - log P_small)). A cheaper CRF for video.
+    float scale = 1.f;
 
     static RefineParams voc();         // DeepLab v2 on PASCAL VOC: 10 it., w=3 s=1, w=4 sxy=67 srgb=3
     static RefineParams pydensecrf();  // pydensecrf's example: 5 it., w=3 s=3, w=10 sxy=80 srgb=13
+    // The CRF for video sources, derived from the per-image `params` (used unless iterations or warm start are asked
+    // for explicitly): kVideoIterations iterations at kVideoScale resolution, each frame on its own (a warm start from
+    // the previous frame lost accuracy on moving objects). Chosen from benchmarks/video_crf.py (docs/crf.md).
+    static RefineParams video(RefineParams params);
+    static constexpr int kVideoIterations = 3;
+    static constexpr float kVideoScale = 0.5f;
+
+    // std::invalid_argument naming the first bad field: iterations < 0, a sigma not finite and > 0, a weight not
+    // finite, a normalization outside [0, 3], clip or scale outside (0, 1]. refine() checks its parameters with it.
+    void validate() const;
+};
+
+// Per-call context of refine(); the defaults suit a single image.
+struct RefineOptions {
+    const float* init =
+        nullptr;  // n_labels × height × width: mean field starts from it (warm start), not from the unary
+    LatticeCache* cache = &LatticeCache::process_default();  // null: no smoothness lattice is kept or reused
+    int threads = 0;             // at most this many threads (see ThreadScope); 0: the process-wide count
+    Profile* profile = nullptr;  // filled with the time per phase when not null
 };
 
 // probs, out: n_labels × height × width (out may alias probs); image: height × width × 3 uint8.
-// init (same layout, may be null): mean field starts from it instead of from the unary (warm start).
 void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
-            const RefineParams& params, float* out, const float* init = nullptr);
+            const RefineParams& params, float* out, const RefineOptions& options = {});
 
 }  // namespace deeplab::crf

@@ -14,7 +14,7 @@
 namespace deeplab::crf {
 
 class Permutohedral {
-public:
+  public:
     static constexpr int kMaxDim = 32;
 
     // features: `dim` x `n` floats (1 <= dim <= kMaxDim), one row per feature dimension (the layout
@@ -63,13 +63,17 @@ public:
     int blur_segments() const { return kSegments; }
     std::int64_t segment(int j, int s) const { return segments_[static_cast<std::size_t>(j) * (kSegments + 1) + s]; }
 
-private:
+  private:
     static constexpr int kSegments = 64;
+    struct BuildTables;
+    // One build attempt with a hash table of `capacity` slots (false: too small): insert, finalize, build_chains.
     template <class Key, int D>
     bool build(const float* features, bool pad, const std::vector<float>& scale, std::size_t capacity);
     template <class Key, int D>
-    void build_chains(const LargeVector<std::uint32_t>& table, const LargeVector<std::uint32_t>& vkeys, int n_words,
-                      const LargeVector<std::uint8_t>& axis);
+    bool insert(const float* features, const std::vector<float>& scale, BuildTables& tables);
+    void finalize(BuildTables& tables);
+    template <class Key, int D>
+    void build_chains(const BuildTables& tables);
 
     int d_ = 0;
     std::int64_t n_ = 0, m_ = 0;

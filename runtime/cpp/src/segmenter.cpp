@@ -32,6 +32,14 @@ void check_logits(const LogitsView& l, const ModelMeta& meta, const Padding& pad
                                              " input (logits computed for another input size?)");
 }
 
+// The CRF stage for `o`: on the frames of a video, unless iterations or warm start were given, the video CRF.
+CrfStage make_crf_stage(const ModelMeta& meta, const SegmenterOptions& o) {
+    if (!o.crf) return CrfStage(crf::RefineParams{}, o.threads, o.warm_start);
+    const crf::RefineParams p = crf_params(meta, o.crf_preset, o.crf_iterations);
+    const bool video = o.video && o.crf_iterations < 0 && !o.warm_start;
+    return CrfStage(video ? crf::RefineParams::video(p) : p, o.threads, o.warm_start);
+}
+
 }  // namespace
 
 struct Segmenter::Impl {
@@ -45,11 +53,7 @@ struct Segmenter::Impl {
     std::vector<float> probs;
 
     Impl(ModelMeta m, std::unique_ptr<LogitsProvider> p, SegmenterOptions o)
-        : meta(std::move(m)),
-          provider(std::move(p)),
-          options(o),
-          crf(o.crf ? crf_params(meta, o.crf_preset, o.crf_iterations) : crf::RefineParams{}, o.threads, o.warm_start) {
-    }
+        : meta(std::move(m)), provider(std::move(p)), options(o), crf(make_crf_stage(meta, o)) {}
 };
 
 Segmenter::Segmenter(ModelMeta meta, std::unique_ptr<LogitsProvider> provider, SegmenterOptions options) {

@@ -29,9 +29,12 @@ struct SegmenterOptions {
     /// 10 iterations, w=3 σ=1 smoothness, w=4 σxy=67 σrgb=3 appearance); or "voc", "pydensecrf".
     std::string crf_preset = "default";
     int crf_iterations = -1;  ///< mean-field iterations; -1: the preset's
-    int threads = 0;          ///< CPU threads for upsampling and the CRF; 0 = all cores (a process-wide setting
-                              ///< of those libraries: give every Segmenter of a process the same value)
+    int threads = 0;          ///< CPU threads for upsampling and the CRF; 0 = all cores (the CRF stage keeps to its
+                              ///< own count; upsampling's is process-wide: give every Segmenter the same value)
     bool warm_start = false;  ///< a frame's CRF starts from the previous frame's result (same-size frames)
+    /// frames of one video: unless crf_iterations or warm_start are given, the CRF is crf::RefineParams::video()
+    /// (fewer iterations at reduced resolution; the Python runtime's video default too)
+    bool video = false;
 };
 
 /// Wall time of each stage of the last segment() call, in milliseconds.
