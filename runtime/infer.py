@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         source, mode="sequential" if args.sequential else "overlapped", model=str(args.model), source=args.source,
         backend=seg.backend.name, backend_reason=reason, crf=seg.crf, interrupted=interrupted)
     print(format_table(summary))
-    written = [sink.describe() for sink in sinks]
+    written = [text for text in (sink.describe() for sink in sinks) if text]
     if args.stats:
         make_dirs(Path(args.stats).parent, args.stats)
         atomic_write_text(args.stats, json.dumps(summary, indent=2))
