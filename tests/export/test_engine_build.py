@@ -78,6 +78,7 @@ def test_max_batch_builds_a_batch_range(trt_standin_for, small_onnx, tmp_path, r
     assert info.profile == {"min": [1, 3, 64, 64], "opt": [4, 3, 64, 64], "max": [4, 3, 64, 64]}
     assert read_sidecar(plan)[1].max_batch == 4
     engine = Segmenter(plan, crf=None, upsample_device="cpu")
+    assert engine.backend.max_batch == 4
     reference = Segmenter(small_onnx, backend="onnxruntime", crf=None, upsample_device="cpu", threads=1)
     x = np.random.default_rng(0).normal(0, 50, (4, 3, 64, 64)).astype(np.float32)
     for n in (1, 3, 4):
