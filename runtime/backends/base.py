@@ -57,6 +57,8 @@ class Backend(ABC):
     device_output: bool = False
     #: The CUDA device the backend's GPU work runs on (where CUDA upsampling of its output belongs).
     gpu: int = 0
+    #: The largest N :meth:`infer` takes (Triton's max_batch_size, an engine profile's max N); None: any.
+    max_batch: int | None = None
 
     def input_size(self, height: int, width: int) -> tuple[int, int] | None:
         """The network input size (H, W) for an image of ``height``×``width``; None: the image padded to a multiple
