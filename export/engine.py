@@ -395,6 +395,8 @@ def make_profile(builder: Any, input_name: str, profile: Profile) -> Any:
 def load_timing_cache(config: Any, path: Path | None) -> None:
     """Start from the timing cache at ``path`` when it exists (an empty one otherwise)."""
     cache = config.create_timing_cache(path.read_bytes() if path is not None and path.is_file() else b"")
+    if cache is None:
+        raise RuntimeError(f"TensorRT cannot read the timing cache {path}: delete it, the build writes a new one")
     config.set_timing_cache(cache, ignore_mismatch=False)
 
 

@@ -60,3 +60,21 @@ def compute_capability(device: int = 0) -> tuple[int, int]:
     major = check(runtime.cudaDeviceGetAttribute(runtime.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, device))
     minor = check(runtime.cudaDeviceGetAttribute(runtime.cudaDeviceAttr.cudaDevAttrComputeCapabilityMinor, device))
     return int(major), int(minor)
+
+
+class DeviceBuffer:
+    """``nbytes`` of device memory on ``device`` (cudaMalloc), freed by :meth:`free` or when collected."""
+
+    def __init__(self, runtime: Any, nbytes: int, device: int) -> None:
+        self._rt = runtime
+        self.device = device
+        self.ptr = int(check(runtime.cudaMalloc(nbytes), "cudaMalloc"))
+        self.nbytes = nbytes
+
+    def free(self) -> None:
+        if self.ptr:
+            self._rt.cudaFree(self.ptr)
+            self.ptr = 0
+
+    def __del__(self) -> None:
+        self.free()

@@ -24,6 +24,7 @@ import crf
 from runtime.atomic import atomic_write_text, make_dirs
 from runtime.backends import BACKENDS
 from runtime.cli_errors import error_text
+from runtime.multi_cli import check_args, is_multi, run_multi
 from runtime.pipeline import Pipeline
 from runtime.segmenter import Segmenter
 from runtime.sinks import VIDEO_CODECS, MaskSink, OverlayImageSink, OverlayVideoSink
@@ -38,9 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ONNX model or TensorRT engine (default demo: the bundled demo model, which knows only the "
                         "generated demo shapes and gives meaningless labels on real footage; for your own video, "
                         "export your checkpoint: python -m export onnx CHECKPOINT -o model.onnx)")
-    p.add_argument("--source", default="demo",
+    p.add_argument("--source", action="append", metavar="[NAME=]SOURCE",
                    help="video file, camera index, rtsp/http URL, image, directory or glob (default demo: the sample "
-                        "video)")
+                        "video); repeat for several streams, NAME=SOURCE names one")
+    p.add_argument("--sources", metavar="FILE", help="several streams: one [NAME=]SOURCE per line (# comments)")
     p.add_argument("--output", help="overlay video (.mp4/.mov/.m4v: H.264; .avi/.mkv: MJPEG), for any source; or, "
                                     "for image sources, a directory of overlay JPEGs")
     p.add_argument("--masks", metavar="DIR", help="write one palette label PNG per frame into DIR")
@@ -69,6 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="at most N frames between decoding and the outputs (latency; default 4); 0 = bounded by the "
                           "queues only")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    multi = p.add_argument_group("several streams (with more than one --source, --sources, --serve or --duration)")
+    multi.add_argument("--batch", type=int, metavar="N", help="frames per inference call across streams "
+                                                            "(default: the number of streams, within the backend's limit)")
+    multi.add_argument("--gather-ms", type=float, default=5.0, metavar="MS",
+                       help="how long a batch waits for frames of other streams (default 5)")
+    multi.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (live streams run until Ctrl-C "
+                                                                 "otherwise)")
+    multi.add_argument("--stall-timeout", type=float, default=10.0, metavar="S",
+                       help="a live stream without a frame for S seconds counts as stalled and reconnects (default 10)")
+    multi.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
+                       help="reopen live streams that fail, with exponential backoff (default: network streams)")
+    multi.add_argument("--serve", metavar="[HOST:]PORT", help="serve a live view (overlays and figures) on HOST "
+                                                             "(default 127.0.0.1) and PORT")
     run.add_argument("-v", "--verbose", action="store_true", help="log details; tracebacks on errors")
     return p
 
@@ -116,6 +131,7 @@ def format_table(summary: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    specs = check_args(args) if is_multi(args) else None  # bad entries fail before the model loads
     options: dict[str, Any] = {}
     if args.backend == "triton":
         options = {"protocol": args.protocol, **({"url": args.url} if args.url else {})}
@@ -124,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
                     upsample_device=args.upsample_device, **options)
     reason = seg.backend.reason
     print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
+    if specs is not None:
+        return run_multi(args, seg, specs)
+    args.source = (args.source or ["demo"])[0]
     if not args.output and not args.masks:
         kept = f"only the table and {args.stats}" if args.stats else "only the table below"
         print(f"note: no --output or --masks: every frame is processed and nothing is written ({kept}); fine for "
@@ -153,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         source, mode="sequential" if args.sequential else "overlapped", model=str(args.model), source=args.source,
         backend=seg.backend.name, backend_reason=reason, crf=seg.crf, interrupted=interrupted)
     print(format_table(summary))
-    written = [sink.describe() for sink in sinks]
+    written = [text for text in (sink.describe() for sink in sinks) if text]
     if args.stats:
         make_dirs(Path(args.stats).parent, args.stats)
         atomic_write_text(args.stats, json.dumps(summary, indent=2))

@@ -23,6 +23,7 @@ import numpy as np
 
 from runtime import upsample as _upsample
 from runtime.backends import Backend, BackendError, open_backend
+from runtime.backends.base import DeviceLogits
 from runtime.cuda_util import gpu_available
 from runtime.metadata import ModelMeta
 from runtime.preprocess import Padding, preprocess, to_bgr8
@@ -82,7 +83,9 @@ class Segmenter:
         self.warm_start = warm_start
         self._crf_chosen = crf_iterations is not None or warm_start or (
             isinstance(crf, Mapping) and ("iterations" in crf or "scale" in crf))
-        self.upsample_device = _upsample_device(upsample_device, self.backend.name)
+        self.upsample_device = _upsample_device(upsample_device, self.backend.name, self.backend.gpu)
+        # Logits stay on the GPU between the network and the CUDA upsampling when the backend can keep them there.
+        self.device_logits = self.upsample_device == "cuda" and self.backend.device_output
         self._infer_lock = threading.Lock()
         if self.crf is not None:
             self._crf_refine = _load_crf()
@@ -99,9 +102,11 @@ class Segmenter:
         x, padding = self.preprocess(image)
         return self.infer_batch(x)[0], padding
 
-    def infer_batch(self, x: np.ndarray) -> np.ndarray:
+    def infer_batch(self, x: np.ndarray) -> np.ndarray | DeviceLogits:
+        """Run the network on a preprocessed batch: host logits, or a :class:`DeviceLogits` when
+        :attr:`device_logits` (``upsample``/``labels`` take either)."""
         with self._infer_lock:
-            return self.backend.infer(x)
+            return self.backend.infer_device(x) if self.device_logits else self.backend.infer(x)
 
     def upsample(self, logits: np.ndarray, padding: Padding) -> np.ndarray:
         """C×h×w logits → C×H×W probabilities of the real (unpadded) image: bilinear + softmax in one pass."""
@@ -168,7 +173,7 @@ class Segmenter:
         self.close()
 
 
-def _upsample_device(requested: str, backend: str) -> str:
+def _upsample_device(requested: str, backend: str, device: int = 0) -> str:
     """Resolve ``auto``; an explicit ``cuda`` without a GPU is an error, ``auto`` falls back to the CPU (warning)."""
     if requested not in ("auto", "cpu", "cuda"):
         raise ValueError(f"upsample_device must be 'auto', 'cpu' or 'cuda', got {requested!r}")
@@ -179,7 +184,7 @@ def _upsample_device(requested: str, backend: str) -> str:
             raise ValueError("upsample_device='cuda' needs a CUDA GPU and driver; none found (use 'cpu')")
         return "cpu"
     try:
-        default_upsampler()  # compiles (or loads from the cache) and loads the kernels now, not on the first frame
+        default_upsampler(device)  # compiles (or loads from the cache) and loads the kernels now, not on the first frame
     except Exception as e:  # NVRTC/driver errors of many kinds
         if requested == "cuda":
             raise

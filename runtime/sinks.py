@@ -68,7 +68,7 @@ class Sink:
         pass
 
     def describe(self) -> str:
-        """What it has written, for the end-of-run line: ``out.mp4 (90 frames, H.264)``."""
+        """What it has written, for the end-of-run line: ``out.mp4 (90 frames, H.264)``; "" for nothing."""
         raise NotImplementedError
 
 
@@ -261,7 +261,7 @@ class OverlayVideoSink(Sink):
 
     def describe(self) -> str:
         if not self.frames:
-            return f"no {self.path} (no frame)"
+            return ""  # no frame: no file
         codec = {"h264": "H.264", "mp4v": "mp4v", "MJPG": "MJPEG"}.get(self.codec or "", self.codec)
         return f"{self.path} ({self.frames} frames, {codec})"
 

@@ -69,13 +69,13 @@ class Source:
 class VideoSource(Source):
     """A video file, a camera index or a network URL, decoded by OpenCV's FFmpeg backend."""
 
-    def __init__(self, spec: str, kind: str) -> None:
+    def __init__(self, spec: str, kind: str, timeout_s: float | None = None) -> None:
         super().__init__(spec)
         self.kind = kind
         params: list[int] = []
         if kind == "stream":
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS,
-                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS]
+            timeout_ms = NETWORK_TIMEOUT_MS if timeout_s is None else max(1, int(timeout_s * 1000))
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
         target: int | str = int(spec) if kind == "camera" else spec
         api = cv2.CAP_ANY if kind == "camera" else cv2.CAP_FFMPEG
         self.capture = cv2.VideoCapture(target, api, params)
@@ -163,14 +163,15 @@ def is_url(spec: str) -> bool:
     return re.match(rf"^({'|'.join(URL_SCHEMES)})://", spec, re.IGNORECASE) is not None
 
 
-def open_source(spec: str | os.PathLike) -> Source:
+def open_source(spec: str | os.PathLike, timeout_s: float | None = None) -> Source:
     """A name such as ``demo`` (:mod:`runtime.named`), a camera index (``0``), a URL, an image, a directory, a glob,
-    or a video file."""
+    or a video file. ``timeout_s``: how long a network source may take to connect or to deliver the next packet
+    (default 10 s)."""
     spec = str(named.resolve(spec, "video", SourceError))
     if spec.isdigit():
         return VideoSource(spec, "camera")
     if is_url(spec):
-        return VideoSource(spec, "stream")
+        return VideoSource(spec, "stream", timeout_s)
     path = Path(spec)
     if path.is_dir():
         return ImageSource(spec, sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))

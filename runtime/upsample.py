@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from runtime.backends.base import DeviceLogits
 from runtime.upsample_cuda import default_upsampler
 
 try:
@@ -81,6 +82,8 @@ def _cpu(op: str) -> Callable:
 
 
 def _run(op: str, x, size, align_corners, crop, device) -> np.ndarray:
+    if isinstance(x, DeviceLogits):  # logits already on a GPU: upsample there
+        return _run_device(op, x, size, align_corners, crop)
     x, squeeze, size, crop = _check(x, size, crop)
     if device == "cuda":
         out = default_upsampler().run(op, x, size, crop, align_corners)
@@ -99,6 +102,18 @@ def _run(op: str, x, size, align_corners, crop, device) -> np.ndarray:
     return out[0] if squeeze else out
 
 
+def _run_device(op: str, x: DeviceLogits, size: Size, align_corners: bool, crop: Size | None) -> np.ndarray:
+    squeeze = len(x.shape) == 3
+    shape = (1, *x.shape) if squeeze else tuple(x.shape)
+    out_h, out_w = (int(v) for v in size)
+    crop_h, crop_w = (out_h, out_w) if crop is None else (int(v) for v in crop)
+    if len(shape) != 4 or not (1 <= crop_h <= out_h and 1 <= crop_w <= out_w):
+        raise ValueError(f"bad device logits {x.shape} / size {size} / crop {crop}")
+    device_x = DeviceLogits(x.pointer, shape, x.dtype, x.device, x.owner)
+    out = default_upsampler(x.device).run_device(op, device_x, (out_h, out_w), (crop_h, crop_w), align_corners)
+    return out[0] if squeeze else out
+
+
 def bilinear(x: np.ndarray, size: Size, align_corners: bool = False, crop: Size | None = None,
              device: str = "cpu") -> np.ndarray:
     """Bilinear resize of N×C×h×w float32 to N×C×H×W (N×C×crop when cropped)."""
@@ -114,8 +129,8 @@ def bilinear_softmax(x: np.ndarray, size: Size, align_corners: bool = False, cro
 def bilinear_labels(x: np.ndarray, size: Size, align_corners: bool = False, crop: Size | None = None,
                     device: str = "cpu") -> np.ndarray:
     """Argmax over C of the bilinear resize (= of its softmax), N×H×W: uint8 for ≤ 256 classes, else int32."""
-    x = np.asarray(x)
-    channels = x.shape[-3] if x.ndim >= 3 else 0
+    x = x if isinstance(x, DeviceLogits) else np.asarray(x)
+    channels = x.shape[-3] if len(x.shape) >= 3 else 0
     return _run("bilinear_argmax_u8" if channels <= 256 else "bilinear_argmax_i32", x, size, align_corners, crop,
                 device)
 

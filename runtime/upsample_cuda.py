@@ -6,16 +6,18 @@ No build step on the target: the first use on a GPU compiles the kernels (about 
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from runtime.atomic import atomic_write_bytes
+from runtime.backends.base import DeviceLogits
 from runtime.cuda_util import CudaError, check, cuda_modules
 
 KERNEL_SOURCE = Path(__file__).resolve().parent / "kernels" / "bilinear_softmax.cu"
@@ -111,30 +113,55 @@ def _params(*args: tuple[int, type]) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 class CudaUpsampler:
-    """The kernels loaded on one GPU. ``launch`` works on device pointers (for backends whose logits are already on
-    the GPU); ``run`` takes and returns host arrays. Calls are serialized by a lock (one stream)."""
+    """The kernels loaded on one GPU (its primary context, pushed around every call and popped after, so the calling
+    thread's current device is left as it was). ``run`` takes and returns host arrays; ``run_device`` takes logits
+    already on this GPU (a :class:`DeviceLogits`, e.g. from ``TensorRTBackend.infer_device``) and returns host
+    results. Calls are serialized by a lock (one stream)."""
 
     def __init__(self, device: int = 0) -> None:
         driver, _, _ = cuda_modules()
         self._driver = driver
+        self.device = int(device)
         check(driver.cuInit(0), "cuInit")
-        self._device = check(driver.cuDeviceGet(device), "cuDeviceGet")
+        self._device = check(driver.cuDeviceGet(self.device), "cuDeviceGet")
         self._context = check(driver.cuDevicePrimaryCtxRetain(self._device), "cuDevicePrimaryCtxRetain")
-        check(driver.cuCtxSetCurrent(self._context), "cuCtxSetCurrent")
-        attr = driver.CUdevice_attribute
-        capability = tuple(int(check(driver.cuDeviceGetAttribute(a, self._device), "cuDeviceGetAttribute"))
-                           for a in (attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
-                                     attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR))
-        self._module = check(driver.cuModuleLoadData(cached_kernels(capability)), "cuModuleLoadData")
-        self._functions = {op: check(driver.cuModuleGetFunction(self._module, name.encode()), "cuModuleGetFunction")
-                           for op, name in KERNELS.items()}
-        self.stream = check(driver.cuStreamCreate(0), "cuStreamCreate")
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes), grown on demand
         self._lock = threading.Lock()
+        self._module = self.stream = None
+        with self._current():
+            attr = driver.CUdevice_attribute
+            capability = tuple(int(check(driver.cuDeviceGetAttribute(a, self._device), "cuDeviceGetAttribute"))
+                               for a in (attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                                         attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR))
+            self._module = check(driver.cuModuleLoadData(cached_kernels(capability)), "cuModuleLoadData")
+            self._functions = {op: check(driver.cuModuleGetFunction(self._module, name.encode()),
+                                         f"cuModuleGetFunction({name})") for op, name in KERNELS.items()}
+            self.stream = check(driver.cuStreamCreate(0), "cuStreamCreate")
+            self._probe()
+
+    @contextlib.contextmanager
+    def _current(self) -> Iterator[None]:
+        check(self._driver.cuCtxPushCurrent(self._context), "cuCtxPushCurrent")
+        try:
+            yield
+        finally:
+            check(self._driver.cuCtxPopCurrent(), "cuCtxPopCurrent")
+
+    def _probe(self) -> None:
+        """Run each kernel once on a tiny input: a module that loads but cannot run here (a kernel image for another
+        GPU, a broken driver JIT) fails now, not on the first frame."""
+        x = np.linspace(-2, 2, 2 * 3 * 3, dtype=np.float32).reshape(1, 2, 3, 3)
+        results = {op: self._run_host(op, x, (5, 5), (4, 5), False) for op in KERNELS}
+        probs = results["bilinear_softmax"]
+        if not (np.isfinite(results["bilinear"]).all() and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+                and (results["bilinear_argmax_u8"] == probs.argmax(axis=1)).all()
+                and (results["bilinear_argmax_i32"] == probs.argmax(axis=1)).all()):
+            raise CudaError(f"the upsampling kernels give wrong results on GPU {self.device}")
 
     def launch(self, op: str, d_in: int, d_out: int, shape: tuple[int, int, int, int], size: tuple[int, int],
                crop: tuple[int, int], align_corners: bool, stream=None) -> None:
-        """Enqueue kernel ``op`` on device pointers: d_in N×C×h×w float32 → d_out (N×C×crop or N×crop)."""
+        """Enqueue kernel ``op`` on device pointers: d_in N×C×h×w float32 → d_out (N×C×crop or N×crop). The caller
+        holds this GPU's context current."""
         n, c, h, w = shape
         params, keep = _params((int(d_in), ctypes.c_void_p), (int(d_out), ctypes.c_void_p), (c, int), (h, int),
                                (w, int), (size[0], int), (size[1], int), (crop[0], int), (crop[1], int),
@@ -153,44 +180,77 @@ class CudaUpsampler:
             self._buffers[name] = (ptr, nbytes)
         return ptr
 
+    @staticmethod
+    def _output(op: str, n: int, c: int, crop: tuple[int, int]) -> np.ndarray:
+        if op == "bilinear_argmax_u8":
+            return np.empty((n, *crop), np.uint8)
+        if op == "bilinear_argmax_i32":
+            return np.empty((n, *crop), np.int32)
+        return np.empty((n, c, *crop), np.float32)
+
+    def _launch_and_fetch(self, op: str, d_in: int, shape: tuple[int, int, int, int], size: tuple[int, int],
+                          crop: tuple[int, int], align_corners: bool) -> np.ndarray:
+        d = self._driver
+        out = self._output(op, shape[0], shape[1], crop)
+        d_out = self._buffer("out", out.nbytes)
+        self.launch(op, d_in, d_out, shape, size, crop, align_corners)
+        check(d.cuMemcpyDtoHAsync(out.ctypes.data, d_out, out.nbytes, self.stream), "cuMemcpyDtoHAsync")
+        check(d.cuStreamSynchronize(self.stream), "cuStreamSynchronize")
+        return out
+
+    def _run_host(self, op: str, x: np.ndarray, size: tuple[int, int], crop: tuple[int, int],
+                  align_corners: bool) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        d_in = self._buffer("in", x.nbytes)
+        check(self._driver.cuMemcpyHtoDAsync(d_in, x.ctypes.data, x.nbytes, self.stream), "cuMemcpyHtoDAsync")
+        return self._launch_and_fetch(op, d_in, x.shape, size, crop, align_corners)
+
     def run(self, op: str, x: np.ndarray, size: tuple[int, int], crop: tuple[int, int],
             align_corners: bool) -> np.ndarray:
         """Host in, host out: copy x to the GPU, run ``op``, copy the result back."""
-        n, c = x.shape[:2]
-        if op == "bilinear_argmax_u8":
-            out = np.empty((n, *crop), np.uint8)
-        elif op == "bilinear_argmax_i32":
-            out = np.empty((n, *crop), np.int32)
-        else:
-            out = np.empty((n, c, *crop), np.float32)
-        d = self._driver
-        with self._lock:
-            check(d.cuCtxSetCurrent(self._context), "cuCtxSetCurrent")
-            d_in, d_out = self._buffer("in", x.nbytes), self._buffer("out", out.nbytes)
-            check(d.cuMemcpyHtoDAsync(d_in, x.ctypes.data, x.nbytes, self.stream), "cuMemcpyHtoDAsync")
-            self.launch(op, d_in, d_out, x.shape, size, crop, align_corners)
-            check(d.cuMemcpyDtoHAsync(out.ctypes.data, d_out, out.nbytes, self.stream), "cuMemcpyDtoHAsync")
-            check(d.cuStreamSynchronize(self.stream), "cuStreamSynchronize")
-        return out
+        with self._lock, self._current():
+            return self._run_host(op, x, size, crop, align_corners)
+
+    def run_device(self, op: str, x: DeviceLogits, size: tuple[int, int], crop: tuple[int, int],
+                   align_corners: bool) -> np.ndarray:
+        """Logits already in this GPU's memory (N×C×h×w float32) in, host result out: no host round trip."""
+        if x.device != self.device:
+            raise CudaError(f"logits on GPU {x.device} given to the upsampler of GPU {self.device}")
+        if x.dtype != np.float32 or len(x.shape) != 4:
+            raise CudaError(f"device logits must be N×C×h×w float32, got {x.shape} {x.dtype}")
+        with self._lock, self._current():
+            return self._launch_and_fetch(op, x.pointer, x.shape, size, crop, align_corners)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._current():
             for ptr, _ in self._buffers.values():
                 self._driver.cuMemFree(ptr)
             self._buffers.clear()
-            self._driver.cuStreamDestroy(self.stream)
-            self._driver.cuModuleUnload(self._module)
-            self._driver.cuDevicePrimaryCtxRelease(self._device)
+            if self.stream is not None:
+                self._driver.cuStreamDestroy(self.stream)
+            if self._module is not None:
+                self._driver.cuModuleUnload(self._module)
+        self._driver.cuDevicePrimaryCtxRelease(self._device)
 
 
-_default: CudaUpsampler | None = None
+_defaults: dict[int, CudaUpsampler] = {}
 _default_lock = threading.Lock()
 
 
-def default_upsampler() -> CudaUpsampler:
-    """The process-wide upsampler on GPU 0 (created on first use)."""
-    global _default
+def default_upsampler(device: int = 0) -> CudaUpsampler:
+    """The process-wide upsampler of GPU ``device`` (created on first use)."""
     with _default_lock:
-        if _default is None:
-            _default = CudaUpsampler(0)
-        return _default
+        if device not in _defaults:
+            _defaults[device] = CudaUpsampler(device)
+        return _defaults[device]
+
+
+def reset_default_upsamplers() -> None:
+    """Close the process-wide upsamplers (their GPUs' state is gone, e.g. between tests)."""
+    with _default_lock:
+        for upsampler in _defaults.values():
+            try:
+                upsampler.close()
+            except CudaError:
+                pass
+        _defaults.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,11 +24,22 @@ class BackendUnavailable(BackendError):
 
 @dataclass(frozen=True)
 class DeviceLogits:
-    """N×C×h×w logits in GPU memory (what the CUDA upsampler reads), valid until the backend's next inference."""
+    """N×C×h×w logits in GPU memory (what the CUDA upsampler reads), C-contiguous. Valid until the backend's next
+    inference, or for as long as this object lives when ``owner`` holds the memory. ``logits[i]`` is the i-th C×h×w
+    item of the batch."""
 
     pointer: int                         # CUDA device address
-    shape: tuple[int, int, int, int]
+    shape: tuple[int, ...]               # N×C×h×w, or C×h×w for one item of a batch
     dtype: np.dtype
+    device: int = 0                      # the GPU that holds it
+    owner: Any = None                    # keeps the memory alive (e.g. a runtime.cuda_util.DeviceBuffer)
+
+    def __getitem__(self, index: int) -> "DeviceLogits":
+        n = self.shape[0]
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} items")
+        item = int(np.prod(self.shape[1:])) * np.dtype(self.dtype).itemsize
+        return DeviceLogits(self.pointer + (index % n) * item, self.shape[1:], self.dtype, self.device, self.owner)
 
 
 class Backend(ABC):
@@ -43,6 +55,10 @@ class Backend(ABC):
     reason: str = "given as an open backend"
     #: Whether :meth:`infer_device` can return logits that stay in GPU memory.
     device_output: bool = False
+    #: The CUDA device the backend's GPU work runs on (where CUDA upsampling of its output belongs).
+    gpu: int = 0
+    #: The largest N :meth:`infer` takes (Triton's max_batch_size, an engine profile's max N); None: any.
+    max_batch: int | None = None
 
     def input_size(self, height: int, width: int) -> tuple[int, int] | None:
         """The network input size (H, W) for an image of ``height``×``width``; None: the image padded to a multiple

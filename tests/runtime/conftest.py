@@ -3,11 +3,15 @@ runtime is tested end to end in milliseconds. It is a stride-8 8×8 convolution:
 from __future__ import annotations
 
 import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from demo.video import write_video
 from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 
 # ../shared/reference beside the repository (CI); DEEPLAB_REFERENCE overrides it (e.g. from a git worktree).
@@ -60,3 +64,73 @@ def videos() -> Path:
     if not VIDEOS.is_dir():
         pytest.skip(f"reference videos not found at {VIDEOS}")
     return VIDEOS
+
+
+class LiveVideoServer:
+    """Serves one video file over HTTP on 127.0.0.1 the way a network camera streams: paced (one pass over the file
+    takes ``seconds``), close-delimited (no Content-Length: nothing to seek), one stream per connection.
+    ``plan[k]``: the fraction of the file the k-th connection gets before the server drops it (the last entry
+    repeats; None: that connection and every later one is refused with 503)."""
+
+    def __init__(self, video: Path, seconds: float = 2.0, plan: tuple[float | None, ...] = (1.0,)) -> None:
+        self.data = video.read_bytes()
+        self.connections = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                k = server.connections
+                server.connections += 1
+                fraction = plan[min(k, len(plan) - 1)]
+                if fraction is None:
+                    self.send_error(503)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "video/x-msvideo")
+                self.end_headers()
+                end = int(len(server.data) * fraction)
+                chunk = 8192
+                pause = seconds * chunk / len(server.data)
+                try:
+                    for at in range(0, end, chunk):
+                        self.wfile.write(server.data[at:min(at + chunk, end)])
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{video.name}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def live_video_server():
+    """``start(video, seconds=..., plan=...)`` → a :class:`LiveVideoServer`, shut down after the test."""
+    servers: list[LiveVideoServer] = []
+
+    def start(video: Path, **kwargs) -> LiveVideoServer:
+        servers.append(LiveVideoServer(video, **kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """Short generated videos (demo.video, AVI so that they stream over HTTP): two 160×120 clips and a 96×64 one."""
+    d = tmp_path_factory.mktemp("clips")
+    return {"a": write_video(d / "a.avi", 30, seed=1, width=160, height=120, progress=False),
+            "b": write_video(d / "b.avi", 30, seed=2, width=160, height=120, progress=False),
+            "small": write_video(d / "small.avi", 20, seed=3, width=96, height=64, progress=False)}

@@ -58,8 +58,9 @@ def test_one_line_errors(tmp_path, tiny_onnx, capsys, args, message):
     (tmp_path / "bad").mkdir()
     cv2.imwrite(str(tmp_path / "bad" / "a.png"), np.zeros((8, 8, 3), np.uint8))
     (tmp_path / "empty.avi").write_bytes(b"")
-    argv = ["--model", str(tiny_onnx), "--source", str(tmp_path / "bad"), "--no-crf", "--no-progress"]
-    argv += [a.format(tmp=tmp_path) for a in args]
+    argv = ["--model", str(tiny_onnx), "--no-crf", "--no-progress"] + [a.format(tmp=tmp_path) for a in args]
+    if "--source" not in args:  # a repeated --source would add a second stream
+        argv += ["--source", str(tmp_path / "bad")]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

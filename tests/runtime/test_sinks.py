@@ -71,3 +71,11 @@ def test_output_under_a_file_is_one_clear_error(tmp_path):
         OverlayVideoSink(tmp_path / "rofile" / "x.mp4")
     assert str(e.value) == (f"cannot write {tmp_path / 'rofile' / 'x.mp4'}: {tmp_path / 'rofile'} is a file, "
                             "not a directory")
+
+
+def test_describe_says_what_was_written(tmp_path):
+    sink = OverlayVideoSink(tmp_path / "none.avi")
+    sink.close()
+    assert sink.describe() == "" and not (tmp_path / "none.avi").exists()
+    sink = write_frames(tmp_path / "out.avi", 2, 64, 48)
+    assert sink.describe() == f"{tmp_path / 'out.avi'} (2 frames, MJPEG)"
