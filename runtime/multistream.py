@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from runtime.backends.base import Backend, BackendUnavailable
+from runtime.backends.base import BackendUnavailable
 from runtime.errors import FrameError
 from runtime.pipeline import percentiles
 from runtime.sinks import Sink
@@ -46,18 +46,6 @@ class StreamResult(NamedTuple):
     index: int
     labels: np.ndarray | None   # None when the frame failed
     probs: np.ndarray | None    # with return_probs=True (or when the CRF produced them)
-
-
-def backend_max_batch(backend: Backend) -> int | None:
-    """The largest batch a backend takes: its ``max_batch`` (Triton's max_batch_size), else a TensorRT engine
-    profile's max N; None when it takes any N."""
-    limit = backend.max_batch
-    if limit:
-        return int(limit)
-    profile = getattr(backend, "profile", None)
-    if isinstance(profile, dict) and profile.get("max"):
-        return int(profile["max"][0])
-    return None
 
 
 class _Stream:
@@ -97,7 +85,7 @@ class MultiStream:
         if not specs:
             raise ValueError("no streams given")
         self.seg = segmenter
-        limit = backend_max_batch(segmenter.backend)
+        limit = segmenter.backend.max_batch
         wanted = max_batch or len(specs)
         if wanted < 1:
             raise ValueError(f"max_batch must be ≥ 1, got {wanted}")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from runtime import Segmenter
-from runtime.multistream import MultiStream, backend_max_batch
+from runtime.multistream import MultiStream
 from runtime.sinks import Sink
 from runtime.streams import ENDED, FAILED, RECONNECTING
 
@@ -125,9 +125,8 @@ def test_live_source_keeps_only_the_latest_frame(tiny_onnx, clips, live_video_se
 
 def test_max_batch_follows_the_backend(tiny_onnx, clips):
     seg = Segmenter(tiny_onnx, crf=None)
-    assert backend_max_batch(seg.backend) is None  # ONNX Runtime, dynamic N
+    assert seg.backend.max_batch is None  # ONNX Runtime, dynamic N
     seg.backend.max_batch = 2  # what a Triton model's max_batch_size or an engine profile's max N reports
-    assert backend_max_batch(seg.backend) == 2
     multi = MultiStream(seg, [str(clips["a"]), str(clips["b"]), str(clips["small"])], max_batch=8, gather_ms=20)
     _collect(multi)
     assert multi.max_batch == 2 and max(multi.batches) <= 2
