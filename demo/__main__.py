@@ -8,7 +8,7 @@ from demo import train, tune_crf
 from demo.assets import check_not_assets
 from demo.dataset import write_dataset, write_images
 from demo.video import VIDEO_SEED, write_video
-from runtime.cli_errors import error_text
+from runtime.cli_errors import run_command
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -85,16 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # one line per error, like the export CLI
-        if args.verbose:
-            raise
-        print(f"error: {error_text(e)}", file=sys.stderr)
-        return 1
+    return run_command(lambda: run(args), args.verbose)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
-from runtime.cli_errors import error_text
+from runtime.cli_errors import run_command
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,13 +42,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(importlib.import_module(args._module).run(args) or 0)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # the CLI's contract is one line per error
-        if args.verbose:
-            raise
-        print(f"error: {error_text(e)}", file=sys.stderr)
-        return 1
+    return run_command(lambda: importlib.import_module(args._module).run(args), args.verbose)

@@ -2,6 +2,9 @@
 visible), and for a missing optional module, which extra installs it."""
 from __future__ import annotations
 
+import sys
+from typing import Callable
+
 # top-level module -> the pyproject extra that installs it
 EXTRAS = {"torch": "export", "onnx": "export", "onnxscript": "export"}
 
@@ -29,3 +32,18 @@ def error_text(error: BaseException) -> str:
         return hint
     text = str(error).strip()
     return text or type(error).__name__
+
+
+def run_command(command: Callable[[], int | None], verbose: bool = False) -> int:
+    """Run a CLI's command with the CLI contract: ``error: interrupted`` and 130 after Ctrl-C, the whole error message
+    and 1 on failure (the traceback instead with ``verbose``), else the command's status (None counts as 0)."""
+    try:
+        return int(command() or 0)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # the contract: one error message, every line of it, no traceback
+        if verbose:
+            raise
+        print(f"error: {error_text(e)}", file=sys.stderr)
+        return 1

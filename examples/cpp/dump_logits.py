@@ -16,7 +16,7 @@ import numpy as np
 
 from runtime.atomic import atomic_path, atomic_write_text, make_dirs
 from runtime.backends import BACKENDS
-from runtime.cli_errors import error_text
+from runtime.cli_errors import run_command
 from runtime.segmenter import Segmenter
 from runtime.sources import open_source
 
@@ -59,14 +59,7 @@ def dump(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return dump(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - one error message, every line of it, no traceback
-        print(f"error: {error_text(e)}", file=sys.stderr)
-        return 1
+    return run_command(lambda: dump(args))
 
 
 if __name__ == "__main__":
