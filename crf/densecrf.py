@@ -156,11 +156,13 @@ class DenseCRF2D(DenseCRF):
         self._init(_crf.DenseCRF.new_2d(self._w, self._h, self._labels(nlabels)))
 
     def addPairwiseGaussian(self, sxy: Any, compat: Any, kernel: int = DIAG_KERNEL,
-                            normalization: int = NORMALIZE_SYMMETRIC) -> None:
+                            normalization: int = NORMALIZE_SYMMETRIC, *, lattice: bool = False) -> None:
+        """Smoothness kernel over pixel positions. A normalised kernel with sxy <= 4/3 (VOC's sxy = 1) is filtered as
+        an exact separable Gaussian in image space; larger ones, and `lattice=True`, use pydensecrf's lattice."""
         sx, sy = _sigmas(sxy, 2, "sxy")
         kind, w, values = _compat(compat, self._nlabel)
         self._core.add_pairwise_gaussian(sx, sy, kind, w, values, _enum(kernel, "kernel", 2),
-                                         _enum(normalization, "normalization", 3))
+                                         _enum(normalization, "normalization", 3), bool(lattice))
 
     def addPairwiseBilateral(self, sxy: Any, srgb: Any, rgbim: Any, compat: Any, kernel: int = DIAG_KERNEL,
                              normalization: int = NORMALIZE_SYMMETRIC) -> None:

@@ -88,11 +88,12 @@ class Crf {
                                   Normalization(normalization));
     }
     void add_pairwise_gaussian(float sx, float sy, int kind, float weight, const In<float, 1>& values, int kernel,
-                               int normalization) {
+                               int normalization, bool lattice) {
         const Compatibility c = make_compat(kind, weight, values);
         nb::gil_scoped_release nogil;
         std::lock_guard<std::mutex> lk(mu_);
-        need_2d().add_pairwise_gaussian(sx, sy, c, KernelType(kernel), Normalization(normalization));
+        need_2d().add_pairwise_gaussian(sx, sy, c, KernelType(kernel), Normalization(normalization),
+                                        lattice ? GaussianFilter::Lattice : GaussianFilter::Auto);
     }
     void add_pairwise_bilateral(float sx, float sy, float s0, float s1, float s2, const In<std::uint8_t, 3>& image,
                                 int kind, float weight, const In<float, 1>& values, int kernel, int normalization) {

@@ -113,14 +113,34 @@ Compatibility Compatibility::matrix(std::vector<float> m) {
     return c;
 }
 
-// One pairwise term: its lattice (with normalisation and Potts weight folded into the weights),
-// the compatibility, and its per-iteration workspace.
+// A Gaussian over pixel positions filtered in image space: separable taps exp(-d^2 / 2 sigma^2),
+// |d| <= radius, with the normalisation (a product of row and column sums, borders included) and the
+// Potts weight folded into per-column and per-row factors.
+struct ImageGaussian {
+    int width = 0, height = 0;  // width 0: the term is a lattice
+    int radius_x = 0, radius_y = 0;
+    std::vector<float> taps_x, taps_y, pre_x, pre_y, post_x, post_y;
+};
+
+// One pairwise term: its lattice (with normalisation and Potts weight folded into the weights) or its
+// image-space Gaussian, the compatibility, and its per-iteration workspace.
 struct PairwiseTerm {
     Permutohedral lattice;
+    ImageGaussian image;
     Compatibility::Kind kind = Compatibility::Kind::Potts;
     std::vector<float> compat;  // Diagonal: stride values; Matrix: labels x stride (symmetrised, padded)
-    LargeVector<float> values;  // vertex values, m x stride
+    LargeVector<float> values;  // lattice: vertex values, m x stride; image: the column pass, n x stride
+
+    bool in_image_space() const { return image.width > 0; }
+    std::int64_t value_rows() const {
+        return in_image_space() ? image.width * std::int64_t{image.height} : lattice.n_vertices();
+    }
 };
+
+// Radius of the taps of a Gaussian with this sigma (in pixels): 3 sigma, rounded up.
+int gaussian_radius(float sigma) {
+    return static_cast<int>(std::ceil(3.0 * sigma - 1e-6));
+}
 
 struct DenseCRF::Impl {
     std::int64_t n = 0;
@@ -188,33 +208,47 @@ struct DenseCRF::Impl {
 
     void ensure_workspace() {
         if (!detail::in_parallel_region())
-            for (auto& t : terms) t.lattice.partition_splat(splat_jobs());
+            for (auto& t : terms)
+                if (!t.in_image_space()) t.lattice.partition_splat(splat_jobs());
         views.reserve(terms.size());
         double bytes = q.empty() ? static_cast<double>(n) * stride * 4.0 : 0.0;
         for (auto& t : terms)
-            if (t.values.empty()) bytes += static_cast<double>(t.lattice.n_vertices()) * stride * 4;
+            if (t.values.empty()) bytes += static_cast<double>(t.value_rows()) * stride * 4;
         if (bytes == 0.0) return;
         check_memory(bytes, "CRF inference");
         guarded_alloc("the inference workspace", [&] {
             // Not zeroed: every step writes q (softmax) and all vertex rows (splat) before reading them.
             if (q.empty()) q.resize(static_cast<std::size_t>(n) * stride);
             for (auto& t : terms)
-                if (t.values.empty()) t.values.resize(static_cast<std::size_t>(t.lattice.n_vertices()) * stride);
+                if (t.values.empty()) t.values.resize(static_cast<std::size_t>(t.value_rows()) * stride);
             return 0;
         });
     }
 
     detail::FusedArgs fused_args(std::vector<detail::TermView>& views) const {
         views.clear();
-        for (const PairwiseTerm& t : terms)
+        for (const PairwiseTerm& t : terms) {
+            const ImageGaussian& g = t.image;
+            const detail::ImageView image{g.width, g.radius_x, g.taps_x.data(), g.post_x.data(), g.post_y.data()};
             views.push_back({t.lattice.offsets(), t.lattice.slice_weights(), t.values.data(),
                              t.compat.empty() ? nullptr : t.compat.data(), t.lattice.dim() + 1,
-                             static_cast<int>(t.kind)});
+                             static_cast<int>(t.kind), image});
+        }
         return {neg_unary.data(), views.data(), static_cast<int>(views.size()), labels, stride};
     }
 
     void filter_all(const float* q_in) {
         for (auto& t : terms) {
+            if (t.in_image_space()) {
+                PhaseTimer timer(phase(&Profile::blur));
+                const ImageGaussian& g = t.image;
+                const detail::ColumnFilter f{q_in,       t.values.data(), g.width,        g.height,
+                                             g.radius_y, g.taps_y.data(), g.pre_x.data(), g.pre_y.data()};
+                parallel_for(g.height, 4, [&](std::int64_t lo, std::int64_t hi) {
+                    kernels.column_filter(f, static_cast<int>(lo), static_cast<int>(hi), stride);
+                });
+                continue;
+            }
             {
                 PhaseTimer timer(phase(&Profile::splat));
                 splat(t.lattice, q_in, t.values.data(), stride);
@@ -253,7 +287,8 @@ struct DenseCRF::Impl {
         return kl;
     }
 
-    void add_term(const float* features, int dim, const Compatibility& compat, Normalization normalization) {
+    // The term's compatibility (checked against the label count).
+    PairwiseTerm new_term(const Compatibility& compat) const {
         PairwiseTerm t;
         t.kind = compat.kind;
         if (compat.kind == Compatibility::Kind::Diagonal) {
@@ -271,6 +306,48 @@ struct DenseCRF::Impl {
                 for (int b = 0; b < labels; ++b)
                     t.compat[a * stride + b] = 0.5f * (compat.values[a * labels + b] + compat.values[b * labels + a]);
         }
+        return t;
+    }
+
+    // A Gaussian over pixel positions (width x height = n), sigma sx, sy, filtered in image space.
+    void add_image_gaussian(int width, int height, float sx, float sy, const Compatibility& compat,
+                            Normalization normalization) {
+        PairwiseTerm t = new_term(compat);
+        Profile::Term* timing = next_term_profile();
+        PhaseTimer timer(timing ? &timing->lattice : nullptr);
+        ImageGaussian& g = t.image;
+        g.width = width;
+        g.height = height;
+        g.radius_x = gaussian_radius(sx);
+        g.radius_y = gaussian_radius(sy);
+        // Taps, then per column (row) the inverse of what the kernel sums to there, borders included.
+        auto axis = [normalization](float sigma, int radius, int size, std::vector<float>& taps,
+                                    std::vector<float>& pre, std::vector<float>& post) {
+            taps.resize(2 * radius + 1);
+            for (int d = -radius; d <= radius; ++d)
+                taps[radius + d] = static_cast<float>(std::exp(-0.5 * d * d / (static_cast<double>(sigma) * sigma)));
+            pre.assign(size, 1.f);
+            post.assign(size, 1.f);
+            for (int x = 0; x < size; ++x) {
+                double sum = 0.0;
+                for (int d = std::max(-radius, -x); d <= std::min(radius, size - 1 - x); ++d) sum += taps[radius + d];
+                if (normalization == Normalization::Symmetric)
+                    pre[x] = post[x] = static_cast<float>(1.0 / std::sqrt(sum));
+                else if (normalization == Normalization::Before)
+                    pre[x] = static_cast<float>(1.0 / sum);
+                else if (normalization == Normalization::After)
+                    post[x] = static_cast<float>(1.0 / sum);
+            }
+        };
+        axis(sx, g.radius_x, width, g.taps_x, g.pre_x, g.post_x);
+        axis(sy, g.radius_y, height, g.taps_y, g.pre_y, g.post_y);
+        if (compat.kind == Compatibility::Kind::Potts)
+            for (auto& p : g.post_x) p *= compat.weight;
+        terms.push_back(std::move(t));
+    }
+
+    void add_term(const float* features, int dim, const Compatibility& compat, Normalization normalization) {
+        PairwiseTerm t = new_term(compat);
         Profile::Term* timing = next_term_profile();
         check_memory(static_cast<double>(n) * (dim + 1) * 48.0, "the lattice");
         {
@@ -526,7 +603,15 @@ void clear_lattice_cache() {
 }
 
 void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel,
-                                       Normalization normalization) {
+                                       Normalization normalization, GaussianFilter filter) {
+    if (static_cast<int>(normalization) < 0 || static_cast<int>(normalization) > 3)
+        throw std::invalid_argument("unknown normalization");
+    const auto small = [](float s) { return s > 0.f && gaussian_radius(s) <= detail::kMaxImageRadius; };
+    if (filter == GaussianFilter::Auto && normalization != Normalization::None && n_pixels() > 0 && small(sx) &&
+        small(sy)) {
+        impl_->add_image_gaussian(width_, height_, sx, sy, compat, normalization);
+        return;
+    }
     const bool cacheable = cache_ != nullptr && compat.kind == Compatibility::Kind::Potts &&
                            static_cast<int>(normalization) >= 0 && static_cast<int>(normalization) <= 3;
     const LatticeCache::Impl::Key key{width_, height_, sx, sy, compat.weight, normalization};

@@ -20,14 +20,36 @@ namespace deeplab::crf::detail {
 
 using SplatEntry = Permutohedral::SplatEntry;
 
+// The horizontal half of an image-space Gaussian term: the slice of pixel (x, y) is
+// post_x[x] post_y[y] sum_d taps[radius + d] values[(x + d, y)], d within the row.
+struct ImageView {
+    int width;  // 0: not an image-space term
+    int radius;
+    const float* taps;  // 2 radius + 1
+    const float* post_x;
+    const float* post_y;
+};
+
 // One pairwise term as the fused pass sees it.
 struct TermView {
-    const std::int32_t* offsets;  // n x (dim + 1) vertex ids
+    const std::int32_t* offsets;  // n x (dim + 1) vertex ids (lattice terms)
     const float* slice_w;         // n x (dim + 1) slice weights (Potts weight folded in)
-    const float* values;          // blurred vertex values, m x stride
+    const float* values;          // lattice terms: blurred vertex values, m x stride; image terms: n x stride
     const float* compat;          // Diagonal: stride values; Matrix: labels x stride; Potts: null
     int dp1;
     int kind;  // 0 Potts, 1 Diagonal, 2 Matrix
+    ImageView image;
+};
+
+// The vertical half of an image-space Gaussian term, for image rows [y0, y1):
+// out(x, y) = pre_x[x] sum_d taps[radius + d] pre_y[y + d] in(x, y + d), d within the image.
+struct ColumnFilter {
+    const float* in;
+    float* out;
+    int width, height, radius;
+    const float* taps;
+    const float* pre_x;
+    const float* pre_y;
 };
 
 struct FusedArgs {
@@ -42,6 +64,7 @@ struct Kernels {
     int width;  // floats per vector; strides must be multiples of it
     void (*splat)(const SplatEntry* entries, std::int64_t count, const float* in, float* values, int stride);
     void (*blur)(const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int stride);
+    void (*column_filter)(const ColumnFilter& f, int y0, int y1, int stride);
     // softmax(-U - pairwise) into q_out rows [lo, hi); with_pairwise = false gives softmax(-U).
     void (*softmax)(const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise);
     // sum over rows [lo, hi) of sum_l q (log q - e), e = -U - pairwise (the KL divergence up to log Z).
@@ -50,7 +73,8 @@ struct Kernels {
     void (*log_clipped)(float* x, std::int64_t count, float lo);
 };
 
-constexpr int kMaxStride = 4096;  // labels per row (bounded so row buffers live on the stack)
+constexpr int kMaxStride = 4096;    // labels per row (bounded so row buffers live on the stack)
+constexpr int kMaxImageRadius = 4;  // image-space Gaussians: sigma <= 4/3 (taps out to 3 sigma)
 
 const Kernels& generic_kernels();
 const Kernels* avx2_kernels();  // null where not compiled in
@@ -232,6 +256,31 @@ void blur_rows(const std::int32_t* order, std::int64_t lo, std::int64_t hi, floa
     }
 }
 
+template <int W, int KT>
+void column_rows(const ColumnFilter& f, int y0, int y1, int k_rt) {
+    using O = Ops<W>;
+    using vf = typename O::vf;
+    const int K = KT > 0 ? KT : k_rt;
+    const std::int64_t S = static_cast<std::int64_t>(W) * K, row = f.width * S;
+    vf acc[KT > 0 ? KT : kMaxStride / W];
+    vf coef[2 * kMaxImageRadius + 1];
+    for (int y = y0; y < y1; ++y) {
+        const int lo = y < f.radius ? -y : -f.radius;
+        const int hi = f.height - 1 - y < f.radius ? f.height - 1 - y : f.radius;
+        for (int d = lo; d <= hi; ++d) coef[d - lo] = O::set1(f.taps[f.radius + d] * f.pre_y[y + d]);
+        const float* top = f.in + (y + lo) * row;
+        float* out = f.out + y * row;
+        for (int x = 0; x < f.width; ++x) {
+            const float* src = top + x * S;
+            for (int k = 0; k < K; ++k) acc[k] = coef[0] * O::load(src + W * k);
+            for (int d = 1; d <= hi - lo; ++d)
+                for (int k = 0; k < K; ++k) acc[k] += coef[d] * O::load(src + d * row + W * k);
+            const vf px = O::set1(f.pre_x[x]);
+            for (int k = 0; k < K; ++k) O::store(out + x * S + W * k, px * acc[k]);
+        }
+    }
+}
+
 // e = -U - sum_k compat_k(slice_k) for one row, into e[0..K).
 template <int W, int KT>
 inline void energy_row(const FusedArgs& a, std::int64_t i, typename Ops<W>::vf* e, typename Ops<W>::vf* s, float* lanes,
@@ -243,15 +292,28 @@ inline void energy_row(const FusedArgs& a, std::int64_t i, typename Ops<W>::vf* 
     if (!with_pairwise) return;
     for (int t = 0; t < a.n_terms; ++t) {
         const TermView& tv = a.terms[t];
-        const std::int32_t* off = tv.offsets + i * tv.dp1;
-        const float* w = tv.slice_w + i * tv.dp1;
         typename O::vf* acc = tv.kind == 0 ? e : s;  // Potts: weight folded into w, adds straight to e
         if (tv.kind != 0)
             for (int k = 0; k < K; ++k) s[k] = O::set1(0.f);
-        for (int r = 0; r < tv.dp1; ++r) {
-            const typename O::vf wr = O::set1(w[r]);
-            const float* src = tv.values + static_cast<std::int64_t>(off[r]) * S;
-            for (int k = 0; k < K; ++k) acc[k] += wr * O::load(src + W * k);
+        if (tv.image.width > 0) {
+            const ImageView& im = tv.image;
+            const int x = static_cast<int>(i % im.width);
+            const float post = im.post_x[x] * im.post_y[i / im.width];
+            const int lo = x < im.radius ? -x : -im.radius;
+            const int hi = im.width - 1 - x < im.radius ? im.width - 1 - x : im.radius;
+            const float* center = tv.values + i * S;
+            for (int d = lo; d <= hi; ++d) {
+                const typename O::vf wd = O::set1(post * im.taps[im.radius + d]);
+                for (int k = 0; k < K; ++k) acc[k] += wd * O::load(center + d * S + W * k);
+            }
+        } else {
+            const std::int32_t* off = tv.offsets + i * tv.dp1;
+            const float* w = tv.slice_w + i * tv.dp1;
+            for (int r = 0; r < tv.dp1; ++r) {
+                const typename O::vf wr = O::set1(w[r]);
+                const float* src = tv.values + static_cast<std::int64_t>(off[r]) * S;
+                for (int k = 0; k < K; ++k) acc[k] += wr * O::load(src + W * k);
+            }
         }
         if (tv.kind == 1) {
             for (int k = 0; k < K; ++k) e[k] -= O::load(tv.compat + W * k) * s[k];
@@ -330,6 +392,9 @@ Kernels make_kernels() {
     k.blur = [](const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int stride) {
         dispatch_row_vectors(stride / W,
                              [&](auto kt) { blur_rows<W, decltype(kt)::value>(order, lo, hi, values, stride / W); });
+    };
+    k.column_filter = [](const ColumnFilter& f, int y0, int y1, int stride) {
+        dispatch_row_vectors(stride / W, [&](auto kt) { column_rows<W, decltype(kt)::value>(f, y0, y1, stride / W); });
     };
     k.softmax = [](const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise) {
         dispatch_row_vectors(a.stride / W,

@@ -252,11 +252,14 @@ void test_refine_and_threads() {
     std::vector<float> in_place = probs;
     refine(img.data(), w, h, in_place.data(), labels, RefineParams::voc(), in_place.data());
     check(in_place == out1, "refine works in place");
-    // Calls after the first reuse the smoothness lattice: a fresh build gives the same result.
+    // Calls after the first reuse the smoothness lattice (sigma 3: a lattice, not image space): a fresh build
+    // gives the same result.
+    std::vector<float> reused(probs.size()), fresh(probs.size());
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::pydensecrf(), reused.data());
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::pydensecrf(), reused.data());
     clear_lattice_cache();
-    std::vector<float> fresh(probs.size());
-    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), fresh.data());
-    check(fresh == out1, "a reused smoothness lattice equals a fresh one");
+    refine(img.data(), w, h, probs.data(), labels, RefineParams::pydensecrf(), fresh.data());
+    check(fresh == reused, "a reused smoothness lattice equals a fresh one");
 }
 
 // Per-call thread limits, a cache of one's own, the validation and the reduced-resolution CRF.
@@ -268,7 +271,8 @@ void test_refine_options() {
     std::vector<float> reference(probs.size()), out(probs.size());
     RefineOptions none;
     none.cache = nullptr;
-    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), reference.data(), none);
+    const RefineParams lattice = RefineParams::pydensecrf();  // sigma 3: the smoothness kernel is a cached lattice
+    refine(img.data(), w, h, probs.data(), labels, lattice, reference.data(), none);
 
     const int before = num_threads();
     {
@@ -280,10 +284,10 @@ void test_refine_options() {
     RefineOptions options;
     options.cache = &cache;
     options.threads = 1;
-    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), out.data(), options);
+    refine(img.data(), w, h, probs.data(), labels, lattice, out.data(), options);
     check(out == reference && cache.size() == 1, "a cache of one's own is filled, same result");
     options.threads = 2;
-    refine(img.data(), w, h, probs.data(), labels, RefineParams::voc(), out.data(), options);
+    refine(img.data(), w, h, probs.data(), labels, lattice, out.data(), options);
     check(out == reference && num_threads() == before, "a cached lattice on 2 threads: same result");
 
     RefineParams bad = RefineParams::voc();
@@ -307,19 +311,21 @@ void test_refine_options() {
     check(worst < 1e-4 && out != reference, "a CRF at half resolution gives full-size probabilities");
 }
 
-void test_mean_field_lowers_kl() {
+// sigma 3: a smoothness lattice; sigma 1: the smoothness kernel in image space.
+void test_mean_field_lowers_kl(float smoothness_sigma) {
     const int w = 32, h = 24, labels = 4;
     const auto probs = smooth_probs(w, h, labels, 5);
     std::vector<std::uint8_t> img(static_cast<std::size_t>(w) * h * 3, 100);
     DenseCRF2D crf(w, h, labels);
     crf.set_unary_from_probabilities(probs.data());
-    crf.add_pairwise_gaussian(3, 3, Compatibility::potts(3));
+    crf.add_pairwise_gaussian(smoothness_sigma, smoothness_sigma, Compatibility::potts(3));
     crf.add_pairwise_bilateral(20, 20, 10, 10, 10, img.data(), Compatibility::potts(5));
     std::vector<float> q(probs.size());
     crf.start_inference(q.data());
     const double kl0 = crf.kl_divergence(q.data());
     for (int i = 0; i < 5; ++i) crf.step_inference(q.data());
-    check(crf.kl_divergence(q.data()) < kl0, "mean field lowers the KL divergence");
+    check(crf.kl_divergence(q.data()) < kl0,
+          "mean field lowers the KL divergence, smoothness sigma " + std::to_string(smoothness_sigma));
     std::vector<float> q5(probs.size());
     crf.inference(5, q5.data());
     double diff = 0.0;
@@ -430,7 +436,8 @@ int main() {
     test_filter_is_linear_and_thread_independent();
     test_refine_and_threads();
     test_refine_options();
-    test_mean_field_lowers_kl();
+    test_mean_field_lowers_kl(3.f);
+    test_mean_field_lowers_kl(1.f);
     test_unaries();
     test_compatibilities();
     test_errors();

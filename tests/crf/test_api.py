@@ -37,18 +37,52 @@ def test_overrides_and_custom_presets():
 
 
 def test_reused_smoothness_lattice_is_exact():
-    """The Gaussian kernel of the last geometry is reused: a reuse equals a fresh build, bit for bit."""
+    """The smoothness lattice of the last geometry is reused: a reuse equals a fresh build, bit for bit."""
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (24, 36, 3), dtype=np.uint8)
     probs = utils.synthetic_probabilities(24, 36, 5, seed=4, stride=4, region=2)
-    crf.refine(img[:20], probs[:, :20])  # another geometry: the next call builds afresh
-    fresh = crf.refine(img, probs)
-    np.testing.assert_array_equal(crf.refine(img, probs), fresh)
+    crf.refine(img[:20], probs[:, :20], preset="pydensecrf")  # another geometry: the next call builds afresh
+    fresh = crf.refine(img, probs, preset="pydensecrf")
+    np.testing.assert_array_equal(crf.refine(img, probs, preset="pydensecrf"), fresh)
     for other in ({"gaussian_weight": 5}, {"gaussian_sxy": 2}, {"normalization": crf.NORMALIZE_AFTER}):
-        changed = crf.refine(img, probs, **other)  # every key field matters: no stale reuse
+        changed = crf.refine(img, probs, preset="pydensecrf", **other)  # every key field matters: no stale reuse
         assert not np.array_equal(changed, fresh), other
-        crf.refine(img[:20], probs[:, :20])
-        np.testing.assert_array_equal(crf.refine(img, probs, **other), changed)
+        crf.refine(img[:20], probs[:, :20], preset="pydensecrf")
+        np.testing.assert_array_equal(crf.refine(img, probs, preset="pydensecrf", **other), changed)
+
+
+def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
+    """size x size matrix of exp(-d^2 / 2 sigma^2) for |d| <= ceil(3 sigma), else 0."""
+    d = np.abs(np.arange(size)[:, None] - np.arange(size)[None, :])
+    return np.where(d <= np.ceil(3 * sigma - 1e-6), np.exp(-0.5 * d**2 / sigma**2), 0.0)
+
+
+@pytest.mark.parametrize("sxy,normalization", [((1.0, 1.0), crf.NORMALIZE_SYMMETRIC),
+                                               ((1.3, 0.6), crf.NORMALIZE_BEFORE),
+                                               ((0.5, 1.0), crf.NORMALIZE_AFTER)])
+def test_small_smoothness_kernel_is_an_exact_gaussian(sxy, normalization):
+    """sxy <= 4/3 with a normalised kernel: one mean-field step equals numpy's, with a separable Gaussian whose taps
+    reach 3 sigma (normalised over the taps inside the image); lattice=True keeps pydensecrf's lattice instead."""
+    h, w, n = 23, 31, 4
+    rng = np.random.default_rng(9)
+    unary = utils.unary_from_softmax(utils.synthetic_probabilities(h, w, n, seed=9, stride=4, region=2))
+    q0 = np.ascontiguousarray(rng.dirichlet(np.ones(n), size=h * w).T, dtype=np.float32)
+    results = {}
+    for lattice in (False, True):
+        d = crf.DenseCRF2D(w, h, n)
+        d.setUnaryEnergy(unary)
+        d.addPairwiseGaussian(sxy=sxy, compat=3, normalization=normalization, lattice=lattice)
+        results[lattice] = q0.copy()
+        d.stepInference(results[lattice])
+    ky, kx = _gaussian_matrix(h, sxy[1]), _gaussian_matrix(w, sxy[0])
+    norm = ky.sum(1)[:, None] * kx.sum(1)[None, :]
+    pre, post = {crf.NORMALIZE_SYMMETRIC: (norm**-0.5, norm**-0.5), crf.NORMALIZE_BEFORE: (1 / norm, 1.0),
+                 crf.NORMALIZE_AFTER: (1.0, 1 / norm)}[normalization]
+    filtered = np.einsum("ij,njk,lk->nil", ky, q0.reshape(n, h, w) * pre, kx) * post
+    energy = -unary.reshape(n, h, w) + 3 * filtered
+    expected = np.exp(energy - energy.max(0))
+    np.testing.assert_allclose(results[False].reshape(n, h, w), expected / expected.sum(0), atol=1e-5)
+    assert np.abs(results[True] - results[False]).max() > 1e-4  # the lattice is another kernel
 
 
 def test_set_num_threads():
@@ -199,12 +233,14 @@ def test_lattice_cache_object():
     probs = utils.synthetic_probabilities(30, 40, 5, seed=6, stride=4, region=2)
     cache = crf.LatticeCache(2)
     assert (cache.capacity, len(cache), cache.memory_bytes) == (2, 0, 0)
-    uncached = crf.refine(img, probs, lattice_cache=None)
-    np.testing.assert_array_equal(crf.refine(img, probs, lattice_cache=cache), uncached)
+    uncached = crf.refine(img, probs, preset="pydensecrf", lattice_cache=None)
+    np.testing.assert_array_equal(crf.refine(img, probs, preset="pydensecrf", lattice_cache=cache), uncached)
     assert len(cache) == 1 and cache.memory_bytes > 0
-    np.testing.assert_array_equal(crf.refine(img, probs, lattice_cache=cache), uncached)  # from the cache
+    np.testing.assert_array_equal(crf.refine(img, probs, preset="pydensecrf", lattice_cache=cache), uncached)
     for h in (20, 10):  # two more geometries: the first one is dropped
-        crf.refine(img[:h], probs[:, :h], lattice_cache=cache)
+        crf.refine(img[:h], probs[:, :h], preset="pydensecrf", lattice_cache=cache)
+    assert len(cache) == 2
+    crf.refine(img, probs, lattice_cache=cache)  # VOC's sigma-1 smoothness kernel needs no lattice
     assert len(cache) == 2
     cache.clear()
     assert len(cache) == 0
@@ -254,7 +290,9 @@ def test_profile_refine_names_every_phase():
     rng = np.random.default_rng(8)
     img = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
     probs = utils.synthetic_probabilities(30, 40, 5, seed=8, stride=4, region=2)
-    phases = crf.profile_refine(img, probs, iterations=2, lattice_cache=None)
+    phases = crf.profile_refine(img, probs, iterations=2, lattice_cache=None, gaussian_sxy=3)
     for key in ("unary", "smoothness_lattice", "bilateral_lattice", "normalisation", "splat", "blur", "slice"):
         assert phases[key] > 0, key
-    assert phases["smoothness_vertices"] > 1200 and phases["bilateral_vertices"] > 1200  # about one per pixel or more
+    assert phases["smoothness_vertices"] > 100 and phases["bilateral_vertices"] > 1200
+    voc = crf.profile_refine(img, probs, iterations=2, lattice_cache=None)
+    assert voc["smoothness_vertices"] == 0 and voc["bilateral_vertices"] > 1200  # sigma 1: filtered in image space

@@ -203,7 +203,9 @@ def test_negative_iterations():
 # ---- lattice overflow (pydensecrf aborts the process) ----
 def test_tiny_sigma_overflows_cleanly():
     with pytest.raises(OverflowError, match="lattice"):
-        refine(gaussian_sxy=1e-6)
+        refine(bilateral_sxy=1e-6)
+    # A tiny smoothness sigma is filtered in image space, where it is exactly the identity: no lattice to overflow.
+    assert np.isfinite(refine(gaussian_sxy=1e-6)).all()
     with pytest.raises(OverflowError, match="lattice"):
         crf.DenseCRF2D(7, 6, 3).addPairwiseBilateral(sxy=3, srgb=1e-5, rgbim=IMG, compat=3)
 
@@ -211,7 +213,7 @@ def test_tiny_sigma_overflows_cleanly():
 def test_large_image_small_sigma_overflows_cleanly():
     d = crf.DenseCRF2D(40000, 3, 2)
     with pytest.raises(OverflowError, match="lattice"):
-        d.addPairwiseGaussian(sxy=0.1, compat=3)
+        d.addPairwiseGaussian(sxy=0.1, compat=3, lattice=True)
 
 
 def test_huge_features_overflow_cleanly():

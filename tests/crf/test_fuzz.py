@@ -47,7 +47,7 @@ def test_matches_pydensecrf(problem, iterations, sxy, srgb, weight):
     for mod in (dcrf, crf):
         d = mod.DenseCRF2D(w, h, n_labels)
         d.setUnaryEnergy(u)
-        d.addPairwiseGaussian(sxy=sxy, compat=weight)
+        d.addPairwiseGaussian(sxy=sxy, compat=weight, **({"lattice": True} if mod is crf else {}))
         d.addPairwiseBilateral(sxy=sxy, srgb=srgb, rgbim=img, compat=weight)
         results.append(np.array(d.inference(iterations)))
     np.testing.assert_allclose(results[1], results[0], atol=2e-4)

@@ -28,6 +28,11 @@ class OutOfMemory : public std::runtime_error {
 // Values match pydensecrf's constants (CONST_KERNEL = 0, ..., NORMALIZE_SYMMETRIC = 3).
 enum class KernelType : int { Const = 0, Diag = 1, Full = 2 };
 enum class Normalization : int { None = 0, Before = 1, After = 2, Symmetric = 3 };
+// How DenseCRF2D filters a Gaussian over pixel positions. Auto: an exact separable Gaussian in image
+// space (taps out to 3 sigma) when sigma <= 4/3 pixels and the kernel is normalised (the VOC
+// smoothness kernel, sigma 1: faster, and no lattice to build), else the permutohedral lattice.
+// Lattice: always the lattice, as pydensecrf (whose lattice approximates the Gaussian).
+enum class GaussianFilter : int { Auto = 0, Lattice = 1 };
 
 // Label compatibility mu(l, l'). The pairwise message is  -Potts(w): +w * filtered,
 // Diagonal(v): -v[l] * filtered[l],  Matrix(M): -(0.5 (M + M^T) filtered)[l]   (as pydensecrf).
@@ -150,9 +155,11 @@ class DenseCRF2D : public DenseCRF {
     int width() const { return width_; }
     int height() const { return height_; }
 
-    // Features (x / sx, y / sy), with the lattice taken from or kept in the CRF's LatticeCache.
+    // Features (x / sx, y / sy), filtered as `filter` says; a lattice is taken from or kept in the CRF's
+    // LatticeCache.
     void add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel = KernelType::Diag,
-                               Normalization normalization = Normalization::Symmetric);
+                               Normalization normalization = Normalization::Symmetric,
+                               GaussianFilter filter = GaussianFilter::Auto);
     // Features (x / sx, y / sy, c0 / s0, c1 / s1, c2 / s2); image: height × width × 3 uint8.
     void add_pairwise_bilateral(float sx, float sy, float s0, float s1, float s2, const std::uint8_t* image,
                                 const Compatibility& compat, KernelType kernel = KernelType::Diag,
