@@ -29,7 +29,11 @@ inline bool cas(std::uint32_t* p, std::uint32_t& expected, std::uint32_t desired
     return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-inline std::uint32_t hash_words(const std::uint32_t* w, int n) {
+// Keys are compared and hashed as n 32-bit words; NW > 0 fixes n at compile time (the common dimensions), so the
+// loops unroll.
+template <int NW = 0>
+inline std::uint32_t hash_words(const std::uint32_t* w, int n_runtime) {
+    const int n = NW > 0 ? NW : n_runtime;
     std::uint32_t h = 0x9E3779B9u;
     for (int i = 0; i < n; ++i) {
         h = (h ^ w[i]) * 0x85EBCA77u;
@@ -43,7 +47,9 @@ inline std::uint32_t hash_words(const std::uint32_t* w, int n) {
     return h;
 }
 
-inline bool words_equal(const std::uint32_t* a, const std::uint32_t* b, int n) {
+template <int NW = 0>
+inline bool words_equal(const std::uint32_t* a, const std::uint32_t* b, int n_runtime) {
+    const int n = NW > 0 ? NW : n_runtime;
     for (int i = 0; i < n; ++i)
         if (a[i] != b[i]) return false;
     return true;
@@ -74,6 +80,7 @@ struct KeyTable {
 
     // Returns the id stored with `key`, inserting `candidate` (whose key storage is `candidate_key`)
     // when absent (created = true).
+    template <int NW>
     std::uint32_t find_or_insert(const std::uint32_t* key, std::uint32_t hash, std::uint32_t candidate,
                                  std::uint32_t* candidate_key, bool& created) {
         bool written = false;
@@ -89,7 +96,7 @@ struct KeyTable {
                     return candidate;
                 }
             }
-            if (words_equal(key_of(s), key, n_words)) {
+            if (words_equal<NW>(key_of(s), key, n_words)) {
                 created = false;
                 return s;
             }
@@ -99,11 +106,12 @@ struct KeyTable {
     void prefetch(std::uint32_t hash) const { __builtin_prefetch(slots + (hash & mask)); }
 
     // Read-only lookup once the table is complete; kEmpty when absent.
+    template <int NW>
     std::uint32_t find(const std::uint32_t* key, std::uint32_t hash) const {
         for (std::size_t h = hash & mask;; h = (h + 1) & mask) {
             const std::uint32_t s = slots[h];
             if (s == kEmpty) return kEmpty;
-            if (words_equal(key_of(s), key, n_words)) return s;
+            if (words_equal<NW>(key_of(s), key, n_words)) return s;
         }
     }
 };
@@ -339,6 +347,7 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
     const int d = D > 0 ? D : d_, dp1 = d + 1;
     const std::int64_t n = n_, npts = tables.n_points;
     const int n_words = tables.n_words, local_bits = tables.local_bits;
+    constexpr int NW = D > 0 ? static_cast<int>((sizeof(Key) * D + 3) / 4) : 0;
     const std::int64_t limit = static_cast<std::int64_t>(tables.capacity * 3 / 4);
     std::atomic<std::int64_t> inserted{0};
     std::atomic<bool> overflow{false};
@@ -373,13 +382,14 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
                         same[e] = -1;
                         if (b > 0)
                             for (int q = 0; q <= d; ++q)
-                                if (words_equal(words.data() + static_cast<std::size_t>((b - 1) * dp1 + q) * n_words,
-                                                kw, n_words)) {
+                                if (words_equal<NW>(
+                                        words.data() + static_cast<std::size_t>((b - 1) * dp1 + q) * n_words, kw,
+                                        n_words)) {
                                     same[e] = (b - 1) * dp1 + q;
                                     break;
                                 }
                         if (same[e] < 0) {
-                            hash[e] = hash_words(kw, n_words);
+                            hash[e] = hash_words<NW>(kw, n_words);
                             keys.prefetch(hash[e]);
                         }
                     }
@@ -390,7 +400,7 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
                     } else {
                         bool created = false;
                         const std::uint32_t candidate = static_cast<std::uint32_t>(c << local_bits) | local;
-                        id[e] = keys.find_or_insert(
+                        id[e] = keys.find_or_insert<NW>(
                             words.data() + static_cast<std::size_t>(e) * n_words, hash[e], candidate,
                             tables.prov_keys.get() + static_cast<std::size_t>(candidate) * n_words, created);
                         if (created) {
@@ -459,6 +469,7 @@ void Permutohedral::build_chains(const BuildTables& tables) {
     const LargeVector<std::uint32_t>& vkeys = tables.vkeys;
     const LargeVector<std::uint8_t>& axis = tables.axis;
     const int n_words = tables.n_words;
+    constexpr int NW = D > 0 ? static_cast<int>((sizeof(Key) * D + 3) / 4) : 0;
     const std::int64_t m = m_;
     KeyTable keys{const_cast<std::uint32_t*>(table.data()), table.size() - 1, vkeys.data(), n_words};
     LargeVector<std::int32_t> next(static_cast<std::size_t>(dp1) * m, -1);
@@ -494,7 +505,7 @@ void Permutohedral::build_chains(const BuildTables& tables) {
                     if (j < d) nb[j] = static_cast<Key>(key[j] + d);
                     std::uint32_t* kw = w.data() + static_cast<std::size_t>(count) * n_words;
                     pack(nb, d, kw, n_words);
-                    hash[count] = hash_words(kw, n_words);
+                    hash[count] = hash_words<NW>(kw, n_words);
                     keys.prefetch(hash[count]);
                     from[count] = v;
                     from_axis[count] = j;
@@ -502,7 +513,7 @@ void Permutohedral::build_chains(const BuildTables& tables) {
                 }
             }
             for (int q = 0; q < count; ++q) {
-                const std::uint32_t u = keys.find(w.data() + static_cast<std::size_t>(q) * n_words, hash[q]);
+                const std::uint32_t u = keys.find<NW>(w.data() + static_cast<std::size_t>(q) * n_words, hash[q]);
                 if (u == kEmpty) continue;
                 const std::int64_t j = from_axis[q], v = from[q];
                 __atomic_store_n(&next[j * m + u], static_cast<std::int32_t>(v), __ATOMIC_RELAXED);
