@@ -8,8 +8,9 @@
    (the CRF's `scale`: mean field on the area-averaged image and probabilities, its message upsampled bilinearly onto
    the full-resolution unary), for several iteration counts. Reports the pooled video mIoU of each variant, its difference to per-frame cold 10 iterations, and its
    CRF time per frame (same run, all threads).
-2. Throughput: runtime/infer.py on one generated video with its default CRF, with --no-crf, and with the per-image
-   CRF (--crf-iters 10 without warm start), each in its own process: frames per second and the ratio to --no-crf.
+2. Throughput: runtime/infer.py on one generated video with its default CRF, with --no-crf, with the CRF at half
+   resolution (--crf-scale 0.5) and with the per-image CRF (--crf-iters 10 without warm start), each in its own
+   process: frames per second and the ratio to --no-crf.
 
     python benchmarks/video_crf.py [--json out.json] [--seeds 3 5 8] [--speeds 1 3] [--frames 15]
 """
@@ -51,8 +52,9 @@ class Variant:
 
 def variants() -> list[Variant]:
     out = [Variant("no CRF", None)]
-    out += [Variant(f"cold {k} it.", k) for k in (3, 5, 10)]
+    out += [Variant(f"cold {k} it.", k) for k in (2, 3, 5, 10)]
     out += [Variant(f"warm {k} it.", k, warm=True) for k in (3, 5)]
+    out += [Variant(f"¾ scale cold {k} it.", k, scale=0.75) for k in (2, 3)]
     out += [Variant(f"½ scale cold {k} it.", k, scale=0.5) for k in (3, 5, 10)]
     out += [Variant(f"½ scale warm {k} it.", k, warm=True, scale=0.5) for k in (3,)]
     return out
@@ -134,7 +136,8 @@ def throughput(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     video = work / "throughput.mp4"
     write_video(video, count=args.throughput_frames, seed=args.seeds[0], width=args.size[0], height=args.size[1],
                 progress=False)
-    runs = [("default", []), ("--no-crf", ["--no-crf"]), ("--crf-iters 10 (per-image CRF)", ["--crf-iters", "10"])]
+    runs = [("default", []), ("--no-crf", ["--no-crf"]), ("--crf-scale 0.5", ["--crf-scale", "0.5"]),
+            ("--crf-iters 10 (per-image CRF)", ["--crf-iters", "10"])]
     fps: dict[str, list[float]] = {name: [] for name, _ in runs}
     crf_used: dict[str, Any] = {}
     for _ in range(args.repeats):  # interleaved, so all see the same machine load

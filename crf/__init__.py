@@ -26,12 +26,13 @@ from .refinement import (
     profile_refine,
     refine,
     refine_batch,
+    refine_params,
 )
 from .presets import PRESETS, Preset
 
 __all__ = [
     "CONST_KERNEL", "DEFAULT_LATTICE_CACHE", "DIAG_KERNEL", "FULL_KERNEL", "NO_NORMALIZATION", "NORMALIZE_AFTER", "NORMALIZE_BEFORE",
     "NORMALIZE_SYMMETRIC", "PRESETS", "DenseCRF", "DenseCRF2D", "LatticeCache", "Preset", "clear_lattice_cache", "get_num_threads",
-    "presets", "profile_refine", "refine", "refine_batch", "set_buffer_cache_limit", "set_num_threads", "utils",
+    "presets", "profile_refine", "refine", "refine_batch", "refine_params", "set_buffer_cache_limit", "set_num_threads", "utils",
     "VIDEO_ITERATIONS", "VIDEO_SCALE",
 ]

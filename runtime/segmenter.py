@@ -38,12 +38,13 @@ class CrfUnavailable(RuntimeError):
     """The CRF was asked for but the ``crf`` package cannot do it."""
 
 
-def crf_settings(crf: str | Mapping[str, Any] | None, meta: ModelMeta, iterations: int | None = None) -> dict | None:
+def crf_settings(crf: str | Mapping[str, Any] | None, meta: ModelMeta, iterations: int | None = None,
+                 scale: float | None = None) -> dict | None:
     """Keyword arguments for ``crf.refine``, or None when the CRF is off.
 
     ``crf``: None (off), a preset name (``"voc"``...), a dict of ``crf.refine`` keyword arguments, or ``"default"``:
     the model's own preset (``meta.extra["crf"]``, e.g. tuned for the demo model) if it has one, else ``"voc"``.
-    ``iterations`` overrides the preset's iteration count."""
+    ``iterations`` overrides the preset's iteration count, ``scale`` the CRF's resolution (``crf.refine``'s)."""
     if crf is None:
         return None
     if crf == DEFAULT_CRF:
@@ -58,6 +59,8 @@ def crf_settings(crf: str | Mapping[str, Any] | None, meta: ModelMeta, iteration
         if iterations < 0:
             raise ValueError(f"crf iterations must be ≥ 0, got {iterations}")
         settings["iterations"] = int(iterations)
+    if scale is not None:
+        settings["scale"] = float(scale)
     return settings
 
 
@@ -69,19 +72,21 @@ class Segmenter:
     """A model (a path, a name such as ``demo`` (:mod:`runtime.named`), or an open :class:`Backend`) with its
     preprocessing, upsampling and CRF.
 
-    ``crf``: see :func:`crf_settings`; ``crf_iterations`` overrides the preset's count; ``warm_start``: in
+    ``crf``: see :func:`crf_settings`; ``crf_iterations`` and ``crf_scale`` override the preset's iteration count and
+    the CRF's resolution (``crf.refine``'s ``scale``: 0.5 is about four times cheaper); ``warm_start``: in
     :meth:`stream`, each frame's CRF starts from the previous frame's result (when the sizes match);
     ``upsample_device``: ``"cpu"``, ``"cuda"`` (NVRTC kernels) or ``"auto"`` (cuda with the TensorRT backend when the
     kernels load, else cpu); ``backend_options`` go to :func:`open_backend`."""
 
     def __init__(self, model: str | os.PathLike | Backend, backend: str = "auto",
                  crf: str | Mapping[str, Any] | None = DEFAULT_CRF, crf_iterations: int | None = None,
-                 warm_start: bool = False, upsample_device: str = "auto", **backend_options: Any) -> None:
+                 warm_start: bool = False, upsample_device: str = "auto", *, crf_scale: float | None = None,
+                 **backend_options: Any) -> None:
         self.backend = model if isinstance(model, Backend) else open_backend(model, backend, **backend_options)
         self.meta: ModelMeta = self.backend.meta
-        self.crf = crf_settings(crf, self.meta, crf_iterations)
+        self.crf = crf_settings(crf, self.meta, crf_iterations, crf_scale)
         self.warm_start = warm_start
-        self._crf_chosen = crf_iterations is not None or warm_start or (
+        self._crf_chosen = crf_iterations is not None or crf_scale is not None or warm_start or (
             isinstance(crf, Mapping) and ("iterations" in crf or "scale" in crf))
         self.upsample_device = _upsample_device(upsample_device, self.backend.name, self.backend.gpu)
         # Logits stay on the GPU between the network and the CUDA upsampling when the backend can keep them there.
@@ -130,7 +135,7 @@ class Segmenter:
     def use_video_crf(self) -> None:
         """The frames that follow are one video's: unless iterations, a scale or warm start were asked for, the CRF
         runs ``crf.VIDEO_ITERATIONS`` iterations at ``crf.VIDEO_SCALE`` resolution (the C++ runtime's video default
-        too: ``RefineParams::video``)."""
+        too: ``RefineParams::video``; why: docs/crf.md)."""
         if self.crf is None or self._crf_chosen:
             return
         import crf
@@ -209,11 +214,11 @@ def _load_crf() -> Callable[..., np.ndarray]:
 
 
 def _check_crf_settings(settings: Mapping[str, Any]) -> None:
-    """Fail at start-up, not on every frame, for an unknown preset or parameter."""
+    """Fail at start-up, not on every frame, for an unknown preset, parameter or value."""
     import crf
-    overrides = {k: v for k, v in settings.items() if k not in ("preset", "clip")}
+    overrides = {k: v for k, v in settings.items() if k != "preset"}
     try:
-        crf.presets.get_preset(settings.get("preset", "voc")).with_overrides(**overrides)
+        crf.refine_params(settings.get("preset", "voc"), **overrides)
     except TypeError as e:
         raise ValueError(f"bad CRF settings {dict(settings)}: {e}") from None
 

@@ -301,7 +301,9 @@ void test_refine_options() {
     check(video.iterations == RefineParams::kVideoIterations && video.scale == RefineParams::kVideoScale &&
               video.bilateral_srgb == RefineParams::pydensecrf().bilateral_srgb,
           "the video CRF keeps the kernels and changes iterations and scale");
-    refine(img.data(), w, h, probs.data(), labels, video, out.data());
+    RefineParams half = video;
+    half.scale = 0.5f;
+    refine(img.data(), w, h, probs.data(), labels, half, out.data());
     double worst = 0.0;
     for (int i = 0; i < w * h; ++i) {
         double s = 0.0;

@@ -48,6 +48,19 @@ def test_video_to_video(tmp_path, tiny_onnx, videos):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20 and cap.read()[1].shape == (240, 320, 3)
 
 
+def test_crf_scale(tmp_path, tiny_onnx, videos, capsys):
+    """--crf-scale runs the video's CRF at that resolution (instead of the video default); out of (0, 1]: one line."""
+    stats = tmp_path / "s.json"
+    assert main(["--model", str(tiny_onnx), "--source", str(videos / "tree.avi"), "--max-frames", "2",
+                 "--crf-scale", "0.5", "--no-progress", "--stats", str(stats), "--masks", str(tmp_path / "m")]) == 0
+    assert json.loads(stats.read_text())["crf"]["scale"] == 0.5
+    capsys.readouterr()
+    assert main(["--model", str(tiny_onnx), "--source", str(videos / "tree.avi"), "--crf-scale", "2",
+                 "--no-progress", "--masks", str(tmp_path / "m2")]) == 1
+    err = capsys.readouterr().err
+    assert "scale must be in (0, 1]" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--source", "{tmp}/missing.avi"], "error: source not found"),
     (["--model", "{tmp}/missing.onnx"], "error: model file not found"),

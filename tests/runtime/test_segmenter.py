@@ -110,18 +110,19 @@ def test_with_crf_and_warm_start(tiny_onnx):
 
 
 def test_video_crf_default(tiny_onnx):
-    """On a video the CRF is the shared video default (fewer iterations, reduced resolution) unless
-    iterations or warm start were asked for; images keep the full CRF."""
+    """On a video the CRF is the shared video default (fewer iterations) unless iterations, a scale or warm start
+    were asked for; images keep the full CRF."""
     crf = pytest.importorskip("crf")
     with Segmenter(tiny_onnx, crf="voc") as seg:
         assert seg.crf == {"preset": "voc"} and not seg.warm_start
         seg.use_video_crf()
         assert seg.crf == {"preset": "voc", "iterations": crf.VIDEO_ITERATIONS, "scale": crf.VIDEO_SCALE}
-        assert crf.VIDEO_ITERATIONS < crf.PRESETS["voc"].iterations and crf.VIDEO_SCALE < 1
+        assert crf.VIDEO_ITERATIONS < crf.PRESETS["voc"].iterations and 0 < crf.VIDEO_SCALE <= 1
         labels, probs = next(seg.stream([_image(40, 48)]))
         assert labels.shape == (40, 48)
         np.testing.assert_allclose(probs.sum(0), 1, atol=1e-4)
-    for chosen in ({"crf_iterations": 10}, {"warm_start": True}, {"crf": {"preset": "voc", "scale": 1.0}}):
+    for chosen in ({"crf_iterations": 10}, {"warm_start": True}, {"crf": {"preset": "voc", "scale": 1.0}},
+                   {"crf_scale": 0.5}):
         with Segmenter(tiny_onnx, **{"crf": "voc", **chosen}) as seg:
             before = (dict(seg.crf), seg.warm_start)
             seg.use_video_crf()
@@ -129,6 +130,10 @@ def test_video_crf_default(tiny_onnx):
     with Segmenter(tiny_onnx, crf=None) as seg:
         seg.use_video_crf()
         assert seg.crf is None
+    with Segmenter(tiny_onnx, crf="voc", crf_scale=0.5) as seg:
+        assert seg.crf == {"preset": "voc", "scale": 0.5}
+    with pytest.raises(ValueError, match="scale must be in"):
+        Segmenter(tiny_onnx, crf="voc", crf_scale=1.5)
 
 
 def test_crf_missing_is_a_clear_error(tiny_onnx, monkeypatch):
