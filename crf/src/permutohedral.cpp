@@ -379,15 +379,12 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
                         const int e = b * dp1 + r;
                         std::uint32_t* kw = words.data() + static_cast<std::size_t>(e) * n_words;
                         pack(point_keys.data() + r * d, d, kw, n_words);
-                        same[e] = -1;
-                        if (b > 0)
-                            for (int q = 0; q <= d; ++q)
-                                if (words_equal<NW>(
-                                        words.data() + static_cast<std::size_t>((b - 1) * dp1 + q) * n_words, kw,
-                                        n_words)) {
-                                    same[e] = (b - 1) * dp1 + q;
-                                    break;
-                                }
+                        // Vertex r of a simplex has remainder r (every coordinate is r mod d + 1), so it can only be
+                        // the previous point's vertex r.
+                        same[e] = b > 0 && words_equal<NW>(words.data() + static_cast<std::size_t>(e - dp1) * n_words,
+                                                           kw, n_words)
+                                      ? e - dp1
+                                      : -1;
                         if (same[e] < 0) {
                             hash[e] = hash_words<NW>(kw, n_words);
                             keys.prefetch(hash[e]);
