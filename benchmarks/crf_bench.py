@@ -6,8 +6,8 @@ Every photo (default: all of ../shared/reference/images) is centre-cropped and r
 map at 1/8 resolution, upsampled bilinearly, softmax); the VOC preset, 10 iterations, set-up included. For each
 photo, with 1 thread and all threads:
 
-- steady: the photos one after another in this process (same size, so the smoothness lattice is reused, as for the
-  frames of a video or a data set of same-sized images);
+- steady: the photos one after another in this process (thread pool running, buffers cached, a smoothness lattice
+  reused where there is one: the frames of a video or a data set of same-sized images);
 - cold: one CRF in a fresh subprocess (no lattice kept, no thread pool, no buffers: the first image a program sees);
 - pydensecrf on the same unaries in this process (runs interleaved, so all see the same machine load);
 - speed-up = pydensecrf time / crf time (medians over --repeats), argmax agreement with pydensecrf, and the size of
@@ -15,7 +15,7 @@ photo, with 1 thread and all threads:
 
 Prints a markdown table with the worst and median speed-ups and writes everything as JSON (atomically).
 
-    python benchmarks/crf_bench.py [--json out.json] [--images DIR_OR_FILES...] [--repeats 3] [--threads 1 2]
+    python benchmarks/crf_bench.py [--json out.json] [--images DIR_OR_FILES...] [--repeats 5] [--threads 1 2]
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def main() -> int:
     p.add_argument("--preset", default="voc", choices=sorted(crf.PRESETS))
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 and all cores")
-    p.add_argument("--repeats", type=int, default=3, help="runs per configuration and image (medians)")
+    p.add_argument("--repeats", type=int, default=5, help="runs per configuration and image (medians)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-reference", action="store_true", help="skip pydensecrf")
     p.add_argument("--json", type=Path, help="write the results here")
