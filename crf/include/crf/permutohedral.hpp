@@ -57,8 +57,9 @@ class Permutohedral {
     const SplatEntry* splat_entries(int p) const { return splat_[p].data(); }
     std::int64_t splat_count(int p) const { return static_cast<std::int64_t>(splat_[p].size()); }
     const std::vector<std::int32_t>& orphans(int p) const { return orphans_[p]; }
-    // Blur along axis j: vertices in chain order (a chain's last vertex is stored as ~v), cut into
-    // blur_segments() independent segments: [segment(j, s), segment(j, s+1)).
+    // Blur along axis j: vertices in chain order (a chain's last vertex is stored as ~v; chains of one
+    // vertex, which the blur leaves unchanged, are not listed), cut into blur_segments() independent
+    // segments: [segment(j, s), segment(j, s+1)).
     const std::int32_t* chain_order(int j) const { return order_.data() + static_cast<std::int64_t>(j) * m_; }
     int blur_segments() const { return kSegments; }
     std::int64_t segment(int j, int s) const { return segments_[static_cast<std::size_t>(j) * (kSegments + 1) + s]; }
