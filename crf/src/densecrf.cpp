@@ -137,10 +137,19 @@ struct PairwiseTerm {
     }
 };
 
+namespace {
+
+void check_normalization(Normalization normalization) {
+    if (static_cast<int>(normalization) < 0 || static_cast<int>(normalization) > 3)
+        throw std::invalid_argument("unknown normalization");
+}
+
 // Radius of the taps of a Gaussian with this sigma (in pixels): 3 sigma, rounded up.
 int gaussian_radius(float sigma) {
     return static_cast<int>(std::ceil(3.0 * sigma - 1e-6));
 }
+
+}  // namespace
 
 struct DenseCRF::Impl {
     std::int64_t n = 0;
@@ -481,8 +490,7 @@ void DenseCRF::set_unary_from_labels(const std::int32_t* labels, float gt_prob, 
 
 void DenseCRF::add_pairwise_energy(const float* features, int dim, const Compatibility& compat, KernelType,
                                    Normalization normalization) {
-    if (static_cast<int>(normalization) < 0 || static_cast<int>(normalization) > 3)
-        throw std::invalid_argument("unknown normalization");
+    check_normalization(normalization);
     impl_->add_term(features, dim, compat, normalization);
 }
 
@@ -604,16 +612,14 @@ void clear_lattice_cache() {
 
 void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel,
                                        Normalization normalization, GaussianFilter filter) {
-    if (static_cast<int>(normalization) < 0 || static_cast<int>(normalization) > 3)
-        throw std::invalid_argument("unknown normalization");
+    check_normalization(normalization);
     const auto small = [](float s) { return s > 0.f && gaussian_radius(s) <= detail::kMaxImageRadius; };
     if (filter == GaussianFilter::Auto && normalization != Normalization::None && n_pixels() > 0 && small(sx) &&
         small(sy)) {
         impl_->add_image_gaussian(width_, height_, sx, sy, compat, normalization);
         return;
     }
-    const bool cacheable = cache_ != nullptr && compat.kind == Compatibility::Kind::Potts &&
-                           static_cast<int>(normalization) >= 0 && static_cast<int>(normalization) <= 3;
+    const bool cacheable = cache_ != nullptr && compat.kind == Compatibility::Kind::Potts;
     const LatticeCache::Impl::Key key{width_, height_, sx, sy, compat.weight, normalization};
     if (cacheable) {
         if (std::shared_ptr<const PairwiseTerm> hit = cache_->impl_->find(key)) {
