@@ -55,10 +55,31 @@ inline bool words_equal(const std::uint32_t* a, const std::uint32_t* b, int n_ru
     return true;
 }
 
-template <class Key>
-inline void pack(const Key* key, int d, std::uint32_t* words, int n_words) {
-    std::fill(words, words + n_words, 0u);
-    std::memcpy(words, key, sizeof(Key) * d);
+// A key of d coordinates as 32-bit words (two 16-bit coordinates a word, the last one zero-padded), built in
+// registers: a memset followed by narrower stores makes the next word-wide load wait for the stores to drain.
+template <class Key, int D = 0>
+inline void pack(const Key* key, int d_runtime, std::uint32_t* words) {
+    const int d = D > 0 ? D : d_runtime;
+    if constexpr (sizeof(Key) == 4) {
+        for (int i = 0; i < d; ++i) words[i] = static_cast<std::uint32_t>(key[i]);
+    } else {
+        static_assert(sizeof(Key) == 2, "16- or 32-bit keys");
+        for (int i = 0; i < d; i += 2) {
+            const std::uint32_t hi = i + 1 < d ? static_cast<std::uint16_t>(key[i + 1]) : 0u;
+            words[i / 2] = static_cast<std::uint16_t>(key[i]) | hi << 16;
+        }
+    }
+}
+
+template <class Key, int D = 0>
+inline void unpack(const std::uint32_t* words, int d_runtime, Key* key) {
+    const int d = D > 0 ? D : d_runtime;
+    if constexpr (sizeof(Key) == 4) {
+        for (int i = 0; i < d; ++i) key[i] = static_cast<Key>(words[i]);
+    } else {
+        for (int i = 0; i < d; ++i)
+            key[i] = static_cast<Key>(static_cast<std::uint16_t>(i % 2 ? words[i / 2] >> 16 : words[i / 2]));
+    }
 }
 
 std::size_t next_pow2(std::size_t v) {
@@ -68,37 +89,42 @@ std::size_t next_pow2(std::size_t v) {
 }
 
 // Open-addressing table of vertex ids (4 bytes a slot, so it stays cache-sized); the keys live in a
-// separate array indexed by id. Inserting writes the key to the candidate id's place, then publishes
-// the id with a compare-and-swap: a reader that sees an id also sees its key.
+// separate array indexed by id. A slot's bits above the id hold a tag from the key's hash, so most probes
+// of other keys are rejected without loading their keys (a dependent cache miss each). Inserting writes the
+// key to the candidate id's place, then publishes the slot with a compare-and-swap: a reader that sees an id
+// also sees its key.
 struct KeyTable {
     std::uint32_t* slots;
     std::size_t mask;
     const std::uint32_t* keys;  // n_words per id
     int n_words;
+    std::uint32_t id_mask;  // ids never have all these bits set, so no slot equals kEmpty
 
     const std::uint32_t* key_of(std::uint32_t id) const { return keys + static_cast<std::size_t>(id) * n_words; }
+    std::uint32_t tag(std::uint32_t hash) const { return (hash * 0x9E3779B1u) & ~id_mask; }
 
     // Returns the id stored with `key`, inserting `candidate` (whose key storage is `candidate_key`)
     // when absent (created = true).
     template <int NW>
     std::uint32_t find_or_insert(const std::uint32_t* key, std::uint32_t hash, std::uint32_t candidate,
                                  std::uint32_t* candidate_key, bool& created) {
+        const std::uint32_t t = tag(hash);
         bool written = false;
         for (std::size_t h = hash & mask;; h = (h + 1) & mask) {
             std::uint32_t s = load_acquire(slots + h);
             if (s == kEmpty) {
                 if (!written) {
-                    std::memcpy(candidate_key, key, sizeof(std::uint32_t) * n_words);
+                    for (int i = 0; i < (NW > 0 ? NW : n_words); ++i) candidate_key[i] = key[i];
                     written = true;
                 }
-                if (cas(slots + h, s, candidate)) {
+                if (cas(slots + h, s, candidate | t)) {
                     created = true;
                     return candidate;
                 }
             }
-            if (words_equal<NW>(key_of(s), key, n_words)) {
+            if ((s & ~id_mask) == t && words_equal<NW>(key_of(s & id_mask), key, n_words)) {
                 created = false;
-                return s;
+                return s & id_mask;
             }
         }
     }
@@ -108,10 +134,11 @@ struct KeyTable {
     // Read-only lookup once the table is complete; kEmpty when absent.
     template <int NW>
     std::uint32_t find(const std::uint32_t* key, std::uint32_t hash) const {
+        const std::uint32_t t = tag(hash);
         for (std::size_t h = hash & mask;; h = (h + 1) & mask) {
             const std::uint32_t s = slots[h];
             if (s == kEmpty) return kEmpty;
-            if (words_equal<NW>(key_of(s), key, n_words)) return s;
+            if ((s & ~id_mask) == t && words_equal<NW>(key_of(s & id_mask), key, n_words)) return s & id_mask;
         }
     }
 };
@@ -158,6 +185,7 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
     d_ = dim;
     n_ = n;
     m_ = 0;
+    requested_parts_ = 0;
 
     // Per-dimension ranges (also rejects NaN/inf) bound the lattice coordinates.
     std::vector<float> absmax(dim, 0.f);
@@ -322,7 +350,13 @@ struct Permutohedral::BuildTables {
         });
         prov_keys.reset(new std::uint32_t[static_cast<std::size_t>(n_chunks << local_bits) * n_words + 1]);
     }
-    KeyTable keys() { return KeyTable{table.data(), capacity - 1, prov_keys.get(), n_words}; }
+    // Provisional and final ids are below n_chunks << local_bits; the slot bits above them are the tag.
+    std::uint32_t id_mask() const {
+        int bits = 1;
+        while (bits < 32 && (std::int64_t{1} << bits) <= (n_chunks << local_bits)) ++bits;
+        return bits >= 32 ? 0xFFFFFFFFu : (1u << bits) - 1;
+    }
+    KeyTable keys() { return KeyTable{table.data(), capacity - 1, prov_keys.get(), n_words, id_mask()}; }
 };
 
 template <class Key, int D>
@@ -378,7 +412,7 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
                     for (int r = 0; r <= d; ++r) {
                         const int e = b * dp1 + r;
                         std::uint32_t* kw = words.data() + static_cast<std::size_t>(e) * n_words;
-                        pack(point_keys.data() + r * d, d, kw, n_words);
+                        pack<Key, D>(point_keys.data() + r * d, d, kw);
                         // Vertex r of a simplex has remainder r (every coordinate is r mod d + 1), so it can only be
                         // the previous point's vertex r.
                         same[e] = b > 0 && words_equal<NW>(words.data() + static_cast<std::size_t>(e - dp1) * n_words,
@@ -438,9 +472,11 @@ void Permutohedral::finalize(BuildTables& tables) {
         for (std::int64_t e = lo; e < hi; ++e) offset_[e] = final_id(static_cast<std::uint32_t>(offset_[e]));
     });
     LargeVector<std::uint32_t>& table = tables.table;
+    const std::uint32_t id_mask = tables.id_mask();
     parallel_for(static_cast<std::int64_t>(tables.capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t s = lo; s < hi; ++s)
-            if (table[s] != kEmpty) table[s] = static_cast<std::uint32_t>(final_id(table[s]));
+            if (table[s] != kEmpty)
+                table[s] = static_cast<std::uint32_t>(final_id(table[s] & id_mask)) | (table[s] & ~id_mask);
     });
     tables.vkeys = LargeVector<std::uint32_t>(static_cast<std::size_t>(m_) * n_words);
     parallel_for(n_chunks, 1, [&](std::int64_t lo, std::int64_t hi) {
@@ -468,7 +504,7 @@ void Permutohedral::build_chains(const BuildTables& tables) {
     const int n_words = tables.n_words;
     constexpr int NW = D > 0 ? static_cast<int>((sizeof(Key) * D + 3) / 4) : 0;
     const std::int64_t m = m_;
-    KeyTable keys{const_cast<std::uint32_t*>(table.data()), table.size() - 1, vkeys.data(), n_words};
+    KeyTable keys{const_cast<std::uint32_t*>(table.data()), table.size() - 1, vkeys.data(), n_words, tables.id_mask()};
     LargeVector<std::int32_t> next(static_cast<std::size_t>(dp1) * m, -1);
     LargeVector<std::uint8_t> has_pred(static_cast<std::size_t>(dp1) * m, 0);
     // 1. Most links come free from the simplices: a point's vertex r + 1 is the successor of its
@@ -495,13 +531,13 @@ void Permutohedral::build_chains(const BuildTables& tables) {
         for (std::int64_t blk = lo; blk < hi; ++blk) {
             int count = 0;
             for (std::int64_t v = blk * kBatch, end = std::min(m, (blk + 1) * kBatch); v < end; ++v) {
-                std::memcpy(key, vkeys.data() + v * n_words, sizeof(Key) * d);
+                unpack<Key, D>(vkeys.data() + v * n_words, d, key);
                 for (int j = 0; j <= d; ++j) {
                     if (has_pred[j * m + v]) continue;
                     for (int i = 0; i < d; ++i) nb[i] = static_cast<Key>(key[i] - 1);
                     if (j < d) nb[j] = static_cast<Key>(key[j] + d);
                     std::uint32_t* kw = w.data() + static_cast<std::size_t>(count) * n_words;
-                    pack(nb, d, kw, n_words);
+                    pack<Key, D>(nb, d, kw);
                     hash[count] = hash_words<NW>(kw, n_words);
                     keys.prefetch(hash[count]);
                     from[count] = v;
@@ -566,23 +602,27 @@ void Permutohedral::build_chains(const BuildTables& tables) {
 
 void Permutohedral::partition_splat(int parts) {
     parts = std::max(1, std::min(parts, 1024));
-    if (splat_parts() == parts) return;
+    if (requested_parts_ == parts) return;
+    requested_parts_ = parts;
     const int dp1 = d_ + 1;
     const std::int64_t m = m_, n = n_;
-    // Job p owns vertices [m p / parts, m (p+1) / parts) and lists their entries in point order, so
-    // every vertex sums its contributions in the reference's order whatever the number of jobs.
-    // Built in parallel: each thread takes a group of jobs (a contiguous vertex range) and makes one
-    // pass over the entries, keeping those of its vertices (disjoint ranges: `seen` is shared safely).
-    std::vector<LargeVector<SplatEntry>> lists(parts);
-    std::vector<std::vector<std::int32_t>> orphans(parts);  // only the reference padding makes them
-    for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / parts + n * dp1 / (4 * parts) + 16));
+    // Job p owns the vertices v with v >> shift == p (between parts / 2 and parts jobs: a shift, not a
+    // division, per entry) and lists their entries in point order, so every vertex sums its contributions
+    // in the reference's order whatever the number of jobs. Built in parallel: each thread takes a group
+    // of jobs (a contiguous vertex range) and makes one pass over the entries, keeping those of its
+    // vertices (disjoint ranges: `seen` is shared safely).
+    int shift = 0;
+    while (((m - 1) >> shift) + 1 > parts) ++shift;
+    const int jobs = m > 0 ? static_cast<int>(((m - 1) >> shift) + 1) : 1;
+    std::vector<LargeVector<SplatEntry>> lists(jobs);
+    std::vector<std::vector<std::int32_t>> orphans(jobs);  // only the reference padding makes them
+    for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / jobs + n * dp1 / (4 * jobs) + 16));
     std::vector<char> seen(m, 0);
-    const int groups = std::min(parts, num_threads());
+    const int groups = std::min(jobs, num_threads());
     parallel_for(groups, 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t g = lo; g < hi; ++g) {
-            // Vertices v with v * parts / m in [p_lo, p_hi).
-            const std::int64_t p_lo = parts * g / groups, p_hi = parts * (g + 1) / groups;
-            const std::int64_t v_begin = (m * p_lo + parts - 1) / parts, v_end = (m * p_hi + parts - 1) / parts;
+            const std::int64_t p_lo = jobs * g / groups, p_hi = jobs * (g + 1) / groups;
+            const std::int64_t v_begin = p_lo << shift, v_end = std::min(m, p_hi << shift);
             for (std::int64_t i = 0; i < n; ++i)
                 for (int r = 0; r < dp1; ++r) {
                     const std::int64_t e = i * dp1 + r;
@@ -590,11 +630,10 @@ void Permutohedral::partition_splat(int parts) {
                     if (v < v_begin || v >= v_end) continue;
                     const bool first = !seen[v];  // the first entry assigns instead of adding
                     seen[v] = 1;
-                    lists[static_cast<std::int64_t>(v) * parts / m].push_back(
-                        {static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
+                    lists[v >> shift].push_back({static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
                 }
             for (std::int64_t v = v_begin; v < v_end; ++v)
-                if (!seen[v]) orphans[v * parts / m].push_back(static_cast<std::int32_t>(v));
+                if (!seen[v]) orphans[v >> shift].push_back(static_cast<std::int32_t>(v));
         }
     });
     splat_.swap(lists);

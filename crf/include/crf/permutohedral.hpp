@@ -33,8 +33,8 @@ class Permutohedral {
     // (either may be null): folds kernel normalisations and label weights into the lattice.
     void scale_weights(const float* splat_scale, const float* slice_scale);
 
-    // Split the splat into `parts` independent jobs (vertex ranges); any count gives the same result.
-    // init() uses splat_jobs().
+    // Split the splat into about `parts` independent jobs (vertex ranges; between parts / 2 and parts of
+    // them); any count gives the same result. init() uses splat_jobs().
     void partition_splat(int parts);
     int splat_parts() const { return static_cast<int>(splat_.size()); }
 
@@ -78,6 +78,7 @@ class Permutohedral {
 
     int d_ = 0;
     std::int64_t n_ = 0, m_ = 0;
+    int requested_parts_ = 0;  // the last partition_splat request
     LargeVector<std::int32_t> offset_;
     LargeVector<float> slice_w_, splat_w_;
     std::vector<LargeVector<SplatEntry>> splat_;
