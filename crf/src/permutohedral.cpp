@@ -383,6 +383,10 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
     const int n_words = tables.n_words, local_bits = tables.local_bits;
     constexpr int NW = D > 0 ? static_cast<int>((sizeof(Key) * D + 3) / 4) : 0;
     const std::int64_t limit = static_cast<std::int64_t>(tables.capacity * 3 / 4);
+    // Threads add their new vertices to the shared count in batches (one contended atomic per vertex
+    // costs more than the insert); the unflushed ones stay within half the room above the limit.
+    const std::int64_t flush_every = std::max<std::int64_t>(
+        1, std::min<std::int64_t>(256, (static_cast<std::int64_t>(tables.capacity) - limit) / (2 * num_threads())));
     std::atomic<std::int64_t> inserted{0};
     std::atomic<bool> overflow{false};
     std::vector<int> canonical(dp1 * dp1);  // canonical[r][c]: remainder-r vertex, sorted position c
@@ -391,6 +395,7 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
     KeyTable keys = tables.keys();
     constexpr int kBatch = 16;
     parallel_for(tables.n_chunks, 1, [&](std::int64_t c_lo, std::int64_t c_hi) {
+        std::int64_t pending = 0;  // created, not yet added to `inserted`
         float f[kMaxDim];
         const int per_batch = kBatch * dp1;
         std::vector<Key> point_keys(static_cast<std::size_t>(dp1) * d);
@@ -436,9 +441,12 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
                             tables.prov_keys.get() + static_cast<std::size_t>(candidate) * n_words, created);
                         if (created) {
                             ++local;
-                            if (inserted.fetch_add(1, std::memory_order_relaxed) >= limit) {
-                                overflow.store(true);
-                                return;
+                            if (++pending == flush_every) {
+                                if (inserted.fetch_add(pending, std::memory_order_relaxed) + pending > limit) {
+                                    overflow.store(true);
+                                    return;
+                                }
+                                pending = 0;
                             }
                         }
                     }
@@ -452,6 +460,7 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
             }
             tables.base[c + 1] = local;
         }
+        inserted.fetch_add(pending, std::memory_order_relaxed);
     });
     return !overflow.load();
 }
