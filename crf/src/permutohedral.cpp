@@ -615,14 +615,19 @@ void Permutohedral::partition_splat(int parts) {
     requested_parts_ = parts;
     const int dp1 = d_ + 1;
     const std::int64_t m = m_, n = n_;
-    // Job p owns the vertices v with v >> shift == p (between parts / 2 and parts jobs: a shift, not a
-    // division, per entry) and lists their entries in point order, so every vertex sums its contributions
-    // in the reference's order whatever the number of jobs. Built in parallel: each thread takes a group
-    // of jobs (a contiguous vertex range) and makes one pass over the entries, keeping those of its
+    // Job p owns the vertices v with owner(v) = (v * mult) >> 32 == p, about m / parts each (a multiply and a
+    // shift per entry, not a division), and lists their entries in point order, so every vertex sums its
+    // contributions in the reference's order whatever the number of jobs. Built in parallel: each thread takes a
+    // group of jobs (a contiguous vertex range) and makes one pass over the entries, keeping those of its
     // vertices (disjoint ranges: `seen` is shared safely).
-    int shift = 0;
-    while (((m - 1) >> shift) + 1 > parts) ++shift;
-    const int jobs = m > 0 ? static_cast<int>(((m - 1) >> shift) + 1) : 1;
+    const int jobs = parts;
+    const std::uint64_t mult = m > 0 ? (static_cast<std::uint64_t>(parts) << 32) / static_cast<std::uint64_t>(m) : 0;
+    const auto owner = [mult](std::int64_t v) { return static_cast<int>((static_cast<std::uint64_t>(v) * mult) >> 32); };
+    const auto first_owned = [&](std::int64_t p) {  // the first vertex v with owner(v) >= p
+        return mult > 0 ? std::min<std::int64_t>(m, static_cast<std::int64_t>(((static_cast<std::uint64_t>(p) << 32) +
+                                                                              mult - 1) / mult))
+                        : (p > 0 ? m : 0);
+    };
     std::vector<LargeVector<SplatEntry>> lists(jobs);
     std::vector<std::vector<std::int32_t>> orphans(jobs);  // only the reference padding makes them
     for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / jobs + n * dp1 / (4 * jobs) + 16));
@@ -631,7 +636,7 @@ void Permutohedral::partition_splat(int parts) {
     parallel_for(groups, 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t g = lo; g < hi; ++g) {
             const std::int64_t p_lo = jobs * g / groups, p_hi = jobs * (g + 1) / groups;
-            const std::int64_t v_begin = p_lo << shift, v_end = std::min(m, p_hi << shift);
+            const std::int64_t v_begin = first_owned(p_lo), v_end = first_owned(p_hi);
             for (std::int64_t i = 0; i < n; ++i)
                 for (int r = 0; r < dp1; ++r) {
                     const std::int64_t e = i * dp1 + r;
@@ -639,10 +644,10 @@ void Permutohedral::partition_splat(int parts) {
                     if (v < v_begin || v >= v_end) continue;
                     const bool first = !seen[v];  // the first entry assigns instead of adding
                     seen[v] = 1;
-                    lists[v >> shift].push_back({static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
+                    lists[owner(v)].push_back({static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
                 }
             for (std::int64_t v = v_begin; v < v_end; ++v)
-                if (!seen[v]) orphans[v >> shift].push_back(static_cast<std::int32_t>(v));
+                if (!seen[v]) orphans[owner(v)].push_back(static_cast<std::int32_t>(v));
         }
     });
     splat_.swap(lists);

@@ -33,8 +33,8 @@ class Permutohedral {
     // (either may be null): folds kernel normalisations and label weights into the lattice.
     void scale_weights(const float* splat_scale, const float* slice_scale);
 
-    // Split the splat into about `parts` independent jobs (vertex ranges; between parts / 2 and parts of
-    // them); any count gives the same result. init() uses splat_jobs().
+    // Split the splat into `parts` independent jobs (vertex ranges); any count gives the same result.
+    // init() uses splat_jobs().
     void partition_splat(int parts);
     int splat_parts() const { return static_cast<int>(splat_.size()); }
 
