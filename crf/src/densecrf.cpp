@@ -700,40 +700,72 @@ RefineParams RefineParams::video(RefineParams params) {  // cold: no warm start 
 
 namespace {
 
-// Source interval [lo, hi) of output cell i when n source cells are shrunk to m (area averaging).
-inline std::pair<int, int> footprint(int i, int n, int m) {
-    const int lo = static_cast<int>(static_cast<std::int64_t>(i) * n / m);
-    const int hi = std::max(lo + 1, static_cast<int>(static_cast<std::int64_t>(i + 1) * n / m));
-    return {lo, hi};
+// Area averaging of n cells down to m along one axis: output cell i covers [i n / m, (i + 1) n / m) and takes each
+// source cell it overlaps with the overlap's share of its width (so cells keep evenly spaced centres, which the
+// bilinear upsampling of the message assumes). Cell i's taps are [start[i], start[i + 1]).
+struct AreaTaps {
+    std::vector<int> start, source;
+    std::vector<float> weight;
+};
+
+AreaTaps area_taps(int n, int m) {
+    AreaTaps t;
+    t.start.push_back(0);
+    const double step = static_cast<double>(n) / m;
+    for (int i = 0; i < m; ++i) {
+        const double lo = i * step, hi = (i + 1) * step;
+        for (int j = static_cast<int>(lo); j < n && j < hi; ++j) {
+            const double overlap = std::min(hi, j + 1.0) - std::max(lo, static_cast<double>(j));
+            if (overlap <= 1e-9) continue;
+            t.source.push_back(j);
+            t.weight.push_back(static_cast<float>(overlap / step));
+        }
+        t.start.push_back(static_cast<int>(t.source.size()));
+    }
+    return t;
 }
 
-// Area-averages `planes` planes of w x h values (channel-interleaved with `channels` values per pixel when
-// interleaved, else planar) down to sw x sh.
+// Area-averages `planes` planes of w x h values (channel-interleaved with `planes` values per pixel when
+// interleaved, else planar) down to sw x sh: down the columns, then along the rows.
 template <class T>
 void shrink(const T* src, int w, int h, int sw, int sh, int planes, bool interleaved, T* dst) {
-    parallel_for(sh, 8, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t y = lo; y < hi; ++y) {
-            const auto [y0, y1] = footprint(static_cast<int>(y), h, sh);
+    const AreaTaps ty = area_taps(h, sh), tx = area_taps(w, sw);
+    const std::int64_t pixel = interleaved ? planes : 1, plane = interleaved ? 1 : std::int64_t{w} * h;
+    std::vector<float> columns(static_cast<std::size_t>(planes) * sh * w);  // plane-major
+    parallel_for(std::int64_t{planes} * sh, 8, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t r = lo; r < hi; ++r) {
+            const std::int64_t c = r / sh, y = r % sh;
+            float* out = columns.data() + r * w;
+            std::fill(out, out + w, 0.f);
+            for (int k = ty.start[y]; k < ty.start[y + 1]; ++k) {
+                const T* row = src + c * plane + std::int64_t{ty.source[k]} * w * pixel;
+                const float wk = ty.weight[k];
+                for (int x = 0; x < w; ++x) out[x] += wk * static_cast<float>(row[x * pixel]);
+            }
             for (int x = 0; x < sw; ++x) {
-                const auto [x0, x1] = footprint(x, w, sw);
-                const float inv = 1.f / static_cast<float>((y1 - y0) * (x1 - x0));
-                for (int c = 0; c < planes; ++c) {
-                    float sum = 0.f;
-                    for (int yy = y0; yy < y1; ++yy)
-                        for (int xx = x0; xx < x1; ++xx)
-                            sum += interleaved
-                                       ? static_cast<float>(src[(static_cast<std::int64_t>(yy) * w + xx) * planes + c])
-                                       : static_cast<float>(src[(static_cast<std::int64_t>(c) * h + yy) * w + xx]);
-                    const float v = sum * inv;
-                    const std::int64_t o = interleaved ? (y * sw + x) * planes + c : (c * sh + y) * sw + x;
-                    if constexpr (std::is_same_v<T, std::uint8_t>)
-                        dst[o] = static_cast<std::uint8_t>(std::min(255.f, v + 0.5f));
-                    else
-                        dst[o] = v;
-                }
+                float v = 0.f;
+                for (int k = tx.start[x]; k < tx.start[x + 1]; ++k) v += tx.weight[k] * out[tx.source[k]];
+                const std::int64_t o = interleaved ? (y * sw + x) * planes + c : (c * sh + y) * sw + x;
+                if constexpr (std::is_same_v<T, std::uint8_t>)
+                    dst[o] = static_cast<std::uint8_t>(std::min(255.f, v + 0.5f));
+                else
+                    dst[o] = v;
             }
         }
     });
+}
+
+// f(x, count) over x[0, count) in parallel pieces whose lengths are multiples of the kernels' width; the last
+// count % width values go through a zero-padded copy.
+template <class F>
+void for_vectors(const detail::Kernels& k, float* x, std::int64_t count, F&& f) {
+    const std::int64_t w = k.width, body = count / w * w;
+    parallel_for(body / w, 1024, [&](std::int64_t lo, std::int64_t hi) { f(x + lo * w, (hi - lo) * w); });
+    if (body == count) return;
+    float tail[16] = {};
+    std::copy(x + body, x + count, tail);
+    f(tail, w);
+    std::copy(tail, tail + (count - body), x + body);
 }
 
 // Bilinear upsampling (align_corners = false, as the runtime's upsampling) of `planes` planes sw x sh to w x h.
@@ -796,8 +828,8 @@ void refine(const std::uint8_t* image, int width, int height, const float* probs
     }
     if (width < 0 || height < 0 || n_labels < 1) throw std::invalid_argument("bad image size or label count");
     const std::size_t small = static_cast<std::size_t>(sw) * sh, planes = static_cast<std::size_t>(n_labels) * small;
-    std::vector<std::uint8_t> small_image(small * 3);
-    std::vector<float> small_probs(planes), small_init, small_out(planes);
+    LargeVector<std::uint8_t> small_image(small * 3);
+    LargeVector<float> small_probs(planes), small_init, small_out(planes);
     shrink(image, width, height, sw, sh, 3, true, small_image.data());
     shrink(probs, width, height, sw, sh, n_labels, false, small_probs.data());
     RefineOptions small_options = options;
@@ -812,26 +844,31 @@ void refine(const std::uint8_t* image, int width, int height, const float* probs
     refine_at_full_size(small_image.data(), sw, sh, small_probs.data(), n_labels, p, small_out.data(), small_options);
     // The CRF's pairwise message at low resolution, log Q - log P (= -pairwise up to a constant per pixel),
     // upsampled and added to the full-resolution unary: the network's own detail is kept.
+    const detail::Kernels& k = detail::kernels_for(8);
+    const auto log_clipped = [&](float* x, std::int64_t count) { k.log_clipped(x, count, params.clip); };
+    for_vectors(k, small_out.data(), static_cast<std::int64_t>(planes), log_clipped);
+    for_vectors(k, small_probs.data(), static_cast<std::int64_t>(planes), log_clipped);
     parallel_for(static_cast<std::int64_t>(planes), 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t i = lo; i < hi; ++i)
-            small_out[i] =
-                std::log(std::max(small_out[i], params.clip)) - std::log(std::max(small_probs[i], params.clip));
+        for (std::int64_t i = lo; i < hi; ++i) small_out[i] -= small_probs[i];
     });
     const std::int64_t n = static_cast<std::int64_t>(width) * height;
-    std::vector<float> message(static_cast<std::size_t>(n) * n_labels);
+    LargeVector<float> message(static_cast<std::size_t>(n) * n_labels);
     enlarge(small_out.data(), sw, sh, width, height, n_labels, message.data());
+    // softmax(log clip(P) + message) = clip(P) exp(message - M) / sum: no logarithm at full resolution; the message
+    // is at most M = log(1 / clip), so the shifted exponential is at most 1.
+    const float shift = -std::log(params.clip);
+    for_vectors(k, message.data(), n * n_labels,
+                [&](float* x, std::int64_t count) { k.exp_below(x, count, shift); });
     parallel_for(n, 4096, [&](std::int64_t lo, std::int64_t hi) {
         std::vector<float> e(n_labels);
         for (std::int64_t i = lo; i < hi; ++i) {
-            float mx = -std::numeric_limits<float>::infinity();
-            for (int l = 0; l < n_labels; ++l) {
-                const std::int64_t k = l * n + i;
-                e[l] = std::log(std::min(std::max(probs[k], params.clip), 1.f)) + message[k];
-                mx = std::max(mx, e[l]);
-            }
             float sum = 0.f;
-            for (int l = 0; l < n_labels; ++l) sum += (e[l] = std::exp(e[l] - mx));
-            for (int l = 0; l < n_labels; ++l) out[l * n + i] = e[l] / sum;  // out may alias probs: read first
+            for (int l = 0; l < n_labels; ++l) {
+                const std::int64_t j = l * n + i;
+                sum += (e[l] = std::min(std::max(probs[j], params.clip), 1.f) * message[j]);
+            }
+            const float inv = 1.f / sum;
+            for (int l = 0; l < n_labels; ++l) out[l * n + i] = e[l] * inv;  // out may alias probs: read first
         }
     });
 }

@@ -71,6 +71,8 @@ struct Kernels {
     double (*kl)(const FusedArgs& a, std::int64_t lo, std::int64_t hi, const float* q);
     // x[i] = log(min(max(x[i], lo), 1)) for i < count (a multiple of the width); lo > 0.
     void (*log_clipped)(float* x, std::int64_t count, float lo);
+    // x[i] = exp(min(x[i] - shift, 0)) for i < count (a multiple of the width).
+    void (*exp_below)(float* x, std::int64_t count, float shift);
 };
 
 constexpr int kMaxStride = 4096;    // labels per row (bounded so row buffers live on the stack)
@@ -408,6 +410,14 @@ Kernels make_kernels() {
             v = O::select(v < vlo, vlo, v);
             v = O::select(v > one, one, v);
             O::store(x + i, log_positive<W>(v));
+        }
+    };
+    k.exp_below = [](float* x, std::int64_t count, float shift) {
+        using O = Ops<W>;
+        const typename O::vf s = O::set1(shift), zero = O::set1(0.f);
+        for (std::int64_t i = 0; i < count; i += W) {
+            const typename O::vf v = O::load(x + i) - s;
+            O::store(x + i, O::exp_nonpositive(O::select(v > zero, zero, v)));
         }
     };
     k.kl = [](const FusedArgs& a, std::int64_t lo, std::int64_t hi, const float* q) {

@@ -253,6 +253,17 @@ def _area_half(x: np.ndarray) -> np.ndarray:
     return x.reshape(c, h // 2, 2, w // 2, 2).mean(axis=(2, 4), dtype=np.float64)
 
 
+def _area(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Area average of C x H x W down to C x h x w: output cell i covers [i H / h, (i + 1) H / h) and takes each
+    source pixel with its share of the overlap."""
+    def weights(n_out: int, n_in: int) -> np.ndarray:  # in integers (units of 1 / n_out pixel): exact
+        i = np.arange(n_out)[:, None]
+        j = np.arange(n_in)[None, :]
+        overlap = np.minimum((i + 1) * n_in, (j + 1) * n_out) - np.maximum(i * n_in, j * n_out)
+        return np.clip(overlap, 0, None) / n_in
+    return np.einsum("yj,cjk,xk->cyx", weights(h, x.shape[1]), x.astype(np.float64), weights(w, x.shape[2]))
+
+
 def _bilinear(x: np.ndarray, h: int, w: int) -> np.ndarray:
     """Bilinear resize of C x h' x w' to C x h x w, align_corners=False."""
     def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -284,6 +295,23 @@ def test_reduced_resolution_crf_is_a_crf_on_the_shrunk_image():
     for bad in (0.0, 1.5, float("nan")):
         with pytest.raises(ValueError, match="scale must be in"):
             crf.refine(img, probs, scale=bad)
+
+
+def test_reduced_resolution_crf_at_three_quarters_weighs_pixels_by_overlap():
+    """scale=0.75: a small pixel averages the 4/3 x 4/3 source pixels it covers, each by its overlap (so small pixels
+    stay evenly spaced, as the bilinear upsampling of the message assumes); same message as at 0.5."""
+    rng = np.random.default_rng(9)
+    img = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    probs = utils.synthetic_probabilities(40, 60, 5, seed=9, stride=4, region=2)
+    # The overlap weights are quarters, so the averaged image is exact and rounds as in float64.
+    small_img = np.floor(_area(img.transpose(2, 0, 1), 30, 45) + 0.5).astype(np.uint8).transpose(1, 2, 0)
+    small_probs = _area(probs, 30, 45).astype(np.float32)
+    voc = crf.PRESETS["voc"]
+    small = crf.refine(small_img, small_probs, gaussian_sxy=voc.gaussian_sxy * 0.75,
+                       bilateral_sxy=voc.bilateral_sxy * 0.75)
+    message = _bilinear(np.log(np.maximum(small, 1e-5)) - np.log(np.maximum(small_probs, 1e-5)), 40, 60)
+    expected = np.exp(np.log(np.clip(probs, 1e-5, 1)) + message)
+    np.testing.assert_allclose(crf.refine(img, probs, scale=0.75), expected / expected.sum(0), atol=2e-5)
 
 
 def test_profile_refine_names_every_phase():
