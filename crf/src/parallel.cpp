@@ -42,8 +42,10 @@ class ThreadPool {
         for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i - 1); });
     }
 
-    // Runs chunk_fn on the caller and `helpers` workers. Returns false (and runs nothing) when the pool is
-    // busy with another caller's job.
+    // Runs chunk_fn on the caller and up to `helpers` workers. Returns false (and runs nothing) when the pool is
+    // busy with another caller's job. Workers join while chunks are left; the caller, once it finds none left,
+    // closes the job and waits only for the workers that joined: a worker that the OS has not scheduled yet (the
+    // cores busy with other work, e.g. a network in the same pipeline) does not hold the caller up.
     bool try_run(std::int64_t n_chunks, int helpers, FunctionRef<void(std::int64_t)> chunk_fn) {
         std::unique_lock<std::mutex> use(use_mutex_, std::try_to_lock);
         if (!use.owns_lock()) return false;
@@ -53,13 +55,15 @@ class ThreadPool {
             n_chunks_ = n_chunks;
             next_chunk_.store(0);
             helpers_ = std::min(helpers, static_cast<int>(workers_.size()));
-            active_ = helpers_;
+            open_ = true;
+            active_ = 0;
             error_ = nullptr;
             ++generation_;
         }
         cv_.notify_all();
         work_on_job(chunk_fn, n_chunks);
         std::unique_lock<std::mutex> lk(mutex_);
+        open_ = false;
         done_cv_.wait(lk, [this] { return active_ == 0; });
         job_ = nullptr;
         if (error_) {
@@ -97,7 +101,8 @@ class ThreadPool {
                 cv_.wait(lk, [&] { return stopping_ || generation_ != seen; });
                 if (stopping_) return;
                 seen = generation_;
-                if (index >= helpers_) continue;  // this job asked for fewer threads
+                if (index >= helpers_ || !open_) continue;  // fewer threads asked for, or the chunks are all taken
+                ++active_;
                 job = job_;
                 n_chunks = n_chunks_;
             }
@@ -127,7 +132,8 @@ class ThreadPool {
     std::int64_t n_chunks_ = 0;
     std::atomic<std::int64_t> next_chunk_{0};
     std::exception_ptr error_;
-    int active_ = 0, helpers_ = 0;
+    int active_ = 0, helpers_ = 0;  // active_: workers that joined the current job and have not finished
+    bool open_ = false;             // workers may still join the current job
     std::uint64_t generation_ = 0;
     bool stopping_ = false;
 };
