@@ -768,8 +768,12 @@ void for_vectors(const detail::Kernels& k, float* x, std::int64_t count, F&& f) 
     std::copy(tail, tail + (count - body), x + body);
 }
 
-// Bilinear upsampling (align_corners = false, as the runtime's upsampling) of `planes` planes sw x sh to w x h.
-void enlarge(const float* src, int sw, int sh, int w, int h, int planes, float* dst) {
+// out = softmax(log clip(P) + up(message)) per pixel, where up is bilinear upsampling (align_corners = false, as
+// the runtime's) of the n_labels planes of `message` from sw x sh to w x h, and P = probs (n_labels planes, w x h;
+// out may alias probs). Computed as clip(P) exp(up(message) - shift) / sum, a row of all labels at a time:
+// shift >= every message value, so no exponential overflows, and no logarithm is taken at full resolution.
+void add_message(const detail::Kernels& k, const float* message, int sw, int sh, const float* probs, int w, int h,
+                 int n_labels, float clip, float shift, float* out) {
     auto axis = [](int n_out, int n_in, std::vector<int>& i0, std::vector<int>& i1, std::vector<float>& t) {
         i0.resize(n_out);
         i1.resize(n_out);
@@ -785,17 +789,32 @@ void enlarge(const float* src, int sw, int sh, int w, int h, int planes, float* 
     std::vector<float> tx, ty;
     axis(w, sw, x0, x1, tx);
     axis(h, sh, y0, y1, ty);
-    parallel_for(static_cast<std::int64_t>(planes) * h, 16, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t r = lo; r < hi; ++r) {
-            const std::int64_t c = r / h;
-            const int y = static_cast<int>(r % h);
-            const float* a = src + (c * sh + y0[y]) * sw;
-            const float* b = src + (c * sh + y1[y]) * sw;
-            float* o = dst + (c * h + y) * w;
-            for (int x = 0; x < w; ++x) {
-                const float top = a[x0[x]] + tx[x] * (a[x1[x]] - a[x0[x]]);
-                const float bottom = b[x0[x]] + tx[x] * (b[x1[x]] - b[x0[x]]);
-                o[x] = top + ty[y] * (bottom - top);
+    const std::int64_t n = std::int64_t{w} * h, row = (w + k.width - 1) / k.width * k.width;
+    parallel_for(h, 8, [&](std::int64_t lo, std::int64_t hi) {
+        std::vector<float> e(static_cast<std::size_t>(n_labels) * row, 0.f), sum(w);
+        for (std::int64_t y = lo; y < hi; ++y) {
+            for (int c = 0; c < n_labels; ++c) {
+                const float* a = message + (std::int64_t{c} * sh + y0[y]) * sw;
+                const float* b = message + (std::int64_t{c} * sh + y1[y]) * sw;
+                float* ec = e.data() + c * row;
+                for (int x = 0; x < w; ++x) {
+                    const float top = a[x0[x]] + tx[x] * (a[x1[x]] - a[x0[x]]);
+                    const float bottom = b[x0[x]] + tx[x] * (b[x1[x]] - b[x0[x]]);
+                    ec[x] = top + ty[y] * (bottom - top);
+                }
+                k.exp_below(ec, row, shift);
+            }
+            std::fill(sum.begin(), sum.end(), 0.f);
+            for (int c = 0; c < n_labels; ++c) {
+                const float* p = probs + c * n + y * w;
+                float* ec = e.data() + c * row;
+                for (int x = 0; x < w; ++x) sum[x] += (ec[x] *= std::min(std::max(p[x], clip), 1.f));
+            }
+            for (int x = 0; x < w; ++x) sum[x] = 1.f / sum[x];
+            for (int c = 0; c < n_labels; ++c) {  // probs already read for this row: out may alias it
+                const float* ec = e.data() + c * row;
+                float* o = out + c * n + y * w;
+                for (int x = 0; x < w; ++x) o[x] = ec[x] * sum[x];
             }
         }
     });
@@ -851,26 +870,8 @@ void refine(const std::uint8_t* image, int width, int height, const float* probs
     parallel_for(static_cast<std::int64_t>(planes), 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t i = lo; i < hi; ++i) small_out[i] -= small_probs[i];
     });
-    const std::int64_t n = static_cast<std::int64_t>(width) * height;
-    LargeVector<float> message(static_cast<std::size_t>(n) * n_labels);
-    enlarge(small_out.data(), sw, sh, width, height, n_labels, message.data());
-    // softmax(log clip(P) + message) = clip(P) exp(message - M) / sum: no logarithm at full resolution; the message
-    // is at most M = log(1 / clip), so the shifted exponential is at most 1.
-    const float shift = -std::log(params.clip);
-    for_vectors(k, message.data(), n * n_labels,
-                [&](float* x, std::int64_t count) { k.exp_below(x, count, shift); });
-    parallel_for(n, 4096, [&](std::int64_t lo, std::int64_t hi) {
-        std::vector<float> e(n_labels);
-        for (std::int64_t i = lo; i < hi; ++i) {
-            float sum = 0.f;
-            for (int l = 0; l < n_labels; ++l) {
-                const std::int64_t j = l * n + i;
-                sum += (e[l] = std::min(std::max(probs[j], params.clip), 1.f) * message[j]);
-            }
-            const float inv = 1.f / sum;
-            for (int l = 0; l < n_labels; ++l) out[l * n + i] = e[l] * inv;  // out may alias probs: read first
-        }
-    });
+    // The message is at most log(1 / clip) = -log(clip).
+    add_message(k, small_out.data(), sw, sh, probs, width, height, n_labels, params.clip, -std::log(params.clip), out);
 }
 
 }  // namespace deeplab::crf
