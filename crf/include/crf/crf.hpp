@@ -190,11 +190,11 @@ struct RefineParams {
     static RefineParams pydensecrf();  // pydensecrf's example: 5 it., w=3 s=3, w=10 sxy=80 srgb=13
     // The CRF for video sources, derived from the per-image `params` (used unless iterations, a scale or warm start
     // are asked for explicitly): kVideoIterations iterations at kVideoScale resolution, each frame on its own (a warm
-    // start from the previous frame lost accuracy on moving objects; half resolution lost 0.6 mIoU points). Chosen
-    // from benchmarks/video_crf.py (docs/crf.md).
+    // start from the previous frame lost accuracy on moving objects; 3/4 resolution lost 0.3 mIoU points against 10
+    // iterations at full resolution, half resolution 0.6). Chosen from benchmarks/video_crf.py (docs/crf.md).
     static RefineParams video(RefineParams params);
     static constexpr int kVideoIterations = 3;
-    static constexpr float kVideoScale = 1.f;
+    static constexpr float kVideoScale = 0.75f;
 
     // std::invalid_argument naming the first bad field: iterations < 0, a sigma not finite and > 0, a weight not
     // finite, a normalization outside [0, 3], clip or scale outside (0, 1]. refine() checks its parameters with it.
