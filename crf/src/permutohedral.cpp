@@ -620,22 +620,23 @@ void Permutohedral::partition_splat(int parts) {
     // contributions in the reference's order whatever the number of jobs. Built in parallel: each thread takes a
     // group of jobs (a contiguous vertex range) and makes one pass over the entries, keeping those of its
     // vertices (disjoint ranges: `seen` is shared safely).
-    const int jobs = parts;
     const std::uint64_t mult = m > 0 ? (static_cast<std::uint64_t>(parts) << 32) / static_cast<std::uint64_t>(m) : 0;
-    const auto owner = [mult](std::int64_t v) { return static_cast<int>((static_cast<std::uint64_t>(v) * mult) >> 32); };
+    const auto owner = [mult](std::int64_t v) {
+        return static_cast<int>((static_cast<std::uint64_t>(v) * mult) >> 32);
+    };
     const auto first_owned = [&](std::int64_t p) {  // the first vertex v with owner(v) >= p
-        return mult > 0 ? std::min<std::int64_t>(m, static_cast<std::int64_t>(((static_cast<std::uint64_t>(p) << 32) +
-                                                                              mult - 1) / mult))
+        return mult > 0 ? std::min<std::int64_t>(
+                              m, static_cast<std::int64_t>(((static_cast<std::uint64_t>(p) << 32) + mult - 1) / mult))
                         : (p > 0 ? m : 0);
     };
-    std::vector<LargeVector<SplatEntry>> lists(jobs);
-    std::vector<std::vector<std::int32_t>> orphans(jobs);  // only the reference padding makes them
-    for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / jobs + n * dp1 / (4 * jobs) + 16));
+    std::vector<LargeVector<SplatEntry>> lists(parts);
+    std::vector<std::vector<std::int32_t>> orphans(parts);  // only the reference padding makes them
+    for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / parts + n * dp1 / (4 * parts) + 16));
     std::vector<char> seen(m, 0);
-    const int groups = std::min(jobs, num_threads());
+    const int groups = std::min(parts, num_threads());
     parallel_for(groups, 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t g = lo; g < hi; ++g) {
-            const std::int64_t p_lo = jobs * g / groups, p_hi = jobs * (g + 1) / groups;
+            const std::int64_t p_lo = parts * g / groups, p_hi = parts * (g + 1) / groups;
             const std::int64_t v_begin = first_owned(p_lo), v_end = first_owned(p_hi);
             for (std::int64_t i = 0; i < n; ++i)
                 for (int r = 0; r < dp1; ++r) {
