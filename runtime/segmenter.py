@@ -73,7 +73,7 @@ class Segmenter:
     preprocessing, upsampling and CRF.
 
     ``crf``: see :func:`crf_settings`; ``crf_iterations`` and ``crf_scale`` override the preset's iteration count and
-    the CRF's resolution (``crf.refine``'s ``scale``: 0.5 is about four times cheaper); ``warm_start``: in
+    the CRF's resolution (``crf.refine``'s ``scale``: 0.5 costs about 40 % of full resolution); ``warm_start``: in
     :meth:`stream`, each frame's CRF starts from the previous frame's result (when the sizes match);
     ``upsample_device``: ``"cpu"``, ``"cuda"`` (NVRTC kernels) or ``"auto"`` (cuda with the TensorRT backend when the
     kernels load, else cpu); ``backend_options`` go to :func:`open_backend`."""

@@ -731,7 +731,7 @@ template <class T>
 void shrink(const T* src, int w, int h, int sw, int sh, int planes, bool interleaved, T* dst) {
     const AreaTaps ty = area_taps(h, sh), tx = area_taps(w, sw);
     const std::int64_t pixel = interleaved ? planes : 1, plane = interleaved ? 1 : std::int64_t{w} * h;
-    std::vector<float> columns(static_cast<std::size_t>(planes) * sh * w);  // plane-major
+    LargeVector<float> columns(static_cast<std::size_t>(planes) * sh * w);  // plane-major; every row is filled
     parallel_for(std::int64_t{planes} * sh, 8, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t r = lo; r < hi; ++r) {
             const std::int64_t c = r / sh, y = r % sh;

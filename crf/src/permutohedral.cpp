@@ -185,7 +185,8 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
     d_ = dim;
     n_ = n;
     m_ = 0;
-    requested_parts_ = 0;
+    splat_.clear();  // partitioned anew below
+    orphans_.clear();
 
     // Per-dimension ranges (also rejects NaN/inf) bound the lattice coordinates.
     std::vector<float> absmax(dim, 0.f);
@@ -611,8 +612,7 @@ void Permutohedral::build_chains(const BuildTables& tables) {
 
 void Permutohedral::partition_splat(int parts) {
     parts = std::max(1, std::min(parts, 1024));
-    if (requested_parts_ == parts) return;
-    requested_parts_ = parts;
+    if (splat_parts() == parts) return;
     const int dp1 = d_ + 1;
     const std::int64_t m = m_, n = n_;
     // Job p owns the vertices v with owner(v) = (v * mult) >> 32 == p, about m / parts each (a multiply and a

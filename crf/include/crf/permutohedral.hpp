@@ -78,7 +78,6 @@ class Permutohedral {
 
     int d_ = 0;
     std::int64_t n_ = 0, m_ = 0;
-    int requested_parts_ = 0;  // the last partition_splat request
     LargeVector<std::int32_t> offset_;
     LargeVector<float> slice_w_, splat_w_;
     std::vector<LargeVector<SplatEntry>> splat_;
