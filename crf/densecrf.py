@@ -140,6 +140,14 @@ class DenseCRF:
             raise ValueError("Q contains NaN or infinity")
         self._core.step_inference(Q)
 
+    def setHalfRows(self, on: bool = True) -> bool:
+        """Keep the lattice kernels' vertex values in half precision (not in pydensecrf): about a tenth faster on
+        large lattices, results within about 1e-3 of float. Returns whether they are used (only where the CPU
+        converts in vector instructions: x86-64 with AVX2 and F16C, AArch64)."""
+        if not isinstance(on, (bool, np.bool_)):
+            raise TypeError(f"on must be a bool, got {on!r}")
+        return self._core.set_half_rows(bool(on))
+
     def klDivergence(self, Q: Any) -> float:
         """KL divergence of Q to the CRF distribution, up to the constant log Z."""
         q = as_float32(Q, "Q", (self._nlabel, self._nvar))

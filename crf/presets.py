@@ -21,6 +21,7 @@ class Preset:
     bilateral_weight: float
     normalization: int = NORMALIZE_SYMMETRIC
     scale: float = 1.0  # CRF resolution relative to the image, in (0, 1] (below 1: a cheaper, coarser CRF)
+    half_rows: bool = False  # lattice vertex values in half precision (DenseCRF.setHalfRows)
 
     def with_overrides(self, **overrides: Any) -> "Preset":
         """A copy with the given fields replaced (None values are ignored)."""
@@ -30,7 +31,8 @@ class Preset:
 def _from_cpp(p: Any) -> Preset:
     return Preset(iterations=p.iterations, gaussian_sxy=p.gaussian_sxy, gaussian_weight=p.gaussian_weight,
                   bilateral_sxy=p.bilateral_sxy, bilateral_srgb=p.bilateral_srgb,
-                  bilateral_weight=p.bilateral_weight, normalization=p.normalization, scale=p.scale)
+                  bilateral_weight=p.bilateral_weight, normalization=p.normalization, scale=p.scale,
+                  half_rows=p.half_rows)
 
 
 # Defined once, in C++ (RefineParams::voc / pydensecrf, crf/include/crf/crf.hpp), shared with the C++ runtime:

@@ -27,9 +27,11 @@ def refine_params(preset: "str | Preset" = "voc", iterations: int | None = None,
         raise ValueError(f"iterations must be an integer >= 0, got {p.iterations!r}")
     if isinstance(p.normalization, bool) or not isinstance(p.normalization, (int, np.integer)):
         raise ValueError(f"normalization must be in [0, 3], got {p.normalization!r}")
+    if not isinstance(p.half_rows, (bool, np.bool_)):
+        raise ValueError(f"half_rows must be a bool, got {p.half_rows!r}")
     return _crf.RefineParams(int(p.iterations), float(p.gaussian_sxy), float(p.gaussian_weight),
                              float(p.bilateral_sxy), float(p.bilateral_srgb), float(p.bilateral_weight),
-                             int(p.normalization), float(clip), float(p.scale))
+                             int(p.normalization), float(clip), float(p.scale), bool(p.half_rows))
 
 
 def _image(image: Any) -> np.ndarray:

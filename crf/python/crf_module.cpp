@@ -58,6 +58,10 @@ class Crf {
     std::int64_t n_pixels() const { return crf_->n_pixels(); }
     int n_labels() const { return crf_->n_labels(); }
     std::size_t n_pairwise() const { return crf_->n_pairwise(); }
+    bool set_half_rows(bool on) {
+        std::lock_guard<std::mutex> lk(mu_);
+        return crf_->set_half_rows(on);
+    }
 
     void set_unary_energy(const In<float, 2>& u) {
         nb::gil_scoped_release nogil;
@@ -148,7 +152,8 @@ class Crf {
 };
 
 RefineParams make_params(int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
-                         float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale) {
+                         float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale,
+                         bool half_rows) {
     RefineParams p;
     p.iterations = iterations;
     p.gaussian_sxy = gaussian_sxy;
@@ -159,6 +164,7 @@ RefineParams make_params(int iterations, float gaussian_sxy, float gaussian_weig
     p.normalization = Normalization(normalization);
     p.clip = clip;
     p.scale = scale;
+    p.half_rows = half_rows;
     p.validate();
     return p;
 }
@@ -269,19 +275,22 @@ NB_MODULE(_crf, m) {
         .def("inference", &Crf::inference)
         .def("start_inference", &Crf::start_inference)
         .def("step_inference", &Crf::step_inference)
-        .def("kl_divergence", &Crf::kl_divergence);
+        .def("kl_divergence", &Crf::kl_divergence)
+        .def("set_half_rows", &Crf::set_half_rows);
 
     nb::class_<RefineParams>(m, "RefineParams")
         .def(
             "__init__",
             [](RefineParams* p, int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
-               float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale) {
-                new (p) RefineParams(make_params(iterations, gaussian_sxy, gaussian_weight, bilateral_sxy,
-                                                 bilateral_srgb, bilateral_weight, normalization, clip, scale));
+               float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale,
+               bool half_rows) {
+                new (p)
+                    RefineParams(make_params(iterations, gaussian_sxy, gaussian_weight, bilateral_sxy, bilateral_srgb,
+                                             bilateral_weight, normalization, clip, scale, half_rows));
             },
             nb::arg("iterations"), nb::arg("gaussian_sxy"), nb::arg("gaussian_weight"), nb::arg("bilateral_sxy"),
             nb::arg("bilateral_srgb"), nb::arg("bilateral_weight"), nb::arg("normalization"), nb::arg("clip"),
-            nb::arg("scale") = 1.f)
+            nb::arg("scale") = 1.f, nb::arg("half_rows") = false)
         .def_static("voc", &RefineParams::voc)
         .def_static("pydensecrf", &RefineParams::pydensecrf)
         .def_rw("iterations", &RefineParams::iterations)
@@ -294,7 +303,8 @@ NB_MODULE(_crf, m) {
             "normalization", [](const RefineParams& p) { return static_cast<int>(p.normalization); },
             [](RefineParams& p, int v) { p.normalization = Normalization(v); })
         .def_rw("clip", &RefineParams::clip)
-        .def_rw("scale", &RefineParams::scale);
+        .def_rw("scale", &RefineParams::scale)
+        .def_rw("half_rows", &RefineParams::half_rows);
     m.attr("VIDEO_ITERATIONS") = RefineParams::kVideoIterations;
     m.attr("VIDEO_SCALE") = RefineParams::kVideoScale;
 

@@ -128,8 +128,10 @@ struct PairwiseTerm {
     Permutohedral lattice;
     ImageGaussian image;
     Compatibility::Kind kind = Compatibility::Kind::Potts;
-    std::vector<float> compat;  // Diagonal: stride values; Matrix: labels x stride (symmetrised, padded)
-    LargeVector<float> values;  // lattice: vertex values, m x stride; image: the column pass, n x stride
+    std::vector<float> compat;               // Diagonal: stride values; Matrix: labels x stride (symmetrised, padded)
+    LargeVector<float> values;               // lattice: vertex values, m x stride; image: the column pass, n x stride
+    LargeVector<std::uint16_t> half_values;  // lattice with half rows: m x half_pitch (values unused)
+    int half_pitch = 0;                      // 0: float rows
 
     bool in_image_space() const { return image.width > 0; }
     std::int64_t value_rows() const {
@@ -160,6 +162,7 @@ struct DenseCRF::Impl {
     std::vector<detail::TermView> views;
     const detail::Kernels& kernels;
     Profile* profile = nullptr;
+    bool half_rows = false;
 
     double* phase(double Profile::*field) const { return profile ? &(profile->*field) : nullptr; }
     // The profile entry of the term about to be added (index terms.size()), or null.
@@ -221,15 +224,21 @@ struct DenseCRF::Impl {
                 if (!t.in_image_space()) t.lattice.partition_splat(splat_jobs());
         views.reserve(terms.size());
         double bytes = q.empty() ? static_cast<double>(n) * stride * 4.0 : 0.0;
-        for (auto& t : terms)
+        for (auto& t : terms) {
+            t.half_pitch = half_rows && !t.in_image_space() ? half_row_pitch(stride) : 0;
             if (t.values.empty()) bytes += static_cast<double>(t.value_rows()) * stride * 4;
+            if (t.half_values.size() != static_cast<std::size_t>(t.value_rows()) * t.half_pitch)
+                bytes += static_cast<double>(t.value_rows()) * t.half_pitch * 2;
+        }
         if (bytes == 0.0) return;
         check_memory(bytes, "CRF inference");
         guarded_alloc("the inference workspace", [&] {
             // Not zeroed: every step writes q (softmax) and all vertex rows (splat) before reading them.
             if (q.empty()) q.resize(static_cast<std::size_t>(n) * stride);
-            for (auto& t : terms)
+            for (auto& t : terms) {
                 if (t.values.empty()) t.values.resize(static_cast<std::size_t>(t.value_rows()) * stride);
+                t.half_values.resize(static_cast<std::size_t>(t.value_rows()) * t.half_pitch);
+            }
             return 0;
         });
     }
@@ -240,6 +249,7 @@ struct DenseCRF::Impl {
             const ImageGaussian& g = t.image;
             const detail::ImageView image{g.width, g.radius_x, g.taps_x.data(), g.post_x.data(), g.post_y.data()};
             views.push_back({t.lattice.offsets(), t.lattice.slice_weights(), t.values.data(),
+                             t.half_pitch ? t.half_values.data() : nullptr, t.half_pitch,
                              t.compat.empty() ? nullptr : t.compat.data(), t.lattice.dim() + 1,
                              static_cast<int>(t.kind), image});
         }
@@ -256,6 +266,15 @@ struct DenseCRF::Impl {
                 parallel_for(g.height, 4, [&](std::int64_t lo, std::int64_t hi) {
                     kernels.column_filter(f, static_cast<int>(lo), static_cast<int>(hi), stride);
                 });
+                continue;
+            }
+            if (t.half_pitch) {
+                {
+                    PhaseTimer timer(phase(&Profile::splat));
+                    splat(t.lattice, q_in, t.values.data(), t.half_values.data(), stride, t.half_pitch);
+                }
+                PhaseTimer timer(phase(&Profile::blur));
+                blur(t.lattice, t.half_values.data(), stride, t.half_pitch);
                 continue;
             }
             {
@@ -421,6 +440,11 @@ std::size_t DenseCRF::n_pairwise() const {
 
 void DenseCRF::set_profile(Profile* profile) {
     impl_->profile = profile;
+}
+
+bool DenseCRF::set_half_rows(bool on) {
+    impl_->half_rows = on && half_rows_supported(impl_->stride);
+    return impl_->half_rows;
 }
 
 void DenseCRF::set_unary_energy(const float* unary) {
@@ -824,6 +848,7 @@ void refine_at_full_size(const std::uint8_t* image, int width, int height, const
                          const RefineParams& params, float* out, const RefineOptions& options) {
     DenseCRF2D crf(width, height, n_labels, options.cache);
     crf.set_profile(options.profile);
+    crf.set_half_rows(params.half_rows);
     crf.set_unary_from_probabilities(probs, params.clip);
     crf.add_pairwise_gaussian(params.gaussian_sxy, params.gaussian_sxy, Compatibility::potts(params.gaussian_weight),
                               KernelType::Diag, params.normalization);

@@ -1,6 +1,6 @@
 // The per-iteration kernels (splat, blur, fused slice + compatibility + softmax), written once over a
 // vector width W with GCC/Clang vector extensions. kernels_generic.cpp instantiates them for 4 lanes
-// (SSE2 / NEON / scalar), kernels_avx2.cpp for 8 lanes (compiled with -mavx2 -mfma, used only when
+// (SSE2 / NEON / scalar), kernels_avx2.cpp for 8 lanes (compiled with -mavx2 -mfma -mf16c, used only when
 // the CPU has them). Rows are padded to multiples of W floats.
 #pragma once
 
@@ -16,9 +16,20 @@
 #error "deeplab_crf needs GCC or Clang (vector extensions)"
 #endif
 
+// Half-precision vertex rows need one instruction per vector to convert: F16C (the AVX2 unit) or
+// AArch64's Advanced SIMD. Elsewhere (the SSE2 kernels) vertex rows stay in float.
+#if defined(DEEPLAB_CRF_KERNELS_IMPL) && defined(__F16C__) && defined(__AVX2__)
+#include <immintrin.h>
+#define DEEPLAB_CRF_HALF_WIDTH 8
+#elif defined(DEEPLAB_CRF_KERNELS_IMPL) && defined(__aarch64__)
+#include <arm_neon.h>
+#define DEEPLAB_CRF_HALF_WIDTH 4
+#endif
+
 namespace deeplab::crf::detail {
 
 using SplatEntry = Permutohedral::SplatEntry;
+using Half = std::uint16_t;  // IEEE binary16 bits
 
 // The horizontal half of an image-space Gaussian term: the slice of pixel (x, y) is
 // post_x[x] post_y[y] sum_d taps[radius + d] values[(x + d, y)], d within the row.
@@ -35,6 +46,8 @@ struct TermView {
     const std::int32_t* offsets;  // n x (dim + 1) vertex ids (lattice terms)
     const float* slice_w;         // n x (dim + 1) slice weights (Potts weight folded in)
     const float* values;          // lattice terms: blurred vertex values, m x stride; image terms: n x stride
+    const Half* half_values;      // lattice terms with half rows: m x pitch, read instead of values
+    int pitch;                    // halves per vertex row
     const float* compat;          // Diagonal: stride values; Matrix: labels x stride; Potts: null
     int dp1;
     int kind;  // 0 Potts, 1 Diagonal, 2 Matrix
@@ -64,6 +77,11 @@ struct Kernels {
     int width;  // floats per vector; strides must be multiples of it
     void (*splat)(const SplatEntry* entries, std::int64_t count, const float* in, float* values, int stride);
     void (*blur)(const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int stride);
+    // The blur on half-precision vertex rows of `pitch` halves (arithmetic in float) and the rounding
+    // of float rows to them; null where the CPU has no vector conversions.
+    void (*blur_half)(const std::int32_t* order, std::int64_t lo, std::int64_t hi, Half* values, int stride, int pitch);
+    // out rows [lo, hi) (pitch halves each) = in rows (stride floats each), rounded to nearest.
+    void (*rows_to_half)(const float* in, Half* out, std::int64_t lo, std::int64_t hi, int stride, int pitch);
     void (*column_filter)(const ColumnFilter& f, int y0, int y1, int stride);
     // softmax(-U - pairwise) into q_out rows [lo, hi); with_pairwise = false gives softmax(-U).
     void (*softmax)(const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise);
@@ -87,6 +105,12 @@ const Kernels& kernels_for(int stride);
 // Everything below has internal linkage: each translation unit (each instruction set) keeps its own
 // copy, so the linker can never hand AVX code to the generic path.
 namespace {
+
+#ifdef DEEPLAB_CRF_HALF_WIDTH
+constexpr int kHalfWidth = DEEPLAB_CRF_HALF_WIDTH;
+#else
+constexpr int kHalfWidth = 0;
+#endif
 
 template <int W>
 struct Vec {
@@ -138,6 +162,29 @@ struct Ops {
         const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
         const vf y = p * (vf)bits;
         return (vf)((vi)y & ~under);
+    }
+    // W halves (only in a translation unit with the conversions: kHalfWidth == W).
+    static vf load(const Half* p) {
+#if DEEPLAB_CRF_HALF_WIDTH == 8
+        static_assert(W == 8);
+        return (vf)_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#elif DEEPLAB_CRF_HALF_WIDTH == 4
+        static_assert(W == 4);
+        return (vf)vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+#else
+        (void)p;
+        return vf{};
+#endif
+    }
+    static void store(Half* p, vf v) {
+#if DEEPLAB_CRF_HALF_WIDTH == 8
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph((__m256)v, _MM_FROUND_TO_NEAREST_INT));
+#elif DEEPLAB_CRF_HALF_WIDTH == 4
+        vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32((float32x4_t)v)));
+#else
+        (void)p;
+        (void)v;
+#endif
     }
 };
 
@@ -225,30 +272,32 @@ inline std::int32_t chain_vertex(std::int32_t raw) {
 
 // new[v] = old[v] + 0.5 (old[pred] + old[succ]) along the chains of one axis, in place; the rows are
 // scattered in memory, so they are prefetched a few chain steps ahead.
-template <int W, int KT>
-void blur_rows(const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int k_rt) {
+// T: float rows (pitch = stride) or Half rows.
+template <int W, int KT, class T>
+void blur_rows(const std::int32_t* order, std::int64_t lo, std::int64_t hi, T* values, int k_rt, int pitch) {
     using O = Ops<W>;
     using vf = typename O::vf;
     const int K = KT > 0 ? KT : k_rt;
-    const std::int64_t S = static_cast<std::int64_t>(W) * K;
+    const std::int64_t S = pitch;
+    constexpr std::int64_t kLine = 64 / sizeof(T);
     vf prev[KT > 0 ? KT : kMaxStride / W];
     const vf zero = O::set1(0.f), half = O::set1(0.5f);
     for (int k = 0; k < K; ++k) prev[k] = zero;
     constexpr std::int64_t kAhead = 32;
     for (std::int64_t pos = lo; pos < hi; ++pos) {
         if (pos + kAhead < hi) {
-            const float* ahead = values + static_cast<std::int64_t>(chain_vertex(order[pos + kAhead])) * S;
-            for (std::int64_t b = 0; b < S; b += 16) __builtin_prefetch(ahead + b, 1);
+            const T* ahead = values + static_cast<std::int64_t>(chain_vertex(order[pos + kAhead])) * S;
+            for (std::int64_t b = 0; b < W * K; b += kLine) __builtin_prefetch(ahead + b, 1);
         }
         const std::int32_t raw = order[pos];
-        float* row = values + static_cast<std::int64_t>(chain_vertex(raw)) * S;
+        T* row = values + static_cast<std::int64_t>(chain_vertex(raw)) * S;
         if (raw < 0) {  // end of a chain: no successor
             for (int k = 0; k < K; ++k) {
                 O::store(row + W * k, O::load(row + W * k) + half * (prev[k] + zero));
                 prev[k] = zero;
             }
         } else {
-            const float* next = values + static_cast<std::int64_t>(chain_vertex(order[pos + 1])) * S;
+            const T* next = values + static_cast<std::int64_t>(chain_vertex(order[pos + 1])) * S;
             for (int k = 0; k < K; ++k) {
                 const vf cur = O::load(row + W * k);
                 O::store(row + W * k, cur + half * (prev[k] + O::load(next + W * k)));
@@ -307,6 +356,14 @@ inline void energy_row(const FusedArgs& a, std::int64_t i, typename Ops<W>::vf* 
             for (int d = lo; d <= hi; ++d) {
                 const typename O::vf wd = O::set1(post * im.taps[im.radius + d]);
                 for (int k = 0; k < K; ++k) acc[k] += wd * O::load(center + d * S + W * k);
+            }
+        } else if (tv.half_values) {
+            const std::int32_t* off = tv.offsets + i * tv.dp1;
+            const float* w = tv.slice_w + i * tv.dp1;
+            for (int r = 0; r < tv.dp1; ++r) {
+                const typename O::vf wr = O::set1(w[r]);
+                const Half* src = tv.half_values + static_cast<std::int64_t>(off[r]) * tv.pitch;
+                for (int k = 0; k < K; ++k) acc[k] += wr * O::load(src + W * k);
             }
         } else {
             const std::int32_t* off = tv.offsets + i * tv.dp1;
@@ -392,9 +449,24 @@ Kernels make_kernels() {
             stride / W, [&](auto kt) { splat_rows<W, decltype(kt)::value>(entries, count, in, values, stride / W); });
     };
     k.blur = [](const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int stride) {
-        dispatch_row_vectors(stride / W,
-                             [&](auto kt) { blur_rows<W, decltype(kt)::value>(order, lo, hi, values, stride / W); });
+        dispatch_row_vectors(
+            stride / W, [&](auto kt) { blur_rows<W, decltype(kt)::value>(order, lo, hi, values, stride / W, stride); });
     };
+    k.blur_half = nullptr;
+    k.rows_to_half = nullptr;
+    if constexpr (W == kHalfWidth) {
+        k.rows_to_half = [](const float* in, Half* out, std::int64_t lo, std::int64_t hi, int stride, int pitch) {
+            for (std::int64_t i = lo; i < hi; ++i)
+                for (int c = 0; c < stride; c += W)
+                    Ops<W>::store(out + i * pitch + c, Ops<W>::load(in + i * stride + c));
+        };
+        k.blur_half = [](const std::int32_t* order, std::int64_t lo, std::int64_t hi, Half* values, int stride,
+                         int pitch) {
+            dispatch_row_vectors(stride / W, [&](auto kt) {
+                blur_rows<W, decltype(kt)::value>(order, lo, hi, values, stride / W, pitch);
+            });
+        };
+    }
     k.column_filter = [](const ColumnFilter& f, int y0, int y1, int stride) {
         dispatch_row_vectors(stride / W, [&](auto kt) { column_rows<W, decltype(kt)::value>(f, y0, y1, stride / W); });
     };

@@ -1,11 +1,18 @@
-// 8-lane kernels, compiled with -mavx2 -mfma (x86-64 only) and used when the CPU supports them.
+// 8-lane kernels, compiled with -mavx2 -mfma -mf16c (x86-64 only) and used when the CPU supports them.
 #define DEEPLAB_CRF_KERNELS_IMPL
 #include "kernels.hpp"
 
 namespace deeplab::crf::detail {
 
 const Kernels* avx2_kernels() {
-    static const Kernels k = make_kernels<8>();
+    static const Kernels k = [] {
+        Kernels table = make_kernels<8>();
+        if (!__builtin_cpu_supports("f16c")) {  // every AVX2 CPU has had it; the half rows need it
+            table.blur_half = nullptr;
+            table.rows_to_half = nullptr;
+        }
+        return table;
+    }();
     return &k;
 }
 

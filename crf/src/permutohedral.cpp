@@ -150,7 +150,48 @@ int splat_jobs() {
     return threads == 1 ? 1 : 4 * threads;
 }
 
+namespace {
+
+// `segment(order, lo, hi)` over every axis's chain segments, axis by axis.
+template <class Segment>
+void blur_axes(const Permutohedral& lat, Segment&& segment) {
+    for (int j = 0; j <= lat.dim(); ++j) {
+        const std::int32_t* order = lat.chain_order(j);
+        parallel_for(lat.blur_segments(), 1, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t s = lo; s < hi; ++s)
+                segment(order, lat.segment(j, static_cast<int>(s)), lat.segment(j, static_cast<int>(s) + 1));
+        });
+    }
+}
+
+}  // namespace
+
 void splat(const Permutohedral& lat, const float* in, float* values, int stride) {
+    splat(lat, in, values, nullptr, stride, 0);
+}
+
+void blur(const Permutohedral& lat, float* values, int stride) {
+    const detail::Kernels& k = detail::kernels_for(stride);
+    blur_axes(lat, [&](const std::int32_t* order, std::int64_t lo, std::int64_t hi) {
+        k.blur(order, lo, hi, values, stride);
+    });
+}
+
+bool half_rows_supported(int stride) {
+    return detail::kernels_for(stride).blur_half != nullptr;
+}
+
+int half_row_pitch(int stride) {
+    const int bytes = 2 * stride;  // whole cache lines, or a power of two within one
+    int pitch_bytes = 64;
+    if (bytes > 64)
+        pitch_bytes = (bytes + 63) / 64 * 64;
+    else
+        while (pitch_bytes / 2 >= bytes) pitch_bytes /= 2;
+    return pitch_bytes / 2;
+}
+
+void splat(const Permutohedral& lat, const float* in, float* values, std::uint16_t* half, int stride, int pitch) {
     const detail::Kernels& k = detail::kernels_for(stride);
     parallel_for(lat.splat_parts(), 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t p = lo; p < hi; ++p) {
@@ -158,20 +199,18 @@ void splat(const Permutohedral& lat, const float* in, float* values, int stride)
             for (std::int32_t v : lat.orphans(part))
                 std::fill_n(values + static_cast<std::int64_t>(v) * stride, stride, 0.f);
             k.splat(lat.splat_entries(part), lat.splat_count(part), in, values, stride);
+            // Rounded while the job's rows are still in the caches.
+            if (half)
+                k.rows_to_half(values, half, lat.splat_vertices(part), lat.splat_vertices(part + 1), stride, pitch);
         }
     });
 }
 
-void blur(const Permutohedral& lat, float* values, int stride) {
+void blur(const Permutohedral& lat, std::uint16_t* values, int stride, int pitch) {
     const detail::Kernels& k = detail::kernels_for(stride);
-    for (int j = 0; j <= lat.dim(); ++j) {
-        const std::int32_t* order = lat.chain_order(j);
-        parallel_for(lat.blur_segments(), 1, [&](std::int64_t lo, std::int64_t hi) {
-            for (std::int64_t s = lo; s < hi; ++s)
-                k.blur(order, lat.segment(j, static_cast<int>(s)), lat.segment(j, static_cast<int>(s) + 1), values,
-                       stride);
-        });
-    }
+    blur_axes(lat, [&](const std::int32_t* order, std::int64_t lo, std::int64_t hi) {
+        k.blur_half(order, lo, hi, values, stride, pitch);
+    });
 }
 
 void Permutohedral::init(const float* features, int dim, std::int64_t n, bool reference_padding) {
@@ -187,6 +226,7 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
     m_ = 0;
     splat_.clear();  // partitioned anew below
     orphans_.clear();
+    splat_begin_.clear();
 
     // Per-dimension ranges (also rejects NaN/inf) bound the lattice coordinates.
     std::vector<float> absmax(dim, 0.f);
@@ -653,6 +693,8 @@ void Permutohedral::partition_splat(int parts) {
     });
     splat_.swap(lists);
     orphans_.swap(orphans);
+    splat_begin_.resize(parts + 1);
+    for (int p = 0; p <= parts; ++p) splat_begin_[p] = first_owned(p);
 }
 
 void Permutohedral::scale_weights(const float* splat_scale, const float* slice_scale) {

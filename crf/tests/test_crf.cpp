@@ -262,6 +262,60 @@ void test_refine_and_threads() {
     check(fresh == reused, "a reused smoothness lattice equals a fresh one");
 }
 
+// Half-precision vertex rows: used where the CPU converts in vector instructions (always on AArch64, whose kernels
+// this test runs under qemu), close to float, the same bits whatever the thread count, and switched off again.
+void test_half_rows() {
+    const int w = 64, h = 48;
+    std::vector<std::uint8_t> img(static_cast<std::size_t>(w) * h * 3);
+    std::mt19937 rng(5);
+    for (std::size_t i = 0; i < img.size(); ++i) img[i] = static_cast<std::uint8_t>((i / 3 % w) * 3 + rng() % 24);
+    for (int labels : {5, 21}) {  // rows of 8 floats (16-byte half rows) and of 24 (64-byte half rows)
+        const auto probs = smooth_probs(w, h, labels, 7);
+        RefineParams params = RefineParams::pydensecrf();  // both kernels on lattices
+        std::vector<float> full(probs.size()), half1(probs.size()), half3(probs.size());
+        refine(img.data(), w, h, probs.data(), labels, params, full.data());
+        DenseCRF probe(1, labels);
+        const bool used = probe.set_half_rows(true);
+#if defined(__aarch64__)
+        check(used, "half rows are used on AArch64");
+#endif
+        params.half_rows = true;
+        set_num_threads(1);
+        refine(img.data(), w, h, probs.data(), labels, params, half1.data());
+        set_num_threads(3);
+        refine(img.data(), w, h, probs.data(), labels, params, half3.data());
+        set_num_threads(0);
+        check(half1 == half3, "half rows: identical with 1 and 3 threads");
+        float diff = 0.f;
+        int agree = 0;
+        for (int i = 0; i < w * h; ++i) {
+            int a = 0, b = 0;
+            for (int l = 0; l < labels; ++l) {
+                const std::size_t k = static_cast<std::size_t>(l) * w * h + i;
+                diff = std::max(diff, std::fabs(full[k] - half1[k]));
+                if (full[k] > full[static_cast<std::size_t>(a) * w * h + i]) a = l;
+                if (half1[k] > half1[static_cast<std::size_t>(b) * w * h + i]) b = l;
+            }
+            agree += a == b;
+        }
+        check(diff < 1e-2f && agree >= w * h * 995 / 1000, "half rows stay close to float");
+        check(used == (full != half1), "half rows change the rounding exactly when they are used");
+        DenseCRF2D crf(w, h, labels, nullptr);
+        crf.set_half_rows(true);
+        crf.set_unary_from_probabilities(probs.data(), params.clip);
+        crf.add_pairwise_gaussian(params.gaussian_sxy, params.gaussian_sxy,
+                                  Compatibility::potts(params.gaussian_weight));
+        crf.add_pairwise_bilateral(params.bilateral_sxy, params.bilateral_sxy, params.bilateral_srgb,
+                                   params.bilateral_srgb, params.bilateral_srgb, img.data(),
+                                   Compatibility::potts(params.bilateral_weight));
+        std::vector<float> q(probs.size());
+        crf.inference(1, q.data());
+        crf.set_half_rows(false);
+        crf.inference(params.iterations, q.data());
+        check(q == full, "half rows switched off: float again");
+    }
+}
+
 // Per-call thread limits, a cache of one's own, the validation and the reduced-resolution CRF.
 void test_refine_options() {
     const int w = 48, h = 40, labels = 4;
@@ -438,6 +492,7 @@ int main() {
     test_filter_is_linear_and_thread_independent();
     test_refine_and_threads();
     test_refine_options();
+    test_half_rows();
     test_mean_field_lowers_kl(3.f);
     test_mean_field_lowers_kl(1.f);
     test_unaries();

@@ -107,3 +107,48 @@ def test_thread_count_does_not_change_results(load_photo):
         crf.set_num_threads(before)
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_array_equal(outs[0], outs[2])
+
+
+def _half_rows_supported() -> bool:
+    return crf.DenseCRF2D(8, 8, 21).setHalfRows(True)
+
+
+@pytest.mark.skipif(not _half_rows_supported(), reason="this CPU has no vector half-precision conversions")
+@pytest.mark.parametrize("photo", ["messi5.jpg", "butterfly.jpg"])  # butterfly: the largest float/half difference
+def test_half_rows_agree_with_pydensecrf(pydensecrf, load_photo, photo):
+    img = load_photo(photo, (500, 375))
+    probs = utils.synthetic_probabilities(375, 500, 21, seed=0)
+    p = crf.PRESETS["voc"]
+    ref = run_2d(pydensecrf, img, probs, p).argmax(0)
+    full = crf.refine(img, probs).reshape(21, -1)
+    half = crf.refine(img, probs, half_rows=True).reshape(21, -1)
+    assert not np.array_equal(half, full)
+    assert (half.argmax(0) == ref).mean() >= 0.995
+    assert (half.argmax(0) == full.argmax(0)).mean() >= 0.9999
+    assert np.abs(half - full).mean() < 1e-4
+    d = crf.DenseCRF2D(500, 375, 21)
+    assert d.setHalfRows(True)
+    d.setUnaryEnergy(utils.unary_from_softmax(probs))
+    d.addPairwiseGaussian(sxy=p.gaussian_sxy, compat=p.gaussian_weight)
+    d.addPairwiseBilateral(sxy=p.bilateral_sxy, srgb=p.bilateral_srgb, rgbim=img, compat=p.bilateral_weight)
+    np.testing.assert_allclose(np.array(d.inference(p.iterations)), half, atol=1e-5)
+
+
+@pytest.mark.skipif(not _half_rows_supported(), reason="this CPU has no vector half-precision conversions")
+def test_half_rows_thread_count_does_not_change_results(load_photo):
+    img = load_photo("baboon.jpg", (160, 120))
+    probs = utils.synthetic_probabilities(120, 160, 21, seed=2)
+    before = crf.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            crf.set_num_threads(threads)
+            outs.append(crf.refine(img, probs, half_rows=True))
+    finally:
+        crf.set_num_threads(before)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+    with pytest.raises(ValueError, match="half_rows"):
+        crf.refine(img, probs, half_rows="yes")
+    with pytest.raises(TypeError, match="bool"):
+        crf.DenseCRF2D(8, 8, 2).setHalfRows(1)

@@ -57,6 +57,8 @@ class Permutohedral {
     const SplatEntry* splat_entries(int p) const { return splat_[p].data(); }
     std::int64_t splat_count(int p) const { return static_cast<std::int64_t>(splat_[p].size()); }
     const std::vector<std::int32_t>& orphans(int p) const { return orphans_[p]; }
+    // Job p's vertices: [splat_vertices(p), splat_vertices(p + 1)).
+    std::int64_t splat_vertices(int p) const { return splat_begin_[p]; }
     // Blur along axis j: vertices in chain order (a chain's last vertex is stored as ~v; chains of one
     // vertex, which the blur leaves unchanged, are not listed), cut into blur_segments() independent
     // segments: [segment(j, s), segment(j, s+1)).
@@ -82,6 +84,7 @@ class Permutohedral {
     LargeVector<float> slice_w_, splat_w_;
     std::vector<LargeVector<SplatEntry>> splat_;
     std::vector<std::vector<std::int32_t>> orphans_;
+    std::vector<std::int64_t> splat_begin_;
     LargeVector<std::int32_t> order_;
     std::vector<std::int64_t> segments_;
 };
@@ -94,5 +97,15 @@ int splat_jobs();
 void splat(const Permutohedral& lat, const float* in, float* values, int stride);
 // Blur the vertex values along every axis (forward order), in place.
 void blur(const Permutohedral& lat, float* values, int stride);
+
+// Half-precision vertex rows (IEEE binary16, `half_row_pitch(stride)` halves per row, arithmetic in
+// float): the splat sums in float, its rows are rounded once to half, then the blur and the slice read
+// and write half the bytes. Where this CPU converts in vector instructions (x86-64 with AVX2 and
+// F16C, AArch64).
+bool half_rows_supported(int stride);
+int half_row_pitch(int stride);
+// splat() into `values` (float rows, the sums), then each row rounded to `half` (null: not).
+void splat(const Permutohedral& lat, const float* in, float* values, std::uint16_t* half, int stride, int pitch);
+void blur(const Permutohedral& lat, std::uint16_t* values, int stride, int pitch);
 
 }  // namespace deeplab::crf
