@@ -15,7 +15,10 @@ photo, with 1 thread and all threads:
 
 Prints a markdown table with the worst and median speed-ups and writes everything as JSON (atomically).
 
+--half-rows measures crf with its lattice vertex values in half precision (pydensecrf unchanged).
+
     python benchmarks/crf_bench.py [--json out.json] [--images DIR_OR_FILES...] [--repeats 5] [--threads 1 2]
+                                   [--half-rows]
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ def unary_for(args: argparse.Namespace) -> np.ndarray:
 def build(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset) -> Any:
     h, w = img.shape[:2]
     d = mod.DenseCRF2D(w, h, unary.shape[0])
+    if mod is crf and preset.half_rows and not d.setHalfRows(True):
+        raise SystemExit("--half-rows: this CPU has no vector half-precision conversions")
     d.setUnaryEnergy(unary)
     d.addPairwiseGaussian(sxy=preset.gaussian_sxy, compat=preset.gaussian_weight)
     d.addPairwiseBilateral(sxy=preset.bilateral_sxy, srgb=preset.bilateral_srgb, rgbim=img,
@@ -103,6 +108,10 @@ def vm_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def preset_for(args: argparse.Namespace) -> crf.Preset:
+    return crf.PRESETS[args.preset].with_overrides(half_rows=args.half_rows)
+
+
 def cold_probe(args: argparse.Namespace) -> None:
     """Subprocess mode: one CRF in this fresh process; prints its time, result digest and peak memory as JSON."""
     img = load_image(args.cold_probe, args.width, args.height)
@@ -115,7 +124,7 @@ def cold_probe(args: argparse.Namespace) -> None:
         except OSError:
             pass
         before = vm_kib("VmRSS")
-    seconds, q = timed_run(crf, img, unary, crf.PRESETS[args.preset], args.iterations)
+    seconds, q = timed_run(crf, img, unary, preset_for(args), args.iterations)
     peak = (vm_kib("VmHWM") - before) / 1024 if memory else None
     print(json.dumps({"seconds": seconds, "digest": digest(q), "peak_mib": peak}))
 
@@ -123,7 +132,8 @@ def cold_probe(args: argparse.Namespace) -> None:
 def run_cold(args: argparse.Namespace, path: Path, threads: int) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--cold-probe", str(path), "--probe-threads", str(threads),
            "--iterations", str(args.iterations), "--width", str(args.width), "--height", str(args.height),
-           "--labels", str(args.labels), "--seed", str(args.seed), "--preset", args.preset]
+           "--labels", str(args.labels), "--seed", str(args.seed), "--preset", args.preset,
+           *(["--half-rows"] if args.half_rows else [])]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -235,6 +245,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 and all cores")
     p.add_argument("--repeats", type=int, default=5, help="runs per configuration and image (medians)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--half-rows", action="store_true", help="crf's lattice vertex values in half precision")
     p.add_argument("--no-reference", action="store_true", help="skip pydensecrf")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--cold-probe", type=Path, help=argparse.SUPPRESS)
@@ -249,7 +260,7 @@ def main() -> int:
     paths = image_paths(args.images)
     images = [load_image(path, args.width, args.height) for path in paths]
     unary = unary_for(args)
-    preset = crf.PRESETS[args.preset]
+    preset = preset_for(args)
     ref_mod = None
     if not args.no_reference:
         try:
@@ -305,7 +316,8 @@ def main() -> int:
         rows.append(row)
 
     print(f"dense CRF, {len(paths)} photos at {args.width}x{args.height}, {args.labels} labels, preset {args.preset}, "
-          f"{args.iterations} iterations, set-up included, median of {args.repeats}; "
+          f"{args.iterations} iterations, set-up included, median of {args.repeats}"
+          f"{', crf with half-precision vertex rows' if args.half_rows else ''}; "
           f"load average {load_before[0]:.2f} -> {load_after[0]:.2f} on {cores} cores\n")
     print(markdown_table(rows, threads, ref_mod is not None))
     print(f"\nTime per phase of one cold CRF ({threads[-1]} threads), and the lattices' sizes:\n")
@@ -316,7 +328,8 @@ def main() -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.json, json.dumps({
             "images": [str(p) for p in paths], "width": args.width, "height": args.height, "labels": args.labels,
-            "preset": args.preset, "iterations": args.iterations, "repeats": args.repeats, "threads": threads,
+            "preset": args.preset, "half_rows": args.half_rows, "iterations": args.iterations,
+            "repeats": args.repeats, "threads": threads,
             "cores": cores, "load_average": {"before": load_before, "after": load_after}, "results": rows,
         }, indent=2))
     return 0
