@@ -15,10 +15,11 @@ photo, with 1 thread and all threads:
 
 Prints a markdown table with the worst and median speed-ups and writes everything as JSON (atomically).
 
---half-rows measures crf with its lattice vertex values in half precision (pydensecrf unchanged).
+crf runs as `crf.refine` does: lattice vertex values in half precision where the CPU supports it (the presets'
+half_rows); --float-rows measures it with float rows (DenseCRF2D's default, pydensecrf's precision).
 
     python benchmarks/crf_bench.py [--json out.json] [--images DIR_OR_FILES...] [--repeats 5] [--threads 1 2]
-                                   [--half-rows]
+                                   [--float-rows]
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def unary_for(args: argparse.Namespace) -> np.ndarray:
 def build(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset) -> Any:
     h, w = img.shape[:2]
     d = mod.DenseCRF2D(w, h, unary.shape[0])
-    if mod is crf and preset.half_rows and not d.setHalfRows(True):
-        raise SystemExit("--half-rows: this CPU has no vector half-precision conversions")
+    if mod is crf:
+        d.setHalfRows(preset.half_rows)
     d.setUnaryEnergy(unary)
     d.addPairwiseGaussian(sxy=preset.gaussian_sxy, compat=preset.gaussian_weight)
     d.addPairwiseBilateral(sxy=preset.bilateral_sxy, srgb=preset.bilateral_srgb, rgbim=img,
@@ -108,8 +109,13 @@ def vm_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def half_rows_used(preset: crf.Preset, labels: int) -> bool:
+    """Whether crf runs with half-precision vertex rows (asked for, and supported by this CPU)."""
+    return preset.half_rows and crf.DenseCRF2D(8, 8, labels).setHalfRows(True)
+
+
 def preset_for(args: argparse.Namespace) -> crf.Preset:
-    return crf.PRESETS[args.preset].with_overrides(half_rows=args.half_rows)
+    return crf.PRESETS[args.preset].with_overrides(half_rows=False if args.float_rows else None)
 
 
 def cold_probe(args: argparse.Namespace) -> None:
@@ -133,7 +139,7 @@ def run_cold(args: argparse.Namespace, path: Path, threads: int) -> dict[str, An
     cmd = [sys.executable, __file__, "--cold-probe", str(path), "--probe-threads", str(threads),
            "--iterations", str(args.iterations), "--width", str(args.width), "--height", str(args.height),
            "--labels", str(args.labels), "--seed", str(args.seed), "--preset", args.preset,
-           *(["--half-rows"] if args.half_rows else [])]
+           *(["--float-rows"] if args.float_rows else [])]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -245,7 +251,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 and all cores")
     p.add_argument("--repeats", type=int, default=5, help="runs per configuration and image (medians)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--half-rows", action="store_true", help="crf's lattice vertex values in half precision")
+    p.add_argument("--float-rows", action="store_true", help="crf's lattice vertex values in float, not half")
     p.add_argument("--no-reference", action="store_true", help="skip pydensecrf")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--cold-probe", type=Path, help=argparse.SUPPRESS)
@@ -315,9 +321,10 @@ def main() -> int:
                            "bilateral": row["phases"]["bilateral_vertices"], **lattice_sizes(img, preset)}
         rows.append(row)
 
+    vertex_rows = "half precision" if half_rows_used(preset, args.labels) else "float"
     print(f"dense CRF, {len(paths)} photos at {args.width}x{args.height}, {args.labels} labels, preset {args.preset}, "
           f"{args.iterations} iterations, set-up included, median of {args.repeats}"
-          f"{', crf with half-precision vertex rows' if args.half_rows else ''}; "
+          f", crf's lattice vertex rows in {vertex_rows}; "
           f"load average {load_before[0]:.2f} -> {load_after[0]:.2f} on {cores} cores\n")
     print(markdown_table(rows, threads, ref_mod is not None))
     print(f"\nTime per phase of one cold CRF ({threads[-1]} threads), and the lattices' sizes:\n")
@@ -328,7 +335,7 @@ def main() -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.json, json.dumps({
             "images": [str(p) for p in paths], "width": args.width, "height": args.height, "labels": args.labels,
-            "preset": args.preset, "half_rows": args.half_rows, "iterations": args.iterations,
+            "preset": args.preset, "vertex_rows": vertex_rows, "iterations": args.iterations,
             "repeats": args.repeats, "threads": threads,
             "cores": cores, "load_average": {"before": load_before, "after": load_after}, "results": rows,
         }, indent=2))

@@ -21,7 +21,7 @@ class Preset:
     bilateral_weight: float
     normalization: int = NORMALIZE_SYMMETRIC
     scale: float = 1.0  # CRF resolution relative to the image, in (0, 1] (below 1: a cheaper, coarser CRF)
-    half_rows: bool = False  # lattice vertex values in half precision (DenseCRF.setHalfRows)
+    half_rows: bool = True  # lattice vertex values in half precision where supported (DenseCRF.setHalfRows)
 
     def with_overrides(self, **overrides: Any) -> "Preset":
         """A copy with the given fields replaced (None values are ignored)."""

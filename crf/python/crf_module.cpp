@@ -290,7 +290,7 @@ NB_MODULE(_crf, m) {
             },
             nb::arg("iterations"), nb::arg("gaussian_sxy"), nb::arg("gaussian_weight"), nb::arg("bilateral_sxy"),
             nb::arg("bilateral_srgb"), nb::arg("bilateral_weight"), nb::arg("normalization"), nb::arg("clip"),
-            nb::arg("scale") = 1.f, nb::arg("half_rows") = false)
+            nb::arg("scale") = 1.f, nb::arg("half_rows") = true)
         .def_static("voc", &RefineParams::voc)
         .def_static("pydensecrf", &RefineParams::pydensecrf)
         .def_rw("iterations", &RefineParams::iterations)

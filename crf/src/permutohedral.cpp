@@ -147,7 +147,7 @@ struct KeyTable {
 
 int splat_jobs() {
     const int threads = detail::in_parallel_region() ? 1 : num_threads();
-    return threads == 1 ? 1 : 4 * threads;
+    return 4 * threads;
 }
 
 namespace {

@@ -19,7 +19,7 @@ def test_presets_match_the_cpp_defaults():
                 p.bilateral_weight, p.normalization, p.scale, p.half_rows) == (
                     c.iterations, c.gaussian_sxy, c.gaussian_weight, c.bilateral_sxy, c.bilateral_srgb,
                     c.bilateral_weight, c.normalization, c.scale, c.half_rows)
-        assert not p.half_rows  # float vertex values unless asked for
+        assert p.half_rows  # refine: half-precision vertex rows where the CPU has them
     voc = crf.PRESETS["voc"]
     assert (voc.iterations, voc.gaussian_weight, voc.gaussian_sxy) == (10, 3, 1)
     assert (voc.bilateral_weight, voc.bilateral_sxy, voc.bilateral_srgb) == (4, 67, 3)

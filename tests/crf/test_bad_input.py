@@ -262,3 +262,10 @@ def test_refine_init_must_match_probs():
         crf.refine(IMG, probs, init=np.full((2, 6, 7), 0.5, np.float32))
     with pytest.raises(ValueError, match="to match the image"):
         crf.refine(IMG, probs, init=np.full((3, 5, 7), 1 / 3, np.float32))
+
+
+def test_half_rows_not_a_bool():
+    with pytest.raises(ValueError, match="half_rows"):
+        refine(half_rows="yes")
+    with pytest.raises(TypeError, match="bool"):
+        crf.DenseCRF2D(8, 8, 2).setHalfRows(1)

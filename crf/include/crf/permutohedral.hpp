@@ -89,8 +89,9 @@ class Permutohedral {
     std::vector<std::int64_t> segments_;
 };
 
-// Number of splat jobs for the current thread count: a few per thread, so that a descheduled
-// thread (a busy machine) does not hold the others up; 1 inside a parallel region (batches).
+// Number of splat jobs for the current thread count: four per thread, so that a descheduled thread (a busy
+// machine) does not hold the others up, and so that each job's vertex rows are still in the caches when they are
+// rounded to half precision (also on one thread, and inside a parallel region: batches).
 int splat_jobs();
 
 // Splat `in` (n x stride) onto the vertices: values (m x stride).
