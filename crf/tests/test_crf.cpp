@@ -272,6 +272,8 @@ void test_half_rows() {
     for (int labels : {5, 21}) {  // rows of 8 floats (16-byte half rows) and of 24 (64-byte half rows)
         const auto probs = smooth_probs(w, h, labels, 7);
         RefineParams params = RefineParams::pydensecrf();  // both kernels on lattices
+        check(params.half_rows, "half rows are the presets' default");
+        params.half_rows = false;
         std::vector<float> full(probs.size()), half1(probs.size()), half3(probs.size());
         refine(img.data(), w, h, probs.data(), labels, params, full.data());
         DenseCRF probe(1, labels);
