@@ -268,21 +268,16 @@ struct DenseCRF::Impl {
                 });
                 continue;
             }
-            if (t.half_pitch) {
-                {
-                    PhaseTimer timer(phase(&Profile::splat));
-                    splat(t.lattice, q_in, t.values.data(), t.half_values.data(), stride, t.half_pitch);
-                }
-                PhaseTimer timer(phase(&Profile::blur));
-                blur(t.lattice, t.half_values.data(), stride, t.half_pitch);
-                continue;
-            }
+            std::uint16_t* half = t.half_pitch ? t.half_values.data() : nullptr;
             {
                 PhaseTimer timer(phase(&Profile::splat));
-                splat(t.lattice, q_in, t.values.data(), stride);
+                splat(t.lattice, q_in, t.values.data(), half, stride, t.half_pitch);
             }
             PhaseTimer timer(phase(&Profile::blur));
-            blur(t.lattice, t.values.data(), stride);
+            if (half)
+                blur(t.lattice, half, stride, t.half_pitch);
+            else
+                blur(t.lattice, t.values.data(), stride);
         }
     }
 

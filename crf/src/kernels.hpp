@@ -357,22 +357,20 @@ inline void energy_row(const FusedArgs& a, std::int64_t i, typename Ops<W>::vf* 
                 const typename O::vf wd = O::set1(post * im.taps[im.radius + d]);
                 for (int k = 0; k < K; ++k) acc[k] += wd * O::load(center + d * S + W * k);
             }
-        } else if (tv.half_values) {
-            const std::int32_t* off = tv.offsets + i * tv.dp1;
-            const float* w = tv.slice_w + i * tv.dp1;
-            for (int r = 0; r < tv.dp1; ++r) {
-                const typename O::vf wr = O::set1(w[r]);
-                const Half* src = tv.half_values + static_cast<std::int64_t>(off[r]) * tv.pitch;
-                for (int k = 0; k < K; ++k) acc[k] += wr * O::load(src + W * k);
-            }
         } else {
             const std::int32_t* off = tv.offsets + i * tv.dp1;
             const float* w = tv.slice_w + i * tv.dp1;
-            for (int r = 0; r < tv.dp1; ++r) {
-                const typename O::vf wr = O::set1(w[r]);
-                const float* src = tv.values + static_cast<std::int64_t>(off[r]) * S;
-                for (int k = 0; k < K; ++k) acc[k] += wr * O::load(src + W * k);
-            }
+            const auto gather = [&](const auto* rows, std::int64_t pitch) {
+                for (int r = 0; r < tv.dp1; ++r) {
+                    const typename O::vf wr = O::set1(w[r]);
+                    const auto* src = rows + static_cast<std::int64_t>(off[r]) * pitch;
+                    for (int k = 0; k < K; ++k) acc[k] += wr * O::load(src + W * k);
+                }
+            };
+            if (tv.half_values)
+                gather(tv.half_values, tv.pitch);
+            else
+                gather(tv.values, S);
         }
         if (tv.kind == 1) {
             for (int k = 0; k < K; ++k) e[k] -= O::load(tv.compat + W * k) * s[k];
