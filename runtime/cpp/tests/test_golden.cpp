@@ -56,8 +56,11 @@ int main(int argc, char** argv) {
     refined.segment(view, l, &p);
     const double agree = agreement(l, labels_crf.u8), diff = max_abs_diff(p, probs_crf.f32);
     std::printf("dense CRF: max |diff| %.3g, labels %.4f%% equal\n", diff, 100 * agree);
-    // Bitwise equal on x86-64 with the same compiler; leave room for other FMA contraction / SIMD paths (aarch64).
-    CHECK(diff <= 1e-3);
+    // Bitwise equal on x86-64 with the same compiler, where these 4 labels keep float vertex rows (half rows need
+    // 8-wide rows there). On AArch64 they use half rows (NEON, 4-wide), whose rounding to binary16 moves
+    // probabilities by a few 1e-3 (3.3e-3 here; docs/crf.md, half-precision vertex rows), and FMA contraction
+    // differs: the bound is that of half rows, runtime.python_parity holds x86-64 to 1e-4.
+    CHECK(diff <= 1e-2);
     CHECK(agree >= 0.995);
     return report("test_golden");
 }
