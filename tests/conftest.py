@@ -3,6 +3,7 @@ here only; see docs/standin.md)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ if str(SUPPORT) not in sys.path:
     sys.path.insert(0, str(SUPPORT))
 
 import trt_standin  # noqa: E402 - found through the path entry above
+
+# A shell starts background jobs (`cmd &`, nohup) with SIGINT ignored, and exec keeps an ignored signal ignored: the
+# CLIs that the Ctrl-C tests interrupt would then run on to the end. A handler is reset to the default across exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Imported at interpreter start-up through PYTHONPATH: the modules listed in DEEPLAB_TEST_BLOCK look uninstalled.
 _BLOCKER = """
