@@ -392,6 +392,18 @@ inline void energy_row(const FusedArgs& a, std::int64_t i, typename Ops<W>::vf* 
     }
 }
 
+// Half-precision vertex rows are one cache line each: the rows that pixel i gathers are requested a few pixels
+// ahead (3-5 % faster on 2 threads, docs/crf.md; with float rows, two lines each, it gained nothing measurable).
+inline void prefetch_half_rows(const FusedArgs& a, std::int64_t i) {
+    for (int t = 0; t < a.n_terms; ++t) {
+        const TermView& tv = a.terms[t];
+        if (!tv.half_values) continue;
+        const std::int32_t* off = tv.offsets + i * tv.dp1;
+        for (int r = 0; r < tv.dp1; ++r)
+            __builtin_prefetch(tv.half_values + static_cast<std::int64_t>(off[r]) * tv.pitch);
+    }
+}
+
 template <int W, int KT>
 void softmax_rows(const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise) {
     using O = Ops<W>;
@@ -401,7 +413,9 @@ void softmax_rows(const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q
     constexpr int kVec = KT > 0 ? KT : kMaxStride / W;
     vf e[kVec], s[kVec];
     float lanes[2 * kVec * W];
+    constexpr std::int64_t kAhead = 4;  // pixels
     for (std::int64_t i = lo; i < hi; ++i) {
+        if (with_pairwise && i + kAhead < hi) prefetch_half_rows(a, i + kAhead);
         energy_row<W, KT>(a, i, e, s, lanes, K, with_pairwise);
         vf mx = e[0];
         for (int k = 1; k < K; ++k) mx = O::max(mx, e[k]);
