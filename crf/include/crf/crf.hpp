@@ -118,8 +118,8 @@ class DenseCRF {
     // Record the time of each later phase in `profile` (null: stop); it must outlive its use.
     void set_profile(Profile* profile);
     // Keep the lattice kernels' vertex values in half precision (IEEE binary16, arithmetic in float) from the next
-    // step on: about a tenth faster on large lattices, results within about 1e-3 of float (argmax 99.99 %; see
-    // docs/crf.md). Returns whether they are used: only where the CPU converts in vector instructions (x86-64 with
+    // step on: about a tenth faster on large lattices, probabilities within a few 1e-3 of float (argmax 99.999 %;
+    // see docs/crf.md). Returns whether they are used: only where the CPU converts in vector instructions (x86-64 with
     // AVX2 and F16C, AArch64). Off by default (float, as pydensecrf); refine() turns it on (RefineParams::half_rows).
     bool set_half_rows(bool on);
 
