@@ -134,6 +134,7 @@ struct PairwiseTerm {
     int half_pitch = 0;                      // 0: float rows
 
     bool in_image_space() const { return image.width > 0; }
+    bool float_rows() const { return half_pitch == 0; }
     std::int64_t value_rows() const {
         return in_image_space() ? image.width * std::int64_t{image.height} : lattice.n_vertices();
     }
@@ -219,14 +220,11 @@ struct DenseCRF::Impl {
     }
 
     void ensure_workspace() {
-        if (!detail::in_parallel_region())
-            for (auto& t : terms)
-                if (!t.in_image_space()) t.lattice.partition_splat(splat_jobs());
         views.reserve(terms.size());
         double bytes = q.empty() ? static_cast<double>(n) * stride * 4.0 : 0.0;
         for (auto& t : terms) {
             t.half_pitch = half_rows && !t.in_image_space() ? half_row_pitch(stride) : 0;
-            if (t.values.empty()) bytes += static_cast<double>(t.value_rows()) * stride * 4;
+            if (t.float_rows() && t.values.empty()) bytes += static_cast<double>(t.value_rows()) * stride * 4;
             if (t.half_values.size() != static_cast<std::size_t>(t.value_rows()) * t.half_pitch)
                 bytes += static_cast<double>(t.value_rows()) * t.half_pitch * 2;
         }
@@ -236,7 +234,8 @@ struct DenseCRF::Impl {
             // Not zeroed: every step writes q (softmax) and all vertex rows (splat) before reading them.
             if (q.empty()) q.resize(static_cast<std::size_t>(n) * stride);
             for (auto& t : terms) {
-                if (t.values.empty()) t.values.resize(static_cast<std::size_t>(t.value_rows()) * stride);
+                if (t.float_rows() && t.values.empty())
+                    t.values.resize(static_cast<std::size_t>(t.value_rows()) * stride);
                 t.half_values.resize(static_cast<std::size_t>(t.value_rows()) * t.half_pitch);
             }
             return 0;
@@ -271,7 +270,10 @@ struct DenseCRF::Impl {
             std::uint16_t* half = t.half_pitch ? t.half_values.data() : nullptr;
             {
                 PhaseTimer timer(phase(&Profile::splat));
-                splat(t.lattice, q_in, t.values.data(), half, stride, t.half_pitch);
+                if (half)
+                    splat(t.lattice, q_in, half, stride, t.half_pitch);
+                else
+                    splat(t.lattice, q_in, t.values.data(), stride);
             }
             PhaseTimer timer(phase(&Profile::blur));
             if (half)
@@ -387,24 +389,26 @@ struct DenseCRF::Impl {
         std::vector<float> ones(n, 1.f), norm(n);
         t.lattice.compute(ones.data(), norm.data(), 1);
         std::vector<float> pre(n, 1.f), post(n, 1.f);
-        for (std::int64_t i = 0; i < n; ++i) {
-            const double v = norm[i];
-            switch (normalization) {
-                case Normalization::Symmetric:
-                    pre[i] = post[i] = static_cast<float>(1.0 / std::sqrt(v + 1e-20));
-                    break;
-                case Normalization::Before:
-                    pre[i] = static_cast<float>(1.0 / (v + 1e-20));
-                    break;
-                case Normalization::After:
-                    post[i] = static_cast<float>(1.0 / (v + 1e-20));
-                    break;
-                case Normalization::None:
-                    break;
+        const float weight = compat.kind == Compatibility::Kind::Potts ? compat.weight : 1.f;
+        parallel_for(n, 8192, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t i = lo; i < hi; ++i) {
+                const double v = norm[i];
+                switch (normalization) {
+                    case Normalization::Symmetric:
+                        pre[i] = post[i] = static_cast<float>(1.0 / std::sqrt(v + 1e-20));
+                        break;
+                    case Normalization::Before:
+                        pre[i] = static_cast<float>(1.0 / (v + 1e-20));
+                        break;
+                    case Normalization::After:
+                        post[i] = static_cast<float>(1.0 / (v + 1e-20));
+                        break;
+                    case Normalization::None:
+                        break;
+                }
+                post[i] *= weight;
             }
-        }
-        if (compat.kind == Compatibility::Kind::Potts)
-            for (auto& p : post) p *= compat.weight;
+        });
         t.lattice.scale_weights(pre.data(), post.data());
         terms.push_back(std::move(t));
     }

@@ -75,13 +75,15 @@ struct FusedArgs {
 // Entry points of one instruction-set variant.
 struct Kernels {
     int width;  // floats per vector; strides must be multiples of it
-    void (*splat)(const SplatEntry* entries, std::int64_t count, const float* in, float* values, int stride);
+    // Vertex rows [lo, hi) of the splat (Permutohedral::splat_entries, splat_begin) of `in` (n x stride).
+    void (*splat)(const SplatEntry* entries, const std::int32_t* begin, std::int64_t lo, std::int64_t hi,
+                  const float* in, float* values, int stride);
     void (*blur)(const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int stride);
-    // The blur on half-precision vertex rows of `pitch` halves (arithmetic in float) and the rounding
-    // of float rows to them; null where the CPU has no vector conversions.
+    // The splat and the blur on half-precision vertex rows of `pitch` halves (sums in float, rounded to nearest
+    // once per row); null where the CPU has no vector conversions.
+    void (*splat_half)(const SplatEntry* entries, const std::int32_t* begin, std::int64_t lo, std::int64_t hi,
+                       const float* in, Half* values, int stride, int pitch);
     void (*blur_half)(const std::int32_t* order, std::int64_t lo, std::int64_t hi, Half* values, int stride, int pitch);
-    // out rows [lo, hi) (pitch halves each) = in rows (stride floats each), rounded to nearest.
-    void (*rows_to_half)(const float* in, Half* out, std::int64_t lo, std::int64_t hi, int stride, int pitch);
     void (*column_filter)(const ColumnFilter& f, int y0, int y1, int stride);
     // softmax(-U - pairwise) into q_out rows [lo, hi); with_pairwise = false gives softmax(-U).
     void (*softmax)(const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise);
@@ -247,22 +249,33 @@ void dispatch_row_vectors(int k, F&& f) {
     }
 }
 
-template <int W, int KT>
-void splat_rows(const SplatEntry* entries, std::int64_t count, const float* in, float* values, int k_rt) {
+// Vertex rows [lo, hi) (`pitch` values of T apart): each the sum of its entries' weighted input rows, in entry
+// order, stored once. T: float rows or Half rows. A vertex's points lie a few image rows apart, so the input rows
+// are requested 32 entries ahead.
+template <int W, int KT, class T>
+void splat_rows(const SplatEntry* entries, const std::int32_t* begin, std::int64_t lo, std::int64_t hi, const float* in,
+                T* values, int k_rt, int pitch) {
     using O = Ops<W>;
+    using vf = typename O::vf;
     const int K = KT > 0 ? KT : k_rt;
     const std::int64_t S = static_cast<std::int64_t>(W) * K;
-    for (std::int64_t idx = 0; idx < count; ++idx) {
-        const SplatEntry en = entries[idx];
-        const bool first = en.vertex < 0;
-        float* row = values + (first ? ~en.vertex : en.vertex) * S;
-        const float* x = in + en.point * S;
-        const typename O::vf w = O::set1(en.weight);
-        if (first) {
-            for (int k = 0; k < K; ++k) O::store(row + W * k, w * O::load(x + W * k));
-        } else {
-            for (int k = 0; k < K; ++k) O::store(row + W * k, O::load(row + W * k) + w * O::load(x + W * k));
+    vf acc[KT > 0 ? KT : kMaxStride / W];
+    constexpr std::int32_t kAhead = 32;
+    const std::int32_t end = begin[hi];
+    for (std::int64_t v = lo; v < hi; ++v) {
+        for (int k = 0; k < K; ++k) acc[k] = O::set1(0.f);
+        for (std::int32_t e = begin[v]; e < begin[v + 1]; ++e) {
+            if (e + kAhead < end) {
+                const float* ahead = in + entries[e + kAhead].point * S;
+                __builtin_prefetch(ahead);
+                __builtin_prefetch(ahead + S - 1);
+            }
+            const float* x = in + entries[e].point * S;
+            const vf w = O::set1(entries[e].weight);
+            for (int k = 0; k < K; ++k) acc[k] = acc[k] + w * O::load(x + W * k);
         }
+        T* row = values + v * pitch;
+        for (int k = 0; k < K; ++k) O::store(row + W * k, acc[k]);
     }
 }
 
@@ -456,21 +469,24 @@ template <int W>
 Kernels make_kernels() {
     Kernels k;
     k.width = W;
-    k.splat = [](const SplatEntry* entries, std::int64_t count, const float* in, float* values, int stride) {
-        dispatch_row_vectors(
-            stride / W, [&](auto kt) { splat_rows<W, decltype(kt)::value>(entries, count, in, values, stride / W); });
+    k.splat = [](const SplatEntry* entries, const std::int32_t* begin, std::int64_t lo, std::int64_t hi,
+                 const float* in, float* values, int stride) {
+        dispatch_row_vectors(stride / W, [&](auto kt) {
+            splat_rows<W, decltype(kt)::value>(entries, begin, lo, hi, in, values, stride / W, stride);
+        });
     };
     k.blur = [](const std::int32_t* order, std::int64_t lo, std::int64_t hi, float* values, int stride) {
         dispatch_row_vectors(
             stride / W, [&](auto kt) { blur_rows<W, decltype(kt)::value>(order, lo, hi, values, stride / W, stride); });
     };
+    k.splat_half = nullptr;
     k.blur_half = nullptr;
-    k.rows_to_half = nullptr;
     if constexpr (W == kHalfWidth) {
-        k.rows_to_half = [](const float* in, Half* out, std::int64_t lo, std::int64_t hi, int stride, int pitch) {
-            for (std::int64_t i = lo; i < hi; ++i)
-                for (int c = 0; c < stride; c += W)
-                    Ops<W>::store(out + i * pitch + c, Ops<W>::load(in + i * stride + c));
+        k.splat_half = [](const SplatEntry* entries, const std::int32_t* begin, std::int64_t lo, std::int64_t hi,
+                          const float* in, Half* values, int stride, int pitch) {
+            dispatch_row_vectors(stride / W, [&](auto kt) {
+                splat_rows<W, decltype(kt)::value>(entries, begin, lo, hi, in, values, stride / W, pitch);
+            });
         };
         k.blur_half = [](const std::int32_t* order, std::int64_t lo, std::int64_t hi, Half* values, int stride,
                          int pitch) {

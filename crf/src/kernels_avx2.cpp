@@ -8,8 +8,8 @@ const Kernels* avx2_kernels() {
     static const Kernels k = [] {
         Kernels table = make_kernels<8>();
         if (!__builtin_cpu_supports("f16c")) {  // every AVX2 CPU has had it; the half rows need it
+            table.splat_half = nullptr;
             table.blur_half = nullptr;
-            table.rows_to_half = nullptr;
         }
         return table;
     }();

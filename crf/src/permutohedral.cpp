@@ -71,6 +71,23 @@ inline void pack(const Key* key, int d_runtime, std::uint32_t* words) {
     }
 }
 
+// The words of the predecessor of vertex `key` along axis j, key - (1, .., 1) + (d + 1) e_j (e_d = 0), computed
+// element by element: writing a neighbour key into an array at the variable index j and packing it would make the
+// word-wide loads wait for the narrow stores.
+template <class Key, int D = 0>
+inline void pack_predecessor(const Key* key, int d_runtime, int j, std::uint32_t* words) {
+    const int d = D > 0 ? D : d_runtime;
+    const auto at = [&](int i) { return static_cast<Key>(key[i] - 1 + (i == j ? d + 1 : 0)); };
+    if constexpr (sizeof(Key) == 4) {
+        for (int i = 0; i < d; ++i) words[i] = static_cast<std::uint32_t>(at(i));
+    } else {
+        for (int i = 0; i < d; i += 2) {
+            const std::uint32_t hi = i + 1 < d ? static_cast<std::uint16_t>(at(i + 1)) : 0u;
+            words[i / 2] = static_cast<std::uint16_t>(at(i)) | hi << 16;
+        }
+    }
+}
+
 template <class Key, int D = 0>
 inline void unpack(const std::uint32_t* words, int d_runtime, Key* key) {
     const int d = D > 0 ? D : d_runtime;
@@ -143,14 +160,8 @@ struct KeyTable {
     }
 };
 
-}  // namespace
-
-int splat_jobs() {
-    const int threads = detail::in_parallel_region() ? 1 : num_threads();
-    return 4 * threads;
-}
-
-namespace {
+// Vertices per splat task: small enough that a descheduled thread (a busy machine) does not hold the others up.
+constexpr std::int64_t kSplatGrain = 4096;
 
 // `segment(order, lo, hi)` over every axis's chain segments, axis by axis.
 template <class Segment>
@@ -167,7 +178,10 @@ void blur_axes(const Permutohedral& lat, Segment&& segment) {
 }  // namespace
 
 void splat(const Permutohedral& lat, const float* in, float* values, int stride) {
-    splat(lat, in, values, nullptr, stride, 0);
+    const detail::Kernels& k = detail::kernels_for(stride);
+    parallel_for(lat.n_vertices(), kSplatGrain, [&](std::int64_t lo, std::int64_t hi) {
+        k.splat(lat.splat_entries(), lat.splat_begin(), lo, hi, in, values, stride);
+    });
 }
 
 void blur(const Permutohedral& lat, float* values, int stride) {
@@ -191,18 +205,10 @@ int half_row_pitch(int stride) {
     return pitch_bytes / 2;
 }
 
-void splat(const Permutohedral& lat, const float* in, float* values, std::uint16_t* half, int stride, int pitch) {
+void splat(const Permutohedral& lat, const float* in, std::uint16_t* half, int stride, int pitch) {
     const detail::Kernels& k = detail::kernels_for(stride);
-    parallel_for(lat.splat_parts(), 1, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t p = lo; p < hi; ++p) {
-            const int part = static_cast<int>(p);
-            for (std::int32_t v : lat.orphans(part))
-                std::fill_n(values + static_cast<std::int64_t>(v) * stride, stride, 0.f);
-            k.splat(lat.splat_entries(part), lat.splat_count(part), in, values, stride);
-            // Rounded while the job's rows are still in the caches.
-            if (half)
-                k.rows_to_half(values, half, lat.splat_vertices(part), lat.splat_vertices(part + 1), stride, pitch);
-        }
+    parallel_for(lat.n_vertices(), kSplatGrain, [&](std::int64_t lo, std::int64_t hi) {
+        k.splat_half(lat.splat_entries(), lat.splat_begin(), lo, hi, in, half, stride, pitch);
     });
 }
 
@@ -224,9 +230,6 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
     d_ = dim;
     n_ = n;
     m_ = 0;
-    splat_.clear();  // partitioned anew below
-    orphans_.clear();
-    splat_begin_.clear();
 
     // Per-dimension ranges (also rejects NaN/inf) bound the lattice coordinates.
     std::vector<float> absmax(dim, 0.f);
@@ -295,7 +298,6 @@ void Permutohedral::init(const float* features, int dim, std::int64_t n, bool re
         if (ok) break;
         capacity = next_pow2(static_cast<std::size_t>(npts) * (dim + 1) * 4 / 3 + 64);
     }
-    partition_splat(splat_jobs());
 }
 
 namespace {
@@ -507,7 +509,7 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
 }
 
 // Final ids: chunk bases (prefix sums) + creation index, so vertices keep the points' order; keys by final id;
-// the slice weights get the reference's 1 / (1 + 2^-d) scaling.
+// the splat's entries; the slice weights get the reference's 1 / (1 + 2^-d) scaling.
 void Permutohedral::finalize(BuildTables& tables) {
     const std::int64_t n_chunks = tables.n_chunks, ne = n_ * (d_ + 1);
     const int n_words = tables.n_words, local_bits = tables.local_bits;
@@ -536,7 +538,7 @@ void Permutohedral::finalize(BuildTables& tables) {
     });
     tables.prov_keys.reset();
 
-    splat_w_ = slice_w_;
+    build_splat();                                                                // from the unscaled weights
     const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d_)));  // the reference's scaling
     parallel_for(ne, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t e = lo; e < hi; ++e) slice_w_[e] *= alpha;
@@ -574,7 +576,7 @@ void Permutohedral::build_chains(const BuildTables& tables) {
     //    at a time) with the table slots prefetched.
     constexpr std::int64_t kBatch = 64;
     parallel_for((m + kBatch - 1) / kBatch, 64, [&](std::int64_t lo, std::int64_t hi) {
-        Key key[kMaxDim], nb[kMaxDim];
+        Key key[kMaxDim];
         std::vector<std::uint32_t> w(static_cast<std::size_t>(kBatch) * dp1 * n_words), hash(kBatch * dp1);
         std::vector<std::int64_t> from(kBatch * dp1);
         std::vector<int> from_axis(kBatch * dp1);
@@ -584,10 +586,8 @@ void Permutohedral::build_chains(const BuildTables& tables) {
                 unpack<Key, D>(vkeys.data() + v * n_words, d, key);
                 for (int j = 0; j <= d; ++j) {
                     if (has_pred[j * m + v]) continue;
-                    for (int i = 0; i < d; ++i) nb[i] = static_cast<Key>(key[i] - 1);
-                    if (j < d) nb[j] = static_cast<Key>(key[j] + d);
                     std::uint32_t* kw = w.data() + static_cast<std::size_t>(count) * n_words;
-                    pack<Key, D>(nb, d, kw);
+                    pack_predecessor<Key, D>(key, d, j, kw);
                     hash[count] = hash_words<NW>(kw, n_words);
                     keys.prefetch(hash[count]);
                     from[count] = v;
@@ -650,67 +650,49 @@ void Permutohedral::build_chains(const BuildTables& tables) {
     }
 }
 
-void Permutohedral::partition_splat(int parts) {
-    parts = std::max(1, std::min(parts, 1024));
-    if (splat_parts() == parts) return;
+// The entries by vertex (a counting sort of the points' entries, stable: each vertex's points stay in point order).
+// Each thread counts and places the entries of its own range of vertices in one pass over all entries.
+void Permutohedral::build_splat() {
     const int dp1 = d_ + 1;
-    const std::int64_t m = m_, n = n_;
-    // Job p owns the vertices v with owner(v) = (v * mult) >> 32 == p, about m / parts each (a multiply and a
-    // shift per entry, not a division), and lists their entries in point order, so every vertex sums its
-    // contributions in the reference's order whatever the number of jobs. Built in parallel: each thread takes a
-    // group of jobs (a contiguous vertex range) and makes one pass over the entries, keeping those of its
-    // vertices (disjoint ranges: `seen` is shared safely).
-    const std::uint64_t mult = m > 0 ? (static_cast<std::uint64_t>(parts) << 32) / static_cast<std::uint64_t>(m) : 0;
-    const auto owner = [mult](std::int64_t v) {
-        return static_cast<int>((static_cast<std::uint64_t>(v) * mult) >> 32);
-    };
-    const auto first_owned = [&](std::int64_t p) {  // the first vertex v with owner(v) >= p
-        return mult > 0 ? std::min<std::int64_t>(
-                              m, static_cast<std::int64_t>(((static_cast<std::uint64_t>(p) << 32) + mult - 1) / mult))
-                        : (p > 0 ? m : 0);
-    };
-    std::vector<LargeVector<SplatEntry>> lists(parts);
-    std::vector<std::vector<std::int32_t>> orphans(parts);  // only the reference padding makes them
-    for (auto& list : lists) list.reserve(static_cast<std::size_t>(n * dp1 / parts + n * dp1 / (4 * parts) + 16));
-    std::vector<char> seen(m, 0);
-    const int groups = std::min(parts, num_threads());
+    const std::int64_t m = m_, ne = n_ * dp1;
+    splat_begin_.assign(static_cast<std::size_t>(m) + 1, 0);
+    splat_ = LargeVector<SplatEntry>(static_cast<std::size_t>(ne));
+    std::int32_t* begin = splat_begin_.data();
+    const std::int64_t groups = std::min<std::int64_t>(num_threads(), std::max<std::int64_t>(1, m / 4096));
+    const auto range = [&](std::int64_t g) { return m * g / groups; };
     parallel_for(groups, 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t g = lo; g < hi; ++g) {
-            const std::int64_t p_lo = parts * g / groups, p_hi = parts * (g + 1) / groups;
-            const std::int64_t v_begin = first_owned(p_lo), v_end = first_owned(p_hi);
-            for (std::int64_t i = 0; i < n; ++i)
-                for (int r = 0; r < dp1; ++r) {
-                    const std::int64_t e = i * dp1 + r;
-                    const std::int32_t v = offset_[e];
-                    if (v < v_begin || v >= v_end) continue;
-                    const bool first = !seen[v];  // the first entry assigns instead of adding
-                    seen[v] = 1;
-                    lists[owner(v)].push_back({static_cast<std::int32_t>(i), first ? ~v : v, splat_w_[e]});
-                }
-            for (std::int64_t v = v_begin; v < v_end; ++v)
-                if (!seen[v]) orphans[owner(v)].push_back(static_cast<std::int32_t>(v));
+            const std::int64_t v0 = range(g), v1 = range(g + 1);
+            for (std::int64_t e = 0; e < ne; ++e) {
+                const std::int32_t v = offset_[e];
+                if (v >= v0 && v < v1) ++begin[v + 1];
+            }
         }
     });
-    splat_.swap(lists);
-    orphans_.swap(orphans);
-    splat_begin_.resize(parts + 1);
-    for (int p = 0; p <= parts; ++p) splat_begin_[p] = first_owned(p);
+    for (std::int64_t v = 0; v < m; ++v) begin[v + 1] += begin[v];
+    parallel_for(groups, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t g = lo; g < hi; ++g) {
+            const std::int64_t v0 = range(g), v1 = range(g + 1);
+            std::vector<std::int32_t> next(begin + v0, begin + v1);
+            for (std::int64_t e = 0; e < ne; ++e) {
+                const std::int32_t v = offset_[e];
+                if (v >= v0 && v < v1) splat_[next[v - v0]++] = {static_cast<std::int32_t>(e / dp1), slice_w_[e]};
+            }
+        }
+    });
 }
 
 void Permutohedral::scale_weights(const float* splat_scale, const float* slice_scale) {
     const int dp1 = d_ + 1;
-    parallel_for(n_, 4096, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t i = lo; i < hi; ++i)
-            for (int r = 0; r < dp1; ++r) {
-                if (splat_scale) splat_w_[i * dp1 + r] *= splat_scale[i];
-                if (slice_scale) slice_w_[i * dp1 + r] *= slice_scale[i];
-            }
-    });
+    if (slice_scale)
+        parallel_for(n_, 4096, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t i = lo; i < hi; ++i)
+                for (int r = 0; r < dp1; ++r) slice_w_[i * dp1 + r] *= slice_scale[i];
+        });
     if (splat_scale)
-        for (auto& list : splat_)
-            parallel_for(static_cast<std::int64_t>(list.size()), 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
-                for (std::int64_t k = lo; k < hi; ++k) list[k].weight *= splat_scale[list[k].point];
-            });
+        parallel_for(static_cast<std::int64_t>(splat_.size()), 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t k = lo; k < hi; ++k) splat_[k].weight *= splat_scale[splat_[k].point];
+        });
 }
 
 void Permutohedral::compute(const float* in, float* out, int value_size) const {
@@ -740,9 +722,8 @@ void Permutohedral::compute(const float* in, float* out, int value_size) const {
 }
 
 std::size_t Permutohedral::memory_bytes() const {
-    std::size_t bytes = (offset_.size() + slice_w_.size() + splat_w_.size() + order_.size()) * 4 + segments_.size() * 8;
-    for (const auto& list : splat_) bytes += list.size() * sizeof(SplatEntry);
-    return bytes;
+    return (offset_.size() + slice_w_.size() + splat_begin_.size() + order_.size()) * 4 +
+           splat_.size() * sizeof(SplatEntry) + segments_.size() * 8;
 }
 
 }  // namespace deeplab::crf

@@ -202,7 +202,6 @@ void test_filter_is_linear_and_thread_independent() {
     check(worst < 1e-4, "the filter is linear");
     set_num_threads(1);
     std::vector<float> one(n * 4);
-    lat.partition_splat(1);
     lat.compute(a.data(), one.data(), 4);
     set_num_threads(0);
     check(one == fa, "filter results do not depend on the thread count");

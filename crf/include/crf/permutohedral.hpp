@@ -33,11 +33,6 @@ class Permutohedral {
     // (either may be null): folds kernel normalisations and label weights into the lattice.
     void scale_weights(const float* splat_scale, const float* slice_scale);
 
-    // Split the splat into `parts` independent jobs (vertex ranges); any count gives the same result.
-    // init() uses splat_jobs().
-    void partition_splat(int parts);
-    int splat_parts() const { return static_cast<int>(splat_.size()); }
-
     int dim() const { return d_; }
     std::int64_t n_points() const { return n_; }
     std::int64_t n_vertices() const { return m_; }
@@ -49,16 +44,14 @@ class Permutohedral {
     const float* slice_weights() const { return slice_w_.data(); }
 
     struct SplatEntry {
-        std::int32_t point, vertex;
+        std::int32_t point;
         float weight;
     };
-    // Splat job p: the entries of the vertices it owns, in point order (a vertex's first entry stores
-    // ~vertex: it assigns instead of adding). Vertices no point touches (orphans) are zeroed instead.
-    const SplatEntry* splat_entries(int p) const { return splat_[p].data(); }
-    std::int64_t splat_count(int p) const { return static_cast<std::int64_t>(splat_[p].size()); }
-    const std::vector<std::int32_t>& orphans(int p) const { return orphans_[p]; }
-    // Job p's vertices: [splat_vertices(p), splat_vertices(p + 1)).
-    std::int64_t splat_vertices(int p) const { return splat_begin_[p]; }
+    // The splat as a gather: vertex v sums the entries [splat_begin()[v], splat_begin()[v + 1]) of
+    // splat_entries(), in point order (the reference's order of summation). A vertex without entries (only
+    // the reference padding makes them) gets zero. Every vertex is independent: any split gives the same bits.
+    const SplatEntry* splat_entries() const { return splat_.data(); }
+    const std::int32_t* splat_begin() const { return splat_begin_.data(); }
     // Blur along axis j: vertices in chain order (a chain's last vertex is stored as ~v; chains of one
     // vertex, which the blur leaves unchanged, are not listed), cut into blur_segments() independent
     // segments: [segment(j, s), segment(j, s+1)).
@@ -77,22 +70,17 @@ class Permutohedral {
     void finalize(BuildTables& tables);
     template <class Key, int D>
     void build_chains(const BuildTables& tables);
+    void build_splat();
 
     int d_ = 0;
     std::int64_t n_ = 0, m_ = 0;
     LargeVector<std::int32_t> offset_;
-    LargeVector<float> slice_w_, splat_w_;
-    std::vector<LargeVector<SplatEntry>> splat_;
-    std::vector<std::vector<std::int32_t>> orphans_;
-    std::vector<std::int64_t> splat_begin_;
+    LargeVector<float> slice_w_;
+    LargeVector<SplatEntry> splat_;
+    LargeVector<std::int32_t> splat_begin_;
     LargeVector<std::int32_t> order_;
     std::vector<std::int64_t> segments_;
 };
-
-// Number of splat jobs for the current thread count: four per thread, so that a descheduled thread (a busy
-// machine) does not hold the others up, and so that each job's vertex rows are still in the caches when they are
-// rounded to half precision (also on one thread, and inside a parallel region: batches).
-int splat_jobs();
 
 // Splat `in` (n x stride) onto the vertices: values (m x stride).
 void splat(const Permutohedral& lat, const float* in, float* values, int stride);
@@ -105,8 +93,8 @@ void blur(const Permutohedral& lat, float* values, int stride);
 // F16C, AArch64).
 bool half_rows_supported(int stride);
 int half_row_pitch(int stride);
-// splat() into `values` (float rows, the sums), then each row rounded to `half` (null: not).
-void splat(const Permutohedral& lat, const float* in, float* values, std::uint16_t* half, int stride, int pitch);
+// splat() with each vertex's sum rounded once to half precision, into `half` (m rows of `pitch` halves).
+void splat(const Permutohedral& lat, const float* in, std::uint16_t* half, int stride, int pitch);
 void blur(const Permutohedral& lat, std::uint16_t* values, int stride, int pitch);
 
 }  // namespace deeplab::crf
