@@ -55,35 +55,19 @@ inline bool words_equal(const std::uint32_t* a, const std::uint32_t* b, int n_ru
     return true;
 }
 
-// A key of d coordinates as 32-bit words (two 16-bit coordinates a word, the last one zero-padded), built in
-// registers: a memset followed by narrower stores makes the next word-wide load wait for the stores to drain.
-template <class Key, int D = 0>
-inline void pack(const Key* key, int d_runtime, std::uint32_t* words) {
+// A key of d coordinates (coordinate i = at(i)) as 32-bit words, two 16-bit coordinates a word (the last one
+// zero-padded), built in registers: storing the coordinates one by one and then loading them a word at a time would
+// make each word-wide load wait for the narrower stores to drain (a store-forwarding stall).
+template <class Key, int D = 0, class At>
+inline void pack_words(At at, int d_runtime, std::uint32_t* words) {
     const int d = D > 0 ? D : d_runtime;
     if constexpr (sizeof(Key) == 4) {
-        for (int i = 0; i < d; ++i) words[i] = static_cast<std::uint32_t>(key[i]);
+        for (int i = 0; i < d; ++i) words[i] = static_cast<std::uint32_t>(static_cast<Key>(at(i)));
     } else {
         static_assert(sizeof(Key) == 2, "16- or 32-bit keys");
         for (int i = 0; i < d; i += 2) {
-            const std::uint32_t hi = i + 1 < d ? static_cast<std::uint16_t>(key[i + 1]) : 0u;
-            words[i / 2] = static_cast<std::uint16_t>(key[i]) | hi << 16;
-        }
-    }
-}
-
-// The words of the predecessor of vertex `key` along axis j, key - (1, .., 1) + (d + 1) e_j (e_d = 0), computed
-// element by element: writing a neighbour key into an array at the variable index j and packing it would make the
-// word-wide loads wait for the narrow stores.
-template <class Key, int D = 0>
-inline void pack_predecessor(const Key* key, int d_runtime, int j, std::uint32_t* words) {
-    const int d = D > 0 ? D : d_runtime;
-    const auto at = [&](int i) { return static_cast<Key>(key[i] - 1 + (i == j ? d + 1 : 0)); };
-    if constexpr (sizeof(Key) == 4) {
-        for (int i = 0; i < d; ++i) words[i] = static_cast<std::uint32_t>(at(i));
-    } else {
-        for (int i = 0; i < d; i += 2) {
-            const std::uint32_t hi = i + 1 < d ? static_cast<std::uint16_t>(at(i + 1)) : 0u;
-            words[i / 2] = static_cast<std::uint16_t>(at(i)) | hi << 16;
+            const std::uint32_t hi = i + 1 < d ? static_cast<std::uint16_t>(static_cast<Key>(at(i + 1))) : 0u;
+            words[i / 2] = static_cast<std::uint16_t>(static_cast<Key>(at(i))) | hi << 16;
         }
     }
 }
@@ -307,12 +291,12 @@ namespace {
 constexpr float kRoundingShift = 12582912.f;
 
 // Elevates point f (d features) onto the lattice and finds its enclosing simplex, as the reference computes it:
-// the keys of its d + 1 vertices (keys[r * d + i]), their barycentric weights, and for each vertex r the axis along
-// which it steps to the point's vertex r + 1 (mod d + 1; build_chains uses it). canonical[r * (d + 1) + c]: the
-// offset of the remainder-r vertex at sorted position c.
+// the keys of its d + 1 vertices (packed, n_words each: words + r * n_words), their barycentric weights, and for each
+// vertex r the axis along which it steps to the point's vertex r + 1 (mod d + 1; build_chains uses it). canonical[r *
+// (d + 1) + c]: the offset of the remainder-r vertex at sorted position c.
 template <class Key, int D>
-void elevate(const float* f, int d_runtime, const float* scale, const int* canonical, Key* keys, float* weights,
-             std::uint8_t* step_axis) {
+void elevate(const float* f, int d_runtime, const float* scale, const int* canonical, std::uint32_t* words, int n_words,
+             float* weights, std::uint8_t* step_axis) {
     const int d = D > 0 ? D : d_runtime, dp1 = d + 1;
     constexpr int kMax = Permutohedral::kMaxDim + 2;
     float elevated[kMax], rem0[kMax], bary[kMax];
@@ -362,8 +346,8 @@ void elevate(const float* f, int d_runtime, const float* scale, const int* canon
     bary[0] += 1.f + bary[d + 1];
     for (int i = 0; i <= d; ++i) axis_of_rank[rank[i]] = i;
     for (int r = 0; r <= d; ++r) {
-        for (int i = 0; i < d; ++i)
-            keys[r * d + i] = static_cast<Key>(static_cast<int>(rem0[i]) + canonical[r * dp1 + rank[i]]);
+        pack_words<Key, D>([&](int i) { return static_cast<int>(rem0[i]) + canonical[r * dp1 + rank[i]]; }, d,
+                           words + r * n_words);
         weights[r] = bary[r];
         step_axis[r] = static_cast<std::uint8_t>(axis_of_rank[d - r]);
     }
@@ -441,7 +425,6 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
         std::int64_t pending = 0;  // created, not yet added to `inserted`
         float f[kMaxDim];
         const int per_batch = kBatch * dp1;
-        std::vector<Key> point_keys(static_cast<std::size_t>(dp1) * d);
         std::vector<std::uint32_t> words(static_cast<std::size_t>(per_batch) * n_words), hash(per_batch), id(per_batch);
         std::vector<std::int32_t> same(per_batch);  // earlier entry (same batch) with the same key, or -1
         std::vector<float> weights(per_batch);
@@ -455,12 +438,12 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
                 for (int b = 0; b < count; ++b) {
                     const std::int64_t k = k0 + b;
                     for (int j = 0; j < d; ++j) f[j] = k < n ? features[static_cast<std::int64_t>(j) * n + k] : 0.f;
-                    elevate<Key, D>(f, d, scale.data(), canonical.data(), point_keys.data(), weights.data() + b * dp1,
-                                    step_axis.data() + b * dp1);
+                    elevate<Key, D>(f, d, scale.data(), canonical.data(),
+                                    words.data() + static_cast<std::size_t>(b) * dp1 * n_words, n_words,
+                                    weights.data() + b * dp1, step_axis.data() + b * dp1);
                     for (int r = 0; r <= d; ++r) {
                         const int e = b * dp1 + r;
-                        std::uint32_t* kw = words.data() + static_cast<std::size_t>(e) * n_words;
-                        pack<Key, D>(point_keys.data() + r * d, d, kw);
+                        const std::uint32_t* kw = words.data() + static_cast<std::size_t>(e) * n_words;
                         // Vertex r of a simplex has remainder r (every coordinate is r mod d + 1), so it can only be
                         // the previous point's vertex r.
                         same[e] = b > 0 && words_equal<NW>(words.data() + static_cast<std::size_t>(e - dp1) * n_words,
@@ -587,7 +570,8 @@ void Permutohedral::build_chains(const BuildTables& tables) {
                 for (int j = 0; j <= d; ++j) {
                     if (has_pred[j * m + v]) continue;
                     std::uint32_t* kw = w.data() + static_cast<std::size_t>(count) * n_words;
-                    pack_predecessor<Key, D>(key, d, j, kw);
+                    // The predecessor along axis j: key - (1, .., 1) + (d + 1) e_j (e_d = 0).
+                    pack_words<Key, D>([&](int i) { return key[i] - 1 + (i == j ? dp1 : 0); }, d, kw);
                     hash[count] = hash_words<NW>(kw, n_words);
                     keys.prefetch(hash[count]);
                     from[count] = v;
@@ -674,10 +658,12 @@ void Permutohedral::build_splat() {
         for (std::int64_t g = lo; g < hi; ++g) {
             const std::int64_t v0 = range(g), v1 = range(g + 1);
             std::vector<std::int32_t> next(begin + v0, begin + v1);
-            for (std::int64_t e = 0; e < ne; ++e) {
-                const std::int32_t v = offset_[e];
-                if (v >= v0 && v < v1) splat_[next[v - v0]++] = {static_cast<std::int32_t>(e / dp1), slice_w_[e]};
-            }
+            for (std::int64_t i = 0; i < n_; ++i)
+                for (int r = 0; r < dp1; ++r) {
+                    const std::int32_t v = offset_[i * dp1 + r];
+                    if (v >= v0 && v < v1)
+                        splat_[next[v - v0]++] = {static_cast<std::int32_t>(i), slice_w_[i * dp1 + r]};
+                }
         }
     });
 }
