@@ -634,35 +634,50 @@ void Permutohedral::build_chains(const BuildTables& tables) {
     }
 }
 
-// The entries by vertex (a counting sort of the points' entries, stable: each vertex's points stay in point order).
-// Each thread counts and places the entries of its own range of vertices in one pass over all entries.
+// The entries by vertex: a counting sort that keeps each vertex's points in point order. Each thread counts and
+// then places the entries of its own range of points; a vertex's entries from lower point ranges come first.
 void Permutohedral::build_splat() {
     const int dp1 = d_ + 1;
-    const std::int64_t m = m_, ne = n_ * dp1;
+    const std::int64_t m = m_, n = n_;
     splat_begin_.assign(static_cast<std::size_t>(m) + 1, 0);
-    splat_ = LargeVector<SplatEntry>(static_cast<std::size_t>(ne));
+    splat_ = LargeVector<SplatEntry>(static_cast<std::size_t>(n * dp1));
     std::int32_t* begin = splat_begin_.data();
-    const std::int64_t groups = std::min<std::int64_t>(num_threads(), std::max<std::int64_t>(1, m / 4096));
-    const auto range = [&](std::int64_t g) { return m * g / groups; };
-    parallel_for(groups, 1, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t g = lo; g < hi; ++g) {
-            const std::int64_t v0 = range(g), v1 = range(g + 1);
-            for (std::int64_t e = 0; e < ne; ++e) {
-                const std::int32_t v = offset_[e];
-                if (v >= v0 && v < v1) ++begin[v + 1];
-            }
+    const std::int64_t parts = std::min<std::int64_t>(num_threads(), std::max<std::int64_t>(1, n / 16384));
+    const auto first_point = [&](std::int64_t t) { return n * t / parts; };
+    // cursor[t * m + v]: part t's count of vertex v's entries, then the place of its next one.
+    LargeVector<std::int32_t> cursor(static_cast<std::size_t>(parts * m));
+    parallel_for(parts, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t t = lo; t < hi; ++t) {
+            std::int32_t* count = cursor.data() + t * m;
+            std::fill(count, count + m, 0);
+            for (std::int64_t e = first_point(t) * dp1; e < first_point(t + 1) * dp1; ++e) ++count[offset_[e]];
+        }
+    });
+    parallel_for(m, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t v = lo; v < hi; ++v) {
+            std::int32_t total = 0;
+            for (std::int64_t t = 0; t < parts; ++t) total += cursor[t * m + v];
+            begin[v + 1] = total;
         }
     });
     for (std::int64_t v = 0; v < m; ++v) begin[v + 1] += begin[v];
-    parallel_for(groups, 1, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t g = lo; g < hi; ++g) {
-            const std::int64_t v0 = range(g), v1 = range(g + 1);
-            std::vector<std::int32_t> next(begin + v0, begin + v1);
-            for (std::int64_t i = 0; i < n_; ++i)
+    parallel_for(m, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t v = lo; v < hi; ++v) {
+            std::int32_t place = begin[v];
+            for (std::int64_t t = 0; t < parts; ++t) {
+                const std::int32_t count = cursor[t * m + v];
+                cursor[t * m + v] = place;
+                place += count;
+            }
+        }
+    });
+    parallel_for(parts, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t t = lo; t < hi; ++t) {
+            std::int32_t* place = cursor.data() + t * m;
+            for (std::int64_t i = first_point(t); i < first_point(t + 1); ++i)
                 for (int r = 0; r < dp1; ++r) {
-                    const std::int32_t v = offset_[i * dp1 + r];
-                    if (v >= v0 && v < v1)
-                        splat_[next[v - v0]++] = {static_cast<std::int32_t>(i), slice_w_[i * dp1 + r]};
+                    const std::int64_t e = i * dp1 + r;
+                    splat_[place[offset_[e]]++] = {static_cast<std::int32_t>(i), slice_w_[e]};
                 }
         }
     });
