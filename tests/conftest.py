@@ -18,6 +18,7 @@ if str(SUPPORT) not in sys.path:
     sys.path.insert(0, str(SUPPORT))
 
 import trt_standin  # noqa: E402 - found through the path entry above
+from shared_data import TENSORRT_API, missing_in_ci, require  # noqa: E402 - likewise
 
 # A shell starts background jobs (`cmd &`, nohup) with SIGINT ignored, and exec keeps an ignored signal ignored: the
 # CLIs that the Ctrl-C tests interrupt would then run on to the end. A handler is reset to the default across exec.
@@ -65,23 +66,27 @@ def _clear_cuda_caches() -> None:
 
 @pytest.fixture(scope="session")
 def api_surfaces():
-    """{release: Surface} for every release under ../shared/tensorrt-api (skips when it is absent)."""
+    """{release: Surface} for every release under ../shared/tensorrt-api (skips when it is absent; fails under CI)."""
+    require(TENSORRT_API, "TensorRT binding sources")
     found = trt_standin.available_versions()
-    if not found:
-        pytest.skip(f"TensorRT binding sources not found at {trt_standin.api_root()} (../shared/tensorrt-api)")
     return {v: trt_standin.surface(v) for v in found}
 
 
 @pytest.fixture
 def trt_standin_for(monkeypatch):
     """``trt_standin_for(release, devices=1)``: install that release's tensorrt stand-in and the cuda.bindings
-    stand-in for this test; returns the tensorrt module. Skips when ../shared/tensorrt-api is absent."""
+    stand-in for this test; returns the tensorrt module. Skips when ../shared/tensorrt-api is absent (fails under CI)."""
     def install(version: str, devices: int = 1):
-        if version not in trt_standin.available_versions():
-            pytest.skip(f"TensorRT {version} binding sources not found under {trt_standin.api_root()}")
+        require(TENSORRT_API / version, f"TensorRT {version} binding sources")
         _clear_cuda_caches()
         return trt_standin.install(monkeypatch, version, devices)
 
     yield install
     monkeypatch.undo()
     _clear_cuda_caches()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A CI run without ../shared would skip every test that reads it and still pass: refuse to start."""
+    if missing := missing_in_ci():
+        raise pytest.UsageError("CI is set but ../shared is incomplete: " + ", ".join(map(str, missing)))

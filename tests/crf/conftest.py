@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-# ../shared/reference beside the repository (CI); DEEPLAB_REFERENCE overrides it (e.g. from a git worktree).
-REFERENCE = Path(os.environ.get("DEEPLAB_REFERENCE") or Path(__file__).resolve().parents[2].parent / "shared" / "reference")
+from shared_data import REFERENCE, require
 
 
 def _reference_dir(sub: str) -> Path:
-    path = REFERENCE / sub
-    if not path.is_dir():
-        pytest.skip(f"reference data not found at {path}")
-    return path
+    return require(REFERENCE / sub, "reference data")
 
 
 def _load_photo(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -36,7 +30,7 @@ def pydensecrf():
 
 @pytest.fixture(scope="session")
 def reference_dir():
-    """reference_dir(sub) -> Path of ../shared/reference/sub (skips the test when absent)."""
+    """reference_dir(sub) -> Path of ../shared/reference/sub (skips the test when absent; fails under CI)."""
     return _reference_dir
 
 

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from shared_data import TENSORRT_API, require
 
 from export.trt_compat import (
     CompatError,
@@ -26,7 +27,6 @@ from export.trt_compat import (
 )
 
 VERSIONS = ["8.5.2.2", "8.6.2", "10.0.1", "10.3.0", "10.7.0", "10.13.0", "10.16.1", "11.4.0", "11.4.1"]
-TENSORRT_API = Path(__file__).resolve().parents[3] / "shared" / "tensorrt-api"
 
 
 def test_parse_version():
@@ -275,11 +275,10 @@ def _binding_has(version_dir: Path, name: str) -> bool:
     return f'"{name}"' in text
 
 
-@pytest.mark.skipif(not TENSORRT_API.is_dir(), reason=f"TensorRT binding sources not found at {TENSORRT_API}")
 @pytest.mark.parametrize("release", ["8.5.3", "8.6.1", "10.3.0", "10.13.3", "10.16", "11.1"])
 def test_documented_features_match_the_binding_sources(release):
     """documented_features() against NVIDIA's own binding sources of each release: every name it claims exists."""
-    src = TENSORRT_API / release
+    src = require(TENSORRT_API / release, f"TensorRT {release} binding sources")
     f = documented_features(release)
     assert f.hardware_levels == _binding_enum(src, "HardwareCompatibilityLevel")
     assert {"FP16", "INT8", "GPU_FALLBACK", "VERSION_COMPATIBLE"} & f.builder_flags == \

@@ -2,7 +2,6 @@
 runtime is tested end to end in milliseconds. It is a stride-8 8×8 convolution: 1/8-resolution logits like DeepLab."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,10 +12,8 @@ import pytest
 
 from demo.video import write_video
 from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
+from shared_data import REFERENCE, require
 
-# ../shared/reference beside the repository (CI); DEEPLAB_REFERENCE overrides it (e.g. from a git worktree).
-REFERENCE = Path(os.environ.get("DEEPLAB_REFERENCE")
-                 or Path(__file__).resolve().parents[2].parent / "shared" / "reference")
 VIDEOS = REFERENCE / "videos"
 
 
@@ -61,9 +58,7 @@ def tiny_onnx(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def videos() -> Path:
-    if not VIDEOS.is_dir():
-        pytest.skip(f"reference videos not found at {VIDEOS}")
-    return VIDEOS
+    return require(VIDEOS, "reference videos")
 
 
 class LiveVideoServer:

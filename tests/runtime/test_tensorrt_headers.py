@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from shared_data import TENSORRT_API, require
 
 ROOT = Path(__file__).resolve().parents[2]
-TENSORRT_API = ROOT.parent / "shared" / "tensorrt-api"
 SOURCE = ROOT / "runtime" / "cpp" / "src" / "engine_tensorrt.cpp"
 # JetPack 5.1 (8.5), JetPack 6.0 (8.6), JetPack 6.1/6.2 (10.3), JetPack 7.0 (10.13), latest 10.x (10.16), 11.x.
 RELEASES = ["8.5.3", "8.6.1", "10.3.0", "10.13.3", "10.16", "11.1"]
@@ -35,9 +35,7 @@ def releases() -> list[str]:
 
 @pytest.mark.parametrize("release", releases())
 def test_engine_runner_compiles_against_release_headers(release: str) -> None:
-    include = TENSORRT_API / release / "include"
-    if not include.is_dir():
-        pytest.skip(f"TensorRT {release} headers not found at {include} (../shared/tensorrt-api beside the repository)")
+    include = require(TENSORRT_API / release / "include", f"TensorRT {release} headers")
     cuda = cuda_include()
     if cuda is None:
         pytest.skip("CUDA's headers (cuda_runtime_api.h) not found: set CUDA_HOME or put nvcc on PATH")

@@ -19,13 +19,14 @@ from runtime.backends import BackendError, open_backend
 from runtime.backends.base import BackendUnavailable
 from runtime.backends.triton import TritonBackend, TritonPipeline
 from runtime.segmenter import Segmenter
+from shared_data import REFERENCE, require
 
 try:
     find_tritonserver()
 except TritonServerError as e:
     pytest.skip(str(e), allow_module_level=True)
 
-REFERENCE_IMAGES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "images"
+REFERENCE_IMAGES = REFERENCE / "images"
 PROTOCOLS = ("http", "grpc")
 
 
@@ -51,7 +52,7 @@ def frames() -> list[np.ndarray]:
     import cv2
 
     out = []
-    for path in sorted(REFERENCE_IMAGES.glob("*.jpg"))[:4]:
+    for path in sorted(require(REFERENCE_IMAGES, "reference images").glob("*.jpg"))[:4]:
         image = cv2.imread(str(path))
         out.append(cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA))
     try:

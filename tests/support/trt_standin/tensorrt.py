@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
+from shared_data import TENSORRT_API
 
 from trt_standin import cuda
 from trt_standin.surface import Surface, read_surface
@@ -813,7 +814,7 @@ def _cpp_enumerator(expr: str) -> str:
 def api_root() -> Path:
     """``../shared/tensorrt-api`` beside the repository (DEEPLAB_TRT_API overrides it)."""
     env = os.environ.get("DEEPLAB_TRT_API")
-    return Path(env) if env else Path(__file__).resolve().parents[4] / "shared" / "tensorrt-api"
+    return Path(env) if env else TENSORRT_API
 
 
 @functools.lru_cache(maxsize=None)
