@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# clang-format over all C++ in the repository (crf/, runtime/cpp/, examples/cpp/) with the repository's .clang-format.
+# clang-format over every C++ and CUDA file in the repository with the repository's .clang-format, using the
+# clang-format that the `test` extra pins (pyproject.toml), so that everyone and CI format alike.
 #   scripts/check_format.sh         fail, listing each difference, unless every file is formatted (what CI runs)
 #   scripts/check_format.sh --fix   format the files in place
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(find crf runtime/cpp examples/cpp -type f \
-  \( -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' -o -name '*.cu' -o -name '*.cuh' \) | sort)
+pinned=$(sed -n 's/^ *"clang-format==\([0-9.]*\)".*/\1/p' pyproject.toml)
+found=$(clang-format --version 2>/dev/null | sed -n 's/.*clang-format version \([0-9.]*\).*/\1/p')
+if [[ "$found" != "$pinned" ]]; then
+  echo "error: clang-format $pinned is pinned (pyproject.toml), found '${found:-none}': pip install -e \".[test]\"" >&2
+  exit 1
+fi
+mapfile -t files < <(git ls-files --cached --others --exclude-standard -- \
+  '*.c' '*.cc' '*.cpp' '*.h' '*.hpp' '*.cu' '*.cuh' | sort)
 case "${1:-}" in
   "") clang-format --style=file --dry-run --Werror "${files[@]}" ;;
   --fix) clang-format --style=file -i "${files[@]}" ;;
