@@ -1,4 +1,4 @@
-"""Bad input at the binding: each case is a clear Python exception or a correct result (issue 3, §3)."""
+"""Bad input at the binding: each case is a clear Python exception or a correct result."""
 
 from __future__ import annotations
 
