@@ -163,25 +163,39 @@ def is_url(spec: str) -> bool:
     return re.match(rf"^({'|'.join(URL_SCHEMES)})://", spec, re.IGNORECASE) is not None
 
 
-def open_source(spec: str | os.PathLike, timeout_s: float | None = None) -> Source:
-    """A name such as ``demo`` (:mod:`runtime.named`), a camera index (``0``), a URL, an image, a directory, a glob,
-    or a video file. ``timeout_s``: how long a network source may take to connect or to deliver the next packet
-    (default 10 s)."""
+def source_kind(spec: str | os.PathLike) -> str:
+    """The kind of source ``spec`` names, without opening it: ``camera``, ``stream``, ``images`` (an image, a
+    directory or a glob) or ``file`` (a video file; also a path that does not exist, which :func:`open_source`
+    reports)."""
     spec = str(named.resolve(spec, "video", SourceError))
     if spec.isdigit():
-        return VideoSource(spec, "camera")
+        return "camera"
     if is_url(spec):
-        return VideoSource(spec, "stream", timeout_s)
+        return "stream"
+    path = Path(spec)
+    if path.is_dir() or (any(ch in spec for ch in "*?[") and not path.exists()):
+        return "images"
+    return "images" if path.suffix.lower() in IMAGE_SUFFIXES and path.exists() else "file"
+
+
+def open_source(spec: str | os.PathLike, timeout_s: float | None = None) -> Source:
+    """A name such as ``demo`` (:mod:`runtime.named`), a camera index (``0``), a URL, an image, a directory, a glob,
+    or a video file (the kind: :func:`source_kind`). ``timeout_s``: how long a network source may take to connect or
+    to deliver the next packet (default 10 s)."""
+    spec = str(named.resolve(spec, "video", SourceError))
+    kind = source_kind(spec)
+    if kind in ("camera", "stream"):
+        return VideoSource(spec, kind, timeout_s)
     path = Path(spec)
     if path.is_dir():
         return ImageSource(spec, sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-    if any(ch in spec for ch in "*?[") and not path.exists():
+    if kind == "images" and not path.exists():
         return ImageSource(spec, sorted(Path(p) for p in glob.glob(spec, recursive=True)
                                         if Path(p).suffix.lower() in IMAGE_SUFFIXES))
     if not path.exists():
         raise SourceError(f"source not found: {spec}")
     if path.stat().st_size == 0:
         raise SourceError(f"source file is empty: {spec}")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if kind == "images":
         return ImageSource(spec, [path])
     return VideoSource(spec, "file")
