@@ -11,8 +11,7 @@ namespace {
 }
 
 std::string number(double v) {
-    if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15)
-        return std::to_string(static_cast<long long>(v));
+    if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<long long>(v));
     std::string s = std::to_string(v);
     s.erase(s.find_last_not_of('0') + 1);
     return s;

@@ -36,13 +36,14 @@ namespace {
 
 const char* kUsage =
     "usage: deeplab_segment --source VIDEO|URL|IMAGE|DIR|CAMERA (--engine PLAN | --logits DIR [--meta FILE])\n"
-    "                       [--masks DIR] [--no-crf] [--crf-preset NAME] [--crf-iters N] [--warm-start]\n"
-    "                       [--threads N] [--device N] [--max-frames N] [--verbose]\n";
+    "                       [--masks DIR] [--no-crf] [--crf-preset NAME] [--crf-iters N] [--crf-scale S]\n"
+    "                       [--warm-start] [--threads N] [--device N] [--max-frames N] [--verbose]\n";
 
 struct Args {
     std::string source, engine, logits, meta, masks, crf_preset = "default";
     bool crf = true, warm_start = false, verbose = false;
     int crf_iters = -1, threads = 0, device = 0;
+    float crf_scale = 0.f;
     long max_frames = -1;
 };
 
@@ -59,6 +60,16 @@ int to_int(const std::string& flag, const std::string& v) {
     } catch (const std::exception&) {
     }
     usage_error(flag + " needs an integer, got '" + v + "'");
+}
+
+float to_float(const std::string& flag, const std::string& v) {
+    try {
+        size_t used = 0;
+        const float x = std::stof(v, &used);
+        if (used == v.size()) return x;
+    } catch (const std::exception&) {
+    }
+    usage_error(flag + " needs a number, got '" + v + "'");
 }
 
 Args parse_args(int argc, char** argv) {
@@ -85,6 +96,8 @@ Args parse_args(int argc, char** argv) {
             a.crf_preset = value();
         else if (f == "--crf-iters")
             a.crf_iters = to_int(f, value());
+        else if (f == "--crf-scale")
+            a.crf_scale = to_float(f, value());
         else if (f == "--warm-start")
             a.warm_start = true;
         else if (f == "--threads")
@@ -104,6 +117,7 @@ Args parse_args(int argc, char** argv) {
     if (a.source.empty()) usage_error("--source is required");
     if (a.engine.empty() == a.logits.empty()) usage_error("give exactly one of --engine and --logits");
     if (a.crf_iters < -1) usage_error("--crf-iters must be >= 0");
+    if (!(a.crf_scale > 0.f && a.crf_scale <= 1.f) && a.crf_scale != 0.f) usage_error("--crf-scale must be in (0, 1]");
     return a;
 }
 
@@ -281,6 +295,7 @@ int run(const Args& args) {
     options.crf = args.crf;
     options.crf_preset = args.crf_preset;
     options.crf_iterations = args.crf_iters;
+    options.crf_scale = args.crf_scale;
     options.threads = args.threads;
     options.warm_start = args.warm_start;
     Source source(args.source);

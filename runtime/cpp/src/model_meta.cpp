@@ -56,6 +56,8 @@ void read_extra(const json::Value& extra, ModelMeta& m) {
             m.crf_preset = v.as_string();
         else if (v.is_number())
             m.crf_overrides[key] = v.as_number();
+        else if (key == "half_rows" && v.is_bool())
+            m.crf_overrides[key] = v.as_bool() ? 1 : 0;
         else
             malformed("extra.crf." + key + " must be a number");
     }

@@ -82,14 +82,6 @@ static deeplab::EngineInfo orin_info() {
 
 static void test_engine_info() {
     using namespace deeplab;
-    CHECK(version_compatible_ok("8.6.1", "8.6.1"));
-    CHECK(version_compatible_ok("8.6.1", "10.3.0"));
-    CHECK(version_compatible_ok("10.3.0", "10.16.1"));
-    CHECK(version_compatible_ok("10.3.0", "11.1.0"));
-    CHECK(!version_compatible_ok("10.16.0", "10.3.0"));  // forward only
-    CHECK(!version_compatible_ok("8.5.2", "8.6.1"));     // no version compatibility before 8.6
-    CHECK(!version_compatible_ok("11.0.0", "10.16.0"));
-    CHECK(!version_compatible_ok("8.6.1", "11.0.0"));
     CHECK(tensorrt_version_string(8601) == "8.6.1" && tensorrt_version_string(8502) == "8.5.2");
     CHECK(tensorrt_version_string(100300) == "10.3.0" && tensorrt_version_string(101601) == "10.16.1");
     CHECK(tensorrt_version_string(110100) == "11.1.0");
@@ -101,35 +93,12 @@ static void test_engine_info() {
                     "runtime reads and writes float32 only") == 0);
     CHECK(tensorrt_io_type_problem("m.plan", "image", 6).find("tensor 'image' is fp8") != std::string::npos);
 
-    EngineInfo info = orin_info();
-    CHECK(rebuild_command(info, "m.plan") ==
-          "python -m export engine 'demo model.onnx' -o m.plan --precision fp16 --min-shape 1x3x64x64 "
-          "--opt-shape 1x3x512x512 --max-shape 1x3x1024x1024");
-    Platform same{std::string("10.3.0.26"), std::string("Orin"), std::string("8.7")};
-    CHECK(check_compatibility(info, same, "m.plan").ok());
-    CHECK(check_compatibility(info, Platform{}, "m.plan").ok());  // unknown platform: nothing to compare
-    Platform server{std::string("10.16.1"), std::string("NVIDIA H100"), std::string("9.0")};
-    const Compatibility c = check_compatibility(info, server, "m.plan");
-    CHECK(c.problems.size() == 2);
-    CHECK(c.problems[0] == "built by TensorRT 10.3.0, this is TensorRT 10.16.1");
-    CHECK(c.problems[1] == "built for compute capability 8.7 (Orin), this GPU (NVIDIA H100) is 9.0");
-    CHECK(c.message("m.plan").find("engine m.plan does not fit this machine: built by TensorRT 10.3.0") == 0);
-    CHECK(c.message("m.plan").find(". Rebuild it here with:\n  python -m export engine") != std::string::npos);
-
-    info.version_compatible = true;
-    info.hardware_compatibility = "ampere_plus";
-    const Compatibility vc = check_compatibility(info, server, "m.plan");
-    CHECK(vc.ok());
-    CHECK(rebuild_command(info, "m.plan").find("--version-compatible --hardware-compatibility ampere_plus") !=
-          std::string::npos);
-    const Compatibility old =
-        check_compatibility(info, Platform{std::string("10.3.0"), std::string("T4"), std::string("7.5")}, "m.plan");
-    CHECK(old.problems.size() == 1 &&
-          old.problems[0] == "built for Ampere and later GPUs (compute capability ≥ 8.0), this GPU (T4) is 7.5");
-    info = orin_info();
-    const Compatibility w =
-        check_compatibility(info, Platform{std::string("10.3"), std::string("Orin NX"), std::string("8.7")}, "m.plan");
-    CHECK(w.ok() && w.warnings.size() == 1 && w.warnings[0].find("built on Orin, running on Orin NX") == 0);
+    // The compatibility rules and the rebuild command are tested once, through their Python binding
+    // (tests/runtime/test_engine_info.py); here: that the C++ runtime reaches them.
+    const Platform server{std::string("10.16.1"), std::string("NVIDIA H100"), std::string("9.0")};
+    const Compatibility c = check_compatibility(orin_info(), server, "m.plan");
+    CHECK(!c.ok() &&
+          c.message("m.plan").find("engine m.plan does not fit this machine: built by TensorRT 10.3.0") == 0);
 
     const std::string sidecar = R"({"meta": {"class_names": ["a", "b"]}, "engine": {"tensorrt_version": "10.3.0",
       "gpu_name": "Orin", "compute_capability": "8.7", "precision": "int8", "version_compatible": true,
