@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 
 from runtime import named
+from runtime.image_io import IMAGE_SUFFIXES, read_image
 from runtime.preprocess import ImageError, to_bgr8
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 # Consecutive unreadable frames after which a video is taken to have ended (files: a truncated tail; live: gone).
 MAX_CONSECUTIVE_FAILURES = 25
@@ -119,20 +119,6 @@ class VideoSource(Source):
 
     def close(self) -> None:
         self.capture.release()
-
-
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode an image file as stored (any depth/channels) and convert to BGR uint8; ImageError when it can't, OSError
-    when it cannot be read. The one image decoder: sources, datasets and calibration all read through it."""
-    path = Path(path)
-    data = np.fromfile(str(path), np.uint8) if path.stat().st_size else np.empty(0, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ImageError(f"cannot decode image file {path} "
-                         f"({'empty file' if not data.size else 'corrupt or unsupported'})")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    return to_bgr8(image)
 
 
 class ImageSource(Source):
