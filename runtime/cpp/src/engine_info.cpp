@@ -6,7 +6,6 @@
 
 #include "deeplab/engine_info.hpp"
 #include "deeplab/error.hpp"
-#include "json.hpp"
 #include "meta_json.hpp"
 
 namespace deeplab {
@@ -16,31 +15,24 @@ namespace {
     throw Error(ErrorCode::metadata, m);
 }
 
-std::string join(const std::vector<std::string>& parts, const std::string& sep) {
-    std::string out;
-    for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
-    return out;
-}
-
-std::string info_string(const json::Object& d, const char* key, const std::string& path) {
+std::string info_string(const Json& d, const char* key, const std::string& path) {
     auto it = d.find(key);
-    if (it == d.end() || it->second.is_null()) return "";
-    if (it->second.is_string()) return it->second.as_string();
-    if (it->second.is_number()) {  // Python's dataclass accepts any type here; keep numbers readable
+    if (it == d.end() || it->is_null()) return "";
+    if (it->is_string()) return it->get<std::string>();
+    if (it->is_number()) {  // Python's dataclass accepts any type here; keep numbers readable
         std::ostringstream s;
-        s << it->second.as_number();
+        s << it->get<double>();
         return s.str();
     }
     meta_error("engine sidecar " + path + " is malformed: " + key + " must be a string");
 }
 
-EngineInfo info_from_object(const json::Value& v, const std::string& path) {
-    if (!v.is_object()) meta_error("engine sidecar: 'engine' must be a JSON object");
-    const auto& d = v.as_object();
-    std::vector<std::string> missing;
+EngineInfo info_from_object(const Json& d, const std::string& path) {
+    if (!d.is_object()) meta_error("engine sidecar: 'engine' must be a JSON object");
+    std::string missing;
     for (const char* k : {"tensorrt_version", "gpu_name", "compute_capability", "precision", "profile"})
-        if (d.find(k) == d.end()) missing.push_back(k);
-    if (!missing.empty()) meta_error("engine sidecar lacks " + join(missing, ", "));
+        if (!d.contains(k)) missing += (missing.empty() ? "" : ", ") + std::string(k);
+    if (!missing.empty()) meta_error("engine sidecar lacks " + missing);
     EngineInfo info;
     info.tensorrt_version = info_string(d, "tensorrt_version", path);
     info.gpu_name = info_string(d, "gpu_name", path);
@@ -49,34 +41,33 @@ EngineInfo info_from_object(const json::Value& v, const std::string& path) {
     info.onnx_sha256 = info_string(d, "onnx_sha256", path);
     info.built_at = info_string(d, "built_at", path);
     info.onnx_path = info_string(d, "onnx_path", path);
-    if (auto it = d.find("version_compatible"); it != d.end() && !it->second.is_null()) {
-        if (!it->second.is_bool())
+    if (auto it = d.find("version_compatible"); it != d.end() && !it->is_null()) {
+        if (!it->is_boolean())
             meta_error("engine sidecar " + path + " is malformed: version_compatible must be a boolean");
-        info.version_compatible = it->second.as_bool();
+        info.version_compatible = it->get<bool>();
     }
-    if (auto it = d.find("hardware_compatibility"); it != d.end() && !it->second.is_null())
+    if (auto it = d.find("hardware_compatibility"); it != d.end() && !it->is_null())
         info.hardware_compatibility = info_string(d, "hardware_compatibility", path);
-    if (auto it = d.find("dla_core"); it != d.end() && !it->second.is_null()) {
-        if (!it->second.is_number())
-            meta_error("engine sidecar " + path + " is malformed: dla_core must be an integer");
-        info.dla_core = static_cast<int>(it->second.as_number());
+    if (auto it = d.find("dla_core"); it != d.end() && !it->is_null()) {
+        if (!it->is_number()) meta_error("engine sidecar " + path + " is malformed: dla_core must be an integer");
+        info.dla_core = static_cast<int>(it->get<double>());
     }
-    const json::Value& profile = d.at("profile");
+    const Json& profile = d.at("profile");
     const char* const keys[] = {"min", "opt", "max"};
     bool good = profile.is_object();
     for (int i = 0; good && i < 3; ++i) {
-        auto it = profile.as_object().find(keys[i]);
-        if (it == profile.as_object().end() || !it->second.is_array() || it->second.as_array().size() != 4) {
+        auto it = profile.find(keys[i]);
+        if (it == profile.end() || !it->is_array() || it->size() != 4) {
             good = false;
             break;
         }
         for (int j = 0; j < 4; ++j) {
-            const json::Value& dim = it->second.as_array()[static_cast<size_t>(j)];
-            if (!dim.is_number() || !std::isfinite(dim.as_number())) {
+            const Json& dim = (*it)[static_cast<size_t>(j)];
+            if (!dim.is_number() || !std::isfinite(dim.get<double>())) {
                 good = false;
                 break;
             }
-            info.profile[static_cast<size_t>(i)][static_cast<size_t>(j)] = static_cast<std::int64_t>(dim.as_number());
+            info.profile[static_cast<size_t>(i)][static_cast<size_t>(j)] = static_cast<std::int64_t>(dim.get<double>());
         }
     }
     if (!good) meta_error("engine sidecar: profile must hold min/opt/max shapes of 4 dimensions");
@@ -90,21 +81,21 @@ std::string sidecar_path(const std::string& engine_path) {
 }
 
 std::pair<ModelMeta, EngineInfo> parse_sidecar(const std::string& text, const std::string& path) {
-    json::Value doc;
+    Json doc;
     try {
-        doc = json::parse(text);
-    } catch (const std::invalid_argument& e) {
+        doc = Json::parse(text);
+    } catch (const Json::parse_error& e) {
         meta_error("engine sidecar " + path + " is not valid JSON: " + e.what());
     }
-    if (!doc.is_object() || doc.as_object().count("meta") == 0 || doc.as_object().count("engine") == 0)
+    if (!doc.is_object() || !doc.contains("meta") || !doc.contains("engine"))
         meta_error("engine sidecar " + path + " must hold 'meta' and 'engine' objects");
     ModelMeta meta;
     try {
-        meta = meta_from_json_value(doc.as_object().at("meta"));
+        meta = meta_from_json_value(doc.at("meta"));
     } catch (const Error& e) {
         meta_error("engine sidecar " + path + ": " + e.what());
     }
-    return {std::move(meta), info_from_object(doc.as_object().at("engine"), path)};
+    return {std::move(meta), info_from_object(doc.at("engine"), path)};
 }
 
 std::pair<ModelMeta, EngineInfo> read_sidecar(const std::string& engine_path) {
