@@ -83,7 +83,7 @@ def crf_summary(config: "CrfConfig | None") -> dict[str, Any] | None:
     if config.iterations >= 0:
         settings["iterations"] = config.iterations
     if config.scale > 0:
-        settings["scale"] = config.scale
+        settings["scale"] = float(str(np.float32(config.scale)))  # the number asked for (0.3), not float32's 0.30000001
     for key, kind in (("iterations", int), ("normalization", int), ("half_rows", bool)):
         if key in settings:
             settings[key] = kind(settings[key])

@@ -164,14 +164,14 @@ def to_triton(tensor_class: Any, name: str, array: np.ndarray) -> Any:
 # The DLPack protocol's names for a capsule before and after a consumer took its tensor. The stub renames the capsule
 # it consumes to a name of its own, which numpy's capsule destructor does not know: it would print "PyCapsule_GetPointer
 # called with incorrect name" for every tensor. Naming it "used_dltensor" after the hand-over says what is true (the
-# tensor has an owner) and leaves numpy's destructor nothing to do. The bytes stay alive: a capsule keeps the pointer.
+# tensor has an owner) and leaves numpy's destructor nothing to do. A capsule keeps the pointer to its name, so the
+# name's bytes hold one reference that is never released: they outlive every capsule, even at interpreter exit.
 _CAPSULE_NAME = b"dltensor"
 _USED_CAPSULE_NAME = b"used_dltensor"
-
-
 _capsule_call = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_char_p)
 _capsule_is_valid = _capsule_call(("PyCapsule_IsValid", ctypes.pythonapi))
 _capsule_set_name = _capsule_call(("PyCapsule_SetName", ctypes.pythonapi))
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(_USED_CAPSULE_NAME))
 
 
 def _mark_consumed(capsule: Any) -> None:

@@ -16,6 +16,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -52,24 +53,20 @@ struct Args {
     std::exit(2);
 }
 
-int to_int(const std::string& flag, const std::string& v) {
+/// `v` as a whole int or float, or a usage error naming the flag.
+template <class T>
+T to_number(const std::string& flag, const std::string& v) {
     try {
         size_t used = 0;
-        const int n = std::stoi(v, &used);
+        T n;
+        if constexpr (std::is_integral_v<T>)
+            n = std::stoi(v, &used);
+        else
+            n = std::stof(v, &used);
         if (used == v.size()) return n;
     } catch (const std::exception&) {
     }
-    usage_error(flag + " needs an integer, got '" + v + "'");
-}
-
-float to_float(const std::string& flag, const std::string& v) {
-    try {
-        size_t used = 0;
-        const float x = std::stof(v, &used);
-        if (used == v.size()) return x;
-    } catch (const std::exception&) {
-    }
-    usage_error(flag + " needs a number, got '" + v + "'");
+    usage_error(flag + (std::is_integral_v<T> ? " needs an integer" : " needs a number") + ", got '" + v + "'");
 }
 
 Args parse_args(int argc, char** argv) {
@@ -95,17 +92,17 @@ Args parse_args(int argc, char** argv) {
         else if (f == "--crf-preset")
             a.crf_preset = value();
         else if (f == "--crf-iters")
-            a.crf_iters = to_int(f, value());
+            a.crf_iters = to_number<int>(f, value());
         else if (f == "--crf-scale")
-            a.crf_scale = to_float(f, value());
+            a.crf_scale = to_number<float>(f, value());
         else if (f == "--warm-start")
             a.warm_start = true;
         else if (f == "--threads")
-            a.threads = to_int(f, value());
+            a.threads = to_number<int>(f, value());
         else if (f == "--device")
-            a.device = to_int(f, value());
+            a.device = to_number<int>(f, value());
         else if (f == "--max-frames")
-            a.max_frames = to_int(f, value());
+            a.max_frames = to_number<int>(f, value());
         else if (f == "--verbose" || f == "-v")
             a.verbose = true;
         else if (f == "--help" || f == "-h") {

@@ -91,6 +91,7 @@ def test_crf_config():
     assert crf_summary(crf_config("pydensecrf", demo)) == {"preset": "pydensecrf"}
     assert crf_summary(crf_config({"iterations": 2}, meta, iterations=4)) == {"preset": "voc", "iterations": 4}
     assert crf_summary(crf_config("voc", meta, video=True, scale=0.5)) == {"preset": "voc", "scale": 0.5}
+    assert crf_summary(crf_config("voc", meta, scale=0.3))["scale"] == 0.3
     with pytest.raises(ValueError):
         crf_config("voc", meta, iterations=-1)
     with pytest.raises(ValueError, match="bilateral_srgb must be a number"):
