@@ -164,6 +164,11 @@ def _native_info(info: EngineInfo) -> Any:
     return n
 
 
+def version_tuple(text: str) -> list[int]:
+    """The first four runs of digits of a version: ``"10.3.0.26"`` -> [10, 3, 0, 26]."""
+    return _rules.version_tuple(str(text))
+
+
 def version_compatible_ok(built: str, running: str) -> bool:
     """Whether a version-compatible plan built by TensorRT ``built`` runs on ``running``: forward only, from 8.6 on,
     within a major version, plus the two documented cross-major pairs 8 -> 10 and 10 -> 11."""
