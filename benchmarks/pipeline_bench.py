@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtime.pipeline import STAGES, Pipeline
-from runtime.segmenter import Segmenter
+from runtime.segmenter import Segmenter, crf_summary
 from runtime.sinks import MaskSink, OverlayVideoSink
 from runtime.sources import open_source
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     bound_fps = 1000.0 / stages[slowest]["mean_ms"]
     ratio = overlapped["fps"] / bound_fps
     print(f"model {args.model} · source {args.source} · {sequential['frames']['processed']} frames · "
-          f"backend {seg.backend.name} · CRF {seg.crf or 'off'} · {os.cpu_count()} CPU cores")
+          f"backend {seg.backend.name} · CRF {crf_summary(seg.crf) or 'off'} · {os.cpu_count()} CPU cores")
     print(f"{'stage':<12}{'sequential mean ms':>20}{'p90 ms':>10}{'overlapped mean ms':>20}")
     for name in STAGES:
         if name in stages:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * overlapped['fps'] / min(bound_fps, cpu_bound):.1f} % of min(1/slowest stage, cores/CPU time)")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "model": str(args.model), "source": args.source, "backend": seg.backend.name, "crf": seg.crf,
+            "model": str(args.model), "source": args.source, "backend": seg.backend.name, "crf": crf_summary(seg.crf),
             "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "repeat": args.repeat, "sequential": sequential, "overlapped": overlapped, "slowest_stage": slowest,
             "fps_all_runs": {"sequential": [r["fps"] for r in runs[False]],

@@ -27,6 +27,7 @@ from export.evaluate import evaluate
 from export.metrics import ConfusionMatrix, iou, miou
 from export.voc import VOCDataset
 from runtime import Segmenter
+from runtime.segmenter import crf_summary
 from runtime.atomic import atomic_write_text
 
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'mIoU':<14}{100 * a:>8.2f}{100 * b:>8.2f}{100 * c:>9.2f}")
     if args.json:
         out = {"model": args.model, "data": str(args.data or f"generated seed {args.seed}"), "images": len(dataset),
-               "steps": args.steps, "lr": args.lr, "class_names": names, "crf": seg.crf,
+               "steps": args.steps, "lr": args.lr, "class_names": names, "crf": crf_summary(seg.crf),
                **{f"{k}_miou": miou(m) for k, m in columns.items()},
                **{f"{k}_iou": iou(m).tolist() for k, m in columns.items()}}
         atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")

@@ -37,7 +37,7 @@ from demo.video import write_video
 from export.metrics import ConfusionMatrix
 from export.voc import read_label
 from runtime.atomic import atomic_write_text
-from runtime.segmenter import Segmenter, crf_settings
+from runtime.segmenter import Segmenter, crf_config, crf_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ def clip_frames(path: Path, labels_dir: Path, stride: int, count: int) -> list[t
 
 def accuracy(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     seg = Segmenter(args.model, backend="onnxruntime", crf=None)
-    settings = crf_settings("default", seg.meta) or {}
+    settings = crf_summary(crf_config("default", seg.meta)) or {}
     n_classes = seg.meta.n_classes
     vs = variants()
     cms = {(v.name, s): ConfusionMatrix(n_classes) for v in vs for s in args.speeds}

@@ -6,7 +6,7 @@
 """
 
 from . import presets, utils
-from ._crf import clear_lattice_cache, get_num_threads, set_buffer_cache_limit, set_num_threads
+from ._crf import CrfConfig, clear_lattice_cache, get_num_threads, set_buffer_cache_limit, set_num_threads, resolve_crf
 from .densecrf import (
     CONST_KERNEL,
     DIAG_KERNEL,
@@ -23,6 +23,7 @@ from .refinement import (
     VIDEO_ITERATIONS,
     VIDEO_SCALE,
     LatticeCache,
+    RefineParams,
     profile_refine,
     refine,
     refine_batch,
@@ -34,5 +35,5 @@ __all__ = [
     "CONST_KERNEL", "DEFAULT_LATTICE_CACHE", "DIAG_KERNEL", "FULL_KERNEL", "NO_NORMALIZATION", "NORMALIZE_AFTER", "NORMALIZE_BEFORE",
     "NORMALIZE_SYMMETRIC", "PRESETS", "DenseCRF", "DenseCRF2D", "LatticeCache", "Preset", "clear_lattice_cache", "get_num_threads",
     "presets", "profile_refine", "refine", "refine_batch", "refine_params", "set_buffer_cache_limit", "set_num_threads", "utils",
-    "VIDEO_ITERATIONS", "VIDEO_SCALE",
+    "VIDEO_ITERATIONS", "VIDEO_SCALE", "CrfConfig", "RefineParams", "resolve_crf",
 ]

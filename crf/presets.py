@@ -35,13 +35,10 @@ def _from_cpp(p: Any) -> Preset:
                   half_rows=p.half_rows)
 
 
-# Defined once, in C++ (RefineParams::voc / pydensecrf, crf/include/crf/crf.hpp), shared with the C++ runtime:
-# "voc" is DeepLab v2's published PASCAL VOC setting (with pydensecrf's default normalisation, as the widely used
-# PyTorch port runs it), "pydensecrf" the one of pydensecrf's example script (examples/inference.py).
-PRESETS: dict[str, Preset] = {
-    "voc": _from_cpp(_crf.RefineParams.voc()),
-    "pydensecrf": _from_cpp(_crf.RefineParams.pydensecrf()),
-}
+# Defined once, in C++ (crf::preset, crf/include/crf/settings.hpp), shared with the C++ runtime: "voc" is DeepLab v2's
+# published PASCAL VOC setting (with pydensecrf's default normalisation, as the widely used PyTorch port runs it),
+# "pydensecrf" the one of pydensecrf's example script (examples/inference.py).
+PRESETS: dict[str, Preset] = {name: _from_cpp(_crf.preset(name)) for name in _crf.preset_names()}
 
 
 def get_preset(preset: "str | Preset") -> Preset:

@@ -10,6 +10,7 @@ from . import _crf
 from .presets import Preset, get_preset
 
 LatticeCache = _crf.LatticeCache
+RefineParams = _crf.RefineParams
 # CRFs use this cache of smoothness lattices unless given another (one entry, shared by the whole process).
 DEFAULT_LATTICE_CACHE = _crf.LatticeCache.process_default()
 # The CRF for video sources (RefineParams::video in C++, shared with the C++ runtime): this many iterations at this
@@ -32,6 +33,16 @@ def refine_params(preset: "str | Preset" = "voc", iterations: int | None = None,
     return _crf.RefineParams(int(p.iterations), float(p.gaussian_sxy), float(p.gaussian_weight),
                              float(p.bilateral_sxy), float(p.bilateral_srgb), float(p.bilateral_weight),
                              int(p.normalization), float(clip), float(p.scale), bool(p.half_rows))
+
+
+def _params(preset: "str | Preset | RefineParams", iterations: int | None, clip: float,
+            overrides: dict[str, Any]) -> Any:
+    """`preset` itself when it is resolved RefineParams (nothing else may be given then), else refine_params'."""
+    if isinstance(preset, RefineParams):
+        if iterations is not None or overrides:
+            raise TypeError("iterations and overrides cannot be combined with resolved RefineParams")
+        return preset
+    return refine_params(preset, iterations, clip, **overrides)
 
 
 def _image(image: Any) -> np.ndarray:
@@ -64,13 +75,14 @@ def _threads(threads: int | None) -> int:
     return int(threads)
 
 
-def refine(image: Any, probs: Any, iterations: int | None = None, preset: "str | Preset" = "voc", *,
+def refine(image: Any, probs: Any, iterations: int | None = None, preset: "str | Preset | RefineParams" = "voc", *,
            clip: float = 1e-5, init: Any = None, threads: int | None = None,
            lattice_cache: LatticeCache | None = DEFAULT_LATTICE_CACHE, **overrides: Any) -> np.ndarray:
     """Refine `probs` (n_labels x H x W softmax probabilities) with a dense CRF on `image` (H x W x 3 uint8).
 
     Unary = -log(clip(probs, clip, 1)); kernels and iterations come from `preset` ("voc": DeepLab v2,
-    "pydensecrf": pydensecrf's example), any field overridable by keyword (e.g. bilateral_srgb=5).
+    "pydensecrf": pydensecrf's example), any field overridable by keyword (e.g. bilateral_srgb=5); or `preset` is
+    RefineParams resolved once (CrfConfig.params(), refine_params), used as they are.
     `init` (n_labels x H x W, e.g. the previous video frame's result): mean field starts from it instead of from
     the unary (warm start). `threads`: at most this many threads for this call (None: crf.set_num_threads's count).
     `lattice_cache`: where the smoothness lattice is looked up and kept (None: nowhere). Returns refined
@@ -82,14 +94,14 @@ def refine(image: Any, probs: Any, iterations: int | None = None, preset: "str |
 
 
 def refine_batch(images: Sequence[Any], probs: Sequence[Any], iterations: int | None = None,
-                 preset: "str | Preset" = "voc", *, clip: float = 1e-5, inits: Sequence[Any] | None = None,
+                 preset: "str | Preset | RefineParams" = "voc", *, clip: float = 1e-5, inits: Sequence[Any] | None = None,
                  threads: int | None = None, lattice_cache: LatticeCache | None = DEFAULT_LATTICE_CACHE,
                  **overrides: Any) -> list[np.ndarray]:
     """`refine` over several images, one image per thread (images may differ in size); `inits`: one warm start
     per image, or None."""
     if len(images) != len(probs):
         raise ValueError(f"got {len(images)} images but {len(probs)} probability maps")
-    params = refine_params(preset, iterations, clip, **overrides)
+    params = _params(preset, iterations, clip, overrides)
     ims = [_image(im) for im in images]
     ps = [_probs(p, im.shape[:2]) for im, p in zip(ims, probs)]
     starts = []

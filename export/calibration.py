@@ -19,7 +19,7 @@ import numpy as np
 from runtime.atomic import atomic_write_bytes, atomic_write_text
 from runtime.metadata import ModelMeta
 from runtime.preprocess import ImageError, preprocess
-from runtime.sources import IMAGE_SUFFIXES, read_image
+from runtime.image_io import IMAGE_SUFFIXES, read_image
 
 
 

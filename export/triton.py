@@ -131,7 +131,7 @@ def _engine_source(path: Path) -> SourceModel:
                                   (3, *hw)),
                        TensorSpec(meta.output_name, triton_type(info.output_dtype, f"{path}: the engine's output"),
                                   (meta.n_classes, -1, -1)),
-                       int(hi[0]), int(hi[0]) if lo[0] == hi[0] else None)
+                       info.max_batch, info.max_batch if lo[0] == hi[0] else None)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ documented API of 8.5, 8.6, 10.x and 11.x), so every decision is unit-tested for
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
+
+from runtime.engine_info import version_tuple
 
 PRECISIONS = ("fp32", "fp16", "int8")
 HARDWARE_LEVELS = ("ampere_plus", "same_compute_capability")
@@ -20,11 +21,11 @@ class CompatError(ValueError):
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
-    """'10.3.0.26' -> (10, 3, 0); missing parts are 0."""
-    m = re.match(r"^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
-    if not m:
+    """'10.3.0.26' -> (10, 3, 0); missing parts are 0 (the runtime's version_tuple, padded)."""
+    parts = version_tuple(str(text))
+    if not parts:
         raise ValueError(f"not a TensorRT version: {text!r}")
-    return tuple(int(g or 0) for g in m.groups())  # type: ignore[return-value]
+    return tuple((parts + [0, 0, 0])[:3])  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

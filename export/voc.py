@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from runtime import sources
+from runtime import image_io
 from runtime.atomic import atomic_path, make_dirs
 from runtime.preprocess import ImageError
-from runtime.sinks import voc_palette
+from runtime.palette import voc_palette
 
 IGNORE = 255
 IMAGE_DIR = "JPEGImages"
@@ -95,7 +95,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(f"missing image file: {path}")
     try:
-        return sources.read_image(path)
+        return image_io.read_image(path)
     except ImageError as e:
         raise DatasetError(str(e)) from None
 

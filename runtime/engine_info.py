@@ -10,18 +10,19 @@ rebuilds the engine. Sidecar layout::
                 "onnx_sha256", "version_compatible", "hardware_compatibility", "built_at", "onnx_path", "dla_core",
                 "input_dtype", "output_dtype"}}
 
-No TensorRT or GPU is needed to read, write or compare sidecars; :func:`current_platform` imports them lazily.
+No TensorRT or GPU is needed to read, write or compare sidecars; :func:`current_platform` imports them lazily. The
+rules (versions, compatibility, the rebuild command) are the C++ runtime's, bound as ``runtime._rules``
+(runtime/cpp/rules); this module reads and writes the JSON.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
+from runtime import _rules
 from runtime.atomic import atomic_write_text
 from runtime.cuda_util import cuda_modules, gpu_available
 from runtime.metadata import MetadataError, ModelMeta
@@ -53,8 +54,8 @@ class EngineInfo:
 
     @property
     def max_batch(self) -> int:
-        """The largest batch the engine takes: its profile's maximum N."""
-        return int(self.profile["max"][0])
+        """The largest batch the engine takes (:func:`max_batch` of its profile)."""
+        return max_batch(self.profile)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EngineInfo":
@@ -152,71 +153,46 @@ def read_sidecar(engine_path: str | os.PathLike[str]) -> tuple[ModelMeta, Engine
 # Compatibility (pure)
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", str(text))[:4])
+def _native_info(info: EngineInfo) -> Any:
+    n = _rules.EngineInfo()
+    n.tensorrt_version, n.gpu_name = str(info.tensorrt_version), str(info.gpu_name)
+    n.compute_capability, n.precision = str(info.compute_capability), str(info.precision)
+    n.profile = [[int(d) for d in info.profile[k]] for k in ("min", "opt", "max")]
+    n.version_compatible = bool(info.version_compatible)
+    n.hardware_compatibility = info.hardware_compatibility or None
+    n.onnx_path, n.dla_core = info.onnx_path or "", info.dla_core
+    return n
 
 
-def _cc_tuple(text: str) -> tuple[int, int]:
-    parts = [int(x) for x in re.findall(r"\d+", str(text))[:2]]
-    return (parts + [0, 0])[0], (parts + [0, 0])[1]
+def version_tuple(text: str) -> list[int]:
+    """The first four runs of digits of a version: ``"10.3.0.26"`` -> [10, 3, 0, 26]."""
+    return _rules.version_tuple(str(text))
 
 
 def version_compatible_ok(built: str, running: str) -> bool:
     """Whether a version-compatible plan built by TensorRT ``built`` runs on ``running``: forward only, from 8.6 on,
     within a major version, plus the two documented cross-major pairs 8 -> 10 and 10 -> 11."""
-    b, r = _version_tuple(built), _version_tuple(running)
-    if b[:2] < (8, 6) or r[:2] < (8, 6) or r[:3] < b[:3]:
-        return False
-    return b[0] == r[0] or (b[0], r[0]) in ((8, 10), (10, 11))
-
-
-def _same_version(built: str, running: str) -> bool:
-    b, r = _version_tuple(built), _version_tuple(running)
-    n = min(len(b), len(r))
-    return n > 0 and b[:n] == r[:n]
+    return _rules.version_compatible_ok(str(built), str(running))
 
 
 def rebuild_command(info: EngineInfo, engine_path: str | os.PathLike[str]) -> str:
     """The ``python -m export engine`` command that rebuilds this engine with the same settings."""
-    args = ["python", "-m", "export", "engine", info.onnx_path or "MODEL.onnx", "-o", str(engine_path),
-            "--precision", info.precision]
-    for key in ("min", "opt", "max"):
-        args += [f"--{key}-shape", "x".join(str(d) for d in info.profile[key])]
-    if info.dla_core is not None:
-        args += ["--dla-core", str(info.dla_core)]
-    if info.version_compatible:
-        args.append("--version-compatible")
-    if info.hardware_compatibility:
-        args += ["--hardware-compatibility", info.hardware_compatibility]
-    return shlex.join(args)
+    return _rules.rebuild_command(_native_info(info), str(engine_path))
 
 
 def check_compatibility(info: EngineInfo, platform: Platform, engine_path: str | os.PathLike[str]) -> Compatibility:
     """Compare an engine's build info with the TensorRT/GPU it is about to run on (pure; unknown fields are skipped)."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    if platform.tensorrt_version:
-        built, running = info.tensorrt_version, platform.tensorrt_version
-        if info.version_compatible:
-            if not version_compatible_ok(built, running):
-                problems.append(f"built version-compatible by TensorRT {built}, which TensorRT {running} cannot run "
-                                "(version compatibility is forward only: same major, or 8 -> 10, or 10 -> 11)")
-        elif not _same_version(built, running):
-            problems.append(f"built by TensorRT {built}, this is TensorRT {running}")
-    if platform.compute_capability:
-        bcc, rcc = _cc_tuple(info.compute_capability), _cc_tuple(platform.compute_capability)
-        level = info.hardware_compatibility
-        if level == "ampere_plus":
-            if rcc < (8, 0):
-                problems.append(f"built for Ampere and later GPUs (compute capability ≥ 8.0), this GPU "
-                                f"({platform.gpu_name or 'unknown'}) is {platform.compute_capability}")
-        elif bcc != rcc:
-            problems.append(f"built for compute capability {info.compute_capability} ({info.gpu_name}), this GPU "
-                            f"({platform.gpu_name or 'unknown'}) is {platform.compute_capability}")
-        elif level is None and platform.gpu_name and platform.gpu_name != info.gpu_name:
-            warnings.append(f"built on {info.gpu_name}, running on {platform.gpu_name} (same compute capability: "
-                            "it loads, but TensorRT's kernel choices were timed on the other GPU)")
-    return Compatibility(tuple(problems), tuple(warnings), rebuild_command(info, engine_path))
+    p = _rules.Platform()
+    p.tensorrt_version = platform.tensorrt_version or None
+    p.gpu_name = platform.gpu_name or None
+    p.compute_capability = platform.compute_capability or None
+    c = _rules.check_compatibility(_native_info(info), p, str(engine_path))
+    return Compatibility(tuple(c.problems), tuple(c.warnings), c.rebuild_command)
+
+
+def max_batch(profile: Mapping[str, Sequence[int]]) -> int:
+    """The largest batch an engine takes: its optimization profile's ({"min", "opt", "max"} N×C×H×W) maximum N."""
+    return int(profile["max"][0])
 
 
 def needs_host_code(info: EngineInfo) -> bool:

@@ -26,9 +26,9 @@ from runtime.backends import BACKENDS
 from runtime.cli_errors import error_text
 from runtime.multi_cli import check_args, is_multi, run_multi
 from runtime.pipeline import Pipeline
-from runtime.segmenter import Segmenter
+from runtime.segmenter import Segmenter, crf_summary
 from runtime.sinks import VIDEO_CODECS, MaskSink, OverlayImageSink, OverlayVideoSink
-from runtime.sources import ImageSource, open_source
+from runtime.sources import ImageSource, open_source, source_kind
 
 log = logging.getLogger("runtime.infer")
 
@@ -139,21 +139,22 @@ def run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.backend == "triton":
         options = {"protocol": args.protocol, **({"url": args.url} if args.url else {})}
+    if specs is None:
+        args.source = (args.source or ["demo"])[0]
+    # A video's frames get the video CRF (unless iterations, a scale or warm start are given); images the full one.
+    video = any(source_kind(spec) != "images" for spec in ([s.source for s in specs] if specs else [args.source]))
     seg = Segmenter(args.model, backend=args.backend, crf=None if args.no_crf else args.crf_preset,
                     crf_iterations=args.crf_iters, crf_scale=args.crf_scale, warm_start=args.warm_start,
-                    upsample_device=args.upsample_device, **options)
+                    upsample_device=args.upsample_device, video=video, **options)
     reason = seg.backend.reason
     print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
     if specs is not None:
         return run_multi(args, seg, specs)
-    args.source = (args.source or ["demo"])[0]
     if not args.output and not args.masks:
         kept = f"only the table and {args.stats}" if args.stats else "only the table below"
         print(f"note: no --output or --masks: every frame is processed and nothing is written ({kept}); fine for "
               "timing a model, else add --output out.mp4 and/or --masks DIR", file=sys.stderr)
     source = open_source(args.source)
-    if source.kind != "images":
-        seg.use_video_crf()  # images keep the full CRF
     sinks = _sinks(args, source)
     pipeline = Pipeline(seg, sinks, overlapped=not args.sequential, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight or None)
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         seg.close()
     summary = pipeline.stats.summary(
         source, mode="sequential" if args.sequential else "overlapped", model=str(args.model), source=args.source,
-        backend=seg.backend.name, backend_reason=reason, crf=seg.crf, interrupted=interrupted)
+        backend=seg.backend.name, backend_reason=reason, crf=crf_summary(seg.crf), interrupted=interrupted)
     print(format_table(summary))
     written = [text for text in (sink.describe() for sink in sinks) if text]
     if args.stats:

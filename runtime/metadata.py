@@ -48,6 +48,17 @@ class ModelMeta:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def crf(self) -> tuple[str, dict[str, float]]:
+        """The model's own CRF settings (``extra["crf"]``: a preset name, or an object of a ``preset`` and the
+        fields it overrides) as (preset name or "", {field: number}); what ``crf="default"`` runs."""
+        value = self.extra.get("crf")
+        if isinstance(value, str):
+            return value, {}
+        if not isinstance(value, dict):
+            return "", {}
+        return str(value.get("preset") or ""), {k: float(v) for k, v in value.items() if k != "preset"}
+
     def to_json(self) -> str:
         d = asdict(self)
         d["schema_version"] = SCHEMA_VERSION
@@ -115,6 +126,20 @@ class ModelMeta:
             raise MetadataError("source_sha256 must be a string")
         if not isinstance(self.extra, dict):
             raise MetadataError(f"extra must be an object, got {type(self.extra).__name__}")
+        _check_crf(self.extra.get("crf"))
+
+
+def _check_crf(value: Any) -> None:
+    """``extra["crf"]``: absent, a preset name, or an object of a ``preset`` name and numeric (or boolean) fields."""
+    if value is None or isinstance(value, str):
+        return
+    if not isinstance(value, dict):
+        raise MetadataError("model metadata is malformed: extra.crf must be a preset name or an object")
+    for key, v in value.items():
+        if key == "preset" and isinstance(v, str):
+            continue
+        if not isinstance(v, (int, float)) or (key != "half_rows" and isinstance(v, bool)):
+            raise MetadataError(f"model metadata is malformed: extra.crf.{key} must be a number")
 
 
 def read_meta(properties: Mapping[str, str], key: str, source: str, remedy: str) -> ModelMeta:

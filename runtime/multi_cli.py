@@ -12,9 +12,8 @@ from typing import Any
 from runtime.atomic import atomic_write_text
 from runtime.live_view import LiveBoard, LiveServer, parse_address
 from runtime.multistream import MultiStream
-from runtime.segmenter import Segmenter
+from runtime.segmenter import Segmenter, crf_summary
 from runtime.sinks import VIDEO_CODECS, MaskSink, OverlayImageSink, OverlayVideoSink, Sink
-from runtime.sources import IMAGE_SUFFIXES
 from runtime.streams import StreamReader, StreamSpec, parse_stream, read_sources_file, unique_names
 
 
@@ -24,12 +23,6 @@ def stream_specs(sources: list[str] | None, sources_file: str | None) -> list[St
     if sources_file:
         specs += read_sources_file(sources_file)
     return unique_names(specs or [parse_stream("demo")])
-
-
-def all_images(specs: list[StreamSpec]) -> bool:
-    """Whether every stream is an image, a directory or a glob (no video: the per-image CRF stays)."""
-    return all(Path(s.source).suffix.lower() in IMAGE_SUFFIXES or Path(s.source).is_dir()
-               or any(ch in s.source for ch in "*?[") for s in specs)
 
 
 def is_multi(args: argparse.Namespace) -> bool:
@@ -91,8 +84,6 @@ def run_multi(args: argparse.Namespace, seg: Segmenter, specs: list[StreamSpec])
     processed, 130 after Ctrl-C, 1 when nothing could be processed."""
     from tqdm import tqdm
 
-    if not all_images(specs):
-        seg.use_video_crf()  # as the single-stream path does on a video
     address = parse_address(args.serve) if args.serve else None
     board = LiveBoard([s.name for s in specs]) if address else None
     multi = MultiStream(seg, specs, max_batch=args.batch, gather_ms=args.gather_ms, reconnect=args.reconnect,
@@ -116,7 +107,7 @@ def run_multi(args: argparse.Namespace, seg: Segmenter, specs: list[StreamSpec])
         if server is not None:
             server.stop()
         seg.close()
-    summary = multi.summary(model=str(args.model), backend=seg.backend.name, backend_reason=reason, crf=seg.crf,
+    summary = multi.summary(model=str(args.model), backend=seg.backend.name, backend_reason=reason, crf=crf_summary(seg.crf),
                             interrupted=interrupted)
     print(format_table(summary))
     if args.stats:

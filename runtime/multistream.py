@@ -63,6 +63,7 @@ class _Stream:
         self.done_at: deque[float] = deque(maxlen=1024)
         self.sinks: list[Sink] | None = None
         self.previous: np.ndarray | None = None  # the last CRF result, for warm starts
+        self.lattices: Any = None  # this stream's cache of smoothness lattices (Segmenter.crf_cache)
         self.thread: threading.Thread | None = None
 
 
@@ -111,6 +112,7 @@ class MultiStream:
             reader = StreamReader(spec, inbox, segmenter.preprocess, self._reading, reconnect=reconnect,
                                   stall_timeout=stall_timeout, backoff=backoff)
             self.streams[spec.name] = _Stream(spec, reader, inbox)
+            self.streams[spec.name].lattices = segmenter.crf_cache()
 
     # -- control --------------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -294,7 +296,7 @@ class MultiStream:
                     probs = seg.upsample(logits, item.padding)
                     if seg.crf is not None:
                         init = s.previous if seg.warm_start else None
-                        probs = seg.refine(item.frame.image, probs, init=init)
+                        probs = seg.refine(item.frame.image, probs, init=init, lattices=s.lattices)
                         s.previous = probs
                     labels = seg.argmax(probs)
             except FrameError as e:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -29,6 +29,10 @@ from runtime.metadata import ModelMeta
 from runtime.preprocess import Padding, preprocess, to_bgr8
 from runtime.upsample_cuda import default_upsampler
 
+if TYPE_CHECKING:
+    import crf
+    from crf import CrfConfig
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CRF = "default"
@@ -38,29 +42,51 @@ class CrfUnavailable(RuntimeError):
     """The CRF was asked for but the ``crf`` package cannot do it."""
 
 
-def crf_settings(crf: str | Mapping[str, Any] | None, meta: ModelMeta, iterations: int | None = None,
-                 scale: float | None = None) -> dict | None:
-    """Keyword arguments for ``crf.refine``, or None when the CRF is off.
+def crf_config(crf: str | Mapping[str, Any] | None, meta: ModelMeta, *, video: bool = False,
+               iterations: int | None = None, scale: float | None = None, warm_start: bool = False,
+               device: str = "auto") -> "CrfConfig | None":
+    """The CRF settings in force, resolved once (``crf.resolve_crf``, the rule the C++ runtime runs too), or None
+    when the CRF is off.
 
-    ``crf``: None (off), a preset name (``"voc"``...), a dict of ``crf.refine`` keyword arguments, or ``"default"``:
-    the model's own preset (``meta.extra["crf"]``, e.g. tuned for the demo model) if it has one, else ``"voc"``.
-    ``iterations`` overrides the preset's iteration count, ``scale`` the CRF's resolution (``crf.refine``'s)."""
+    ``crf``: None (off), a preset name (``"voc"``...), a dict of ``crf.refine`` keyword arguments (``preset`` and
+    fields), or ``"default"``: the model's own settings (``meta.extra["crf"]``, e.g. tuned for the demo model) if it
+    has any, else ``"voc"``. ``iterations`` overrides the preset's iteration count, ``scale`` the CRF's resolution.
+    ``video``: the frames are a video's: unless iterations, a scale or warm start were asked for, the CRF runs
+    ``crf.VIDEO_ITERATIONS`` iterations at ``crf.VIDEO_SCALE`` resolution (why: docs/crf.md). ``device``: auto, cpu
+    or cuda. ValueError for an unknown preset, setting or value."""
     if crf is None:
         return None
-    if crf == DEFAULT_CRF:
-        crf = meta.extra.get("crf") or "voc"
     if isinstance(crf, str):
-        settings: dict[str, Any] = {"preset": crf}
+        preset, overrides = crf, {}
     elif isinstance(crf, Mapping):
-        settings = dict(crf)
+        preset = str(crf.get("preset", "voc"))
+        overrides = {k: v for k, v in crf.items() if k != "preset"}
     else:
         raise TypeError(f"crf must be None, a preset name or a dict, got {type(crf).__name__}")
-    if iterations is not None:
-        if iterations < 0:
-            raise ValueError(f"crf iterations must be ≥ 0, got {iterations}")
-        settings["iterations"] = int(iterations)
-    if scale is not None:
-        settings["scale"] = float(scale)
+    for key, v in overrides.items():
+        if not isinstance(v, (int, float, np.integer, np.floating)) or (key != "half_rows" and isinstance(v, bool)):
+            raise ValueError(f"bad CRF settings {dict(crf)}: {key} must be a number, got {v!r}")
+    if iterations is not None and (isinstance(iterations, bool) or iterations < 0):
+        raise ValueError(f"crf iterations must be ≥ 0, got {iterations}")
+    crf_module = _load_crf()
+    model_preset, model_overrides = meta.crf
+    return crf_module.resolve_crf(preset, {k: float(v) for k, v in overrides.items()},
+                                  -1 if iterations is None else int(iterations), 0.0 if scale is None else float(scale),
+                                  warm_start, device, model_preset, model_overrides, video)
+
+
+def crf_summary(config: "CrfConfig | None") -> dict[str, Any] | None:
+    """``crf.refine``'s keyword arguments for ``config`` (the preset, then every field it sets), for run summaries."""
+    if config is None:
+        return None
+    settings: dict[str, Any] = {"preset": config.preset, **config.overrides}
+    if config.iterations >= 0:
+        settings["iterations"] = config.iterations
+    if config.scale > 0:
+        settings["scale"] = float(str(np.float32(config.scale)))  # the number asked for (0.3), not float32's 0.30000001
+    for key, kind in (("iterations", int), ("normalization", int), ("half_rows", bool)):
+        if key in settings:
+            settings[key] = kind(settings[key])
     return settings
 
 
@@ -72,29 +98,33 @@ class Segmenter:
     """A model (a path, a name such as ``demo`` (:mod:`runtime.named`), or an open :class:`Backend`) with its
     preprocessing, upsampling and CRF.
 
-    ``crf``: see :func:`crf_settings`; ``crf_iterations`` and ``crf_scale`` override the preset's iteration count and
+    ``crf``: see :func:`crf_config`; ``crf_iterations`` and ``crf_scale`` override the preset's iteration count and
     the CRF's resolution (``crf.refine``'s ``scale``: 0.5 costs about 40 % of full resolution); ``warm_start``: in
-    :meth:`stream`, each frame's CRF starts from the previous frame's result (when the sizes match);
+    :meth:`stream`, each frame's CRF starts from the previous frame's result (when the sizes match); ``video``: the
+    frames are a video's (the video CRF unless iterations, a scale or warm start are given); ``crf_device``: where
+    the CRF runs (auto, cpu or cuda); the resolved settings are :attr:`crf` (a read-only ``crf.CrfConfig``, or None);
     ``upsample_device``: ``"cpu"``, ``"cuda"`` (NVRTC kernels) or ``"auto"`` (cuda with the TensorRT backend when the
     kernels load, else cpu); ``backend_options`` go to :func:`open_backend`."""
 
     def __init__(self, model: str | os.PathLike | Backend, backend: str = "auto",
                  crf: str | Mapping[str, Any] | None = DEFAULT_CRF, crf_iterations: int | None = None,
                  warm_start: bool = False, upsample_device: str = "auto", *, crf_scale: float | None = None,
-                 **backend_options: Any) -> None:
+                 video: bool = False, crf_device: str = "auto", **backend_options: Any) -> None:
         self.backend = model if isinstance(model, Backend) else open_backend(model, backend, **backend_options)
         self.meta: ModelMeta = self.backend.meta
-        self.crf = crf_settings(crf, self.meta, crf_iterations, crf_scale)
+        self.crf = crf_config(crf, self.meta, video=video, iterations=crf_iterations, scale=crf_scale,
+                              warm_start=warm_start, device=crf_device)
         self.warm_start = warm_start
-        self._crf_chosen = crf_iterations is not None or crf_scale is not None or warm_start or (
-            isinstance(crf, Mapping) and ("iterations" in crf or "scale" in crf))
         self.upsample_device = _upsample_device(upsample_device, self.backend.name, self.backend.gpu)
         # Logits stay on the GPU between the network and the CUDA upsampling when the backend can keep them there.
         self.device_logits = self.upsample_device == "cuda" and self.backend.device_output
         self._infer_lock = threading.Lock()
-        if self.crf is not None:
-            self._crf_refine = _load_crf()
-            _check_crf_settings(self.crf)
+        if self.crf is not None and self.crf.device == "cuda":
+            raise CrfUnavailable("the dense CRF runs on the CPU in this build; use crf_device='auto' or 'cpu'")
+        # Resolved once: the native parameters and this Segmenter's own cache of smoothness lattices (streams of other
+        # sizes take their own: crf_cache()).
+        self._crf_params = None if self.crf is None else self.crf.params()
+        self._lattices = self.crf_cache()
 
     # -- stages ---------------------------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
@@ -125,21 +155,25 @@ class Segmenter:
                                          self.meta.align_corners, crop=(padding.height, padding.width),
                                          device=self.upsample_device)
 
-    def refine(self, image: np.ndarray, probs: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
+    def refine(self, image: np.ndarray, probs: np.ndarray, init: np.ndarray | None = None,
+               lattices: "crf.LatticeCache | None" = None) -> np.ndarray:
         """Dense CRF on C×H×W probabilities (identity when the CRF is off). ``init``: a previous result to start
-        mean-field from (warm start)."""
+        mean-field from (warm start; ignored when the frame size changed). ``lattices``: the stream's own cache of
+        smoothness lattices (:meth:`crf_cache`; default: this Segmenter's)."""
         if self.crf is None:
             return probs
-        return self._crf_refine(to_bgr8(image), probs, init=init, **self.crf)
-
-    def use_video_crf(self) -> None:
-        """The frames that follow are one video's: unless iterations, a scale or warm start were asked for, the CRF
-        runs ``crf.VIDEO_ITERATIONS`` iterations at ``crf.VIDEO_SCALE`` resolution (the C++ runtime's video default
-        too: ``RefineParams::video``; why: docs/crf.md)."""
-        if self.crf is None or self._crf_chosen:
-            return
         import crf
-        self.crf = {**self.crf, "iterations": crf.VIDEO_ITERATIONS, "scale": crf.VIDEO_SCALE}
+        if init is not None and init.shape != probs.shape:
+            init = None  # the frame size changed: start from this frame's unary
+        return crf.refine(to_bgr8(image), probs, preset=self._crf_params, init=init,
+                          lattice_cache=self._lattices if lattices is None else lattices)
+
+    def crf_cache(self) -> "crf.LatticeCache | None":
+        """A new cache of smoothness lattices for one stream's frames (one image size), or None with the CRF off."""
+        if self.crf is None:
+            return None
+        import crf
+        return crf.LatticeCache(1)
 
     @staticmethod
     def argmax(probs: np.ndarray) -> np.ndarray:
@@ -198,30 +232,13 @@ def _upsample_device(requested: str, backend: str, device: int = 0) -> str:
     return "cuda"
 
 
-def _load_crf() -> Callable[..., np.ndarray]:
+def _load_crf() -> Any:
     try:
         import crf
-        crf.refine, crf.presets.get_preset  # noqa: B018 - the API this module uses
+        crf.resolve_crf, crf.refine  # noqa: B018 - the API this module uses
     except (ImportError, AttributeError) as e:
         raise CrfUnavailable(f"the dense CRF is not available ({e}); use crf=None / --no-crf") from None
-
-    def call(image: np.ndarray, probs: np.ndarray, init: np.ndarray | None = None, **settings: Any) -> np.ndarray:
-        if init is not None and init.shape != probs.shape:
-            init = None  # the frame size changed: start from this frame's unary
-        return crf.refine(image, probs, init=init, **settings)
-
-    return call
+    return crf
 
 
-def _check_crf_settings(settings: Mapping[str, Any]) -> None:
-    """Fail at start-up, not on every frame, for an unknown preset, parameter or value."""
-    import crf
-    overrides = {k: v for k, v in settings.items() if k != "preset"}
-    try:
-        crf.refine_params(settings.get("preset", "voc"), **overrides)
-    except TypeError as e:
-        raise ValueError(f"bad CRF settings {dict(settings)}: {e}") from None
-
-
-
-__all__ = ["BackendError", "CrfUnavailable", "Segmenter", "crf_settings", "label_dtype"]
+__all__ = ["BackendError", "CrfUnavailable", "Segmenter", "crf_config", "crf_summary", "label_dtype"]

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from runtime.atomic import atomic_path, make_dirs, temp_beside
+from runtime.palette import voc_palette
 from runtime.sources import Frame
 
 log = logging.getLogger(__name__)
@@ -21,20 +22,6 @@ log = logging.getLogger(__name__)
 # OpenCV's codec per video suffix; the MP4 family gets H.264 (what browsers play) through PyAV when it is installed.
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 H264_SUFFIXES = (".mp4", ".m4v", ".mov")
-
-
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map (n×3 uint8, RGB): class 0 black, 1 maroon, 2 green, ..., 255 cream."""
-    palette = np.zeros((n, 3), np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette[i] = (r, g, b)
-    return palette
 
 
 PALETTE = voc_palette()

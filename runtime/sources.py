@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 
 from runtime import named
+from runtime.image_io import IMAGE_SUFFIXES, read_image
 from runtime.preprocess import ImageError, to_bgr8
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 # Consecutive unreadable frames after which a video is taken to have ended (files: a truncated tail; live: gone).
 MAX_CONSECUTIVE_FAILURES = 25
@@ -121,20 +121,6 @@ class VideoSource(Source):
         self.capture.release()
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode an image file as stored (any depth/channels) and convert to BGR uint8; ImageError when it can't, OSError
-    when it cannot be read. The one image decoder: sources, datasets and calibration all read through it."""
-    path = Path(path)
-    data = np.fromfile(str(path), np.uint8) if path.stat().st_size else np.empty(0, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ImageError(f"cannot decode image file {path} "
-                         f"({'empty file' if not data.size else 'corrupt or unsupported'})")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    return to_bgr8(image)
-
-
 class ImageSource(Source):
     """One image, a directory of images (sorted by name) or a glob."""
 
@@ -163,25 +149,39 @@ def is_url(spec: str) -> bool:
     return re.match(rf"^({'|'.join(URL_SCHEMES)})://", spec, re.IGNORECASE) is not None
 
 
-def open_source(spec: str | os.PathLike, timeout_s: float | None = None) -> Source:
-    """A name such as ``demo`` (:mod:`runtime.named`), a camera index (``0``), a URL, an image, a directory, a glob,
-    or a video file. ``timeout_s``: how long a network source may take to connect or to deliver the next packet
-    (default 10 s)."""
+def source_kind(spec: str | os.PathLike) -> str:
+    """The kind of source ``spec`` names, without opening it: ``camera``, ``stream``, ``images`` (an image, a
+    directory or a glob) or ``file`` (a video file; also a path that does not exist, which :func:`open_source`
+    reports)."""
     spec = str(named.resolve(spec, "video", SourceError))
     if spec.isdigit():
-        return VideoSource(spec, "camera")
+        return "camera"
     if is_url(spec):
-        return VideoSource(spec, "stream", timeout_s)
+        return "stream"
+    path = Path(spec)
+    if path.is_dir() or (any(ch in spec for ch in "*?[") and not path.exists()):
+        return "images"
+    return "images" if path.suffix.lower() in IMAGE_SUFFIXES and path.exists() else "file"
+
+
+def open_source(spec: str | os.PathLike, timeout_s: float | None = None) -> Source:
+    """A name such as ``demo`` (:mod:`runtime.named`), a camera index (``0``), a URL, an image, a directory, a glob,
+    or a video file (the kind: :func:`source_kind`). ``timeout_s``: how long a network source may take to connect or
+    to deliver the next packet (default 10 s)."""
+    spec = str(named.resolve(spec, "video", SourceError))
+    kind = source_kind(spec)
+    if kind in ("camera", "stream"):
+        return VideoSource(spec, kind, timeout_s)
     path = Path(spec)
     if path.is_dir():
         return ImageSource(spec, sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-    if any(ch in spec for ch in "*?[") and not path.exists():
+    if kind == "images" and not path.exists():
         return ImageSource(spec, sorted(Path(p) for p in glob.glob(spec, recursive=True)
                                         if Path(p).suffix.lower() in IMAGE_SUFFIXES))
     if not path.exists():
         raise SourceError(f"source not found: {spec}")
     if path.stat().st_size == 0:
         raise SourceError(f"source file is empty: {spec}")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if kind == "images":
         return ImageSource(spec, [path])
     return VideoSource(spec, "file")

@@ -6,8 +6,8 @@ softmax, CRF): the server's labels are the in-process runtime's labels, and this
 """
 from __future__ import annotations
 
+import ctypes
 import json
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -151,26 +151,31 @@ def from_triton(tensor: Any) -> np.ndarray:
 
 
 def to_triton(tensor_class: Any, name: str, array: np.ndarray) -> Any:
-    """``pb_utils.Tensor`` ``name`` holding ``array`` (made C-contiguous), by the path this numpy supports.
-
-    Under numpy 2 the stub renames a consumed DLPack capsule in a way numpy's capsule destructor does not expect,
-    which would print a harmless "PyCapsule_GetPointer called with incorrect name" per tensor:
-    :func:`_quiet_capsule_destructor` drops exactly that message."""
+    """``pb_utils.Tensor`` ``name`` holding ``array`` (made C-contiguous), by the path this numpy supports."""
     array = np.ascontiguousarray(array)
     if not NUMPY_2:
         return tensor_class(name, array)
-    if sys.unraisablehook is not _quiet_capsule_destructor:
-        global _previous_hook
-        _previous_hook = sys.unraisablehook
-        sys.unraisablehook = _quiet_capsule_destructor
-    return tensor_class.from_dlpack(name, array.__dlpack__())
+    capsule = array.__dlpack__()
+    tensor = tensor_class.from_dlpack(name, capsule)
+    _mark_consumed(capsule)
+    return tensor
 
 
-_previous_hook = sys.unraisablehook
+# The DLPack protocol's names for a capsule before and after a consumer took its tensor. The stub renames the capsule
+# it consumes to a name of its own, which numpy's capsule destructor does not know: it would print "PyCapsule_GetPointer
+# called with incorrect name" for every tensor. Naming it "used_dltensor" after the hand-over says what is true (the
+# tensor has an owner) and leaves numpy's destructor nothing to do. A capsule keeps the pointer to its name, so the
+# name's bytes hold one reference that is never released: they outlive every capsule, even at interpreter exit.
+_CAPSULE_NAME = b"dltensor"
+_USED_CAPSULE_NAME = b"used_dltensor"
+_capsule_call = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_char_p)
+_capsule_is_valid = _capsule_call(("PyCapsule_IsValid", ctypes.pythonapi))
+_capsule_set_name = _capsule_call(("PyCapsule_SetName", ctypes.pythonapi))
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(_USED_CAPSULE_NAME))
 
 
-def _quiet_capsule_destructor(unraisable: "sys.UnraisableHookArgs") -> None:
-    if (unraisable.object is None and isinstance(unraisable.exc_value, ValueError)
-            and "PyCapsule_GetPointer called with incorrect name" in str(unraisable.exc_value)):
-        return
-    _previous_hook(unraisable)
+def _mark_consumed(capsule: Any) -> None:
+    """Rename a capsule that its consumer renamed to a non-standard name (a capsule still named "dltensor" was not
+    consumed and keeps its destructor)."""
+    if not (_capsule_is_valid(capsule, _CAPSULE_NAME) or _capsule_is_valid(capsule, _USED_CAPSULE_NAME)):
+        _capsule_set_name(capsule, _USED_CAPSULE_NAME)

@@ -3,6 +3,7 @@
 // here every array is already float32/uint8/int32, C-contiguous and of the right shape.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/map.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "crf/crf.hpp"
+#include "crf/settings.hpp"
 #include "../src/parallel.hpp"
 
 namespace nb = nanobind;
@@ -305,6 +307,34 @@ NB_MODULE(_crf, m) {
         .def_rw("clip", &RefineParams::clip)
         .def_rw("scale", &RefineParams::scale)
         .def_rw("half_rows", &RefineParams::half_rows);
+
+    // CRF settings resolved once (crf/settings.hpp): read-only, so a resolved config cannot be patched afterwards.
+    nb::class_<CrfConfig>(m, "CrfConfig", "The CRF settings in force (resolve_crf's result); read-only.")
+        .def_ro("preset", &CrfConfig::preset)
+        .def_ro("overrides", &CrfConfig::overrides)
+        .def_ro("iterations", &CrfConfig::iterations)
+        .def_ro("scale", &CrfConfig::scale)
+        .def_ro("warm_start", &CrfConfig::warm_start)
+        .def_ro("device", &CrfConfig::device)
+        .def("params", &CrfConfig::params, "The validated RefineParams.");
+    m.def(
+        "resolve_crf",
+        [](const std::string& preset, const CrfOverrides& overrides, int iterations, float scale, bool warm_start,
+           const std::string& device, const std::string& model_preset, const CrfOverrides& model_overrides,
+           bool video) {
+            CrfRequest r;
+            r.preset = preset;
+            r.overrides = overrides;
+            r.iterations = iterations;
+            r.scale = scale;
+            r.warm_start = warm_start;
+            r.device = device;
+            return resolve_crf(r, ModelCrf{model_preset, model_overrides}, video);
+        },
+        nb::arg("preset"), nb::arg("overrides"), nb::arg("iterations"), nb::arg("scale"), nb::arg("warm_start"),
+        nb::arg("device"), nb::arg("model_preset"), nb::arg("model_overrides"), nb::arg("video"));
+    m.def("preset_names", &preset_names);
+    m.def("preset", &preset, nb::arg("name"));
     m.attr("VIDEO_ITERATIONS") = RefineParams::kVideoIterations;
     m.attr("VIDEO_SCALE") = RefineParams::kVideoScale;
 

@@ -16,6 +16,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -36,13 +37,14 @@ namespace {
 
 const char* kUsage =
     "usage: deeplab_segment --source VIDEO|URL|IMAGE|DIR|CAMERA (--engine PLAN | --logits DIR [--meta FILE])\n"
-    "                       [--masks DIR] [--no-crf] [--crf-preset NAME] [--crf-iters N] [--warm-start]\n"
-    "                       [--threads N] [--device N] [--max-frames N] [--verbose]\n";
+    "                       [--masks DIR] [--no-crf] [--crf-preset NAME] [--crf-iters N] [--crf-scale S]\n"
+    "                       [--warm-start] [--threads N] [--device N] [--max-frames N] [--verbose]\n";
 
 struct Args {
     std::string source, engine, logits, meta, masks, crf_preset = "default";
     bool crf = true, warm_start = false, verbose = false;
     int crf_iters = -1, threads = 0, device = 0;
+    float crf_scale = 0.f;
     long max_frames = -1;
 };
 
@@ -51,14 +53,20 @@ struct Args {
     std::exit(2);
 }
 
-int to_int(const std::string& flag, const std::string& v) {
+/// `v` as a whole int or float, or a usage error naming the flag.
+template <class T>
+T to_number(const std::string& flag, const std::string& v) {
     try {
         size_t used = 0;
-        const int n = std::stoi(v, &used);
+        T n;
+        if constexpr (std::is_integral_v<T>)
+            n = std::stoi(v, &used);
+        else
+            n = std::stof(v, &used);
         if (used == v.size()) return n;
     } catch (const std::exception&) {
     }
-    usage_error(flag + " needs an integer, got '" + v + "'");
+    usage_error(flag + (std::is_integral_v<T> ? " needs an integer" : " needs a number") + ", got '" + v + "'");
 }
 
 Args parse_args(int argc, char** argv) {
@@ -84,15 +92,17 @@ Args parse_args(int argc, char** argv) {
         else if (f == "--crf-preset")
             a.crf_preset = value();
         else if (f == "--crf-iters")
-            a.crf_iters = to_int(f, value());
+            a.crf_iters = to_number<int>(f, value());
+        else if (f == "--crf-scale")
+            a.crf_scale = to_number<float>(f, value());
         else if (f == "--warm-start")
             a.warm_start = true;
         else if (f == "--threads")
-            a.threads = to_int(f, value());
+            a.threads = to_number<int>(f, value());
         else if (f == "--device")
-            a.device = to_int(f, value());
+            a.device = to_number<int>(f, value());
         else if (f == "--max-frames")
-            a.max_frames = to_int(f, value());
+            a.max_frames = to_number<int>(f, value());
         else if (f == "--verbose" || f == "-v")
             a.verbose = true;
         else if (f == "--help" || f == "-h") {
@@ -104,6 +114,7 @@ Args parse_args(int argc, char** argv) {
     if (a.source.empty()) usage_error("--source is required");
     if (a.engine.empty() == a.logits.empty()) usage_error("give exactly one of --engine and --logits");
     if (a.crf_iters < -1) usage_error("--crf-iters must be >= 0");
+    if (!(a.crf_scale > 0.f && a.crf_scale <= 1.f) && a.crf_scale != 0.f) usage_error("--crf-scale must be in (0, 1]");
     return a;
 }
 
@@ -281,6 +292,7 @@ int run(const Args& args) {
     options.crf = args.crf;
     options.crf_preset = args.crf_preset;
     options.crf_iterations = args.crf_iters;
+    options.crf_scale = args.crf_scale;
     options.threads = args.threads;
     options.warm_start = args.warm_start;
     Source source(args.source);

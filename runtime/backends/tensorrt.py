@@ -25,7 +25,7 @@ import numpy as np
 from runtime.backends.base import Backend, BackendError
 from runtime.backends.base import DeviceLogits
 from runtime.cuda_util import CudaError, DeviceBuffer, check, cuda_modules
-from runtime.engine_info import EngineInfoError, check_engine, current_platform, needs_host_code
+from runtime.engine_info import EngineInfoError, check_engine, current_platform, max_batch, needs_host_code
 from runtime.metadata import ModelMeta
 from runtime.preprocess import ImageError, padded_size
 
@@ -129,7 +129,7 @@ class TensorRTBackend(Backend):
         out_dtype = io_dtype(trt, self.engine.get_tensor_dtype(self._out), self._out)
         lo, opt, hi = (tuple(int(d) for d in s) for s in self.engine.get_tensor_profile_shape(self._in, 0))
         self.profile = {"min": list(lo), "opt": list(opt), "max": list(hi)}
-        self.max_batch = int(hi[0])  # the profile's largest N (`export engine --max-batch N`)
+        self.max_batch = max_batch(self.profile)  # `export engine --max-batch N`
         max_out = self._output_shape(hi)
         self._input = _Pinned(rt, int(np.prod(hi)) * in_dtype.itemsize, in_dtype)
         self._output = _Pinned(rt, int(np.prod(max_out)) * out_dtype.itemsize, out_dtype)

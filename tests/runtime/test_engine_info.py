@@ -160,3 +160,20 @@ def test_current_platform_without_tensorrt_or_gpu():
     except ImportError:
         assert p.tensorrt_version is None
     assert (p.gpu_name is None) == (p.compute_capability is None)
+
+
+def test_version_rules():
+    """The version rules every check above builds on (runtime._rules, the C++ runtime's own: one test list)."""
+    from runtime import _rules
+
+    assert _rules.version_tuple("TensorRT 10.3.0.26-1+cuda12") == [10, 3, 0, 26]
+    assert _rules.same_version("10.3", "10.3.0.26") and _rules.same_version("10.3.0.26", "10.3.0")
+    assert not _rules.same_version("10.3.0", "10.16.1") and not _rules.same_version("", "10.3")
+    assert check_compatibility(info(tensorrt_version="10.3"), Platform("10.3.0.26"), "m").ok
+
+
+def test_max_batch_is_the_profiles_largest_n():
+    from runtime.engine_info import max_batch
+
+    profile = {"min": [1, 3, 64, 64], "opt": [4, 3, 64, 64], "max": [8, 3, 64, 64]}
+    assert max_batch(profile) == 8 and info(profile=profile).max_batch == 8

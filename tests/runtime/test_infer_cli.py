@@ -247,3 +247,19 @@ def test_an_unknown_crf_preset_lists_the_presets(capsys):
         main(["--crf-preset", "nope"])
     err = capsys.readouterr().err.replace("'", "")
     assert f"invalid choice: nope (choose from {', '.join(('default', *crf.PRESETS))})" in err
+
+
+@pytest.mark.slow
+def test_the_source_kind_decides_the_video_crf(tmp_path, tiny_onnx, videos):
+    """A video source (one stream, or any of several) gets the video CRF, images the full one: decided from what each
+    source is (runtime.sources.source_kind), before the model is built."""
+    images, video = _images(tmp_path / "in", 2), str(videos / "tree.avi")
+    video_crf = {"iterations": crf.VIDEO_ITERATIONS, "scale": pytest.approx(crf.VIDEO_SCALE)}
+    for n, sources in enumerate(([video], [str(images)], [str(images), video], [str(images), str(images / "*.png")])):
+        stats = tmp_path / f"s{n}.json"
+        extra = ["--duration", "30"] if len(sources) > 1 else ["--max-frames", "2"]
+        args = ["--model", str(tiny_onnx), "--no-progress", "--stats", str(stats), *extra]
+        assert main(args + [a for s in sources for a in ("--source", s)]) == 0
+        used = json.loads(stats.read_text())["crf"]
+        is_video = video in sources
+        assert ({k: used.get(k) for k in video_crf} == video_crf) is is_video, (sources, used)

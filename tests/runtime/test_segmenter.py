@@ -9,7 +9,7 @@ from runtime import Segmenter
 from runtime.cuda_util import gpu_available
 from runtime.metadata import ModelMeta
 from runtime.preprocess import ImageError, preprocess
-from runtime.segmenter import CrfUnavailable, _upsample_device, crf_settings
+from runtime.segmenter import CrfUnavailable, _upsample_device, crf_config, crf_summary
 
 
 def _image(h, w, seed=0):
@@ -79,19 +79,25 @@ def test_stream(seg):
     assert len(out) == 3 and all(p is None and lab.shape == (24, 32) for lab, p in out)
 
 
-def test_crf_settings():
+def test_crf_config():
+    """The Python layer over crf.resolve_crf (its rule's cases: tests/crf/test_settings.py): the shapes of ``crf``,
+    the model's own settings from its metadata, and the summary the CLIs print."""
     meta = ModelMeta(class_names=("a", "b"))
-    demo = ModelMeta(class_names=("a", "b"), extra={"crf": {"preset": "voc", "iterations": 3, "bilateral_w": 5}})
-    assert crf_settings(None, meta) is None
-    assert crf_settings("default", meta) == {"preset": "voc"}
-    assert crf_settings("default", demo) == {"preset": "voc", "iterations": 3, "bilateral_w": 5}
-    assert crf_settings("default", demo, iterations=7)["iterations"] == 7
-    assert crf_settings("example", demo) == {"preset": "example"}
-    assert crf_settings({"iterations": 2}, meta, 4) == {"iterations": 4}
+    demo = ModelMeta(class_names=("a", "b"), extra={"crf": {"preset": "voc", "iterations": 3, "bilateral_srgb": 5}})
+    assert crf_config(None, meta) is None
+    assert crf_summary(crf_config("default", meta)) == {"preset": "voc"}
+    assert crf_summary(crf_config("default", demo)) == {"preset": "voc", "iterations": 3, "bilateral_srgb": 5}
+    assert crf_summary(crf_config("default", demo, iterations=7))["iterations"] == 7
+    assert crf_summary(crf_config("pydensecrf", demo)) == {"preset": "pydensecrf"}
+    assert crf_summary(crf_config({"iterations": 2}, meta, iterations=4)) == {"preset": "voc", "iterations": 4}
+    assert crf_summary(crf_config("voc", meta, video=True, scale=0.5)) == {"preset": "voc", "scale": 0.5}
+    assert crf_summary(crf_config("voc", meta, scale=0.3))["scale"] == 0.3
     with pytest.raises(ValueError):
-        crf_settings("voc", meta, iterations=-1)
+        crf_config("voc", meta, iterations=-1)
+    with pytest.raises(ValueError, match="bilateral_srgb must be a number"):
+        crf_config({"bilateral_srgb": "5"}, meta)
     with pytest.raises(TypeError):
-        crf_settings(3, meta)  # type: ignore[arg-type]
+        crf_config(3, meta)  # type: ignore[arg-type]
 
 
 def _crf_or_skip():
@@ -111,29 +117,40 @@ def test_with_crf_and_warm_start(tiny_onnx):
 
 def test_video_crf_default(tiny_onnx):
     """On a video the CRF is the shared video default (fewer iterations) unless iterations, a scale or warm start
-    were asked for; images keep the full CRF."""
+    were asked for; images keep the full CRF. Resolved once, at construction."""
     crf = pytest.importorskip("crf")
     with Segmenter(tiny_onnx, crf="voc") as seg:
-        assert seg.crf == {"preset": "voc"} and not seg.warm_start
-        seg.use_video_crf()
-        assert seg.crf == {"preset": "voc", "iterations": crf.VIDEO_ITERATIONS, "scale": crf.VIDEO_SCALE}
+        assert crf_summary(seg.crf) == {"preset": "voc"} and not seg.warm_start
+    with Segmenter(tiny_onnx, crf="voc", video=True) as seg:
+        assert crf_summary(seg.crf) == {"preset": "voc", "iterations": crf.VIDEO_ITERATIONS,
+                                        "scale": pytest.approx(crf.VIDEO_SCALE)}
         assert crf.VIDEO_ITERATIONS < crf.PRESETS["voc"].iterations and 0 < crf.VIDEO_SCALE <= 1
         labels, probs = next(seg.stream([_image(40, 48)]))
         assert labels.shape == (40, 48)
         np.testing.assert_allclose(probs.sum(0), 1, atol=1e-4)
     for chosen in ({"crf_iterations": 10}, {"warm_start": True}, {"crf": {"preset": "voc", "scale": 1.0}},
                    {"crf_scale": 0.5}):
-        with Segmenter(tiny_onnx, **{"crf": "voc", **chosen}) as seg:
-            before = (dict(seg.crf), seg.warm_start)
-            seg.use_video_crf()
-            assert (seg.crf, seg.warm_start) == before, chosen
-    with Segmenter(tiny_onnx, crf=None) as seg:
-        seg.use_video_crf()
+        with Segmenter(tiny_onnx, **{"crf": "voc", **chosen}) as still, \
+                Segmenter(tiny_onnx, **{"crf": "voc", **chosen}, video=True) as video:
+            assert crf_summary(video.crf) == crf_summary(still.crf), chosen
+    with Segmenter(tiny_onnx, crf=None, video=True) as seg:
         assert seg.crf is None
     with Segmenter(tiny_onnx, crf="voc", crf_scale=0.5) as seg:
-        assert seg.crf == {"preset": "voc", "scale": 0.5}
+        assert crf_summary(seg.crf) == {"preset": "voc", "scale": 0.5}
     with pytest.raises(ValueError, match="scale must be in"):
         Segmenter(tiny_onnx, crf="voc", crf_scale=1.5)
+
+
+def test_each_segmenter_owns_its_lattice_cache(tiny_onnx):
+    """No process-wide CRF state: a Segmenter's lattices live in its own cache (and each stream's in its own)."""
+    crf = pytest.importorskip("crf")
+    with Segmenter(tiny_onnx, crf="pydensecrf", crf_iterations=1) as a, \
+            Segmenter(tiny_onnx, crf="pydensecrf", crf_iterations=1) as b:
+        assert a._lattices is not b._lattices and a.crf_cache() is not a._lattices
+        before = len(crf.LatticeCache.process_default())
+        a.segment(_image(40, 48))
+        assert len(a._lattices) == 1 and len(b._lattices) == 0
+        assert len(crf.LatticeCache.process_default()) == before
 
 
 def test_crf_missing_is_a_clear_error(tiny_onnx, monkeypatch):
@@ -165,7 +182,7 @@ def test_cuda_upsampling_without_a_gpu_is_a_clear_error(tiny_onnx):
         Segmenter(tiny_onnx, crf=None, upsample_device="cuda")
 
 
-@pytest.mark.parametrize("crf, match", [("nonsense", "unknown CRF preset"), ({"sigma": 3}, "bad CRF settings")])
+@pytest.mark.parametrize("crf, match", [("nonsense", "unknown CRF preset"), ({"sigma": 3}, "unknown CRF setting")])
 def test_bad_crf_settings_fail_at_start(tiny_onnx, crf, match):
     _crf_or_skip()
     with pytest.raises(ValueError, match=match):

@@ -113,3 +113,18 @@ def test_video_whose_frame_size_changes_mid_stream(videos, tmp_path):
     mixed.write_bytes(b"".join(parts))
     frames = list(open_source(mixed))
     assert len(frames) >= 18 and {f.image.shape for f in frames} == {(120, 160, 3)}
+
+
+def test_source_kind_names_what_open_source_opens(tmp_path):
+    """source_kind (which decides the video CRF) agrees with the kind of source open_source returns."""
+    from runtime.sources import source_kind
+
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((4, 5, 3), np.uint8))
+    assert [source_kind(s) for s in ("0", "rtsp://host/live", str(tmp_path), str(tmp_path / "*.png"), str(image),
+                                     str(tmp_path / "clip.mp4"), "demo")] == \
+        ["camera", "stream", "images", "images", "images", "file", "file"]
+    for spec in (str(tmp_path), str(tmp_path / "*.png"), str(image), "demo"):
+        source = open_source(spec)
+        assert source.kind == source_kind(spec)
+        source.close()

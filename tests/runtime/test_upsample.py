@@ -102,8 +102,9 @@ def test_other_dtypes_and_layouts_are_converted():
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
 def test_kernel_source_compiles_with_nvcc(tmp_path):
     subprocess.run(["nvcc", "-c", "-arch=sm_80", "-x", "cu", str(KERNEL), "-o", str(tmp_path / "k.o")], check=True)
-    wrapper = ROOT / "runtime" / "cpp" / "upsample" / "src" / "upsample_cuda.cu"
-    subprocess.run(["nvcc", "-c", "-arch=sm_87", "-DDEEPLAB_WITH_CUDA", "-I", str(wrapper.parents[1] / "include"),
+    wrapper = KERNEL.parent / "upsample_cuda.cu"
+    subprocess.run(["nvcc", "-c", "-arch=sm_87", "-DDEEPLAB_WITH_CUDA", "-I",
+                    str(ROOT / "runtime" / "cpp" / "upsample" / "include"),
                     str(wrapper), "-o", str(tmp_path / "w.o")], check=True)
 
 
@@ -113,7 +114,7 @@ def test_kernel_semantics_emulated_on_the_cpu(tmp_path):
     implementation, which equals torch: checks the kernels' indexing and arithmetic without a GPU."""
     upsample_dir = ROOT / "runtime" / "cpp" / "upsample"
     exe = tmp_path / "emulate"
-    subprocess.run(["c++", "-std=c++17", "-O1", "-pthread", "-I", str(upsample_dir / "include"),
+    subprocess.run(["c++", "-std=c++17", "-O1", "-pthread", "-I", str(upsample_dir / "include"), "-I", str(KERNEL.parent),
                     str(upsample_dir / "tests" / "test_kernel_emulation.cpp"),
                     str(upsample_dir / "src" / "upsample.cpp"), "-o", str(exe)], check=True)
     result = subprocess.run([str(exe)], capture_output=True, text=True)

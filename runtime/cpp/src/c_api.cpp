@@ -79,6 +79,8 @@ deeplab::SegmenterOptions to_options(const deeplab_options* o) {
     if (d.crf_preset != nullptr) s.crf_preset = d.crf_preset;
     s.threads = d.threads;
     s.warm_start = d.warm_start != 0;
+    s.crf_scale = d.crf_scale;
+    s.video = d.video != 0;
     return s;
 }
 
@@ -103,6 +105,8 @@ void deeplab_options_init(deeplab_options* options) {
     options->warm_start = 0;
     options->device = 0;
     options->crf_preset = nullptr;
+    options->crf_scale = 0.f;
+    options->video = 0;
 }
 
 deeplab_status deeplab_create_from_engine(const char* engine_path, const deeplab_options* options,

@@ -1,70 +1,30 @@
-#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "crf/crf.hpp"
+#include "crf/settings.hpp"
 #include "deeplab/error.hpp"
 #include "stages.hpp"
 
 namespace deeplab {
 
-namespace {
-
-[[noreturn]] void bad(const std::string& m) {
-    throw Error(ErrorCode::invalid_argument, m);
-}
-
-std::string number(double v) {
-    std::string s = std::to_string(v);
-    s.erase(s.find_last_not_of('0') + 1);  // "3.500000" -> "3.5", "2.000000" -> "2."
-    if (!s.empty() && s.back() == '.') s.pop_back();
-    return s;
-}
-
-}  // namespace
-
-crf::RefineParams crf_params(const ModelMeta& meta, const std::string& preset, int iterations) {
-    const bool model_default = preset == "default";
-    std::string name = model_default ? (meta.crf_preset.empty() ? "voc" : meta.crf_preset) : preset;
-    crf::RefineParams p;
-    if (name == "voc")
-        p = crf::RefineParams::voc();
-    else if (name == "pydensecrf")
-        p = crf::RefineParams::pydensecrf();
-    else
-        bad("unknown CRF preset '" + name + "'; known: pydensecrf, voc");
-    if (model_default) {
-        for (const auto& [key, v] : meta.crf_overrides) {
-            if (key == "iterations") {
-                if (v != std::floor(v) || v < 0 || v > 1e6) bad("iterations must be an integer >= 0, got " + number(v));
-                p.iterations = static_cast<int>(v);
-            } else if (key == "gaussian_sxy")
-                p.gaussian_sxy = static_cast<float>(v);
-            else if (key == "gaussian_weight")
-                p.gaussian_weight = static_cast<float>(v);
-            else if (key == "bilateral_sxy")
-                p.bilateral_sxy = static_cast<float>(v);
-            else if (key == "bilateral_srgb")
-                p.bilateral_srgb = static_cast<float>(v);
-            else if (key == "bilateral_weight")
-                p.bilateral_weight = static_cast<float>(v);
-            else if (key == "normalization") {
-                if (v != std::floor(v) || std::fabs(v) > 1e6) bad("normalization must be in [0, 3], got " + number(v));
-                p.normalization = static_cast<crf::Normalization>(static_cast<int>(v));
-            } else if (key == "clip")
-                p.clip = static_cast<float>(v);
-            else
-                bad("unknown CRF setting '" + key + "' in the model's metadata (extra.crf)");
-        }
-    }
-    if (iterations >= 0) p.iterations = iterations;
+crf::RefineParams crf_params(const ModelMeta& meta, const SegmenterOptions& o) {
+    crf::CrfRequest request;
+    request.preset = o.crf_preset;
+    request.iterations = o.crf_iterations;
+    request.scale = o.crf_scale;
+    request.warm_start = o.warm_start;
+    request.device = o.crf_device;
     try {
-        p.validate();
+        const crf::CrfConfig c = crf::resolve_crf(request, crf::ModelCrf{meta.crf_preset, meta.crf_overrides}, o.video);
+        if (c.device == "cuda")
+            throw Error(ErrorCode::unsupported,
+                        "the dense CRF runs on the CPU in this build; use crf_device auto or cpu");
+        return c.params();
     } catch (const std::invalid_argument& e) {
-        bad(e.what());
+        throw Error(ErrorCode::invalid_argument, e.what());
     }
-    return p;
 }
 
 struct CrfStage::Impl {

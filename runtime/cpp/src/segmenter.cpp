@@ -32,12 +32,10 @@ void check_logits(const LogitsView& l, const ModelMeta& meta, const Padding& pad
                                              " input (logits computed for another input size?)");
 }
 
-// The CRF stage for `o`: on the frames of a video, unless iterations or warm start were given, the video CRF.
+// The CRF stage for `o`, its settings resolved once.
 CrfStage make_crf_stage(const ModelMeta& meta, const SegmenterOptions& o) {
     if (!o.crf) return CrfStage(crf::RefineParams{}, o.threads, o.warm_start);
-    const crf::RefineParams p = crf_params(meta, o.crf_preset, o.crf_iterations);
-    const bool video = o.video && o.crf_iterations < 0 && !o.warm_start;
-    return CrfStage(video ? crf::RefineParams::video(p) : p, o.threads, o.warm_start);
+    return CrfStage(crf_params(meta, o), o.threads, o.warm_start);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "deeplab/image.hpp"
 #include "deeplab/model_meta.hpp"
 #include "deeplab/preprocess.hpp"
+#include "deeplab/segmenter.hpp"
 #include "deeplab/upsample.hpp"
 
 namespace deeplab {
@@ -25,10 +26,9 @@ void upsample_softmax(const LogitsView& logits, const Padding& padding, bool ali
 void upsample_labels(const LogitsView& logits, const Padding& padding, bool align_corners, int threads,
                      std::uint8_t* labels);
 
-/// The CRF settings the Python runtime would use (runtime.segmenter.crf_settings + crf.refine's validation):
-/// preset "default" = the model's extra.crf else "voc"; iterations >= 0 overrides the preset's.
-/// Throws Error(invalid_argument) for an unknown preset or setting, or an out-of-range value.
-crf::RefineParams crf_params(const ModelMeta& meta, const std::string& preset, int iterations);
+/// The CRF parameters for `options` on a model (crf::resolve_crf over the model's extra.crf: the rule the Python
+/// runtime resolves with too). Throws Error(invalid_argument) for an unknown preset or setting, or a bad value.
+crf::RefineParams crf_params(const ModelMeta& meta, const SegmenterOptions& options);
 
 /// The dense CRF; keeps the previous frame's result for warm starts.
 class CrfStage {

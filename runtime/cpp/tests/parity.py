@@ -37,7 +37,7 @@ class Logits(C.Structure):
 class Options(C.Structure):
     _fields_ = [("struct_size", C.c_uint32), ("crf", C.c_int32), ("crf_iterations", C.c_int32),
                 ("threads", C.c_int32), ("warm_start", C.c_int32), ("device", C.c_int32),
-                ("crf_preset", C.c_char_p)]
+                ("crf_preset", C.c_char_p), ("crf_scale", C.c_float), ("video", C.c_int32)]
 
 
 PROVIDER = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(C.c_float), C.c_int32, C.c_int32, C.POINTER(Logits))
@@ -47,7 +47,8 @@ class CRuntime:
     """A deeplab_segmenter whose provider returns fixed logits and records the input it was given."""
 
     def __init__(self, lib: C.CDLL, meta_json: str, logits: np.ndarray, crf: bool, preset: str | None = None,
-                 threads: int = 1, warm_start: bool = False) -> None:
+                 threads: int = 1, warm_start: bool = False, iterations: int | None = None,
+                 scale: float | None = None, video: bool = False) -> None:
         self.lib, self.logits, self.inputs = lib, np.ascontiguousarray(logits, np.float32), []
         lib.deeplab_last_error.restype = C.c_char_p
         lib.deeplab_create_from_provider.argtypes = [C.c_char_p, PROVIDER, C.c_void_p, C.POINTER(Options),
@@ -68,6 +69,8 @@ class CRuntime:
         lib.deeplab_options_init(C.byref(o))
         o.crf, o.threads, o.warm_start = int(crf), threads, int(warm_start)
         o.crf_preset = preset.encode() if preset else None
+        o.crf_iterations = -1 if iterations is None else iterations
+        o.crf_scale, o.video = scale or 0.0, int(video)
         self.handle = C.c_void_p()
         self._check(lib.deeplab_create_from_provider(meta_json.encode(), self._provide, None, C.byref(o),
                                                      C.byref(self.handle)))
@@ -163,9 +166,24 @@ def compare(lib_path: str) -> int:
     return 1 if failures else 0
 
 
+# Every CRF setting the CLIs offer (deeplab-infer: --crf-preset, --crf-iters, --crf-scale, --warm-start; a video
+# source or images), as Segmenter keyword arguments; the C runtime gets the same through deeplab_options.
+SETTINGS = [
+    {},
+    {"video": True},
+    {"crf_scale": 0.5},
+    {"crf_scale": 0.5, "video": True},
+    {"crf_iterations": 2, "video": True},
+    {"warm_start": True},
+    {"warm_start": True, "crf_scale": 0.5, "video": True},
+    {"crf": "pydensecrf", "crf_iterations": 3},
+]
+
+
 def compare_segmenter(lib: C.CDLL) -> int:
-    """The whole chain against runtime.Segmenter with the model's default CRF settings, on a stand-in backend that
-    returns the same fixed logits as the C provider."""
+    """A three-frame stream through runtime.Segmenter and through the C runtime with every CRF setting of SETTINGS,
+    on a stand-in backend that returns the same fixed logits as the C provider; the model carries its own CRF
+    settings (a preset, overrides, a scale and half_rows in extra.crf)."""
     try:
         seg_mod = _import("runtime.segmenter")
         _import("crf").refine  # noqa: B018 - the CRF must be importable
@@ -173,46 +191,45 @@ def compare_segmenter(lib: C.CDLL) -> int:
         print(f"  skipped the Segmenter comparison: {e}")
         return 0
     image, logits, meta_dict = make_case(3, 50, 70)
-    meta_dict["extra"] = {"crf": {"preset": "voc", "iterations": 4, "bilateral_srgb": 5.0}}
-    meta = _import("runtime.metadata").ModelMeta.from_dict(meta_dict)
+    failures = 0
+    for extra in ({"preset": "voc", "iterations": 4, "bilateral_srgb": 5.0},
+                  {"preset": "voc", "scale": 0.75, "half_rows": False}):
+        meta_dict["extra"] = {"crf": extra}
+        meta = _import("runtime.metadata").ModelMeta.from_dict(meta_dict)
+        frames = [np.roll(image, 3 * k, axis=1) for k in range(3)]
+        stream_logits = [np.roll(logits, k, axis=2) for k in range(3)]
 
-    class FixedLogits(_import("runtime.backends.base").Backend):  # the network's output is the test's input
-        name = "fixed-logits"
+        class FixedLogits(_import("runtime.backends.base").Backend):  # the network's output is the test's input
+            name = "fixed-logits"
 
-        def __init__(self) -> None:
-            self.meta = meta
+            def __init__(self, meta, outputs) -> None:
+                self.meta, self.calls = meta, iter(outputs)
 
-        def infer(self, batch):
-            return logits[None]
+            def infer(self, batch):
+                return next(self.calls)[None]
 
-        def close(self) -> None:
-            pass
+            def close(self) -> None:
+                pass
 
-    py_labels, py_probs = seg_mod.Segmenter(FixedLogits(), crf="default").segment(image)
-    rt = CRuntime(lib, meta.to_json(), logits, crf=True)
-    c_labels, c_probs = rt.apply(image)
-    rt.close()
-    ok = np.allclose(c_probs, py_probs, rtol=0, atol=1e-4) and np.array_equal(c_labels, py_labels)
-    print(f"  {'ok  ' if ok else 'FAIL'} Segmenter chain (model's CRF settings): max |diff| "
-          f"{np.abs(c_probs - py_probs).max():.2e}, labels {(c_labels == py_labels).mean() * 100:.3f}% equal")
-    failures = not ok
-
-    # A stream with warm start: frame k's mean field starts from frame k-1's result (Segmenter.stream).
-    frames = [np.roll(image, 3 * k, axis=1) for k in range(3)]
-    stream_logits = [np.roll(logits, k, axis=2) for k in range(3)]
-    calls = iter(stream_logits)
-    FixedLogits.infer = lambda self, batch: next(calls)[None]
-    py = list(seg_mod.Segmenter(FixedLogits(), crf="default", warm_start=True).stream(frames))
-    rt = CRuntime(lib, meta.to_json(), stream_logits[0], crf=True, warm_start=True)
-    for k, frame in enumerate(frames):
-        rt.logits = np.ascontiguousarray(stream_logits[k])
-        c_labels, c_probs = rt.apply(frame)
-        ok = np.allclose(c_probs, py[k][1], rtol=0, atol=1e-4) and np.array_equal(c_labels, py[k][0])
-        print(f"  {'ok  ' if ok else 'FAIL'} warm-start stream, frame {k}: max |diff| "
-              f"{np.abs(c_probs - py[k][1]).max():.2e}, labels {(c_labels == py[k][0]).mean() * 100:.3f}% equal")
-        failures += not ok
-    rt.close()
-    return int(failures)
+        for settings in SETTINGS:
+            kwargs = {"crf": "default", **settings}
+            with seg_mod.Segmenter(FixedLogits(meta, stream_logits), **kwargs) as seg:
+                py = list(seg.stream(frames))
+            rt = CRuntime(lib, meta.to_json(), stream_logits[0], crf=True, preset=kwargs["crf"],
+                          warm_start=kwargs.get("warm_start", False), iterations=kwargs.get("crf_iterations"),
+                          scale=kwargs.get("crf_scale"), video=kwargs.get("video", False))
+            worst, agree = 0.0, 1.0
+            for k, frame in enumerate(frames):
+                rt.logits = np.ascontiguousarray(stream_logits[k])
+                c_labels, c_probs = rt.apply(frame)
+                worst = max(worst, float(np.abs(c_probs - py[k][1]).max()))
+                agree = min(agree, float((c_labels == py[k][0]).mean()))
+            rt.close()
+            ok = worst <= 1e-4 and agree == 1.0
+            print(f"  {'ok  ' if ok else 'FAIL'} Segmenter stream, model crf {extra}, {settings or 'defaults'}: "
+                  f"max |diff| {worst:.2e}, labels {agree * 100:.3f}% equal")
+            failures += not ok
+    return failures
 
 
 def write_golden(out: Path) -> int:

@@ -70,6 +70,9 @@ typedef struct deeplab_options {
     const char* crf_preset; /* NULL or "default" (default): the model's own CRF settings (metadata extra.crf) if any,
                                else "voc" (DeepLab v2: 10 iterations, w=3 sxy=1; w=4 sxy=67 srgb=3); or "voc",
                                "pydensecrf" (pydensecrf's example settings). Copied at creation. */
+    float crf_scale;        /* CRF resolution in (0, 1]; 0 (default): the preset's */
+    int32_t video;          /* 1: the frames are one video's: unless crf_iterations, crf_scale or warm_start are
+                               given, the cheaper video CRF (fewer iterations at a reduced resolution); default 0 */
 } deeplab_options;
 
 /* Per-stage wall time of the last successful deeplab_apply, in milliseconds. */

@@ -1,5 +1,6 @@
-// Engine sidecars (<engine>.json) and the check that an engine fits the TensorRT and GPU it is about to run on:
-// the C++ mirror of runtime/engine_info.py (same fields, same rules, same messages). Needs no TensorRT or GPU.
+// Engine sidecars (<engine>.json) and the check that an engine fits the TensorRT and GPU it is about to run on. Needs
+// no TensorRT or GPU. The rules (versions, compatibility, the rebuild command: runtime/cpp/rules) are the Python
+// runtime's too, which binds them (runtime._rules); each language reads the sidecar's JSON itself.
 #pragma once
 
 #include <array>
@@ -52,6 +53,10 @@ std::pair<ModelMeta, EngineInfo> read_sidecar(const std::string& engine_path);
 /// Parse a sidecar's text (path is only used in messages).
 std::pair<ModelMeta, EngineInfo> parse_sidecar(const std::string& text, const std::string& path);
 
+/// The first four runs of digits of a version ("10.3.0.26" -> 10, 3, 0, 26).
+std::vector<int> version_tuple(const std::string& text);
+/// Whether two versions agree on every component both give ("10.3" and "10.3.0.26" do).
+bool same_version(const std::string& built, const std::string& running);
 /// Whether a version-compatible plan built by TensorRT `built` runs on `running` (forward only, from 8.6 on, within a
 /// major version, plus 8 -> 10 and 10 -> 11).
 bool version_compatible_ok(const std::string& built, const std::string& running);

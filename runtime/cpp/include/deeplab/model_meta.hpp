@@ -25,8 +25,9 @@ struct ModelMeta {
     std::string precision = "fp32";
     bool msc = false;
     std::string source_sha256;
-    /// extra["crf"]: the model's own CRF settings (the Python runtime's crf="default"): a preset name ("voc", ...)
-    /// and/or numeric overrides of crf.refine's keyword arguments (iterations, gaussian_sxy, bilateral_srgb, ...).
+    /// extra["crf"]: the model's own CRF settings (what crf_preset "default" runs): a preset name ("voc", ...) and
+    /// fields it overrides (iterations, gaussian_sxy, bilateral_srgb, scale, half_rows as 0/1, ...), checked when a
+    /// Segmenter resolves them (crf::resolve_crf).
     std::string crf_preset;
     std::map<std::string, double> crf_overrides;
 

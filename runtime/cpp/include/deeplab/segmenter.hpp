@@ -23,18 +23,22 @@ class LogitsProvider {
     virtual std::pair<int, int> input_size(int height, int width) const { return {height, width}; }
 };
 
+/// The CRF settings asked for (the Python Segmenter's crf, crf_iterations, crf_scale, warm_start, video,
+/// crf_device); resolved once, at construction, by the rule both runtimes share (crf::resolve_crf).
 struct SegmenterOptions {
     bool crf = true;  ///< refine with the dense CRF
     /// "default": the model's own settings (metadata extra.crf) if it has any, else "voc" (DeepLab v2 on VOC:
     /// 10 iterations, w=3 σ=1 smoothness, w=4 σxy=67 σrgb=3 appearance); or "voc", "pydensecrf".
     std::string crf_preset = "default";
     int crf_iterations = -1;  ///< mean-field iterations; -1: the preset's
+    float crf_scale = 0.f;    ///< CRF resolution in (0, 1]; 0: the preset's (1)
     int threads = 0;          ///< CPU threads for upsampling and the CRF; 0 = all cores (the CRF stage keeps to its
                               ///< own count; upsampling's is process-wide: give every Segmenter the same value)
     bool warm_start = false;  ///< a frame's CRF starts from the previous frame's result (same-size frames)
-    /// frames of one video: unless crf_iterations or warm_start are given, the CRF is crf::RefineParams::video()
-    /// (fewer iterations at reduced resolution; the Python runtime's video default too)
+    /// frames of one video: unless crf_iterations, crf_scale or warm_start are given, the CRF is
+    /// crf::RefineParams::video()'s (fewer iterations at reduced resolution)
     bool video = false;
+    std::string crf_device = "auto";  ///< auto | cpu (this build's CRF runs on the CPU; cuda is an error)
 };
 
 /// Wall time of each stage of the last segment() call, in milliseconds.

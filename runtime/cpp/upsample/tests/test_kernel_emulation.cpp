@@ -26,7 +26,7 @@ struct EmulatedDim3 {
 static EmulatedDim3 blockIdx, blockDim, threadIdx;
 using std::min;  // expf, floorf, fmaf, fmaxf, fminf: <math.h>
 
-#include "../../../kernels/bilinear_softmax.cu"
+#include "bilinear_softmax.cu"  // runtime/kernels (an include directory of this test)
 
 namespace {
 

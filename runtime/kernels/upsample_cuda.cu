@@ -1,8 +1,8 @@
-// Host wrappers that launch the kernels of runtime/kernels/bilinear_softmax.cu (the same source NVRTC compiles for
-// the Python runtime) for the C++ runtime.
+// Host wrappers that launch the kernels of bilinear_softmax.cu, beside this file (the same source NVRTC compiles for
+// the Python runtime: runtime/upsample_cuda.py), for the C++ runtime.
 #include "deeplab/upsample.hpp"
 
-#include "../../../kernels/bilinear_softmax.cu"
+#include "bilinear_softmax.cu"
 
 namespace deeplab {
 namespace {
