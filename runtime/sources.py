@@ -11,6 +11,7 @@ import glob
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,14 @@ class Frame:
     name: str             # output file stem: the image's own stem, or a zero-padded frame number
     image: np.ndarray     # H×W×3 uint8 BGR
     decode_s: float = 0.0  # time spent decoding it
+    captured: float | None = None  # time.perf_counter() when it was captured, where the source knows (GStreamer)
 
 
 class Source:
     """Base: iterate for frames; ``fps`` (None when unknown), ``total`` (expected frames or None), ``skipped``."""
 
     kind = "source"
+    dropped = 0  # frames the source itself discarded for newer ones (GStreamer's appsink)
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -76,7 +79,7 @@ class VideoSource(Source):
         if kind == "stream":
             timeout_ms = NETWORK_TIMEOUT_MS if timeout_s is None else max(1, int(timeout_s * 1000))
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
-        target: int | str = int(spec) if kind == "camera" else spec
+        target: int | str = int(spec) if spec.isdigit() else spec
         api = cv2.CAP_ANY if kind == "camera" else cv2.CAP_FFMPEG
         self.capture = cv2.VideoCapture(target, api, params)
         if not self.capture.isOpened():
@@ -163,11 +166,22 @@ def is_url(spec: str) -> bool:
     return re.match(rf"^({'|'.join(URL_SCHEMES)})://", spec, re.IGNORECASE) is not None
 
 
-def open_source(spec: str | os.PathLike, timeout_s: float | None = None) -> Source:
-    """A name such as ``demo`` (:mod:`runtime.named`), a camera index (``0``), a URL, an image, a directory, a glob,
-    or a video file. ``timeout_s``: how long a network source may take to connect or to deliver the next packet
-    (default 10 s)."""
+def open_source(spec: str | os.PathLike, timeout_s: float | None = None, decoder: str = "auto",
+                stop: threading.Event | None = None) -> Source:
+    """A name such as ``demo`` (:mod:`runtime.named`), a camera index (``0``), a GStreamer URI (``csi://0``,
+    ``v4l2:///dev/video0``, ``/dev/video0``, ``gst:PIPELINE``), a URL, an image, a directory, a glob, or a video file.
+    ``timeout_s``: how long a network source may take to connect or to deliver the next frame (default 10 s);
+    ``decoder``: ``auto``, ``gstreamer`` or ``ffmpeg`` (:mod:`runtime.gst_source`); ``stop``: ends a GStreamer
+    source's iteration while it waits for a frame."""
+    from runtime import gst_source
+
     spec = str(named.resolve(spec, "video", SourceError))
+    is_video_file = (not spec.isdigit() and not is_url(spec) and not gst_source.is_gst_uri(spec)
+                     and Path(spec).is_file() and Path(spec).suffix.lower() not in IMAGE_SUFFIXES)
+    if gst_source.wants_gstreamer(spec, decoder, is_video_file):
+        return gst_source.open_gstreamer(spec, timeout_s, stop, is_file=is_video_file)
+    if gst_source.is_gst_uri(spec):  # a V4L2 camera with --decoder ffmpeg: OpenCV's V4L2 backend, without options
+        return VideoSource(spec.removeprefix("v4l2://").split("?")[0], "camera")
     if spec.isdigit():
         return VideoSource(spec, "camera")
     if is_url(spec):
