@@ -14,7 +14,7 @@ COMMON = {"appsink", "videoconvert", "filesrc", "decodebin", "rtspsrc", "rtph264
 DEBIAN = COMMON | {"avdec_h264", "avdec_h265"}
 DESKTOP_NVIDIA = DEBIAN | {"nvh264dec", "nvh265dec"}
 JETSON = DEBIAN | {"nvarguscamerasrc", "nvvidconv", "nvv4l2decoder"}
-LIVE_SINK = "appsink name=deeplab_sink drop=true max-buffers=1 sync=false"
+LIVE_SINK = "appsink name=deeplab_appsink drop=true max-buffers=1 sync=false"
 TO_BGR = "videoconvert ! video/x-raw,format=BGR ! "
 
 
@@ -78,7 +78,7 @@ def test_v4l2(uri, pipeline):
 def test_gst_pipelines_get_an_appsink_unless_they_have_one():
     built = gst_source.build("gst: videotestsrc num-buffers=5 ! ", DEBIAN)
     assert built == {"kind": "gst", "live": False, "own_sink": True, "pipeline":
-                     "videotestsrc num-buffers=5 ! " + TO_BGR + "appsink name=deeplab_sink max-buffers=2 sync=false"}
+                     "videotestsrc num-buffers=5 ! " + TO_BGR + "appsink name=deeplab_appsink max-buffers=2 sync=false"}
     own = "videotestsrc ! videoconvert ! appsink name=mine"
     assert gst_source.build("gst:" + own, DEBIAN) == {"kind": "gst", "live": False, "own_sink": False,
                                                       "pipeline": own}
@@ -88,7 +88,7 @@ def test_gst_pipelines_get_an_appsink_unless_they_have_one():
 def test_files_through_decodebin_with_quoting():
     built = gst_source.build('file:/v/a "b".mp4', DEBIAN)
     assert built["pipeline"] == ('filesrc location="/v/a \\"b\\".mp4" ! decodebin ! ' + TO_BGR +
-                                 "appsink name=deeplab_sink max-buffers=2 sync=false")
+                                 "appsink name=deeplab_appsink max-buffers=2 sync=false")
     assert not built["live"]
 
 

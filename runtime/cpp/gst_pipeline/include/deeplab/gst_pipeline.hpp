@@ -9,7 +9,7 @@
 //   file:PATH                                             a video file through decodebin (--decoder gstreamer)
 //
 // Decoders, best first: nvv4l2decoder (Jetson) → nvh264dec/nvh265dec (desktop NVIDIA plugins) → avdec_h264/avdec_h265
-// (gstreamer1.0-libav). Frames reach the appsink (named kSinkName) as packed BGR.
+// (gstreamer1.0-libav). Frames reach the appsink (named kGstSinkName) as packed BGR.
 #pragma once
 
 #include <set>
@@ -18,7 +18,8 @@
 
 namespace deeplab {
 
-inline constexpr const char* kGstSinkName = "deeplab_sink";
+// OpenCV's GStreamer backend finds the appsink by a name containing "appsink".
+inline constexpr const char* kGstSinkName = "deeplab_appsink";
 
 struct GstPipeline {
     std::string kind;      // "csi", "v4l2", "rtsp", "gst" or "file"
