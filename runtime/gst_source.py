@@ -16,6 +16,7 @@ GStreamer; ``ffmpeg`` keeps OpenCV's FFmpeg (and V4L2 for ``/dev/videoN``).
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import shutil
 import subprocess
@@ -29,6 +30,8 @@ import numpy as np
 
 from runtime import _gst_pipeline
 from runtime.sources import Frame, Source, SourceError, VideoSource
+
+log = logging.getLogger(__name__)
 
 DECODERS = ("auto", "gstreamer", "ffmpeg")
 PACKAGES = ("python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
@@ -127,6 +130,7 @@ def open_gstreamer(spec: str, timeout_s: float | None = None, stop: threading.Ev
     if not available():
         raise SourceError(f"{spec}: {MISSING}")
     built = build(f"file:{spec}" if is_file else spec)
+    log.info("%s: %s", spec, built["pipeline"])
     if gst() is not None:
         return GstSource(spec, built, timeout_s, stop)
     return OpenCvGstSource(spec, built)
@@ -233,6 +237,7 @@ class GstSource(Source):
         start = time.monotonic()
         while not self._closed:
             if self.stop is not None and self.stop.is_set():
+                self._problem = "stopped"
                 return None
             sample = self.sink.try_pull_sample(int(PULL_S * 1e9))
             if sample is not None:
