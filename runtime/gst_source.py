@@ -117,10 +117,10 @@ def wants_gstreamer(spec: str, decoder: str, is_file: bool) -> bool:
     if decoder not in DECODERS:
         raise ValueError(f"--decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
     if decoder == "ffmpeg":
-        return spec.startswith(("csi://", "gst:"))  # only GStreamer opens them: its error says so
+        return False
     if is_gst_uri(spec) or decoder == "gstreamer":
-        return is_gst_uri(spec) or spec.lower().startswith("rtsp://") or is_file
-    return spec.lower().startswith("rtsp://") and available()
+        return is_gst_uri(spec) or spec.startswith("rtsp://") or is_file
+    return spec.startswith("rtsp://") and available()
 
 
 def open_gstreamer(spec: str, timeout_s: float | None = None, stop: threading.Event | None = None,

@@ -180,6 +180,8 @@ def open_source(spec: str | os.PathLike, timeout_s: float | None = None, decoder
                      and Path(spec).is_file() and Path(spec).suffix.lower() not in IMAGE_SUFFIXES)
     if gst_source.wants_gstreamer(spec, decoder, is_video_file):
         return gst_source.open_gstreamer(spec, timeout_s, stop, is_file=is_video_file)
+    if spec.startswith(("csi://", "gst:")):
+        raise SourceError(f"{spec}: only GStreamer opens it, not --decoder {decoder}")
     if gst_source.is_gst_uri(spec):  # a V4L2 camera with --decoder ffmpeg: OpenCV's V4L2 backend, without options
         return VideoSource(spec.removeprefix("v4l2://").split("?")[0], "camera")
     if spec.isdigit():

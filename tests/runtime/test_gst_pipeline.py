@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runtime import gst_source
-from runtime.sources import SourceError
+from runtime.sources import SourceError, open_source
 from runtime.streams import default_name, is_live
 
 COMMON = {"appsink", "videoconvert", "filesrc", "decodebin", "rtspsrc", "rtph264depay", "rtph265depay", "h264parse",
@@ -122,7 +122,9 @@ def test_uri_kinds_names_and_liveness():
 
 def test_decoder_choice():
     assert gst_source.wants_gstreamer("csi://0", "auto", False)
-    assert gst_source.wants_gstreamer("gst:videotestsrc", "ffmpeg", False)  # only GStreamer opens it: its error
+    assert not gst_source.wants_gstreamer("gst:videotestsrc", "ffmpeg", False)
+    with pytest.raises(SourceError, match=r"^csi://0: only GStreamer opens it, not --decoder ffmpeg$"):
+        open_source("csi://0", decoder="ffmpeg")
     assert not gst_source.wants_gstreamer("/dev/video0", "ffmpeg", False)
     assert not gst_source.wants_gstreamer("rtsp://h/x", "ffmpeg", False)
     assert not gst_source.wants_gstreamer("clip.mp4", "auto", True)
