@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from runtime import _gst_pipeline
+from runtime.preprocess import to_bgr8
 from runtime.sources import Frame, Source, SourceError, VideoSource
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def available_elements() -> frozenset[str]:
     if tool is None:
         return frozenset()
     listing = subprocess.run([tool], capture_output=True, text=True, timeout=60).stdout
-    found = {m.group(1) for m in re.finditer(r"^[^:\s]+:\s+(\S+):", listing, re.MULTILINE)}
+    found = {m.group(1) for m in re.finditer(r"^[^:\s]+:[ \t]+([^:\s]+):", listing, re.MULTILINE)}
     return frozenset(found.intersection(wanted))
 
 
@@ -141,11 +142,13 @@ def _kind(built: dict[str, Any]) -> str:
 
 
 class OpenCvGstSource(VideoSource):
-    """A builder pipeline read through ``cv2.CAP_GSTREAMER`` (cv2 built with GStreamer, no gi)."""
+    """A builder pipeline read through ``cv2.CAP_GSTREAMER`` (cv2 built with GStreamer, no gi): frames until the
+    pipeline ends or fails (no stepping over damaged frames, no capture times, no drop counts)."""
 
     def __init__(self, spec: str, built: dict[str, Any]) -> None:
         Source.__init__(self, spec)
-        self.kind = "camera" if built["live"] else _kind(built)  # live: read as a camera (no frame stepping)
+        self.kind = _kind(built)
+        self.live = built["live"]
         self.capture = cv2.VideoCapture(built["pipeline"], cv2.CAP_GSTREAMER)
         if not self.capture.isOpened():
             raise SourceError(f"cannot open {spec} through OpenCV's GStreamer backend (pipeline: {built['pipeline']})")
@@ -153,6 +156,18 @@ class OpenCvGstSource(VideoSource):
         self.fps = fps if 0 < fps < 1000 else None
         self.total = None
         self.stem = "frame"
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            t = time.perf_counter()
+            ok, image = self.capture.read()
+            if not ok or image is None or not image.size:
+                break
+            yield Frame(index, f"{index:06d}", to_bgr8(image), time.perf_counter() - t)
+            index += 1
+        if self.live:
+            self._note(f"{self.spec}: the {self.kind} ended or failed after {index} frame(s)")
 
 
 class GstSource(Source):

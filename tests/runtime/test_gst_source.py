@@ -105,6 +105,51 @@ def test_missing_gstreamer_names_the_packages(tiny_onnx, tmp_path):
     assert "python3-gi" in lines[0] and "gstreamer1.0-libav" in lines[0]
 
 
+SYSTEM_PYTHON = Path("/usr/bin/python3")  # Debian's, with python3-opencv: an OpenCV built with GStreamer (as JetPack's)
+
+
+def test_opencv_gstreamer_backend_without_gi(tmp_path):
+    """Where gi is absent but cv2 has CAP_GSTREAMER, the same pipelines run through OpenCV. Debian's python3-opencv
+    has it; the runtime is imported there from this checkout, with gi hidden."""
+    from runtime import _gst_pipeline
+    probe = "import sys, cv2; print(sys.version_info[:2], 'GStreamer: YES' in ' '.join(cv2.getBuildInformation().split()))"
+    found = subprocess.run([str(SYSTEM_PYTHON), "-c", probe], capture_output=True, text=True, timeout=60) \
+        if SYSTEM_PYTHON.exists() else None
+    if found is None or found.returncode != 0 or not found.stdout.strip().endswith("True"):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's python3-opencv (OpenCV with GStreamer) is missing: apt-get install python3-opencv")
+        pytest.skip("no system Python with an OpenCV built with GStreamer (Debian: python3-opencv)")
+    if found.stdout.split(")")[0] + ")" != str(sys.version_info[:2]):
+        pytest.skip(f"the system Python is not {sys.version_info[:2]}: it cannot load this build's extension")
+    code = f"""
+import json, sys
+sys.modules["gi"] = None
+sys.path.insert(0, {str(ROOT)!r})
+import runtime
+runtime.__path__.append({str(Path(_gst_pipeline.__file__).parent)!r})
+from runtime import gst_source
+from runtime.sources import SourceError, open_source
+source = open_source("gst:videotestsrc num-buffers=7 pattern=ball ! video/x-raw,width=160,height=120,framerate=30/1")
+frames = list(source)
+try:
+    open_source("csi://0")
+    error = None
+except SourceError as e:
+    error = str(e)
+print(json.dumps({{"type": type(source).__name__, "gi": gst_source.gst() is not None, "frames": len(frames),
+                  "shape": frames[0].image.shape, "std": float(frames[0].image.std()), "notes": source.notes,
+                  "elements": sorted(gst_source.available_elements()), "error": error}}))
+"""
+    r = subprocess.run([str(SYSTEM_PYTHON), "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "OPENCV_LOG_LEVEL": "OFF"})
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["type"] == "OpenCvGstSource" and not out["gi"]
+    assert out["frames"] == 7 and out["shape"] == [120, 160, 3] and out["std"] > 0 and out["notes"] == []
+    assert {"appsink", "videoconvert", "avdec_h264", "filesrc"} <= set(out["elements"])  # from gst-inspect-1.0
+    assert out["error"].startswith("csi://0: a CSI camera needs the GStreamer element nvarguscamerasrc")
+
+
 # -- RTSP -------------------------------------------------------------------------------------------------------------
 class RtspServer:
     """scripts/rtsp_server.py in a subprocess: started, stopped and restarted on the same port."""
