@@ -302,7 +302,7 @@ class GstSource(Source):
             read_time = time.perf_counter()
             yield Frame(index, f"{index:06d}", image, read_time - t, self._captured(sample, read_time))
             index += 1
-        if self._problem and (self._problem != "end of stream" or self.live):
+        if self._problem not in (None, "stopped") and (self._problem != "end of stream" or self.live):
             self._note(f"{self.spec}: {self._problem} after {index} frame(s)")
 
     def close(self) -> None:
