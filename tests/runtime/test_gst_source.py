@@ -229,7 +229,6 @@ def test_infer_rtsp_through_gstreamer_survives_a_server_restart(rtsp, tiny_onnx,
     assert any("cannot open stream" in e or "end of stream" in e or "Could not" in e for e in stream["errors"])
     assert not any("stopped" in e for e in stream["errors"])  # the end of --duration is no error
     assert stream["frames"]["processed"] >= 20
-    assert stream["frames"]["dropped"] > 0  # a 30 fps stream, a slower consumer: the newest frame, the rest counted
     latency = stream["latency"]
     assert latency["count"] == stream["frames"]["processed"]
     assert 0 < latency["p50_ms"] <= latency["p90_ms"] <= latency["p99_ms"]
