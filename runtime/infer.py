@@ -24,6 +24,7 @@ import crf
 from runtime.atomic import atomic_write_text, make_dirs
 from runtime.backends import BACKENDS
 from runtime.cli_errors import error_text
+from runtime.gst_source import DECODERS
 from runtime.multi_cli import check_args, is_multi, run_multi
 from runtime.pipeline import Pipeline
 from runtime.segmenter import Segmenter, crf_summary
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video file, camera index, rtsp/http URL, image, directory or glob (default demo: the sample "
                         "video); repeat for several streams, NAME=SOURCE names one")
     p.add_argument("--sources", metavar="FILE", help="several streams: one [NAME=]SOURCE per line (# comments)")
+    p.add_argument("--decoder", choices=DECODERS, default="auto",
+                   help="how sources are opened: auto (GStreamer for csi://N, v4l2:///dev/videoN, /dev/videoN, gst:PIPELINE "
+                        "and, where installed, rtsp://; FFmpeg for files and HTTP), gstreamer (also files), ffmpeg "
+                        "(OpenCV's FFmpeg and V4L2); README, \"Cameras on a Jetson\"")
     p.add_argument("--output", help="overlay video (.mp4/.mov/.m4v: H.264; .avi/.mkv: MJPEG), for any source; or, "
                                     "for image sources, a directory of overlay JPEGs")
     p.add_argument("--masks", metavar="DIR", help="write one palette label PNG per frame into DIR")
@@ -119,7 +124,8 @@ def describe_crf(settings: dict[str, Any] | None) -> str:
 
 def format_table(summary: dict[str, Any]) -> str:
     """The end-of-run table: per-stage and end-to-end percentiles, then counts and throughput."""
-    rows = [(name, s) for name, s in summary["stages"].items()] + [("end-to-end", summary["end_to_end"])]
+    rows = [(name, s) for name, s in summary["stages"].items()] + [("end-to-end", summary["end_to_end"]),
+                                                                    ("glass→mask", summary["latency"])]
     lines = [f"{'stage':<12}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean ms':>10}"]
     lines += [f"{name:<12}{s['p50_ms']:>10.2f}{s['p90_ms']:>10.2f}{s['p99_ms']:>10.2f}{s['mean_ms']:>10.2f}"
               for name, s in rows]
@@ -154,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         kept = f"only the table and {args.stats}" if args.stats else "only the table below"
         print(f"note: no --output or --masks: every frame is processed and nothing is written ({kept}); fine for "
               "timing a model, else add --output out.mp4 and/or --masks DIR", file=sys.stderr)
-    source = open_source(args.source)
+    source = open_source(args.source, decoder=args.decoder)
     sinks = _sinks(args, source)
     pipeline = Pipeline(seg, sinks, overlapped=not args.sequential, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight or None)

@@ -244,10 +244,11 @@ async function refresh() {
       const card = document.getElementById('card-' + name);
       if (!card) continue;
       card.querySelector('.state').textContent = '(' + st.state + ')';
-      const f = st.frames, e = st.end_to_end;
+      const f = st.frames, e = st.end_to_end, g = st.latency;
       card.querySelector('.figures').textContent =
         `${st.recent_fps.toFixed(1)} fps now, ${f.processed} processed, ${f.dropped} dropped, ${f.skipped} skipped, ` +
         `${f.failed} failed; p50/p90/p99 ${e.p50_ms.toFixed(0)}/${e.p90_ms.toFixed(0)}/${e.p99_ms.toFixed(0)} ms; ` +
+        `glass to mask ${g.p50_ms.toFixed(0)}/${g.p90_ms.toFixed(0)}/${g.p99_ms.toFixed(0)} ms; ` +
         `${st.reconnects} reconnects`;
     }
   } catch (err) { document.getElementById('aggregate').textContent = 'figures unavailable: ' + err; }

@@ -87,7 +87,8 @@ def run_multi(args: argparse.Namespace, seg: Segmenter, specs: list[StreamSpec])
     address = parse_address(args.serve) if args.serve else None
     board = LiveBoard([s.name for s in specs]) if address else None
     multi = MultiStream(seg, specs, max_batch=args.batch, gather_ms=args.gather_ms, reconnect=args.reconnect,
-                        stall_timeout=args.stall_timeout, duration=args.duration, sinks=sink_factory(args, board))
+                        stall_timeout=args.stall_timeout, duration=args.duration, sinks=sink_factory(args, board),
+                        decoder=args.decoder)
     reason = seg.backend.reason
     server = None
     if board is not None and address is not None:

@@ -60,6 +60,7 @@ class _Stream:
         self.in_flight = 0
         self.processed = 0
         self.latency: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.glass: deque[float] = deque(maxlen=LATENCY_WINDOW)  # capture → outputs written (glass to mask)
         self.done_at: deque[float] = deque(maxlen=1024)
         self.sinks: list[Sink] | None = None
         self.previous: np.ndarray | None = None  # the last CRF result, for warm starts
@@ -75,13 +76,14 @@ class MultiStream:
     first; ``reconnect``: reopen live sources that fail (default: network sources yes, cameras no);
     ``stall_timeout``: seconds without a frame after which a live source counts as stalled; ``duration``: stop
     reading after so many seconds (frames already read are finished); ``sinks``: ``factory(stream name, reader) ->
-    [Sink]``, called at a stream's first frame; ``return_probs``: also return probabilities."""
+    [Sink]``, called at a stream's first frame; ``return_probs``: also return probabilities; ``decoder``: how
+    sources are opened (``auto``, ``gstreamer``, ``ffmpeg``: :mod:`runtime.gst_source`)."""
 
     def __init__(self, segmenter: "Segmenter", streams: Sequence[str | StreamSpec], *, max_batch: int | None = None,
                  gather_ms: float = 5.0, reconnect: bool | None = None, stall_timeout: float = 10.0,
                  duration: float | None = None, max_in_flight: int = 2, return_probs: bool = False,
                  sinks: Callable[[str, StreamReader], list[Sink]] | None = None,
-                 backoff: tuple[float, float] = (0.5, 30.0)) -> None:
+                 backoff: tuple[float, float] = (0.5, 30.0), decoder: str = "auto") -> None:
         specs = unique_names([s if isinstance(s, StreamSpec) else parse_stream(s) for s in streams])
         if not specs:
             raise ValueError("no streams given")
@@ -110,7 +112,7 @@ class MultiStream:
             live = is_live(spec.source)
             inbox = Inbox(live, self.max_in_flight, self._cond, StreamCounters(live=live))
             reader = StreamReader(spec, inbox, segmenter.preprocess, self._reading, reconnect=reconnect,
-                                  stall_timeout=stall_timeout, backoff=backoff)
+                                  stall_timeout=stall_timeout, backoff=backoff, decoder=decoder)
             self.streams[spec.name] = _Stream(spec, reader, inbox)
             self.streams[spec.name].lattices = segmenter.crf_cache()
 
@@ -312,6 +314,7 @@ class MultiStream:
         now = time.perf_counter()
         s.processed += 1
         s.latency.append(now - item.t0)
+        s.glass.append(now - (item.frame.captured if item.frame.captured is not None else item.t0))
         s.done_at.append(now)
         return StreamResult(s.spec.name, item.frame.index, labels, probs if self.return_probs else None)
 
@@ -346,6 +349,7 @@ class MultiStream:
             "fps": round(s.processed / elapsed, 3) if elapsed > 0 else 0.0,
             "recent_fps": round(recent / window, 3) if window > 0 else 0.0,
             "end_to_end": percentiles(list(s.latency)),
+            "latency": percentiles(list(s.glass)),
             "reconnects": c.reconnects,
             "idle_s": round(time.monotonic() - c.last_frame, 3) if c.last_frame is not None else None,
             "errors": dict(c.errors),
@@ -367,6 +371,7 @@ class MultiStream:
                 "fps": round(processed / elapsed, 3) if elapsed > 0 else 0.0,
                 "wall_s": round(elapsed, 3),
                 "end_to_end": percentiles(latencies),
+                "latency": percentiles([t for s in self.streams.values() for t in list(s.glass)]),
                 "reconnects": sum(v["reconnects"] for v in streams.values()),
                 "errors": sum(sum(v["errors"].values()) for v in streams.values()),
                 "failed_streams": [n for n, v in streams.items() if v["state"] == FAILED],

@@ -42,12 +42,14 @@ class Result:
     times: dict[str, float]            # seconds per stage
     latency: float                     # seconds from the start of decoding to the end of the outputs
     error: str | None = None
+    glass_to_mask: float = 0.0         # seconds from the frame's capture (else its read time) to the end of the outputs
 
 
 @dataclass
 class _Item:
     frame: Frame
     t0: float
+    captured: float
     times: dict[str, float] = field(default_factory=dict)
     x: np.ndarray | None = None
     padding: Padding | None = None
@@ -73,6 +75,7 @@ class Stats:
     def __init__(self) -> None:
         self.times: dict[str, list[float]] = defaultdict(list)
         self.latency: list[float] = []
+        self.glass: list[float] = []
         self.processed = 0
         self.failed = 0
         self.errors: Counter[str] = Counter()
@@ -88,6 +91,7 @@ class Stats:
         for stage, seconds in result.times.items():
             self.times[stage].append(seconds)
         self.latency.append(result.latency)
+        self.glass.append(result.glass_to_mask)
 
     @property
     def elapsed(self) -> float:
@@ -101,11 +105,14 @@ class Stats:
         stages = {s: percentiles(self.times[s]) for s in STAGES if self.times.get(s)}
         slowest = max(stages, key=lambda s: stages[s]["mean_ms"]) if stages else None
         out: dict[str, Any] = {
-            "frames": {"processed": self.processed, "skipped": source.skipped if source else 0, "failed": self.failed},
+            "frames": {"processed": self.processed, "skipped": source.skipped if source else 0, "failed": self.failed,
+                       "dropped": source.dropped if source else 0},
             "fps": round(self.fps, 3),
             "wall_s": round(self.elapsed, 3),
             "stages": stages,
             "end_to_end": percentiles(self.latency),
+            "latency": percentiles(self.glass),
+            "reconnects": 0,  # one source, read once: live sources reconnect in multi-stream runs (runtime.streams)
             "slowest_stage": slowest,
             "slowest_stage_fps": (round(1000.0 / stages[slowest]["mean_ms"], 3)
                                   if slowest and stages[slowest]["mean_ms"] else None),
@@ -181,7 +188,9 @@ class Pipeline:
         item.times[name] = time.perf_counter() - t
 
     def _result(self, item: _Item) -> Result:
-        result = Result(item.frame, item.labels, item.probs, item.times, time.perf_counter() - item.t0, item.error)
+        now = time.perf_counter()
+        result = Result(item.frame, item.labels, item.probs, item.times, now - item.t0, item.error,
+                        now - item.captured)
         self.stats.add(result)
         return result
 
@@ -190,7 +199,8 @@ class Pipeline:
         frames = iter(source) if max_frames is None else itertools.islice(source, max_frames)
         for frame in frames:
             now = time.perf_counter()
-            yield _Item(frame, now - frame.decode_s, {"decode": frame.decode_s})
+            captured = frame.captured if frame.captured is not None else now  # else: the read time
+            yield _Item(frame, now - frame.decode_s, captured, {"decode": frame.decode_s})
 
     # -- running --------------------------------------------------------------------------------------------------
     def run(self, source: Source, max_frames: int | None = None) -> Iterator[Result]:

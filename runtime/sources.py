@@ -11,6 +11,7 @@ import glob
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,14 @@ class Frame:
     name: str             # output file stem: the image's own stem, or a zero-padded frame number
     image: np.ndarray     # H×W×3 uint8 BGR
     decode_s: float = 0.0  # time spent decoding it
+    captured: float | None = None  # time.perf_counter() when it was captured, where the source knows (GStreamer)
 
 
 class Source:
     """Base: iterate for frames; ``fps`` (None when unknown), ``total`` (expected frames or None), ``skipped``."""
 
     kind = "source"
+    dropped = 0  # frames the source itself discarded for newer ones (GStreamer's appsink)
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -76,7 +79,7 @@ class VideoSource(Source):
         if kind == "stream":
             timeout_ms = NETWORK_TIMEOUT_MS if timeout_s is None else max(1, int(timeout_s * 1000))
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
-        target: int | str = int(spec) if kind == "camera" else spec
+        target: int | str = int(spec) if spec.isdigit() else spec
         api = cv2.CAP_ANY if kind == "camera" else cv2.CAP_FFMPEG
         self.capture = cv2.VideoCapture(target, api, params)
         if not self.capture.isOpened():
@@ -150,26 +153,42 @@ def is_url(spec: str) -> bool:
 
 
 def source_kind(spec: str | os.PathLike) -> str:
-    """The kind of source ``spec`` names, without opening it: ``camera``, ``stream``, ``images`` (an image, a
-    directory or a glob) or ``file`` (a video file; also a path that does not exist, which :func:`open_source`
-    reports)."""
+    """The kind of source ``spec`` names, without opening it: ``camera`` (an index or a GStreamer camera URI),
+    ``stream`` (a URL), ``pipeline`` (``gst:PIPELINE``), ``images`` (an image, a directory or a glob) or ``file`` (a
+    video file; also a path that does not exist, which :func:`open_source` reports)."""
+    from runtime import gst_source
+
     spec = str(named.resolve(spec, "video", SourceError))
     if spec.isdigit():
         return "camera"
     if is_url(spec):
         return "stream"
+    if gst_source.is_gst_uri(spec):
+        return "pipeline" if spec.startswith("gst:") else "camera"
     path = Path(spec)
     if path.is_dir() or (any(ch in spec for ch in "*?[") and not path.exists()):
         return "images"
     return "images" if path.suffix.lower() in IMAGE_SUFFIXES and path.exists() else "file"
 
 
-def open_source(spec: str | os.PathLike, timeout_s: float | None = None) -> Source:
-    """A name such as ``demo`` (:mod:`runtime.named`), a camera index (``0``), a URL, an image, a directory, a glob,
-    or a video file (the kind: :func:`source_kind`). ``timeout_s``: how long a network source may take to connect or
-    to deliver the next packet (default 10 s)."""
+def open_source(spec: str | os.PathLike, timeout_s: float | None = None, decoder: str = "auto",
+                stop: threading.Event | None = None) -> Source:
+    """A name such as ``demo`` (:mod:`runtime.named`), a camera index (``0``), a GStreamer URI (``csi://0``,
+    ``v4l2:///dev/video0``, ``/dev/video0``, ``gst:PIPELINE``), a URL, an image, a directory, a glob, or a video file
+    (the kind: :func:`source_kind`). ``timeout_s``: how long a network source may take to connect or to deliver the
+    next frame (default 10 s); ``decoder``: ``auto``, ``gstreamer`` or ``ffmpeg`` (:mod:`runtime.gst_source`);
+    ``stop``: ends a GStreamer source's iteration while it waits for a frame."""
+    from runtime import gst_source
+
     spec = str(named.resolve(spec, "video", SourceError))
     kind = source_kind(spec)
+    is_video_file = kind == "file" and Path(spec).is_file()
+    if gst_source.wants_gstreamer(spec, decoder, is_video_file):
+        return gst_source.open_gstreamer(spec, timeout_s, stop, is_file=is_video_file)
+    if spec.startswith(("csi://", "gst:")):
+        raise SourceError(f"{spec}: only GStreamer opens it, not --decoder {decoder}")
+    if gst_source.is_gst_uri(spec):  # a V4L2 camera with --decoder ffmpeg: OpenCV's V4L2 backend, without options
+        return VideoSource(spec.removeprefix("v4l2://").split("?")[0], "camera")
     if kind in ("camera", "stream"):
         return VideoSource(spec, kind, timeout_s)
     path = Path(spec)

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from runtime import gst_source
 from runtime.errors import FrameError
 from runtime.preprocess import Padding
 from runtime.sources import MAX_CONSECUTIVE_FAILURES, Frame, Source, SourceError, VideoSource, is_url, open_source
@@ -49,6 +50,8 @@ def default_name(source: str) -> str:
     """A file-name-safe stream name from a source: ``demo``, ``cam0``, ``host-path`` for URLs, the file's stem."""
     if source.isdigit():
         return f"cam{source}"
+    if (gst_name := gst_source.default_name(source)) is not None:
+        return gst_name
     if is_url(source):
         url = urlparse(source)
         parts = [url.hostname or ""] + [Path(p).stem for p in url.path.split("/") if p]
@@ -77,8 +80,9 @@ def parse_stream(text: str, where: str = "--source") -> StreamSpec:
 
 
 def is_live(source: str) -> bool:
-    """Cameras and network URLs deliver frames in real time; files and images wait for the reader."""
-    return source.isdigit() or is_url(source)
+    """Cameras (index, csi://, v4l2://, /dev/videoN) and network URLs deliver frames in real time; files, images and
+    gst: pipelines wait for the reader."""
+    return source.isdigit() or is_url(source) or gst_source.is_live_uri(source)
 
 
 def read_sources_file(path: str | Path) -> list[StreamSpec]:
@@ -185,8 +189,9 @@ class StreamReader:
 
     def __init__(self, spec: StreamSpec, inbox: Inbox, prepare: Callable[[np.ndarray], tuple[np.ndarray, Padding]],
                  stop: threading.Event, *, reconnect: bool | None = None, stall_timeout: float = 10.0,
-                 backoff: tuple[float, float] = (0.5, 30.0)) -> None:
+                 backoff: tuple[float, float] = (0.5, 30.0), decoder: str = "auto") -> None:
         self.spec = spec
+        self.decoder = decoder
         self.inbox = inbox
         self.counters = inbox.counters
         self.prepare = prepare
@@ -211,7 +216,8 @@ class StreamReader:
 
     def _open(self) -> Source | None:
         try:
-            source = open_source(self.spec.source, timeout_s=self.stall_timeout if self.network else None)
+            source = open_source(self.spec.source, timeout_s=self.stall_timeout if self.live else None,
+                                 decoder=self.decoder, stop=self.stop)
         except (SourceError, OSError) as e:
             self.counters.error(f"{self.spec.name}: {e}")
             return None
@@ -277,6 +283,7 @@ class StreamReader:
     def _pump(self, source: Source) -> bool:
         """Read until the source ends; True when at least one frame came through."""
         got = False
+        dropped = 0  # what the source itself dropped (GStreamer's appsink), counted as it grows
         for frame in self._frames(source):
             if self.stop.is_set():
                 break
@@ -284,8 +291,11 @@ class StreamReader:
             got = True
             self.counters.decoded += 1
             self.counters.last_frame = time.monotonic()
+            self.counters.dropped += source.dropped - dropped
+            dropped = source.dropped
             name = frame.name if source.kind == "images" else f"{self.index:06d}"
-            frame = Frame(self.index, name, frame.image, frame.decode_s)
+            captured = frame.captured if frame.captured is not None else t0 + frame.decode_s  # else: the read time
+            frame = Frame(self.index, name, frame.image, frame.decode_s, captured)
             self.index += 1
             try:
                 x, padding = self.prepare(frame.image)

@@ -2,9 +2,15 @@
 // with OpenCV, runs the chain (preprocess -> network -> upsample + softmax -> dense CRF), writes one palette label PNG
 // per frame (as runtime/infer.py --masks does) and prints per-stage latency.
 //
+// Cameras and streams: csi://N, v4l2:///dev/videoN, /dev/videoN, rtsp://... and gst:PIPELINE open through OpenCV's
+// GStreamer backend with the pipelines of deeplab/gst_pipeline.hpp (the builder the Python runtime binds); rtsp://
+// falls back to FFmpeg where OpenCV has no GStreamer.
+//
 // The network is a TensorRT engine (--engine, in builds with TensorRT) or precomputed logits (--logits DIR: one
 // <frame name>.npy per frame and meta.json, as `examples/cpp/dump_logits.py --out DIR` writes them), so the rest of the
 // chain runs on machines without a GPU.
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -24,8 +31,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
+#include <opencv2/videoio/registry.hpp>
 
 #include "deeplab/error.hpp"
+#include "deeplab/gst_pipeline.hpp"
 #include "deeplab/npy.hpp"
 #include "deeplab/segmenter.hpp"
 #include "palette_png.hpp"
@@ -36,7 +45,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const char* kUsage =
-    "usage: deeplab_segment --source VIDEO|URL|IMAGE|DIR|CAMERA (--engine PLAN | --logits DIR [--meta FILE])\n"
+    "usage: deeplab_segment --source VIDEO|URL|IMAGE|DIR|CAMERA|csi://N|v4l2:///dev/videoN|gst:PIPELINE\n"
+    "                       (--engine PLAN | --logits DIR [--meta FILE])\n"
     "                       [--masks DIR] [--no-crf] [--crf-preset NAME] [--crf-iters N] [--crf-scale S]\n"
     "                       [--warm-start] [--threads N] [--device N] [--max-frames N] [--verbose]\n";
 
@@ -175,6 +185,46 @@ struct Frame {
     double decode_ms = 0;
 };
 
+/// The elements of deeplab::gst_elements() that GStreamer has here (empty without OpenCV's GStreamer backend). The
+/// registry is asked through libgstreamer, which that backend loads: no GStreamer headers are needed to build this.
+std::set<std::string> gst_elements_present() {
+    std::set<std::string> found;
+    if (!cv::videoio_registry::hasBackend(cv::CAP_GSTREAMER)) return found;
+    void* lib = dlopen("libgstreamer-1.0.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) return found;
+    using InitCheck = int (*)(int*, char***, void**);
+    using Find = void* (*)(const char*);
+    using Unref = void (*)(void*);
+    const auto init = reinterpret_cast<InitCheck>(dlsym(lib, "gst_init_check"));
+    const auto find = reinterpret_cast<Find>(dlsym(lib, "gst_element_factory_find"));
+    const auto unref = reinterpret_cast<Unref>(dlsym(lib, "gst_object_unref"));
+    if (init == nullptr || find == nullptr || unref == nullptr || !init(nullptr, nullptr, nullptr)) return found;
+    for (const std::string& name : deeplab::gst_elements()) {
+        if (void* factory = find(name.c_str())) {
+            found.insert(name);
+            unref(factory);
+        }
+    }
+    return found;
+}
+
+/// Opens a GStreamer URI with OpenCV's GStreamer backend; deeplab::Error with one line when it cannot.
+cv::VideoCapture open_gstreamer(const std::string& spec) {
+    if (!cv::videoio_registry::hasBackend(cv::CAP_GSTREAMER))
+        throw deeplab::Error(deeplab::ErrorCode::io, spec +
+                                                         ": this OpenCV was built without GStreamer (Debian's "
+                                                         "libopencv-dev and JetPack's OpenCV have it)");
+    deeplab::GstPipeline pipeline;
+    try {
+        pipeline = deeplab::gst_pipeline(spec, gst_elements_present());
+    } catch (const std::invalid_argument& e) {
+        throw deeplab::Error(deeplab::ErrorCode::io, e.what());
+    }
+    cv::VideoCapture capture(pipeline.pipeline, cv::CAP_GSTREAMER);
+    if (!capture.isOpened()) throw deeplab::Error(deeplab::ErrorCode::io, "cannot open " + spec + " through GStreamer");
+    return capture;
+}
+
 /// Frames from a video/camera (named 000000, 000001, ...) or images (named by their stem), as runtime/sources.py.
 class Source {
   public:
@@ -195,6 +245,10 @@ class Source {
         } else if (!camera && is_image(spec)) {
             if (!fs::exists(spec)) throw deeplab::Error(deeplab::ErrorCode::io, "source not found: " + spec);
             images_.push_back(spec);
+        } else if (deeplab::is_gst_uri(spec) ||
+                   (spec.rfind("rtsp://", 0) == 0 && cv::videoio_registry::hasBackend(cv::CAP_GSTREAMER))) {
+            capture_ = open_gstreamer(spec);
+            camera_ = true;  // read as it comes: no frame count, no seeking past damaged frames
         } else {
             const bool stream = spec.find("://") != std::string::npos;  // RTSP, HTTP: FFmpeg opens them
             if (!camera && !stream && !fs::exists(spec))

@@ -31,7 +31,7 @@ def test_image_directory(tmp_path, tiny_onnx, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img0.jpg", "img1.jpg", "img2.jpg"]
     assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["img0.png", "img1.png", "img2.png"]
     data = json.loads(stats.read_text())
-    assert data["frames"] == {"processed": 3, "skipped": 0, "failed": 0}
+    assert data["frames"] == {"processed": 3, "skipped": 0, "failed": 0, "dropped": 0}
     for key in ("p50_ms", "p90_ms", "p99_ms"):
         assert key in data["end_to_end"] and key in data["stages"]["infer"]
     assert data["fps"] > 0 and data["backend"] == "onnxruntime" and data["crf"] is None

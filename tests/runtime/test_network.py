@@ -75,7 +75,8 @@ def test_unreachable_server():
 
 # RTSP: ffmpeg (the Debian package) publishes the video; the runtime's reader (OpenCV's FFmpeg RTSP demuxer) runs in
 # listen mode, since no RTSP server is packaged here. The protocol exchange (ANNOUNCE/SETUP/RECORD, RTP over TCP) and
-# the decoding path are the real ones.
+# the decoding path are the real ones. decoder="ffmpeg": where GStreamer is installed, rtsp:// goes through it by
+# default (tests/runtime/test_gst_source.py), and it has no listen mode.
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None,
                                   reason="the ffmpeg command (Debian package ffmpeg) is absent")
 
@@ -112,7 +113,7 @@ def test_rtsp_stream(monkeypatch, videos, tiny_onnx):
     url = _rtsp_url(monkeypatch)
     procs: list = []
     publisher = _publish(videos / "Megamind.avi", url, 3, procs)
-    source = open_source(url)
+    source = open_source(url, decoder="ffmpeg")
     assert source.kind == "stream"
     n = sum(1 for _ in Pipeline(Segmenter(tiny_onnx, crf=None)).run(source))
     publisher.join(10)
@@ -124,7 +125,7 @@ def test_rtsp_publisher_killed(monkeypatch, videos, tiny_onnx):
     url = _rtsp_url(monkeypatch)
     procs: list = []
     _publish(videos / "Megamind.avi", url, 10, procs)
-    source = open_source(url)
+    source = open_source(url, decoder="ffmpeg")
     t = time.perf_counter()
     n = 0
     for _ in Pipeline(Segmenter(tiny_onnx, crf=None)).run(source):
