@@ -31,7 +31,7 @@ import numpy as np
 
 from export.onnx_graph import io_tensor, load_onnx, read_meta
 from runtime import named
-from runtime.atomic import make_dirs
+from runtime.atomic import check_writable, make_dirs
 from runtime.backends import ENGINE_SUFFIXES
 from runtime.backends.triton import TRITON_FLOAT_DTYPES
 from runtime.engine_info import read_sidecar, sidecar_path
@@ -306,6 +306,10 @@ def write_repository(model: str | os.PathLike[str], output: str | os.PathLike[st
     out = Path(output)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
         raise TritonExportError(f"{out} exists and is not an empty directory (use --force to replace it)")
+    try:
+        check_writable(out, directory=True)  # before the model is read: a read-only place, a parent that is a file
+    except OSError as e:
+        raise TritonExportError(str(e)) from None
     src = load_source(model)
     backend = choose_backend(src, opts.dcnn_backend)
     max_batch = max_batch_size(src, opts)
