@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,23 +135,6 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     return {"a": write_video(d / "a.avi", 30, seed=1, width=160, height=120, progress=False),
             "b": write_video(d / "b.avi", 30, seed=2, width=160, height=120, progress=False),
             "small": write_video(d / "small.avi", 20, seed=3, width=96, height=64, progress=False)}
-
-
-@pytest.fixture
-def read_only_dir(tmp_path) -> Path:
-    """A directory in which no file can be created, also for root (which ignores permission bits): a chmod 555
-    directory for other users; for root /sys, where creating a file is refused."""
-    d = tmp_path / "read_only"
-    d.mkdir()
-    d.chmod(0o555)
-    for candidate in (d, Path("/sys")):
-        try:
-            fd, name = tempfile.mkstemp(dir=candidate)
-        except OSError:
-            return candidate
-        os.close(fd)
-        os.unlink(name)
-    pytest.skip("no directory here refuses new files (root, and /sys accepts them)")
 
 
 @pytest.fixture
