@@ -248,7 +248,8 @@ def main() -> int:
     p.add_argument("--labels", type=int, default=21, help="classes of the synthetic probabilities (default 21)")
     p.add_argument("--preset", default="voc", choices=sorted(crf.PRESETS), help="CRF preset (default voc)")
     p.add_argument("--iterations", type=int, default=10, help="mean-field iterations (default 10)")
-    p.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts to measure (default: 1 and all cores)")
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="thread counts to measure (default: 1 and all cores)")
     p.add_argument("--repeats", type=int, default=5, help="runs per configuration and image, medians shown (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic probabilities (default 0)")
     p.add_argument("--float-rows", action="store_true", help="crf's lattice vertex values in float, not half")

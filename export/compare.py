@@ -41,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="runtime backend for every model (default auto)")
     p.add_argument("--max-images", type=int, metavar="N", help="use only the first N images (default: all)")
     p.add_argument("--json", metavar="FILE", help="write the figures to this JSON file (default: none)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a terminal)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none when stderr is not a terminal)")
 
 
 @dataclass

@@ -127,7 +127,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also refine with the CRF (default); the no-CRF figures come from the same inference")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="runtime backend (default auto)")
     parser.add_argument("--json", metavar="FILE", help="write the figures to this JSON file (default: none)")
-    parser.add_argument("--max-images", type=int, metavar="N", help="evaluate only the first N images of the split (default: all)")
+    parser.add_argument("--max-images", type=int, metavar="N",
+                        help="evaluate only the first N images of the split (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -363,7 +363,8 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="'demo', an ONNX model, or a TensorRT engine (with its .json sidecar)")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="REPO", help="repository directory to write (new or empty, or any with --force)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="REPO",
+                        help="repository directory to write (new or empty, or any with --force)")
     parser.add_argument("--dcnn-backend", choices=DCNN_BACKENDS,
                         help="how Triton runs the network (default: tensorrt_plan for an engine, onnxruntime_onnx for "
                              "ONNX; python runs the toolkit's own runtime, for servers with neither)")
@@ -371,7 +372,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                  "profile caps it)")
     parser.add_argument("--instances", type=int, default=1, help="instances of each model per device (default 1)")
     parser.add_argument("--crf-preset", default="default",
-                        choices=("default", *crf.PRESETS), help="dense CRF preset of crf.refine (default: the model's own preset if its metadata names "
+                        choices=("default", *crf.PRESETS),
+                        help="dense CRF preset of crf.refine (default: the model's own preset if its metadata names "
                              "one, else voc; as runtime.Segmenter)")
     parser.add_argument("--crf-iters", type=int, metavar="N", help="mean-field iterations (default: the preset's)")
     parser.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")

@@ -82,12 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a "
                                                                 "terminal)")
     multi = p.add_argument_group("several streams (with more than one --source, --sources, --serve or --duration)")
-    multi.add_argument("--batch", type=positive_int, metavar="N", help="frames per inference call across streams "
-                                                            "(default: the number of streams, within the backend's limit)")
+    multi.add_argument("--batch", type=positive_int, metavar="N",
+                       help="frames per inference call across streams (default: the number of streams, within the "
+                            "backend's limit)")
     multi.add_argument("--gather-ms", type=non_negative_float, default=5.0, metavar="MS",
                        help="how long a batch waits for frames of other streams (default 5)")
-    multi.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds (live streams run until Ctrl-C "
-                                                                 "otherwise)")
+    multi.add_argument("--duration", type=positive_float, metavar="S",
+                       help="stop after S seconds (live streams run until Ctrl-C otherwise)")
     multi.add_argument("--stall-timeout", type=positive_float, default=10.0, metavar="S",
                        help="a live stream without a frame for S seconds counts as stalled and reconnects (default 10)")
     multi.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,

@@ -1,5 +1,5 @@
-"""``deeplab-infer`` with several streams (``--source A --source B``, ``--sources FILE``, ``--serve``, ``--duration``):
-the command line over :class:`runtime.multistream.MultiStream`. Outputs go per stream (``runtime.run_outputs``):
+"""``deeplab-infer`` with several streams (``--source A --source B``, ``--sources FILE``, ``--serve``,
+``--duration``): the command line over :class:`runtime.multistream.MultiStream`. Outputs go per stream (``runtime.run_outputs``):
 ``--output DIR`` → ``DIR/<name>.mp4`` (image sources: ``DIR/<name>/``), ``--masks DIR`` → ``DIR/<name>/``; a stream's
 video is finalised when that stream ends."""
 from __future__ import annotations

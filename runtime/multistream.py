@@ -30,8 +30,8 @@ from runtime.backends.base import BackendUnavailable
 from runtime.errors import FrameError
 from runtime.pipeline import percentiles
 from runtime.sinks import Sink
-from runtime.streams import (FAILED, RUNNING, Inbox, Prepared, StreamCounters, StreamReader, StreamSpec, is_live, parse_stream,
-                             unique_names)
+from runtime.streams import (FAILED, RUNNING, Inbox, Prepared, StreamCounters, StreamReader, StreamSpec, is_live,
+                             parse_stream, unique_names)
 
 if TYPE_CHECKING:
     from runtime.segmenter import Segmenter
@@ -87,8 +87,8 @@ class MultiStream:
                  gather_ms: float = 5.0, reconnect: bool | None = None, stall_timeout: float = 10.0,
                  duration: float | None = None, max_in_flight: int = 2, return_probs: bool = False,
                  sinks: Callable[[str, StreamReader], list[Sink]] | None = None,
-                 backoff: tuple[float, float] = (0.5, 30.0), max_frames: int | None = None, queue_size: int | None = None,
-                 sequential: bool = False) -> None:
+                 backoff: tuple[float, float] = (0.5, 30.0), max_frames: int | None = None,
+                 queue_size: int | None = None, sequential: bool = False) -> None:
         specs = unique_names([s if isinstance(s, StreamSpec) else parse_stream(s) for s in streams])
         if not specs:
             raise ValueError("no streams given")
