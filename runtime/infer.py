@@ -26,7 +26,7 @@ from runtime.backends import BACKENDS
 from runtime.cli_errors import error_text
 from runtime.multi_cli import check_args, is_multi, run_multi, stream_specs
 from runtime.pipeline import Pipeline
-from runtime.run_outputs import check_outputs, describe_crf, finish, make_sinks, stages_table, write_stats
+from runtime.run_outputs import check_outputs, consume, describe_crf, finish, make_sinks, stages_table, write_stats
 from runtime.segmenter import Segmenter
 from runtime.sources import open_source
 from runtime.streams import SOURCES_GRAMMAR, StreamSpec
@@ -116,8 +116,6 @@ def warn_demo_model(model: str, specs: list[StreamSpec]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     specs = stream_specs(args.source, args.sources)  # bad entries fail before the model loads
     several = is_multi(args, specs)
     if several:
@@ -146,18 +144,10 @@ def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(seg, sinks, overlapped=not args.sequential, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight or None)
     total = source.total if args.max_frames is None else min(source.total or args.max_frames, args.max_frames)
-    interrupted = False
-    bar = tqdm(total=total, unit="frame", disable=True if args.no_progress else None, dynamic_ncols=True)
-    results = pipeline.run(source, args.max_frames)
     try:
-        for _ in results:
-            bar.update(1)
-            bar.set_postfix(fps=f"{pipeline.stats.fps:.1f}", refresh=False)
-    except KeyboardInterrupt:
-        interrupted = True
+        interrupted = consume(pipeline.run(source, args.max_frames), not args.no_progress, total,
+                              lambda: pipeline.stats.fps)
     finally:
-        results.close()  # stops the stage threads and finalizes the outputs, whatever ended the loop
-        bar.close()
         source.close()
         seg.close()
     summary = pipeline.stats.summary(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runtime.live_view import LiveBoard, LiveServer, parse_address
 from runtime.multistream import MultiStream
-from runtime.run_outputs import finish, make_sinks, streams_table, write_stats
+from runtime.run_outputs import consume, finish, make_sinks, streams_table, write_stats
 from runtime.segmenter import Segmenter
 from runtime.sinks import Sink
 from runtime.sources import IMAGE_SUFFIXES
@@ -46,8 +46,6 @@ def check_args(args: argparse.Namespace) -> None:
 def run_multi(args: argparse.Namespace, seg: Segmenter, specs: list[StreamSpec]) -> int:
     """Run every stream until the files end (live streams: until Ctrl-C or --duration); 0 when some frame was
     processed, 130 after Ctrl-C, 1 when nothing could be processed."""
-    from tqdm import tqdm
-
     if not all_images(specs):
         seg.use_video_crf()  # as the single-stream path does on a video
     address = parse_address(args.serve) if args.serve else None
@@ -66,22 +64,12 @@ def run_multi(args: argparse.Namespace, seg: Segmenter, specs: list[StreamSpec])
     if board is not None and address is not None:
         server = LiveServer(board, lambda: multi.summary(backend=seg.backend.name), *address).start()
         print(f"live view: {server.url}", file=sys.stderr, flush=True)
-    interrupted = False
-    bar = tqdm(unit="frame", disable=True if args.no_progress else None, dynamic_ncols=True)
-    results = multi.run()
     try:
-        for _ in results:
-            bar.update(1)
-    except KeyboardInterrupt:
-        interrupted = True
+        interrupted = consume(multi.run(), not args.no_progress)
     finally:
-        try:
-            results.close()  # stops every thread and finalizes every output, whatever ended the loop
-        finally:
-            bar.close()
-            if server is not None:
-                server.stop()
-            seg.close()
+        if server is not None:
+            server.stop()
+        seg.close()
     summary = multi.summary(model=str(args.model), backend=seg.backend.name, backend_reason=seg.backend.reason,
                             crf=seg.crf, interrupted=interrupted)
     print(streams_table(summary))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from runtime.atomic import atomic_write_text, check_writable, make_dirs
 from runtime.sinks import VIDEO_CODECS, MaskSink, OverlayImageSink, OverlayVideoSink, Sink
@@ -61,6 +61,29 @@ def write_stats(path: str, summary: dict[str, Any]) -> str:
     make_dirs(Path(path).parent, path)
     atomic_write_text(path, json.dumps(summary, indent=2, default=str))
     return str(path)
+
+
+def consume(results: Iterator[Any], progress: bool, total: int | None = None,
+            fps: Callable[[], float] | None = None) -> bool:
+    """Run a scheduler's results to their end with a progress bar (on a terminal only, and unless ``progress`` is
+    off); True when Ctrl-C ended them. Whatever ends the loop, ``results.close()`` stops the threads and finalises
+    the outputs before this returns (an error is raised after that)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="frame", disable=None if progress else True, dynamic_ncols=True)
+    try:
+        for _ in results:
+            bar.update(1)
+            if fps is not None:
+                bar.set_postfix(fps=f"{fps():.1f}", refresh=False)
+    except KeyboardInterrupt:
+        return True
+    finally:
+        try:
+            results.close()  # type: ignore[attr-defined]
+        finally:
+            bar.close()
+    return False
 
 
 def finish(written: list[str], processed: int, interrupted: bool, failure: str | None) -> int:
