@@ -52,14 +52,14 @@ def run_once(seg: Segmenter, source: str, streams: int, batched: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="demo")
+    p.add_argument("--model", default="demo", help="ONNX model or engine (default demo)")
     p.add_argument("--source", help="the video every stream plays (default: the demo video's first --frames frames)")
-    p.add_argument("--frames", type=int, default=30, help="frames of the default clip")
-    p.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--frames", type=int, default=30, help="frames of the default clip (default 30)")
+    p.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4], help="stream counts to measure (default 1 2 4)")
+    p.add_argument("--repeat", type=int, default=3, help="runs of each count, the median shown (default 3)")
     p.add_argument("--crf", action="store_true", help="with the model's CRF (default: off, inference is what batching "
                                                       "changes)")
-    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--json", metavar="FILE", help="write the results here")
     args = p.parse_args(argv)
 
     seg = Segmenter(args.model, backend="onnxruntime", crf="default" if args.crf else None)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from runtime.backends import BACKENDS
 from runtime.pipeline import STAGES, Pipeline
 from runtime.segmenter import Segmenter, crf_summary
 from runtime.sinks import MaskSink, OverlayVideoSink
@@ -49,16 +50,19 @@ def run_once(seg: Segmenter, args: argparse.Namespace, overlapped: bool, out_dir
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="demo")
-    p.add_argument("--source", default="demo")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--frames", type=int, default=60, help="frames per run")
-    p.add_argument("--warmup", type=int, default=5, help="frames run first and not measured")
-    p.add_argument("--no-crf", action="store_true")
-    p.add_argument("--crf-iters", type=int)
-    p.add_argument("--queue-size", type=int, default=2)
-    p.add_argument("--max-in-flight", type=int, default=4, help="0: bounded by the queues only")
-    p.add_argument("--repeat", type=int, default=3, help="runs of each mode (alternating); the median run is shown")
+    p.add_argument("--model", default="demo", help="ONNX model or engine (default demo)")
+    p.add_argument("--source", default="demo", help="video, camera or images (default demo: the sample video)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default auto)")
+    p.add_argument("--frames", type=int, default=60, help="frames per run (default 60)")
+    p.add_argument("--warmup", type=int, default=5, help="frames run first and not measured (default 5)")
+    p.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
+    p.add_argument("--crf-iters", type=int, metavar="N",
+                   help="mean-field iterations (default: the video default, docs/crf.md)")
+    p.add_argument("--queue-size", type=int, default=2, help="frames buffered between two stages (default 2)")
+    p.add_argument("--max-in-flight", type=int, default=4,
+                   help="frames between decoding and the outputs (default 4; 0: bounded by the queues only)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="runs of each mode (alternating); the median run is shown (default 3)")
     p.add_argument("--no-outputs", action="store_true", help="no overlay video / mask PNGs")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="demo", help="FP32 ONNX (default: the demo model)")
     p.add_argument("--calib", default=str(REPO / "calib_data"), help="calibration images (default calib_data/)")
-    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help="INT8 calibration method")
+    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                   help="INT8 calibration method (default %(default)s)")
     p.add_argument("--data", help="VOC-layout held-out set (default: generate one)")
     p.add_argument("--count", type=int, default=100, help="held-out scenes to generate (default 100)")
     p.add_argument("--seed", type=int, default=11, help="held-out generator seed (default 11)")

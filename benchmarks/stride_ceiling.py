@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         names = list(seg.meta.class_names)
         model = evaluate(seg, dataset, names)  # the model without and with its CRF, as `export eval` measures it
         ceiling_cm = ConfusionMatrix(len(names))
-        for image, truth in tqdm(dataset, total=len(dataset), desc="stride-ceiling", unit="img"):
+        for image, truth in tqdm(dataset, total=len(dataset), desc="stride-ceiling", unit="img", disable=None):
             logits, padding = seg.infer(image)  # for the output shape of this input size
             fitted = fit_logits(logits.shape, truth, (padding.padded_height, padding.padded_width),
                                 seg.meta.align_corners, args.steps, args.lr)

@@ -159,18 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="demo", help="model for the repository and the reference (default demo)")
     p.add_argument("--url", help="a server already running on loopback (HOST:PORT; its metrics on --metrics-url)")
     p.add_argument("--metrics-url", help="with --url: http://127.0.0.1:8002/metrics")
-    p.add_argument("--protocol", choices=("http", "grpc"), default="http")
-    p.add_argument("--dcnn-backend", default="python", help="deeplab_dcnn variant of the generated repository")
-    p.add_argument("--instances", type=int, default=1, help="instances of each model in the generated repository")
+    p.add_argument("--protocol", choices=("http", "grpc"), default="http", help="Triton protocol (default http)")
+    p.add_argument("--dcnn-backend", default="python",
+                   help="deeplab_dcnn variant of the generated repository (default python)")
+    p.add_argument("--instances", type=int, default=1,
+                   help="instances of each model in the generated repository (default 1)")
     p.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of load (default 20)")
     p.add_argument("--max-requests", type=int, default=5000, help="request budget over all clients (default 5000)")
-    p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in seconds")
+    p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in seconds (default 60)")
     p.add_argument("--source", help="image or video for the frames (default: demo video, else reference photos)")
     p.add_argument("--frames", type=int, default=8, help="distinct frames cycled through (default 8)")
     p.add_argument("--size", help="resize frames to WxH (e.g. 320x240)")
     p.add_argument("--no-crf", action="store_true", help="no dense CRF on the server nor in the reference")
-    p.add_argument("--reference-seconds", type=float, default=5.0, help="seconds of in-process reference timing")
+    p.add_argument("--reference-seconds", type=float, default=5.0,
+                   help="seconds of in-process reference timing (default 5)")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
 

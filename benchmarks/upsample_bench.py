@@ -32,11 +32,11 @@ def best_ms(fn, rounds: int = 3, calls: int = 5) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--classes", type=int, default=21)
-    p.add_argument("--logits", type=int, default=64, help="logit map side (h = w)")
-    p.add_argument("--size", type=int, default=512, help="upsampled side (H = W)")
-    p.add_argument("--crop", default="500x375", help="HxW computed of the upsampled map")
-    p.add_argument("--json")
+    p.add_argument("--classes", type=int, default=21, help="classes (default 21)")
+    p.add_argument("--logits", type=int, default=64, help="logit map side, h = w (default 64)")
+    p.add_argument("--size", type=int, default=512, help="upsampled side, H = W (default 512)")
+    p.add_argument("--crop", default="500x375", help="HxW computed of the upsampled map (default 500x375)")
+    p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     crop = tuple(int(v) for v in args.crop.split("x"))
     x = (np.random.default_rng(0).standard_normal((1, args.classes, args.logits, args.logits)) * 4).astype(np.float32)

@@ -159,13 +159,15 @@ def size(text: str) -> tuple[int, int]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="demo")
-    p.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 8], help="video seeds (the demo video is seed 7)")
-    p.add_argument("--speeds", type=int, nargs="+", default=[1, 3], help="motion speeds (frame strides)")
-    p.add_argument("--frames", type=int, default=15, help="frames per clip")
-    p.add_argument("--size", type=size, default=(384, 288), help="WIDTHxHEIGHT")
-    p.add_argument("--throughput-frames", type=int, default=60)
-    p.add_argument("--repeats", type=int, default=2, help="runs of each infer.py configuration (medians)")
+    p.add_argument("--model", default="demo", help="ONNX model (default demo)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 8],
+                   help="video seeds (default 3 5 8; the demo video is seed 7)")
+    p.add_argument("--speeds", type=int, nargs="+", default=[1, 3], help="motion speeds, frame strides (default 1 3)")
+    p.add_argument("--frames", type=int, default=15, help="frames per clip (default 15)")
+    p.add_argument("--size", type=size, default=(384, 288), help="WIDTHxHEIGHT (default 384x288)")
+    p.add_argument("--throughput-frames", type=int, default=60, help="frames of the throughput runs (default 60)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="runs of each infer.py configuration, medians shown (default 2)")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
 

@@ -20,7 +20,7 @@ def write_dataset(out: str | os.PathLike, count: int, seed: int, width: int = 32
         raise ValueError(f"val fraction must be in [0, 1], got {val_fraction}")
     root = Path(out)
     ids = [f"s{seed}_{i:05d}" for i in range(count)]
-    for i, id_ in enumerate(tqdm(ids, desc="generate", unit="img", disable=not progress)):
+    for i, id_ in enumerate(tqdm(ids, desc="generate", unit="img", disable=None if progress else True)):
         image, labels = generate(seed, i, width, height)
         voc.write_image(root / voc.IMAGE_DIR / f"{id_}.jpg", image)
         voc.write_label(root / voc.LABEL_DIR / f"{id_}.png", labels)
@@ -37,6 +37,6 @@ def write_images(out: str | os.PathLike, count: int, seed: int, width: int = 320
     if count < 1:
         raise ValueError(f"count must be positive, got {count}")
     paths = [Path(out) / f"s{seed}_{i:05d}.jpg" for i in range(count)]
-    for i, path in enumerate(tqdm(paths, desc="generate", unit="img", disable=not progress)):
+    for i, path in enumerate(tqdm(paths, desc="generate", unit="img", disable=None if progress else True)):
         voc.write_image(path, generate(seed, i, width, height)[0])
     return paths

@@ -81,7 +81,7 @@ def _load(dataset: VOCDataset) -> tuple[np.ndarray, np.ndarray]:
     """Every image and label of the split in memory (the generated sets are small)."""
     from tqdm import tqdm
 
-    pairs = [dataset[i] for i in tqdm(range(len(dataset)), desc="load", unit="img")]
+    pairs = [dataset[i] for i in tqdm(range(len(dataset)), desc="load", unit="img", disable=None)]
     shapes = {p[0].shape for p in pairs}
     if len(shapes) != 1:
         raise ValueError(f"training images must share one size, found {sorted(shapes)}")
@@ -143,7 +143,7 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path, init: str | Path 
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = time.monotonic()
-    bar = tqdm(range(cfg.steps), desc="train", unit="step")
+    bar = tqdm(range(cfg.steps), desc="train", unit="step", disable=None)  # no bar into a log file
     ema = None
     for step in bar:
         for group in opt.param_groups:
@@ -183,11 +183,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, blocks=args.blocks,
                       width=args.width, seed=args.seed, threads=args.threads)
     summary = train(args.data, cfg, args.out, args.init)
-    print(f"trained {cfg.steps} steps in {summary['seconds']:.0f} s (final loss {summary['final_loss']:.3f}); "
-          f"wrote {args.out}")
-    if onnx:
-        result = export_onnx(args.out, onnx, height=240, width=320, log=lambda s: print(s, file=sys.stderr))
-        print(f"wrote {result.path}")
+    print(f"trained {cfg.steps} steps in {summary['seconds']:.0f} s (final loss {summary['final_loss']:.3f})")
+    written = [str(args.out)]
+    if onnx:  # the export's own lines (parity) go to stderr, without its "wrote": the one line below says it
+        result = export_onnx(args.out, onnx, height=240, width=320,
+                             log=lambda s: None if s.startswith("wrote ") else print(s, file=sys.stderr))
+        written.append(str(result.path))
+    print(f"wrote {', '.join(written)}")
     if Path(args.out).resolve() == checkpoint_path():
         write_classes(classes_path().parent, read_classes(Path(args.data) / "classes.txt"))
     return 0

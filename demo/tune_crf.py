@@ -72,7 +72,8 @@ def search(model: str | Path, dataset: VOCDataset, grid: list[dict[str, Any]], p
     n = seg.meta.n_classes
     plain = ConfusionMatrix(n)
     matrices = [ConfusionMatrix(n) for _ in grid]
-    for image, truth in tqdm(dataset, total=len(dataset), desc="tune-crf", unit="img", disable=not progress):
+    for image, truth in tqdm(dataset, total=len(dataset), desc="tune-crf", unit="img",
+                             disable=None if progress else True):
         logits, padding = seg.infer(image)
         probs = seg.upsample(logits, padding)
         plain.update(truth, probs.argmax(0))

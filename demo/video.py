@@ -49,7 +49,7 @@ def write_video(out: str | os.PathLike, count: int = 90, seed: int = VIDEO_SEED,
             raise OSError(f"OpenCV cannot write an mp4v video to {out}")
         try:
             for k, (image, labels) in enumerate(tqdm(frames(seed, count, width, height), total=count, desc="video",
-                                                     unit="frame", disable=not progress)):
+                                                     unit="frame", disable=None if progress else True)):
                 writer.write(image)
                 if labels_dir is not None:
                     voc.write_label(Path(labels_dir) / f"{k:06d}.png", labels)

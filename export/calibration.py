@@ -141,7 +141,7 @@ class OrtCalibrationReader:
         self._n = n
         self._remaining = n
         self.count = 0  # inputs served so far
-        self._bar = tqdm(total=n, desc="calibrating", unit="img", disable=not progress, leave=False)
+        self._bar = tqdm(total=n, desc="calibrating", unit="img", disable=None if progress else True, leave=False)
 
     def __len__(self) -> int:
         return self._n

@@ -1,4 +1,7 @@
-"""`python -m export <command>`: a thin argparse layer over the export library.
+"""deeplab-export (python -m export): a DeepLab v2 checkpoint to ONNX, TensorRT engines and a Triton repository;
+evaluate and compare the results.
+
+The command line is a thin argparse layer over the export library.
 
 Each command lives in its own module that defines ``add_arguments(parser)`` and ``run(args) -> int``; add one line to
 ``COMMANDS`` to register a module. Errors are one line on stderr and a non-zero exit; ``--verbose`` shows tracebacks.
@@ -7,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
+from pathlib import Path
 
 from runtime.cli_errors import run_command
 
@@ -28,8 +33,9 @@ EXTRAS_HELP = ('onnx, fp16, int8 and triton need the export extra (torch, onnx):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0].replace("`", ""),
-                                     epilog=EXTRAS_HELP)
+    installed = Path(sys.argv[0]).name == "deeplab-export"  # the console script, else python -m export
+    parser = argparse.ArgumentParser(prog="deeplab-export" if installed else "python -m export",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()), epilog=EXTRAS_HELP)
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():

@@ -28,6 +28,7 @@ from export.metrics import ConfusionMatrix, iou, miou
 from export.voc import VOCDataset, read_image
 from runtime import Segmenter
 from runtime.atomic import atomic_write_text
+from runtime.backends import BACKENDS
 from runtime.preprocess import logits_size
 
 
@@ -37,10 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
                    help="a VOC-layout dataset (labels -> mIoU) or a directory of images (agreement and logits only)")
     p.add_argument("--split", default="val", help="VOC split list (default val)")
-    p.add_argument("--backend", default="auto", help="runtime backend for every model (default auto)")
-    p.add_argument("--max-images", type=int, help="use only the first N images")
-    p.add_argument("--json", help="write the figures to this JSON file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="runtime backend for every model (default auto)")
+    p.add_argument("--max-images", type=int, metavar="N", help="use only the first N images (default: all)")
+    p.add_argument("--json", metavar="FILE", help="write the figures to this JSON file (default: none)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none when stderr is not a terminal)")
 
 
 @dataclass
@@ -207,7 +209,7 @@ def compare(models: Sequence[str], data: str | os.PathLike[str], *, split: str =
         cms = [ConfusionMatrix(len(class_names)) for _ in models]
         labelled = False
         for image, truth in tqdm(itertools.islice(pairs, total), total=total, desc="compare", unit="img",
-                                 disable=not progress):
+                                 disable=None if progress else True):
             ref_logits = ref_labels = None
             for seg, s, cm in zip(segmenters, stats, cms):
                 if not s.latencies_ms:

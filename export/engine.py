@@ -193,7 +193,7 @@ def make_progress_monitor(trt: Any, interrupt: BuildInterrupt) -> Any:
             try:
                 with self._lock:
                     self._bars[phase_name] = tqdm(total=num_steps, desc=phase_name, position=len(self._bars),
-                                                  leave=False, file=sys.stderr)
+                                                  leave=False, file=sys.stderr, disable=None)
             except BaseException as e:  # noqa: BLE001 - the binding would swallow it: keep it for after the build
                 interrupt.fail(e)
 

@@ -22,6 +22,7 @@ from export.metrics import ConfusionMatrix, iou, miou, pixel_accuracy
 from export.onnx_export import export_onnx
 from export.voc import VOCDataset, atomic_output
 from runtime import Segmenter, named
+from runtime.backends import BACKENDS
 
 
 class Stages(Protocol):
@@ -73,7 +74,7 @@ def evaluate(stages: Stages, dataset: VOCDataset, class_names: list[str], crf: b
 
     n = len(class_names)
     cm_plain, cm_crf = ConfusionMatrix(n), ConfusionMatrix(n)
-    for image, truth in tqdm(dataset, total=len(dataset), desc="eval", unit="img", disable=not progress):
+    for image, truth in tqdm(dataset, total=len(dataset), desc="eval", unit="img", disable=None if progress else True):
         logits, padding = stages.infer(image)
         probs = stages.upsample(logits, padding)
         cm_plain.update(truth, probs.argmax(0))
@@ -124,9 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val", help="which ImageSets/Segmentation list to use (default val)")
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
                         help="also refine with the CRF (default); the no-CRF figures come from the same inference")
-    parser.add_argument("--backend", default="auto", help="runtime backend (default auto)")
-    parser.add_argument("--json", help="write the figures to this JSON file")
-    parser.add_argument("--max-images", type=int, help="evaluate only the first N images of the split")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="runtime backend (default auto)")
+    parser.add_argument("--json", metavar="FILE", help="write the figures to this JSON file (default: none)")
+    parser.add_argument("--max-images", type=int, metavar="N",
+                        help="evaluate only the first N images of the split (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from runtime import named
-from runtime.atomic import atomic_write_bytes
+from runtime.atomic import atomic_write_bytes, check_writable
 from runtime.metadata import CAFFE_BGR_MEAN, ONNX_METADATA_KEY, ModelMeta
 
 DEFAULT_OPSET = 17
@@ -144,6 +144,10 @@ def _check_output(output: Path, source: Path) -> None:
     """Fail before the slow work when the output cannot (or must not) be written."""
     if output.is_dir():
         raise ExportError(f"output {output} is a directory; give a file name")
+    try:
+        check_writable(output)  # a parent that is a file, a read-only place: said now, in the user's terms
+    except OSError as e:
+        raise ExportError(str(e)) from None
     if not output.parent.is_dir():
         raise ExportError(f"output directory {output.parent} does not exist")
     if output.exists() and source.exists() and output.samefile(source):

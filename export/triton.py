@@ -29,9 +29,11 @@ from string import Template
 
 import numpy as np
 
+import crf
+
 from export.onnx_graph import io_tensor, load_onnx, read_meta
 from runtime import named
-from runtime.atomic import make_dirs
+from runtime.atomic import check_writable, make_dirs
 from runtime.backends import ENGINE_SUFFIXES
 from runtime.backends.triton import TRITON_FLOAT_DTYPES
 from runtime.engine_info import read_sidecar, sidecar_path
@@ -306,6 +308,10 @@ def write_repository(model: str | os.PathLike[str], output: str | os.PathLike[st
     out = Path(output)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
         raise TritonExportError(f"{out} exists and is not an empty directory (use --force to replace it)")
+    try:
+        check_writable(out, directory=True)  # before the model is read: a read-only place, a parent that is a file
+    except OSError as e:
+        raise TritonExportError(str(e)) from None
     src = load_source(model)
     backend = choose_backend(src, opts.dcnn_backend)
     max_batch = max_batch_size(src, opts)
@@ -357,7 +363,8 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="'demo', an ONNX model, or a TensorRT engine (with its .json sidecar)")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="REPO", help="repository directory")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="REPO",
+                        help="repository directory to write (new or empty, or any with --force)")
     parser.add_argument("--dcnn-backend", choices=DCNN_BACKENDS,
                         help="how Triton runs the network (default: tensorrt_plan for an engine, onnxruntime_onnx for "
                              "ONNX; python runs the toolkit's own runtime, for servers with neither)")
@@ -365,9 +372,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                  "profile caps it)")
     parser.add_argument("--instances", type=int, default=1, help="instances of each model per device (default 1)")
     parser.add_argument("--crf-preset", default="default",
+                        choices=("default", *crf.PRESETS),
                         help="dense CRF preset of crf.refine (default: the model's own preset if its metadata names "
                              "one, else voc; as runtime.Segmenter)")
-    parser.add_argument("--crf-iters", type=int, help="mean-field iterations (default: the preset's)")
+    parser.add_argument("--crf-iters", type=int, metavar="N", help="mean-field iterations (default: the preset's)")
     parser.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
     parser.add_argument("--force", action="store_true", help="replace an existing repository")
 

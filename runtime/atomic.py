@@ -11,18 +11,50 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def make_dirs(directory: str | os.PathLike[str], target: str | os.PathLike[str] | None = None) -> Path:
-    """``mkdir -p directory``; when the directory or one of its parents is a file, one line naming it and what was to
-    be written (``target``, default the directory itself), instead of ``[Errno 17] File exists``."""
-    d = Path(directory)
+def _reason(error: OSError) -> str:
+    """``read-only file system``, ``permission denied``...: the system's words for an errno, without the file name."""
+    return (error.strerror or os.strerror(error.errno or 0) or str(error)).lower() if error.errno else str(error)
+
+
+def _existing_dir(d: Path, target: str | os.PathLike[str]) -> Path:
+    """The nearest of ``d`` and its parents that exists; NotADirectoryError (in one line) when that is a file."""
     for p in (d, *d.parents):
         if p.exists():
             if not p.is_dir():
-                raise NotADirectoryError(f"cannot write {target if target is not None else d}: "
-                                         f"{p} is a file, not a directory")
-            break
-    d.mkdir(parents=True, exist_ok=True)
+                raise NotADirectoryError(f"cannot write {target}: {p} is a file, not a directory")
+            return p
+    return Path(".")
+
+
+def make_dirs(directory: str | os.PathLike[str], target: str | os.PathLike[str] | None = None) -> Path:
+    """``mkdir -p directory``; when the directory or one of its parents is a file, or cannot be created, one line
+    naming it and what was to be written (``target``, default the directory itself), instead of an errno."""
+    d = Path(directory)
+    what = target if target is not None else d
+    _existing_dir(d, what)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot write {what}: cannot create {d} ({_reason(e)})") from None
     return d
+
+
+def check_writable(target: str | os.PathLike[str], directory: bool = False) -> None:
+    """Fail now, before any work, when ``target`` (a file, or with ``directory`` a directory of outputs) could not be
+    written: a parent that is a file, an existing target of the other kind, or a place where no file can be created
+    (read-only, no permission: found by creating and removing an empty file, which also holds for root). Nothing is
+    created; the message names ``target`` and the reason."""
+    t = Path(target)
+    if t.exists() and t.is_dir() != directory:
+        raise OSError(f"cannot write {t}: it is a directory" if not directory
+                      else f"cannot write {t}: it is a file, not a directory")
+    place = _existing_dir(t if directory else t.parent, t)
+    try:
+        fd, probe = tempfile.mkstemp(dir=place, prefix=".write-check.")
+    except OSError as e:
+        raise OSError(f"cannot write {t}: {place} is not writable ({_reason(e)})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def temp_beside(path: str | os.PathLike[str]) -> Path:
@@ -32,8 +64,12 @@ def temp_beside(path: str | os.PathLike[str]) -> Path:
     if target.is_dir():
         raise IsADirectoryError(f"cannot write {target}: it is a directory")
     if not target.parent.is_dir():
+        _existing_dir(target.parent, target)
         raise FileNotFoundError(f"cannot write {target}: directory {target.parent} does not exist")
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
+    except OSError as e:  # the temporary file's name means nothing to the user: say it of the target
+        raise OSError(f"cannot write {target}: {_reason(e)}") from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

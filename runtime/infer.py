@@ -10,7 +10,6 @@ playable, and one line says what was kept.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -21,15 +20,17 @@ if not __package__:  # run as a file (python runtime/infer.py): make the reposit
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import crf
-from runtime.atomic import atomic_write_text, make_dirs
+from runtime import named
+from runtime.arg_types import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 from runtime.backends import BACKENDS
 from runtime.cli_errors import error_text
 from runtime.gst_source import DECODERS
-from runtime.multi_cli import check_args, is_multi, run_multi
+from runtime.multi_cli import check_args, is_multi, run_multi, stream_specs
 from runtime.pipeline import Pipeline
+from runtime.run_outputs import check_outputs, consume, describe_crf, finish, make_sinks, stages_table, write_stats
 from runtime.segmenter import Segmenter, crf_summary
-from runtime.sinks import VIDEO_CODECS, MaskSink, OverlayImageSink, OverlayVideoSink
-from runtime.sources import ImageSource, open_source, source_kind
+from runtime.sources import open_source, source_kind
+from runtime.streams import SOURCES_GRAMMAR, StreamSpec
 
 log = logging.getLogger("runtime.infer")
 
@@ -43,11 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", metavar="[NAME=]SOURCE",
                    help="video file, camera index, rtsp/http URL, image, directory or glob (default demo: the sample "
                         "video); repeat for several streams, NAME=SOURCE names one")
-    p.add_argument("--sources", metavar="FILE", help="several streams: one [NAME=]SOURCE per line (# comments)")
+    p.add_argument("--sources", metavar="FILE", help=f"several streams from a file: {SOURCES_GRAMMAR}")
     p.add_argument("--decoder", choices=DECODERS, default="auto",
-                   help="how sources are opened: auto (GStreamer for csi://N, v4l2:///dev/videoN, /dev/videoN, gst:PIPELINE "
-                        "and, where installed, rtsp://; FFmpeg for files and HTTP), gstreamer (also files), ffmpeg "
-                        "(OpenCV's FFmpeg and V4L2); README, \"Cameras on a Jetson\"")
+                   help="how sources are opened: auto (GStreamer for csi://N, v4l2:///dev/videoN, /dev/videoN, "
+                        "gst:PIPELINE and, where installed, rtsp://; FFmpeg for files and HTTP), gstreamer (also files), "
+                        "ffmpeg (OpenCV's FFmpeg and V4L2); README, \"Cameras on a Jetson\"")
     p.add_argument("--output", help="overlay video (.mp4/.mov/.m4v: H.264; .avi/.mkv: MJPEG), for any source; or, "
                                     "for image sources, a directory of overlay JPEGs")
     p.add_argument("--masks", metavar="DIR", help="write one palette label PNG per frame into DIR")
@@ -58,36 +59,42 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--no-crf", action="store_true", help="labels straight from the upsampled logits")
     group.add_argument("--crf-preset", default="default", choices=("default", *crf.PRESETS),
                        help="CRF settings (default: the model's own preset if it has one, else voc)")
-    group.add_argument("--crf-iters", type=int, metavar="N",
+    group.add_argument("--crf-iters", type=non_negative_int, metavar="N",
                        help="mean-field iterations (default: the preset's; on a video, a cheaper CRF, see docs/crf.md, "
                             "unless this or --warm-start is given)")
-    group.add_argument("--crf-scale", type=float, metavar="S",
+    group.add_argument("--crf-scale", type=fraction, metavar="S",
                        help="run the CRF at this fraction of the resolution, in (0, 1] (the video default: 0.75; "
                             "0.5: about 40 %% of full resolution's cost, about 0.6 mIoU points lower on the video "
                             "benchmark; docs/crf.md)")
     group.add_argument("--warm-start", action="store_true", help="start each frame's CRF from the previous result")
     run = p.add_argument_group("run")
-    run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    run.add_argument("--max-frames", type=positive_int, metavar="N",
+                     help="stop after N frames (with several streams: each stream after N)")
     run.add_argument("--stats", metavar="FILE.json", help="write per-stage and end-to-end latency percentiles, fps "
                                                           "and frame counts as JSON")
     run.add_argument("--upsample-device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="where to upsample (cuda: NVRTC-compiled kernels; default auto: cuda with TensorRT, else "
                           "cpu)")
-    run.add_argument("--sequential", action="store_true", help="run the stages one after the other (no overlap)")
-    run.add_argument("--queue-size", type=int, default=2, metavar="N",
-                     help="frames buffered between two stages (default 2)")
-    run.add_argument("--max-in-flight", type=int, default=4, metavar="N",
-                     help="at most N frames between decoding and the outputs (latency; default 4); 0 = bounded by the "
-                          "queues only")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--sequential", action="store_true",
+                     help="run the stages one after the other (no overlap; with several streams: one frame at a time "
+                          "through inference and the outputs, batches of one)")
+    run.add_argument("--queue-size", type=positive_int, default=2, metavar="N",
+                     help="frames buffered between two stages (with several streams: frames a file stream reads "
+                          "ahead; default 2)")
+    run.add_argument("--max-in-flight", type=non_negative_int, default=4, metavar="N",
+                     help="at most N frames between decoding and the outputs (latency; with several streams: per "
+                          "stream; default 4); 0 = bounded by the queues only")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not a "
+                                                                "terminal)")
     multi = p.add_argument_group("several streams (with more than one --source, --sources, --serve or --duration)")
-    multi.add_argument("--batch", type=int, metavar="N", help="frames per inference call across streams "
-                                                            "(default: the number of streams, within the backend's limit)")
-    multi.add_argument("--gather-ms", type=float, default=5.0, metavar="MS",
+    multi.add_argument("--batch", type=positive_int, metavar="N",
+                       help="frames per inference call across streams (default: the number of streams, within the "
+                            "backend's limit)")
+    multi.add_argument("--gather-ms", type=non_negative_float, default=5.0, metavar="MS",
                        help="how long a batch waits for frames of other streams (default 5)")
-    multi.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (live streams run until Ctrl-C "
-                                                                 "otherwise)")
-    multi.add_argument("--stall-timeout", type=float, default=10.0, metavar="S",
+    multi.add_argument("--duration", type=positive_float, metavar="S",
+                       help="stop after S seconds (live streams run until Ctrl-C otherwise)")
+    multi.add_argument("--stall-timeout", type=positive_float, default=10.0, metavar="S",
                        help="a live stream without a frame for S seconds counts as stalled and reconnects (default 10)")
     multi.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
                        help="reopen live streams that fail, with exponential backoff (default: network streams)")
@@ -97,116 +104,81 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _sinks(args: argparse.Namespace, source) -> list:
-    sinks: list = []
-    if args.output:
-        out = Path(args.output)
-        if isinstance(source, ImageSource) and out.suffix.lower() not in VIDEO_CODECS:
-            sinks.append(OverlayImageSink(out))
-        else:  # an image sequence becomes a video too: frames of another size are resized to the first one's
-            if out.suffix.lower() not in VIDEO_CODECS:
-                raise ValueError(f"--output for a video source must be a video file ({', '.join(VIDEO_CODECS)}), "
-                                 f"got {out}")
-            sinks.append(OverlayVideoSink(out, source.fps))
-    if args.masks:
-        sinks.append(MaskSink(args.masks))
-    return sinks
-
-
-def describe_crf(settings: dict[str, Any] | None) -> str:
-    """The CRF settings in one line: ``off``, or the base preset and what overrides it."""
-    if settings is None:
-        return "off"
-    overrides = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in sorted(settings.items()) if k != "preset")
-    return f"{settings.get('preset', 'voc')} preset" + (f" with {overrides}" if overrides else "")
-
-
-def format_table(summary: dict[str, Any]) -> str:
-    """The end-of-run table: per-stage and end-to-end percentiles, then counts and throughput."""
-    rows = [(name, s) for name, s in summary["stages"].items()] + [("end-to-end", summary["end_to_end"]),
-                                                                    ("glass→mask", summary["latency"])]
-    lines = [f"{'stage':<12}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean ms':>10}"]
-    lines += [f"{name:<12}{s['p50_ms']:>10.2f}{s['p90_ms']:>10.2f}{s['p99_ms']:>10.2f}{s['mean_ms']:>10.2f}"
-              for name, s in rows]
-    f = summary["frames"]
-    lines.append(f"frames: {f['processed']} processed, {f['skipped']} undecodable (skipped), {f['failed']} failed; "
-                 f"{summary['fps']:.1f} fps overall ({summary['mode']}); slowest stage: {summary['slowest_stage']}")
-    lines.append(f"backend: {summary['backend']}; CRF: {describe_crf(summary['crf'])}")
-    lines += [f"note: {n}" for n in summary["notes"]]
-    lines += [f"error ({count}×): {msg}" for msg, count in summary["errors"].items()]
-    return "\n".join(lines)
+def warn_demo_model(model: str, specs: list[StreamSpec]) -> None:
+    """Once per run: the bundled demo model on anything but the bundled demo video gives meaningless labels."""
+    if not named.is_name(model):
+        return
+    try:
+        demo_video = str(named.resolve(model, "video"))
+    except (named.NamedFileError, ValueError):
+        demo_video = None
+    others = [s.source for s in specs if not (named.is_name(s.source) or s.source == demo_video)]
+    if others:
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        print(f"warning: the {model} model knows only the generated demo shapes: its labels on {others[0]}{more} "
+              "are meaningless; for your own video, export your checkpoint: python -m export onnx CHECKPOINT -o "
+              "model.onnx", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    specs = check_args(args) if is_multi(args) else None  # bad entries fail before the model loads
+    specs = stream_specs(args.source, args.sources)  # bad entries fail before the model loads
+    several = is_multi(args, specs)
+    if several:
+        check_args(args)
+    check_outputs(args.output, args.masks, args.stats, several)
     options: dict[str, Any] = {}
     if args.backend == "triton":
         options = {"protocol": args.protocol, **({"url": args.url} if args.url else {})}
-    if specs is None:
-        args.source = (args.source or ["demo"])[0]
     # A video's frames get the video CRF (unless iterations, a scale or warm start are given); images the full one.
-    video = any(source_kind(spec) != "images" for spec in ([s.source for s in specs] if specs else [args.source]))
+    video = any(source_kind(s.source) != "images" for s in specs)
     seg = Segmenter(args.model, backend=args.backend, crf=None if args.no_crf else args.crf_preset,
                     crf_iterations=args.crf_iters, crf_scale=args.crf_scale, warm_start=args.warm_start,
                     upsample_device=args.upsample_device, video=video, **options)
     reason = seg.backend.reason
     print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
-    if specs is not None:
-        return run_multi(args, seg, specs)
-    if not args.output and not args.masks:
+    warn_demo_model(str(args.model), specs)
+    if not args.output and not args.masks and not args.serve:
         kept = f"only the table and {args.stats}" if args.stats else "only the table below"
         print(f"note: no --output or --masks: every frame is processed and nothing is written ({kept}); fine for "
               "timing a model, else add --output out.mp4 and/or --masks DIR", file=sys.stderr)
-    source = open_source(args.source, decoder=args.decoder)
-    sinks = _sinks(args, source)
+    if several:
+        return run_multi(args, seg, specs)
+    source_text = specs[0].source
+    source = open_source(source_text, decoder=args.decoder)
+    sinks = make_sinks(args.output, args.masks, None, source.kind, source.fps, seg.meta.class_names)
     pipeline = Pipeline(seg, sinks, overlapped=not args.sequential, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight or None)
     total = source.total if args.max_frames is None else min(source.total or args.max_frames, args.max_frames)
-    interrupted = False
-    bar = tqdm(total=total, unit="frame", disable=True if args.no_progress else None, dynamic_ncols=True)
-    results = pipeline.run(source, args.max_frames)
     try:
-        for _ in results:
-            bar.update(1)
-            bar.set_postfix(fps=f"{pipeline.stats.fps:.1f}", refresh=False)
-    except KeyboardInterrupt:
-        interrupted = True
+        interrupted = consume(pipeline.run(source, args.max_frames), not args.no_progress, total,
+                              lambda: pipeline.stats.fps)
     finally:
-        results.close()  # stops the stage threads and finalizes the outputs, whatever ended the loop
-        bar.close()
         source.close()
         seg.close()
     summary = pipeline.stats.summary(
-        source, mode="sequential" if args.sequential else "overlapped", model=str(args.model), source=args.source,
+        source, mode="sequential" if args.sequential else "overlapped", model=str(args.model), source=source_text,
         backend=seg.backend.name, backend_reason=reason, crf=crf_summary(seg.crf), interrupted=interrupted)
-    print(format_table(summary))
+    print(stages_table(summary))
     written = [text for text in (sink.describe() for sink in sinks) if text]
     if args.stats:
-        make_dirs(Path(args.stats).parent, args.stats)
-        atomic_write_text(args.stats, json.dumps(summary, indent=2))
-        written.append(str(args.stats))
-    processed = summary["frames"]["processed"]
-    if interrupted:
-        kept = f"; kept {', '.join(written)}" if written else ""
-        print(f"interrupted after {processed} frames{kept}", file=sys.stderr)
-        return 130
-    if processed == 0:
-        first = next(iter(summary["errors"]), None) or (summary["notes"][0] if summary["notes"] else "no frames")
-        print(f"error: nothing could be processed: {first}", file=sys.stderr)
-        return 1
-    if written:
-        print(f"wrote {', '.join(written)}")
-    return 0
+        written.append(write_stats(args.stats, summary))
+    failure = next(iter(summary["errors"]), None) or (summary["notes"][0] if summary["notes"] else None)
+    return finish(written, summary["frames"]["processed"], interrupted, failure)
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's and FFmpeg's own warnings (a line per bad packet, per RTSP retry, per V4L2 probe): the run
+    counts them and says them once, in its own words. Done before any capture opens (FFmpeg reads its level then)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    import cv2
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # cv2 is imported already: the variable is late
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.verbose:  # damaged streams make FFmpeg and OpenCV print a line per bad packet: we count them instead
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    if not args.verbose:
+        quiet_opencv()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     if not args.verbose:  # the sources' notes (skipped frames, truncated files) are listed in the summary instead
         logging.getLogger("runtime.sources").setLevel(logging.ERROR)
@@ -220,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {error_text(e)}", file=sys.stderr)
         return 1
+
+
+__all__ = ["build_parser", "describe_crf", "main", "run"]
 
 
 if __name__ == "__main__":

@@ -5,24 +5,25 @@
     ...; server.stop()
 
 Routes: ``/`` the page, ``/stream/<name>.mjpg`` a stream's overlay as MJPEG, ``/frame/<name>.jpg`` its latest
-overlay, ``/stats.json`` the run's figures, ``/healthz`` 200 while at least one stream works (503 otherwise).
+overlay, ``/stats.json`` the run's figures, ``/healthz`` 200 while some stream is delivering frames (503 before the
+first frame and while none is). A stream without a picture yet shows a placeholder; an ended one keeps its last.
 Served by aiohttp (the ``serve`` extra) on its own event loop in a background thread.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
 
-from runtime.sinks import Sink, overlay
+from runtime.sinks import PALETTE, Sink, overlay
 from runtime.sources import Frame
-from runtime.streams import FAILED
 
 MAX_WIDTH = 640      # overlays are shrunk to this width for the page
 MAX_FPS = 15.0       # overlays encoded per stream and second at most (JPEG encoding costs CPU the pipeline needs)
@@ -33,8 +34,9 @@ _BOUNDARY = "frame"
 class LiveBoard:
     """The latest overlay JPEG of each stream, with a version number that grows with each new picture."""
 
-    def __init__(self, names: Iterable[str], quality: int = 80) -> None:
+    def __init__(self, names: Iterable[str], class_names: Sequence[str] = (), quality: int = 80) -> None:
         self.names = list(names)
+        self.class_names = list(class_names)
         self.quality = quality
         self._lock = threading.Lock()
         self._latest: dict[str, tuple[bytes, int]] = {}
@@ -71,6 +73,9 @@ class _BoardSink(Sink):
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
         self.board.put(self.name, frame.image, labels)
+
+    def describe(self) -> str:
+        return ""  # the page, not a file
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -167,7 +172,7 @@ class LiveServer:
 
     async def _page(self, request: Any) -> Any:
         from aiohttp import web
-        return web.Response(text=page_html(self.board.names), content_type="text/html")
+        return web.Response(text=page_html(self.board.names, self.board.class_names), content_type="text/html")
 
     async def _stats(self, request: Any) -> Any:
         from aiohttp import web
@@ -175,8 +180,11 @@ class LiveServer:
 
     async def _health(self, request: Any) -> Any:
         from aiohttp import web
-        states = {name: s["state"] for name, s in self.summary()["streams"].items()}
-        ok = any(state != FAILED for state in states.values()) and not self._closing.is_set()
+        streams = self.summary()["streams"]
+        states = {name: s["state"] for name, s in streams.items()}
+        # ok only while some stream delivers frames: not before the first one, not when every stream ended, failed
+        # or waits for its camera
+        ok = any(s.get("producing") for s in streams.values()) and not self._closing.is_set()
         return web.json_response({"status": "ok" if ok else "failing", "streams": states}, status=200 if ok else 503)
 
     async def _frame(self, request: Any) -> Any:
@@ -197,9 +205,11 @@ class LiveServer:
             await response.write(f"--{_BOUNDARY}\r\n".encode())
             while not self._closing.is_set():
                 data, version = self.board.get(name)
+                if data is None:  # no picture yet (a camera still connecting, or down): say so in the picture
+                    data, version = placeholder_jpeg(name), -1
                 # A new picture, or the same one again after a while: browsers show a part only when the next one
                 # arrives, so a stream that ended (or stalls) still gets its last picture on the page.
-                if data is not None and (version != seen or time.monotonic() - sent > RESEND_S):
+                if version != seen or time.monotonic() - sent > RESEND_S:
                     seen, sent = version, time.monotonic()
                     head = f"Content-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode()
                     await response.write(head + data + f"\r\n--{_BOUNDARY}\r\n".encode())
@@ -209,13 +219,31 @@ class LiveServer:
         return response
 
 
-def page_html(names: list[str]) -> str:
-    """The live page: one card per stream (MJPEG overlay + figures); the figures refresh from /stats.json."""
+@functools.cache
+def placeholder_jpeg(name: str) -> bytes:
+    """The picture of a stream that has none yet: dark grey, 16:9, with a line saying so."""
+    image = np.full((180, 320, 3), 48, np.uint8)
+    cv2.putText(image, f"{name[:24]}: no picture yet", (12, 96), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (220, 220, 220), 1,
+                cv2.LINE_AA)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def legend_html(class_names: Sequence[str]) -> str:
+    """What the overlay colours mean: a swatch and the name of each class (the background, class 0, is not
+    coloured)."""
+    items = "".join(f'<span class="swatch" style="background:#{r:02x}{g:02x}{b:02x}"></span>{html.escape(n)} '
+                    for n, (r, g, b) in list(zip(class_names, PALETTE.tolist()))[1:])
+    return f'<p id="legend">{items}</p>' if items else ""
+
+
+def page_html(names: list[str], class_names: Sequence[str] = ()) -> str:
+    """The live page: one card per stream (MJPEG overlay + figures) and the colour legend; the figures refresh from
+    /stats.json."""
     cards = "\n".join(
         f'<section class="card" id="card-{html.escape(n)}"><h2>{html.escape(n)} <span class="state"></span></h2>'
         f'<img src="/stream/{html.escape(n)}.mjpg" alt="{html.escape(n)} overlay">'
         f'<p class="figures">waiting for figures…</p></section>' for n in names)
-    return _PAGE.replace("{cards}", cards)
+    return _PAGE.replace("{legend}", legend_html(class_names)).replace("{cards}", cards)
 
 
 _PAGE = """<!doctype html>
@@ -228,8 +256,10 @@ main { display: flex; flex-wrap: wrap; gap: 12px; }
 .card img { display: block; width: 320px; min-height: 180px; background: #000; }
 .figures { font-size: 12px; margin: 6px 0 0 0; width: 320px; }
 #aggregate { font-size: 13px; margin-bottom: 10px; }
+#legend { font-size: 12px; margin: 0 0 10px 0; }
+.swatch { display: inline-block; width: 10px; height: 10px; margin: 0 3px 0 8px; }
 </style></head>
-<body><h1 style="font-size:18px">deeplab-infer live view</h1><p id="aggregate"></p><main>
+<body><h1 style="font-size:18px">deeplab-infer live view</h1><p id="aggregate"></p>{legend}<main>
 {cards}
 </main>
 <script>

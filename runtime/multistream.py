@@ -30,8 +30,8 @@ from runtime.backends.base import BackendUnavailable
 from runtime.errors import FrameError
 from runtime.pipeline import percentiles
 from runtime.sinks import Sink
-from runtime.streams import (FAILED, Inbox, Prepared, StreamCounters, StreamReader, StreamSpec, is_live, parse_stream,
-                             unique_names)
+from runtime.streams import (FAILED, RUNNING, Inbox, Prepared, StreamCounters, StreamReader, StreamSpec, is_live,
+                             parse_stream, unique_names)
 
 if TYPE_CHECKING:
     from runtime.segmenter import Segmenter
@@ -66,6 +66,9 @@ class _Stream:
         self.previous: np.ndarray | None = None  # the last CRF result, for warm starts
         self.lattices: Any = None  # this stream's cache of smoothness lattices (Segmenter.crf_cache)
         self.thread: threading.Thread | None = None
+        self.first_t0: float | None = None  # when its first processed frame began decoding
+        self.ended_at: float | None = None  # when its outputs were closed (the stream ended)
+        self.finishing = False              # the end was handed to its lane
 
 
 class MultiStream:
@@ -75,15 +78,20 @@ class MultiStream:
     the backend's limit, or the number of streams); ``gather_ms``: how long a batch waits for more frames after its
     first; ``reconnect``: reopen live sources that fail (default: network sources yes, cameras no);
     ``stall_timeout``: seconds without a frame after which a live source counts as stalled; ``duration``: stop
-    reading after so many seconds (frames already read are finished); ``sinks``: ``factory(stream name, reader) ->
-    [Sink]``, called at a stream's first frame; ``return_probs``: also return probabilities; ``decoder``: how
-    sources are opened (``auto``, ``gstreamer``, ``ffmpeg``: :mod:`runtime.gst_source`)."""
+    reading after so many seconds (frames already read are finished); ``max_frames``: each stream ends after so many
+    frames; ``max_in_flight``: a stream's frames between its reader and its outputs; ``queue_size``: frames a file
+    stream reads ahead; ``sequential``: one frame at a time through inference and the outputs (batches of one, no
+    overlap between streams' inference and post-processing); ``sinks``: ``factory(stream name, reader) -> [Sink]``,
+    called at a stream's first frame and closed when that stream ends; ``return_probs``: also return
+    probabilities; ``decoder``: how sources are opened (``auto``, ``gstreamer``, ``ffmpeg``:
+    :mod:`runtime.gst_source`)."""
 
     def __init__(self, segmenter: "Segmenter", streams: Sequence[str | StreamSpec], *, max_batch: int | None = None,
                  gather_ms: float = 5.0, reconnect: bool | None = None, stall_timeout: float = 10.0,
                  duration: float | None = None, max_in_flight: int = 2, return_probs: bool = False,
                  sinks: Callable[[str, StreamReader], list[Sink]] | None = None,
-                 backoff: tuple[float, float] = (0.5, 30.0), decoder: str = "auto") -> None:
+                 backoff: tuple[float, float] = (0.5, 30.0), max_frames: int | None = None,
+                 queue_size: int | None = None, sequential: bool = False, decoder: str = "auto") -> None:
         specs = unique_names([s if isinstance(s, StreamSpec) else parse_stream(s) for s in streams])
         if not specs:
             raise ValueError("no streams given")
@@ -92,7 +100,11 @@ class MultiStream:
         wanted = max_batch or len(specs)
         if wanted < 1:
             raise ValueError(f"max_batch must be ≥ 1, got {wanted}")
-        self.max_batch = min(wanted, limit) if limit else wanted
+        self.max_batch = 1 if sequential else (min(wanted, limit) if limit else wanted)
+        self.sequential = sequential
+        self.queue_size = queue_size
+        self.max_frames = max_frames
+        self.stall_timeout = stall_timeout
         self.gather_s = max(0.0, gather_ms) / 1000.0
         self.duration = duration
         self.max_in_flight = max(1, max_in_flight)
@@ -110,9 +122,10 @@ class MultiStream:
         self.streams: dict[str, _Stream] = {}
         for spec in specs:
             live = is_live(spec.source)
-            inbox = Inbox(live, self.max_in_flight, self._cond, StreamCounters(live=live))
+            inbox = Inbox(live, queue_size or self.max_in_flight, self._cond, StreamCounters(live=live))
             reader = StreamReader(spec, inbox, segmenter.preprocess, self._reading, reconnect=reconnect,
-                                  stall_timeout=stall_timeout, backoff=backoff, decoder=decoder)
+                                  stall_timeout=stall_timeout, backoff=backoff, max_frames=max_frames,
+                                  decoder=decoder)
             self.streams[spec.name] = _Stream(spec, reader, inbox)
             self.streams[spec.name].lattices = segmenter.crf_cache()
 
@@ -147,6 +160,7 @@ class MultiStream:
                     break
                 yield item
         finally:
+            self.end = time.perf_counter()  # the figures end here, not after the threads have wound down
             self._abort.set()
             self._reading.set()
             with self._cond:
@@ -155,9 +169,11 @@ class MultiStream:
             for s in self.streams.values():
                 if s.thread is not None:
                     s.thread.join(timeout=30)
+            # A reader blocked in a network open or read ends with its timeout: it is a daemon thread, and what it
+            # held is released when it does; waiting for it would only delay the exit.
+            deadline = time.monotonic() + 0.5
             for s in self.streams.values():
-                s.reader.thread.join(timeout=1)  # a reader blocked in a network read ends with its read timeout
-            self.end = time.perf_counter()
+                s.reader.thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._errors:
             raise self._errors[0]
 
@@ -177,6 +193,8 @@ class MultiStream:
 
     def _oldest(self) -> tuple[int, ...] | None:
         """The input size of the oldest frame that may be taken now, or None."""
+        if self.sequential and any(s.in_flight for s in self.streams.values()):
+            return None  # the frame before is still being post-processed
         heads = [s.inbox.items[0] for s in self.streams.values()
                  if s.inbox.items and s.in_flight < self.max_in_flight]
         return min(heads, key=lambda p: p.t0).size if heads else None
@@ -199,7 +217,9 @@ class MultiStream:
     def _gather(self, rotation: int) -> list[Prepared] | None:
         """The next batch (frames of one input size), or None when every stream is done or the run is aborted."""
         with self._cond:
+            self._finish_ended()
             while (size := self._oldest()) is None:
+                self._finish_ended()
                 if self._abort.is_set():
                     return None
                 if self._readers_done() and not any(s.inbox.items for s in self.streams.values()):
@@ -213,7 +233,16 @@ class MultiStream:
                 if len(batch) >= self.max_batch or remaining <= 0 or self._readers_done():
                     break
                 self._cond.wait(remaining)
-            return batch
+            return None if self._abort.is_set() else batch
+
+    def _finish_ended(self) -> None:
+        """Hand the end to the lane of each stream whose reader is done and whose every frame went through: its
+        outputs are closed (a video finalised) now, not when the whole run ends."""
+        for s in self.streams.values():
+            if (not s.finishing and (s.reader.done or not s.reader.thread.is_alive()) and not s.inbox.items
+                    and s.in_flight == 0 and s.reader.opened.is_set()):
+                s.finishing = True
+                s.lane.put(_END)
 
     def _batcher(self) -> None:
         rotation = 0
@@ -276,8 +305,11 @@ class MultiStream:
             self._abort.set()
             self._reading.set()
         finally:
-            for sink in s.sinks or ():
-                sink.close()
+            try:
+                for sink in s.sinks or ():
+                    sink.close()
+            finally:
+                s.ended_at = time.perf_counter()
 
     def _lane_get(self, s: _Stream) -> Any:
         while not self._abort.is_set():
@@ -312,6 +344,8 @@ class MultiStream:
         for sink in s.sinks:
             sink.write(item.frame, labels)
         now = time.perf_counter()
+        if s.first_t0 is None:
+            s.first_t0 = item.t0
         s.processed += 1
         s.latency.append(now - item.t0)
         s.glass.append(now - (item.frame.captured if item.frame.captured is not None else item.t0))
@@ -336,8 +370,10 @@ class MultiStream:
     def stream_summary(self, name: str) -> dict[str, Any]:
         s = self.streams[name]
         c = s.counters
-        elapsed = self._elapsed()
         now = time.perf_counter()
+        # its own active time: from its first frame to its end (a stream that ended early is not averaged over the
+        # time the others went on)
+        active = ((s.ended_at or self.end or now) - s.first_t0) if s.first_t0 is not None else 0.0
         recent = sum(1 for t in list(s.done_at) if now - t <= RATE_WINDOW_S)
         window = min(RATE_WINDOW_S, now - self.start) if self.start is not None else 0.0
         return {
@@ -346,7 +382,9 @@ class MultiStream:
             "live": c.live,
             "frames": {"processed": s.processed, "decoded": c.decoded, "dropped": c.dropped, "skipped": c.skipped,
                        "failed": c.failed},
-            "fps": round(s.processed / elapsed, 3) if elapsed > 0 else 0.0,
+            "fps": round(s.processed / active, 3) if active > 0 else 0.0,
+            "active_s": round(active, 3),
+            "producing": c.state == RUNNING and bool(s.done_at) and now - s.done_at[-1] <= self.stall_timeout,
             "recent_fps": round(recent / window, 3) if window > 0 else 0.0,
             "end_to_end": percentiles(list(s.latency)),
             "latency": percentiles(list(s.glass)),
@@ -366,6 +404,9 @@ class MultiStream:
                  for key in ("processed", "decoded", "dropped", "skipped", "failed")}
         out: dict[str, Any] = {
             "streams": streams,
+            "mode": "sequential" if self.sequential else "overlapped",
+            "settings": {"max_batch": self.max_batch, "max_in_flight": self.max_in_flight,
+                         "queue_size": self.queue_size or self.max_in_flight, "max_frames": self.max_frames},
             "aggregate": {
                 "frames": total,
                 "fps": round(processed / elapsed, 3) if elapsed > 0 else 0.0,

@@ -7,7 +7,7 @@ import logging
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -39,6 +39,28 @@ def overlay(image_bgr: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np
     out = cv2.addWeighted(image_bgr, 1 - alpha, colourize(labels), alpha, 0)
     cv2.copyTo(image_bgr, (labels == 0).view(np.uint8), out)
     return out
+
+
+def draw_legend(image_bgr: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+    """Draw, in the top-left corner, a colour swatch and the name of each class present in ``labels`` (background,
+    class 0, left out), so that an overlay says what its colours mean."""
+    present = [int(c) for c in np.unique(labels) if 0 < c < len(class_names)]
+    row = 14
+    for k, c in enumerate(present[: max(0, image_bgr.shape[0] // row - 1)]):
+        y = 2 + k * row
+        name = class_names[c]
+        width = 16 + cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0]
+        cv2.rectangle(image_bgr, (0, y - 2), (width + 4, y + row - 2), (0, 0, 0), cv2.FILLED)
+        colour = tuple(int(v) for v in _BGR_LUT[c & 255, 0])
+        cv2.rectangle(image_bgr, (3, y + 1), (12, y + 10), colour, cv2.FILLED)
+        cv2.putText(image_bgr, name, (16, y + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return image_bgr
+
+
+def labelled_overlay(image_bgr: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None) -> np.ndarray:
+    """:func:`overlay`, with the legend of :func:`draw_legend` when the class names are known."""
+    out = overlay(image_bgr, labels)
+    return draw_legend(out, labels, class_names) if class_names else out
 
 
 def write_image_atomic(path: Path, write: Callable[[Path], object]) -> None:
@@ -83,12 +105,13 @@ class MaskSink(Sink):
 class OverlayImageSink(Sink):
     """One overlay image per frame (``DIR/<frame name>.jpg``), for image and directory sources."""
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike, class_names: Sequence[str] | None = None) -> None:
         self.directory = make_dirs(directory)
+        self.class_names = class_names
         self.written = 0
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
-        out = overlay(frame.image, labels)
+        out = labelled_overlay(frame.image, labels, self.class_names)
         path = self.directory / f"{frame.name}.jpg"
 
         def save(p: Path) -> None:
@@ -178,8 +201,10 @@ class OverlayVideoSink(Sink):
     MP4/M4V/MOV are H.264 through PyAV (``pip install av``) where it is installed, which browsers play; otherwise
     OpenCV's mp4v, with a warning. ``.codec`` says which was written."""
 
-    def __init__(self, path: str | os.PathLike, fps: float | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float | None = None,
+                 class_names: Sequence[str] | None = None) -> None:
         self.path = Path(path)
+        self.class_names = class_names
         if self.path.suffix.lower() not in VIDEO_CODECS:
             raise ValueError(f"unsupported video output {self.path.name}: use one of {', '.join(VIDEO_CODECS)}")
         make_dirs(self.path.parent, self.path)
@@ -218,7 +243,7 @@ class OverlayVideoSink(Sink):
             return None
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
-        out = overlay(frame.image, labels)
+        out = labelled_overlay(frame.image, labels, self.class_names)
         if self.writer is None:
             self._open((out.shape[1], out.shape[0]))
         if (out.shape[1], out.shape[0]) != self.size:

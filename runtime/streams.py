@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from runtime import gst_source
+from runtime import gst_source, named
 from runtime.errors import FrameError
 from runtime.preprocess import Padding
 from runtime.sources import MAX_CONSECUTIVE_FAILURES, Frame, Source, SourceError, VideoSource, is_url, open_source
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _EXPLICIT_NAME = re.compile(r"^([^=:/\\]*)=(.*)$")
+_COMMENT = re.compile(r"(^|[ \t])#")
+SOURCES_GRAMMAR = ("one stream per line: [NAME=]SOURCE (NAME: letters, digits, '_', '-', '.'; SOURCE: a video, camera "
+                   "index, URL, image, directory or glob, checked to exist unless live); '#' at the start of a line or "
+                   "after a space begins a comment; blank lines are skipped")
 
 # Stream states, as shown in the statistics and the live view.
 CONNECTING, RUNNING, RECONNECTING, ENDED, FAILED = "connecting", "running", "reconnecting", "ended", "failed"
@@ -85,8 +89,21 @@ def is_live(source: str) -> bool:
     return source.isdigit() or is_url(source) or gst_source.is_live_uri(source)
 
 
+def _strip_comment(line: str) -> str:
+    """The line without its comment: ``#`` at the start or after a space or tab starts one (``#`` inside a URL or a
+    file name does not)."""
+    match = _COMMENT.search(line)
+    return (line[:match.start()] if match else line).strip()
+
+
+def _exists(source: str) -> bool:
+    """A source that can be checked before the run: a live one, a declared name, a glob or an existing path."""
+    return is_live(source) or named.is_name(source) or any(ch in source for ch in "*?[") or Path(source).exists()
+
+
 def read_sources_file(path: str | Path) -> list[StreamSpec]:
-    """One ``[NAME=]SOURCE`` per line; blank lines and lines starting with ``#`` are skipped."""
+    """The streams of a ``--sources`` file (:data:`SOURCES_GRAMMAR`); a bad line is a :class:`SpecError` naming the
+    file and the line number."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -94,8 +111,18 @@ def read_sources_file(path: str | Path) -> list[StreamSpec]:
         raise SpecError(f"--sources {path}: file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(f"--sources {path}: cannot read it ({e})") from None
-    specs = [parse_stream(line, f"{path}:{number}") for number, line in enumerate(lines, 1)
-             if line.strip() and not line.lstrip().startswith("#")]
+    specs = []
+    for number, line in enumerate(lines, 1):
+        text = _strip_comment(line)
+        if not text:
+            continue
+        where = f"{path}:{number}"
+        spec = parse_stream(text, where)
+        if any(ch.isspace() for ch in spec.source) and not Path(spec.source).exists():
+            raise SpecError(f"{where}: expected one [NAME=]SOURCE, got {text!r} (a comment starts with ' #')")
+        if not _exists(spec.source):
+            raise SpecError(f"{where}: source not found: {spec.source}")
+        specs.append(spec)
     if not specs:
         raise SpecError(f"--sources {path}: no sources in it (one [NAME=]SOURCE per line)")
     return specs
@@ -189,7 +216,8 @@ class StreamReader:
 
     def __init__(self, spec: StreamSpec, inbox: Inbox, prepare: Callable[[np.ndarray], tuple[np.ndarray, Padding]],
                  stop: threading.Event, *, reconnect: bool | None = None, stall_timeout: float = 10.0,
-                 backoff: tuple[float, float] = (0.5, 30.0), decoder: str = "auto") -> None:
+                 backoff: tuple[float, float] = (0.5, 30.0), decoder: str = "auto",
+                 max_frames: int | None = None) -> None:
         self.spec = spec
         self.decoder = decoder
         self.inbox = inbox
@@ -203,6 +231,7 @@ class StreamReader:
         self.backoff = backoff
         self.source: Source | None = None
         self.index = 0  # frame numbers run on across reconnects, so outputs never overwrite each other
+        self.max_frames = max_frames  # the stream ends after this many frames (None: when the source does)
         self.fps: float | None = None
         self.opened = threading.Event()  # set once the first open attempt is over (success or not)
         self.thread = threading.Thread(target=self._run, name=f"reader-{spec.name}", daemon=True)
@@ -251,10 +280,13 @@ class StreamReader:
                     self.counters.skipped += source.skipped
                     for note in source.notes:
                         self.counters.errors[note] += 1
-            if not self.reconnect or self.stop.is_set():
+            if not self.reconnect or self.stop.is_set() or self._at_limit():
                 break
         if self.counters.state != FAILED:
             self.counters.state = ENDED if self.counters.connections else FAILED
+
+    def _at_limit(self) -> bool:
+        return self.max_frames is not None and self.index >= self.max_frames
 
     def _frames(self, source: Source) -> Iterator[Frame]:
         if not self.live or not isinstance(source, VideoSource):
@@ -302,7 +334,7 @@ class StreamReader:
                 item = Prepared(self.spec.name, frame, x, padding, t0)
             except FrameError as e:
                 item = Prepared(self.spec.name, frame, None, None, t0, f"preprocess: {e}")
-            if not self.inbox.put(item, self.stop):
+            if not self.inbox.put(item, self.stop) or self._at_limit():
                 break
         return got
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -84,6 +85,23 @@ def trt_standin_for(monkeypatch):
     yield install
     monkeypatch.undo()
     _clear_cuda_caches()
+
+
+@pytest.fixture
+def read_only_dir(tmp_path) -> Path:
+    """A directory in which no file can be created, also for root (which ignores permission bits): a chmod 555
+    directory for other users; for root /sys, where creating a file is refused."""
+    d = tmp_path / "read_only"
+    d.mkdir()
+    d.chmod(0o555)
+    for candidate in (d, Path("/sys")):
+        try:
+            fd, name = tempfile.mkstemp(dir=candidate)
+        except OSError:
+            return candidate
+        os.close(fd)
+        os.unlink(name)
+    pytest.skip("no directory here refuses new files (root, and /sys accepts them)")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

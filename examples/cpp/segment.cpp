@@ -237,6 +237,10 @@ class Source {
             return std::find(image_suffixes.begin(), image_suffixes.end(), ext) != image_suffixes.end();
         };
         const bool camera = !spec.empty() && std::all_of(spec.begin(), spec.end(), ::isdigit);
+        if (spec == "demo" && !fs::is_regular_file(spec))  // a word of the Python CLIs (runtime/named.py), not a file
+            throw deeplab::Error(deeplab::ErrorCode::io,
+                                 "--source demo is a name of the Python CLI (deeplab-infer) only; here give the video "
+                                 "file: demo/assets/demo.mp4");
         if (!camera && fs::is_directory(spec)) {
             for (const auto& e : fs::directory_iterator(spec))
                 if (is_image(e.path())) images_.push_back(e.path());

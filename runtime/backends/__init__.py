@@ -16,6 +16,7 @@ from runtime.backends.ort import OnnxRuntimeBackend
 from runtime.backends.tensorrt import TensorRTBackend
 from runtime.backends.triton import TritonBackend
 from runtime.cuda_util import gpu_available
+from runtime.engine_info import EngineInfoError, read_sidecar
 
 __all__ = ["Backend", "BackendError", "BACKENDS", "ENGINE_SUFFIXES", "open_backend", "resolve_model", "select_backend"]
 
@@ -27,7 +28,8 @@ _ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt"}
 
 
 def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool, has_tensorrt: bool) -> tuple[str, str]:
-    """``(backend name, reason)`` for a model file. Pure: the caller passes what the machine has.
+    """``(backend name, reason)`` for a model file. The caller passes what the machine has; an engine's sidecar is
+    read only to name its ONNX model in an error.
 
     Raises :class:`BackendError` when the requested backend cannot run this model here."""
     requested = _ALIASES.get(requested, requested)
@@ -40,11 +42,11 @@ def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool,
     missing = [what for what, ok in (("a CUDA GPU", has_gpu), ("the tensorrt Python package", has_tensorrt)) if not ok]
     if is_engine:
         if requested == "onnxruntime":
-            raise BackendError(f"{model_path} is a TensorRT engine; "
-                               "ONNX Runtime needs the .onnx model it was built from")
+            raise BackendError(f"{model_path} is a TensorRT engine; ONNX Runtime needs the .onnx model it was built "
+                               f"from: {onnx_hint(model_path)}")
         if missing:
-            raise BackendError(f"{model_path} is a TensorRT engine, which needs {' and '.join(missing)}; none here "
-                               "(run the .onnx model instead: --backend onnxruntime)")
+            raise BackendError(f"{model_path} is a TensorRT engine, which needs {' and '.join(missing)}; none here: "
+                               f"{onnx_hint(model_path)}")
         return "tensorrt", f"{'requested' if requested == 'tensorrt' else 'auto'}: TensorRT engine file and a GPU"
     if suffix != ".onnx":
         raise BackendError(f"{model_path}: unknown model type {suffix or '(no suffix)'!r} "
@@ -58,6 +60,21 @@ def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool,
         lacks = " and ".join(f"no {m.removeprefix('a ').removeprefix('the ')}" for m in missing)
         return "onnxruntime", f"auto: ONNX model, and TensorRT would need an engine file; this machine has {lacks}"
     return "onnxruntime", "auto: ONNX model (pass a TensorRT engine file to use TensorRT)"
+
+
+def onnx_hint(engine_path: str | os.PathLike) -> str:
+    """How to run an engine's model without TensorRT: the ONNX file its sidecar names, or how to get one."""
+    try:
+        onnx = read_sidecar(engine_path)[1].onnx_path
+    except EngineInfoError:
+        onnx = ""
+    export = "python -m export onnx CHECKPOINT -o model.onnx"
+    if onnx and Path(onnx).is_file():
+        return f"run the ONNX model it was built from instead: --model {onnx}"
+    if onnx:
+        return (f"run the ONNX model it was built from instead: --model {onnx} (not found here: copy it, or export "
+                f"the checkpoint again: {export})")
+    return f"run its ONNX model instead: --model MODEL.onnx (export one from the checkpoint: {export})"
 
 
 def resolve_model(model: str | os.PathLike) -> Path:

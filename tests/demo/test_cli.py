@@ -45,3 +45,10 @@ def test_help_lists_every_command_with_a_description(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert description in " ".join(capsys.readouterr().out.split())
+
+
+def test_no_progress_bars_into_a_log(tmp_path):
+    """Progress bars are for a terminal: with stderr a pipe (a log file, CI), nothing but what the command says."""
+    r = subprocess.run([sys.executable, "-m", "demo", "generate", "--out", str(tmp_path / "d"), "--count", "3",
+                        "--seed", "1", "--size", "32x24"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "" and r.stdout == f"wrote 3 images to {tmp_path / 'd'}\n"

@@ -9,12 +9,15 @@ from runtime.metadata import ONNX_METADATA_KEY, ModelMeta
 torch = pytest.importorskip("torch")
 
 
-def test_train_then_tune_crf(tmp_path):
+def test_train_then_tune_crf(tmp_path, capsys):
     data, ckpt, onnx_file = tmp_path / "data", tmp_path / "m.pt", tmp_path / "m.onnx"
     assert main(["generate", "--out", str(data), "--count", "4", "--seed", "3", "--size", "64x48",
                  "--val-fraction", "0.5"]) == 0
+    capsys.readouterr()
     assert main(["train", "--data", str(data), "--out", str(ckpt), "--steps", "2",
                  "--batch", "2", "--crop", "40", "--width", "4", "--threads", "1"]) == 0
+    said = capsys.readouterr()
+    assert (said.out + said.err).count("wrote") == 1 and said.out.splitlines()[-1] == f"wrote {ckpt}, {onnx_file}"
     assert onnx_file.is_file()  # --out with .onnx, by default
     payload = torch.load(ckpt, weights_only=True)
     assert payload["class_names"][0] == "background" and len(payload["class_names"]) == 8

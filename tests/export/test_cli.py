@@ -1,10 +1,13 @@
 """`python -m export`: what a new user sees: which extra a missing module comes with, the help text, one-line errors
 that name the file (every line of a multi-line error: tests/runtime/test_cli_errors.py)."""
+import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from export.cli import main
+from export.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,3 +66,25 @@ def test_output_under_a_file_says_the_parent_is_not_a_directory(tmp_path, monkey
     assert main(["fp16", "demo", "-o", "rofile/x.onnx"]) == 1
     assert capsys.readouterr().err == "error: cannot write rofile/x.onnx: rofile is a file, not a directory\n"
 
+
+
+def _options(parser: argparse.ArgumentParser):
+    return [a for a in parser._actions if a.option_strings and a.dest not in ("help", "verbose")]
+
+
+@pytest.mark.parametrize("command", ["eval", "compare", "triton"])
+def test_every_option_is_explained(command):
+    """Each option has help text; one with a default value says it; one with a fixed set of values lists it."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    for action in _options(sub):
+        assert action.help and action.help != argparse.SUPPRESS, action.dest
+        if action.default not in (None, False, argparse.SUPPRESS) and not isinstance(action.default, bool):
+            assert "default" in action.help, action.dest
+    assert any(a.choices for a in _options(sub) if a.dest == "backend" or a.dest == "crf_preset")
+
+
+def test_the_installed_command_says_what_it_is():
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0] = 'deeplab-export'; "
+                           "from export.cli import main; main(['--help'])"], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.startswith("usage: deeplab-export ")
+    assert "deeplab-export (python -m export): a DeepLab v2 checkpoint to ONNX" in " ".join(proc.stdout.split())

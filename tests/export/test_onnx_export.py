@@ -137,6 +137,14 @@ def test_unwritable_outputs_fail_before_the_export(small_checkpoint, tmp_path):
         export_onnx(small_checkpoint, tmp_path / "missing" / "m.onnx")
     with pytest.raises(ExportError, match="is the checkpoint itself"):
         export_onnx(small_checkpoint, small_checkpoint)
+    with pytest.raises(ExportError, match=f"^cannot write {small_checkpoint}/x.onnx: {small_checkpoint} is a file, not "
+                                          "a directory$"):
+        export_onnx(small_checkpoint, small_checkpoint / "x.onnx")
+
+
+def test_read_only_output_fails_before_the_export(small_checkpoint, read_only_dir):
+    with pytest.raises(ExportError, match=f"^cannot write {read_only_dir}/m.onnx: {read_only_dir} is not writable"):
+        export_onnx(small_checkpoint, read_only_dir / "m.onnx")
 
 
 def test_other_opsets(small_checkpoint, tmp_path):

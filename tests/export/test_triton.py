@@ -322,3 +322,13 @@ def test_repository_of_a_real_exported_deeplab(small_onnx, tmp_path):
     assert (out.name, list(out.dims)) == (meta.output_name, [meta.n_classes, -1, -1])
     assert list(configs["deeplab_probs"].output[1].dims) == [meta.n_classes, -1, -1]
     check_ensemble(configs)
+
+
+def test_unwritable_repository_is_said_before_the_model_is_read(tmp_path, read_only_dir, capsys):
+    (tmp_path / "model.pt").write_text("a file")
+    missing = tmp_path / "missing.onnx"  # never read: the output is checked first
+    for out, reason in ((tmp_path / "model.pt" / "repo", f"{tmp_path / 'model.pt'} is a file, not a directory"),
+                        (read_only_dir / "repo", f"{read_only_dir} is not writable (")):
+        assert cli_main(["triton", str(missing), "-o", str(out)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: cannot write {out}: {reason}") and ".tmp" not in err and "\n" not in err

@@ -2,6 +2,7 @@
 runtime is tested end to end in milliseconds. It is a stride-8 8×8 convolution: 1/8-resolution logits like DeepLab."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,3 +130,11 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     return {"a": write_video(d / "a.avi", 30, seed=1, width=160, height=120, progress=False),
             "b": write_video(d / "b.avi", 30, seed=2, width=160, height=120, progress=False),
             "small": write_video(d / "small.avi", 20, seed=3, width=96, height=64, progress=False)}
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A TCP port on 127.0.0.1 where nothing listens: a camera that never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from runtime.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from runtime.atomic import atomic_path, atomic_write_bytes, atomic_write_text, check_writable, make_dirs
 
 
 def test_writes_and_replaces(tmp_path):
@@ -39,3 +39,27 @@ def test_bad_targets(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         atomic_write_bytes(tmp_path / "missing" / "x.bin", b"x")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_writable_says_it_in_the_users_terms(tmp_path, read_only_dir):
+    (tmp_path / "model.pt").write_text("a file")
+    with pytest.raises(OSError, match=f"^cannot write {tmp_path}/model.pt/x.onnx: {tmp_path}/model.pt is a file, "
+                                      "not a directory$"):
+        check_writable(tmp_path / "model.pt" / "x.onnx")
+    with pytest.raises(OSError, match=f"^cannot write {tmp_path}/model.pt: it is a file, not a directory$"):
+        check_writable(tmp_path / "model.pt", directory=True)
+    with pytest.raises(OSError, match=f"^cannot write {tmp_path}: it is a directory$"):
+        check_writable(tmp_path)
+    with pytest.raises(OSError, match=f"^cannot write {read_only_dir}/a/b.mp4: {read_only_dir} is not writable "
+                                      r"\([a-z -]+\)$"):
+        check_writable(read_only_dir / "a" / "b.mp4")
+    check_writable(tmp_path / "new" / "deeper" / "x.json")  # a directory still to be made is fine...
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "read_only"]  # ...and nothing was created
+
+
+def test_failed_writes_name_the_target_not_the_temporary(read_only_dir):
+    with pytest.raises(OSError) as e:
+        atomic_write_bytes(read_only_dir / "x.bin", b"x")
+    assert str(e.value).startswith(f"cannot write {read_only_dir / 'x.bin'}: ") and ".tmp" not in str(e.value)
+    with pytest.raises(OSError, match=f"^cannot write {read_only_dir}/m: cannot create {read_only_dir}/m"):
+        make_dirs(read_only_dir / "m")

@@ -143,3 +143,23 @@ def test_segmenter_pads_to_the_backends_input_size(tiny_onnx):
     assert x.shape == (1, 3, 64, 72) and (padding.padded_height, padding.padded_width) == (64, 72)
     x, _ = Segmenter(OnnxRuntimeBackend(tiny_onnx), crf=None).preprocess(image)
     assert x.shape == (1, 3, 40, 56)  # already multiples of the stride
+
+
+def test_an_engine_without_tensorrt_names_its_onnx_model(tmp_path, tiny_onnx):
+    from runtime.engine_info import EngineInfo, write_sidecar
+
+    engine = tmp_path / "m.plan"
+    engine.write_bytes(b"engine")
+    with pytest.raises(BackendError, match=r"none here: run its ONNX model instead: --model MODEL.onnx \(export one "
+                                           r"from the checkpoint: python -m export onnx CHECKPOINT -o model.onnx\)"):
+        select_backend(engine, "auto", has_gpu=False, has_tensorrt=False)
+    built = EngineInfo(tensorrt_version="10.3.0", gpu_name="Orin", compute_capability="8.7", precision="fp16",
+                       profile={"min": [1, 3, 64, 64], "opt": [1, 3, 64, 64], "max": [1, 3, 64, 64]},
+                       onnx_path=str(tiny_onnx))
+    write_sidecar(engine, Segmenter(tiny_onnx, crf=None).meta, built)
+    for requested in ("auto", "onnxruntime"):
+        with pytest.raises(BackendError, match=f"run the ONNX model it was built from instead: --model {tiny_onnx}$"):
+            select_backend(engine, requested, has_gpu=False, has_tensorrt=False)
+    write_sidecar(engine, Segmenter(tiny_onnx, crf=None).meta, EngineInfo(**{**built.__dict__, "onnx_path": "gone.onnx"}))
+    with pytest.raises(BackendError, match=r"--model gone.onnx \(not found here: copy it, or export the checkpoint"):
+        select_backend(engine, "auto", has_gpu=False, has_tensorrt=False)

@@ -49,16 +49,19 @@ def test_video_to_video(tmp_path, tiny_onnx, videos):
 
 
 def test_crf_scale(tmp_path, tiny_onnx, videos, capsys):
-    """--crf-scale runs the video's CRF at that resolution (instead of the video default); out of (0, 1]: one line."""
+    """--crf-scale runs the video's CRF at that resolution (instead of the video default); out of (0, 1]: a usage
+    error naming the flag."""
     stats = tmp_path / "s.json"
     assert main(["--model", str(tiny_onnx), "--source", str(videos / "tree.avi"), "--max-frames", "2",
                  "--crf-scale", "0.5", "--no-progress", "--stats", str(stats), "--masks", str(tmp_path / "m")]) == 0
     assert json.loads(stats.read_text())["crf"]["scale"] == 0.5
     capsys.readouterr()
-    assert main(["--model", str(tiny_onnx), "--source", str(videos / "tree.avi"), "--crf-scale", "2",
-                 "--no-progress", "--masks", str(tmp_path / "m2")]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(tiny_onnx), "--source", str(videos / "tree.avi"), "--crf-scale", "2",
+              "--no-progress", "--masks", str(tmp_path / "m2")])
     err = capsys.readouterr().err
-    assert "scale must be in (0, 1]" in err and "Traceback" not in err
+    assert exit_info.value.code == 2 and "argument --crf-scale: must be in (0, 1], got 2" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -79,3 +79,18 @@ def test_describe_says_what_was_written(tmp_path):
     assert sink.describe() == "" and not (tmp_path / "none.avi").exists()
     sink = write_frames(tmp_path / "out.avi", 2, 64, 48)
     assert sink.describe() == f"{tmp_path / 'out.avi'} (2 frames, MJPEG)"
+
+
+def test_overlays_carry_a_legend_of_the_classes_shown():
+    from runtime.sinks import PALETTE, labelled_overlay, overlay
+
+    image = np.full((120, 160, 3), 90, np.uint8)
+    labels = np.zeros((120, 160), np.uint8)
+    labels[60:, :] = 2
+    plain = overlay(image, labels)
+    shown = labelled_overlay(image, labels, ("background", "disc", "square"))
+    changed = np.nonzero(np.any(shown != plain, axis=2))
+    assert changed[0].max() < 16 and changed[1].max() < 80  # one row in the top-left corner: "square" only
+    swatch = shown[3 + 4, 3 + 4]  # the swatch has the class's palette colour (BGR)
+    assert tuple(swatch) == tuple(PALETTE[2][::-1])
+    assert np.array_equal(labelled_overlay(image, labels, None), plain)

@@ -36,9 +36,27 @@ def test_sources_file(tmp_path):
     path = tmp_path / "cams.txt"
     path.write_text("# cameras\n\nfront=rtsp://a/live\n   0\n")
     assert read_sources_file(path) == [StreamSpec("front", "rtsp://a/live", True), StreamSpec("cam0", "0")]
-    path.write_text("ok.mp4\n=nameless.mp4\n")
+    (tmp_path / "ok.mp4").write_bytes(b"x")
+    path.write_text(f"{tmp_path / 'ok.mp4'}\n=nameless.mp4\n")
     with pytest.raises(SpecError, match=r"cams.txt:2: bad stream name ''"):
         read_sources_file(path)
+
+
+def test_sources_file_grammar(tmp_path):
+    """[NAME=]SOURCE per line; '#' at the start or after a space begins a comment; blank lines are skipped; a bad
+    line is an error naming its number."""
+    clip = tmp_path / "clip#1.mp4"  # '#' inside a name is part of it
+    clip.write_bytes(b"x")
+    path = tmp_path / "cams.txt"
+    path.write_text(f"  # lobby\n\nlobby={clip}   # the lobby camera\ndoor=http://cam/a#frag\n\t\n")
+    assert read_sources_file(path) == [StreamSpec("lobby", str(clip), True),
+                                       StreamSpec("door", "http://cam/a#frag", True)]
+    for text, message in ((f"{clip}\nbad line here\n", r"cams.txt:2: expected one \[NAME=\]SOURCE, got 'bad line here'"),
+                          (f"{clip}\n\nb={tmp_path / 'missing.mp4'}\n", r"cams.txt:3: source not found: .*missing"),
+                          ("bad_line_here\n", r"cams.txt:1: source not found: bad_line_here")):
+        path.write_text(text)
+        with pytest.raises(SpecError, match=message):
+            read_sources_file(path)
 
 
 def _item(k: int) -> Prepared:
