@@ -5,7 +5,7 @@
     d = crf.DenseCRF2D(w, h, n_labels)                                      # pydensecrf style
 """
 
-from . import presets, utils
+from . import eigen, presets, utils
 from ._crf import clear_lattice_cache, get_num_threads, set_buffer_cache_limit, set_num_threads
 from .densecrf import (
     CONST_KERNEL,
@@ -15,8 +15,13 @@ from .densecrf import (
     NORMALIZE_AFTER,
     NORMALIZE_BEFORE,
     NORMALIZE_SYMMETRIC,
+    ConstUnary,
     DenseCRF,
     DenseCRF2D,
+    KernelType,
+    LogisticUnary,
+    NormalizationType,
+    Unary,
 )
 from .refinement import (
     DEFAULT_LATTICE_CACHE,
@@ -32,7 +37,8 @@ from .presets import PRESETS, Preset
 
 __all__ = [
     "CONST_KERNEL", "DEFAULT_LATTICE_CACHE", "DIAG_KERNEL", "FULL_KERNEL", "NO_NORMALIZATION", "NORMALIZE_AFTER", "NORMALIZE_BEFORE",
-    "NORMALIZE_SYMMETRIC", "PRESETS", "DenseCRF", "DenseCRF2D", "LatticeCache", "Preset", "clear_lattice_cache", "get_num_threads",
-    "presets", "profile_refine", "refine", "refine_batch", "refine_params", "set_buffer_cache_limit", "set_num_threads", "utils",
+    "NORMALIZE_SYMMETRIC", "PRESETS", "ConstUnary", "DenseCRF", "DenseCRF2D", "KernelType", "LatticeCache", "LogisticUnary",
+    "NormalizationType", "Preset", "Unary", "clear_lattice_cache", "eigen", "get_num_threads", "presets", "profile_refine",
+    "refine", "refine_batch", "refine_params", "set_buffer_cache_limit", "set_num_threads", "utils",
     "VIDEO_ITERATIONS", "VIDEO_SCALE",
 ]
