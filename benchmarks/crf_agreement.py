@@ -61,7 +61,9 @@ def sources(seed: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
 
 
 def compare(ours: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    return {"agreement": float((ours.argmax(0) == ref.argmax(0)).mean()), "max_diff": float(np.abs(ours - ref).max())}
+    same = ours.argmax(0) == ref.argmax(0)
+    return {"agreement": float(same.mean()), "differing_pixels": int((~same).sum()),
+            "max_diff": float(np.abs(ours - ref).max())}
 
 
 def main() -> int:
@@ -87,17 +89,19 @@ def main() -> int:
                    "refine": compare(crf.refine(image, probs, preset="voc"), ref)}
             results.setdefault(name, []).append(row)
     print(file=sys.stderr)
-    print(f"argmax agreement with pydensecrf (kazuto's VOC CRF), {len(paths)} photos at 500x375; "
-          "max |probability difference| in brackets\n")
+    print(f"argmax agreement with pydensecrf (kazuto's VOC CRF), {len(paths)} photos at 500x375; in brackets: pixels "
+          "with another label, max |probability difference|\n")
     print("| unaries | drop-in worst | drop-in median | refine worst | refine median |")
     print("|---|---|---|---|---|")
     for name, rows in results.items():
         cells = []
         for kind in ("drop_in", "refine"):
             agreement = [r[kind]["agreement"] for r in rows]
+            pixels = [r[kind]["differing_pixels"] for r in rows]
             diffs = [r[kind]["max_diff"] for r in rows]
-            cells += [f"{100 * min(agreement):.2f} % ({max(diffs):.2g})",
-                      f"{100 * statistics.median(agreement):.2f} % ({statistics.median(diffs):.2g})"]
+            cells += [f"{100 * min(agreement):.2f} % ({max(pixels)} px, {max(diffs):.2g})",
+                      f"{100 * statistics.median(agreement):.2f} % ({statistics.median(pixels):.0f} px, "
+                      f"{statistics.median(diffs):.2g})"]
         print(f"| {name} | " + " | ".join(cells) + " |")
     if args.json:
         atomic_write_text(args.json, json.dumps({"images": [str(p) for p in paths], "results": results}, indent=2))
