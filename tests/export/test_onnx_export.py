@@ -154,19 +154,23 @@ def test_parity_tolerance_follows_float32_pytorch():
 
 
 def realistic_resnet101(n_classes: int = 21, seed: int = 0) -> torch.nn.Module:
-    """kazuto's DeepLabV2_ResNet101_MSC layout with trained-looking BatchNorm statistics: running variances
-    log-uniform over 0.04 .. 4.7e3 (as trained nets have), means of the same spread, scales 0.2 .. 1.5."""
+    """kazuto's DeepLabV2_ResNet101_MSC layout with trained-looking BatchNorm: running statistics recorded from the
+    network's own activations on an image-like input, as training records them (variances 0.05 .. 2e3, like trained
+    nets' 0.04 .. 4.7e3), scales 0.2 .. 1.5, shifts N(0, 0.5). Float32 PyTorch is about 1e-4 from float64 on it."""
     from export.model import DeepLabV2
 
     torch.manual_seed(seed)
     model = DeepLabV2(n_classes)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            var = torch.exp(torch.empty_like(m.running_var).uniform_(np.log(0.04), np.log(4.7e3)))
-            m.running_var.copy_(var)
-            m.running_mean.copy_(torch.randn_like(var) * var.sqrt())
-            m.weight.data.uniform_(0.2, 1.5)
-            m.bias.data.normal_(0.0, 0.5)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for m in norms:
+            m.momentum = None  # cumulative average: the statistics of the one calibration batch
+            m.reset_running_stats()
+            m.weight.uniform_(0.2, 1.5)
+            m.bias.normal_(0.0, 0.5)
+        model.train()(torch.rand(1, 3, 129, 129) * 255 - 120)
+    for m in norms:
+        m.momentum = 0.1
     return model.eval()
 
 
@@ -180,7 +184,8 @@ def test_realistic_resnet101_msc_exports_at_513(tmp_path):
     result = export_onnx(path, tmp_path / "msc.onnx", msc=True, height=513, width=513, log=lines.append)
     parity = result.parity
     assert parity is not None and parity.ok() and (tmp_path / "msc.onnx").is_file()
-    assert parity.torch_rel_error > 0 and parity.shape == (1, 3, 513, 513)
+    # The failing case: float32 PyTorch itself is beyond the 1e-4 that an ONNX-vs-float32-PyTorch check demanded.
+    assert parity.torch_rel_error > onnx_export.MAX_REL_ERROR and parity.shape == (1, 3, 513, 513)
     assert str(parity) in lines and "float32 PyTorch" in str(parity)
 
 
