@@ -9,14 +9,17 @@ photo, with 1 thread and all threads:
 - steady: the photos one after another in this process (thread pool running, buffers cached, a smoothness lattice
   reused where there is one: the frames of a video or a data set of same-sized images);
 - cold: one CRF in a fresh subprocess (no lattice kept, no thread pool, no buffers: the first image a program sees);
+- drop-in: what a pydensecrf user's script runs after `import crf as dcrf`: DenseCRF2D with its defaults (the
+  lattice for every kernel, float rows, as pydensecrf), set-up included, all threads, steady;
 - pydensecrf on the same unaries in this process (runs interleaved, so all see the same machine load);
 - speed-up = pydensecrf time / crf time (medians over --repeats), argmax agreement with pydensecrf, and the size of
   both lattices (vertices: crf's, and pydensecrf's counted independently), and the time per phase of one cold CRF.
 
 Prints a markdown table with the worst and median speed-ups and writes everything as JSON (atomically).
 
-crf runs as `crf.refine` does: lattice vertex values in half precision where the CPU supports it (the presets'
-half_rows); --float-rows measures it with float rows (DenseCRF2D's default, pydensecrf's precision).
+steady and cold run crf as `crf.refine` does: the smoothness kernel in image space where it is small, lattice vertex
+values in half precision where the CPU supports it (the presets' half_rows); --float-rows measures it with float
+rows (DenseCRF2D's default, pydensecrf's precision).
 
     python benchmarks/crf_bench.py [--json out.json] [--images DIR_OR_FILES...] [--repeats 5] [--threads 1 2]
                                    [--float-rows]
@@ -78,23 +81,27 @@ def unary_for(args: argparse.Namespace) -> np.ndarray:
     return crf.utils.unary_from_softmax(probs)
 
 
-def build(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset) -> Any:
+def build(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset, drop_in: bool = False) -> Any:
+    """The CRF as kazuto1011/deeplab-pytorch's libs/utils/crf.py builds it; with crf and not `drop_in`, refine's model
+    (image-space smoothness kernel, the preset's vertex rows)."""
     h, w = img.shape[:2]
     d = mod.DenseCRF2D(w, h, unary.shape[0])
-    if mod is crf:
+    options = {}
+    if mod is crf and not drop_in:
         d.setHalfRows(preset.half_rows)
+        options["lattice"] = False
     d.setUnaryEnergy(unary)
-    d.addPairwiseGaussian(sxy=preset.gaussian_sxy, compat=preset.gaussian_weight)
+    d.addPairwiseGaussian(sxy=preset.gaussian_sxy, compat=preset.gaussian_weight, **options)
     d.addPairwiseBilateral(sxy=preset.bilateral_sxy, srgb=preset.bilateral_srgb, rgbim=img,
                            compat=preset.bilateral_weight)
     return d
 
 
-def timed_run(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset, iterations: int
-              ) -> tuple[float, np.ndarray]:
+def timed_run(mod: Any, img: np.ndarray, unary: np.ndarray, preset: crf.Preset, iterations: int,
+              drop_in: bool = False) -> tuple[float, np.ndarray]:
     """Seconds for set-up + inference, and the result (labels x pixels)."""
     t0 = time.perf_counter()
-    q = np.asarray(build(mod, img, unary, preset).inference(iterations))
+    q = np.asarray(build(mod, img, unary, preset, drop_in).inference(iterations))
     return time.perf_counter() - t0, q
 
 
@@ -200,8 +207,9 @@ def markdown_table(rows: list[dict[str, Any]], threads: list[int], has_ref: bool
         cols.append("pydensecrf")
     for t in threads:
         cols += [f"steady {t}t", f"cold {t}t"]
+    cols.append(f"drop-in {threads[-1]}t")
     if has_ref:
-        cols += ["agreement"]
+        cols += ["agreement", "drop-in agreement"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
     def cell(r: dict[str, Any], key: str) -> str:
@@ -212,16 +220,16 @@ def markdown_table(rows: list[dict[str, Any]], threads: list[int], has_ref: bool
         c = [r["image"]] + ([f"{r['pydensecrf_s'] * 1e3:.0f} ms"] if has_ref else [])
         for t in threads:
             c += [cell(r, f"steady_{t}"), cell(r, f"cold_{t}")]
+        c.append(cell(r, "drop_in"))
         if has_ref:
-            c.append(f"{100 * r['agreement']:.2f} %")
+            c += [f"{100 * r['agreement']:.2f} %", f"{100 * r['drop_in_agreement']:.2f} %"]
         lines.append("| " + " | ".join(c) + " |")
     if has_ref and len(rows) > 1:
         for name, fn in (("**worst**", min), ("**median**", statistics.median)):
             c = [name, ""]
-            for t in threads:
-                for kind in ("steady", "cold"):
-                    c.append(f"**{fn([r[f'{kind}_{t}_speedup'] for r in rows]):.2f}×**")
-            c.append(f"{100 * fn([r['agreement'] for r in rows]):.2f} %")
+            for key in [f"{kind}_{t}" for t in threads for kind in ("steady", "cold")] + ["drop_in"]:
+                c.append(f"**{fn([r[f'{key}_speedup'] for r in rows]):.2f}×**")
+            c += [f"{100 * fn([r[key] for r in rows]):.2f} %" for key in ("agreement", "drop_in_agreement")]
             lines.append("| " + " | ".join(c) + " |")
     return "\n".join(lines)
 
@@ -280,16 +288,18 @@ def main() -> int:
     cold: dict[tuple[int, int], list[dict[str, Any]]] = {}
     outputs: dict[tuple[str, int, int], np.ndarray] = {}
     default_threads = crf.get_num_threads()
-    build(crf, images[0], unary, preset).inference(1)  # warm-up: thread pool, buffers, smoothness lattice
+    for drop_in in (False, True):  # warm-up: thread pool, buffers, smoothness lattice
+        build(crf, images[0], unary, preset, drop_in).inference(1)
     for rep in range(args.repeats):  # interleaved, so every configuration sees the same machine load
         for i, (path, img) in enumerate(zip(paths, images)):
             print(f"\rrepeat {rep + 1}/{args.repeats}, image {i + 1}/{len(paths)} ", end="", file=sys.stderr)
             configs: list[tuple[str, int]] = [("pydensecrf", 1)] if ref_mod else []
-            configs += [("crf", t) for t in threads]
+            configs += [("crf", t) for t in threads] + [("drop-in", threads[-1])]
             for impl, t in configs:
-                if impl == "crf":
+                if impl != "pydensecrf":
                     crf.set_num_threads(t)
-                seconds, q = timed_run(ref_mod if impl == "pydensecrf" else crf, img, unary, preset, args.iterations)
+                seconds, q = timed_run(ref_mod if impl == "pydensecrf" else crf, img, unary, preset, args.iterations,
+                                       drop_in=impl == "drop-in")
                 steady.setdefault((impl, t, i), []).append(seconds)
                 outputs[(impl, t, i)] = q
             for t in threads:
@@ -309,14 +319,15 @@ def main() -> int:
             # Cold and steady CRFs, on any thread count, must give the same bits.
             row[f"cold_{t}_same_result"] = all(c["digest"] == digest(outputs[("crf", threads[0], i)]) for c in cold[(t, i)])
         row["threads_same_result"] = len({digest(outputs[("crf", t, i)]) for t in threads}) == 1
+        row["drop_in_s"] = med(steady[("drop-in", threads[-1], i)])
         if ref_mod is not None:
             ref_s = med(steady[("pydensecrf", 1, i)])
             row["pydensecrf_s"] = ref_s
-            for t in threads:
-                row[f"steady_{t}_speedup"] = ref_s / row[f"steady_{t}_s"]
-                row[f"cold_{t}_speedup"] = ref_s / row[f"cold_{t}_s"]
-            ref = outputs[("pydensecrf", 1, i)]
-            row["agreement"] = float((outputs[("crf", threads[-1], i)].argmax(0) == ref.argmax(0)).mean())
+            for key in [f"{kind}_{t}" for t in threads for kind in ("steady", "cold")] + ["drop_in"]:
+                row[f"{key}_speedup"] = ref_s / row[f"{key}_s"]
+            ref = outputs[("pydensecrf", 1, i)].argmax(0)
+            row["agreement"] = float((outputs[("crf", threads[-1], i)].argmax(0) == ref).mean())
+            row["drop_in_agreement"] = float((outputs[("drop-in", threads[-1], i)].argmax(0) == ref).mean())
         row["phases"] = phases(img, unary, preset, args.iterations, threads[-1])
         row["vertices"] = {"smoothness": row["phases"]["smoothness_vertices"],
                            "bilateral": row["phases"]["bilateral_vertices"], **lattice_sizes(img, preset)}

@@ -5,8 +5,8 @@
     d = crf.DenseCRF2D(w, h, n_labels)                                      # pydensecrf style
 """
 
-from . import presets, utils
-from ._crf import CrfConfig, clear_lattice_cache, get_num_threads, set_buffer_cache_limit, set_num_threads, resolve_crf
+from . import eigen, presets, utils
+from ._crf import CrfConfig, clear_lattice_cache, get_num_threads, resolve_crf, set_buffer_cache_limit, set_num_threads
 from .densecrf import (
     CONST_KERNEL,
     DIAG_KERNEL,
@@ -15,8 +15,13 @@ from .densecrf import (
     NORMALIZE_AFTER,
     NORMALIZE_BEFORE,
     NORMALIZE_SYMMETRIC,
+    ConstUnary,
     DenseCRF,
     DenseCRF2D,
+    KernelType,
+    LogisticUnary,
+    NormalizationType,
+    Unary,
 )
 from .refinement import (
     DEFAULT_LATTICE_CACHE,
@@ -33,7 +38,8 @@ from .presets import PRESETS, Preset
 
 __all__ = [
     "CONST_KERNEL", "DEFAULT_LATTICE_CACHE", "DIAG_KERNEL", "FULL_KERNEL", "NO_NORMALIZATION", "NORMALIZE_AFTER", "NORMALIZE_BEFORE",
-    "NORMALIZE_SYMMETRIC", "PRESETS", "DenseCRF", "DenseCRF2D", "LatticeCache", "Preset", "clear_lattice_cache", "get_num_threads",
-    "presets", "profile_refine", "refine", "refine_batch", "refine_params", "set_buffer_cache_limit", "set_num_threads", "utils",
+    "NORMALIZE_SYMMETRIC", "PRESETS", "ConstUnary", "DenseCRF", "DenseCRF2D", "KernelType", "LatticeCache", "LogisticUnary",
+    "NormalizationType", "Preset", "Unary", "clear_lattice_cache", "eigen", "get_num_threads", "presets", "profile_refine",
+    "refine", "refine_batch", "refine_params", "set_buffer_cache_limit", "set_num_threads", "utils",
     "VIDEO_ITERATIONS", "VIDEO_SCALE", "CrfConfig", "RefineParams", "resolve_crf",
 ]

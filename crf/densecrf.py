@@ -1,23 +1,45 @@
 """pydensecrf-compatible classes over the C++ core: change `import pydensecrf.densecrf as dcrf` to
 `import crf as dcrf` and the code runs unchanged (faster, multithreaded, with the GIL released).
 
-Differences from pydensecrf, all on inputs it would reject or crash on: any real dtype is converted
-to float32, non-contiguous arrays are copied, and bad shapes, NaN/inf, out-of-range parameters or
-lattices too large to represent raise ValueError/TypeError/OverflowError/MemoryError instead of
-aborting the process.
+Unaries (`setUnaryEnergy`, `ConstUnary`, `LogisticUnary`) and compatibility vectors/matrices must be float32 and
+C-contiguous, as in pydensecrf (ValueError otherwise, with the fix in the message). Differences from pydensecrf, all
+on inputs it would reject or crash on: features of any real dtype are converted to float32 and copied when not
+contiguous, and bad shapes, NaN/inf, out-of-range parameters or lattices too large to represent raise
+ValueError/TypeError/OverflowError/MemoryError instead of aborting the process.
 """
 
 from __future__ import annotations
 
 import operator
+from enum import IntEnum
+from numbers import Number
 from typing import Any
 
 import numpy as np
 
 from . import _crf
+from .eigen import float32_buffer
 
-CONST_KERNEL, DIAG_KERNEL, FULL_KERNEL = 0, 1, 2
-NO_NORMALIZATION, NORMALIZE_BEFORE, NORMALIZE_AFTER, NORMALIZE_SYMMETRIC = 0, 1, 2, 3
+
+class KernelType(IntEnum):
+    """The kernel's precision matrix (pydensecrf.densecrf.KernelType)."""
+
+    CONST_KERNEL = 0
+    DIAG_KERNEL = 1
+    FULL_KERNEL = 2
+
+
+class NormalizationType(IntEnum):
+    """How a kernel is normalised (pydensecrf.densecrf.NormalizationType)."""
+
+    NO_NORMALIZATION = 0
+    NORMALIZE_BEFORE = 1
+    NORMALIZE_AFTER = 2
+    NORMALIZE_SYMMETRIC = 3
+
+
+CONST_KERNEL, DIAG_KERNEL, FULL_KERNEL = KernelType
+NO_NORMALIZATION, NORMALIZE_BEFORE, NORMALIZE_AFTER, NORMALIZE_SYMMETRIC = NormalizationType
 
 _POTTS, _DIAGONAL, _MATRIX = 0, 1, 2
 _EMPTY = np.zeros(0, np.float32)
@@ -28,10 +50,9 @@ def as_float32(a: Any, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
     arr = np.asarray(a)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
-    if arr.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, arr.shape)):
-        want = str(tuple("?" if s is None else s for s in shape)).replace("'", "")
-        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.ndim != len(shape):
+        raise ValueError(f"{name} must have {len(shape)} dimensions, got shape {arr.shape}")
+    return np.ascontiguousarray(_shaped(arr, name, shape), dtype=np.float32)
 
 
 def _count(value: Any, name: str) -> int:
@@ -52,20 +73,59 @@ def _enum(value: Any, name: str, upper: int) -> int:
 
 
 def _compat(compat: Any, n_labels: int) -> tuple[int, float, np.ndarray]:
-    """pydensecrf's rule: a number is Potts, a vector is diagonal, a matrix is a full compatibility."""
-    arr = np.asarray(compat)
-    if arr.dtype.kind not in "fiub" or isinstance(compat, bool):
-        raise TypeError(f"compat must be a number, a vector or a matrix, got {type(compat).__name__}")
-    if arr.ndim == 0:
-        w = float(arr)
+    """pydensecrf's rule: a number is Potts, a float32 vector is diagonal, a float32 matrix is a full compatibility."""
+    if isinstance(compat, bool):
+        raise TypeError("compat must be a number, a vector or a matrix, got bool")
+    if isinstance(compat, Number):
+        w = float(compat)
         if not np.isfinite(w):
             raise ValueError(f"compat must be finite, got {w}")
         return _POTTS, w, _EMPTY
-    if arr.ndim == 1:
-        return _DIAGONAL, 0.0, as_float32(arr, "compat (diagonal)", (n_labels,))
-    if arr.ndim == 2:
-        return _MATRIX, 0.0, as_float32(arr, "compat (matrix)", (n_labels, n_labels)).ravel()
-    raise ValueError("LabelCompatibility of dimension >2 not meaningful.")
+    try:
+        ndim = memoryview(compat).ndim
+    except TypeError:
+        raise TypeError(f"compat must be a number or a float32 array, got {type(compat).__name__}") from None
+    if ndim == 1:
+        return _DIAGONAL, 0.0, _shaped(float32_buffer(compat, "compat (diagonal)", 1), "compat (diagonal)", (n_labels,))
+    if ndim == 2:
+        matrix = _shaped(float32_buffer(compat, "compat (matrix)", 2), "compat (matrix)", (n_labels, n_labels))
+        return _MATRIX, 0.0, matrix.ravel()
+    raise ValueError(f"compat must be a number, a vector or a matrix, got an array of {ndim} dimensions")
+
+
+def _shaped(arr: np.ndarray, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    if any(s is not None and s != t for s, t in zip(shape, arr.shape)):
+        want = str(tuple("?" if s is None else s for s in shape)).replace("'", "")
+        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    return arr
+
+
+class Unary:
+    """A unary energy (-log P, n_labels x n_pixels) for `DenseCRF.setUnary` (pydensecrf.densecrf.Unary)."""
+
+    def __init__(self, energy: np.ndarray) -> None:
+        self._energy = energy
+
+    def energy(self) -> np.ndarray:
+        """The energy, n_labels x n_pixels float32."""
+        return self._energy
+
+
+class ConstUnary(Unary):
+    """A fixed unary energy `u` (float32 C-contiguous, n_labels x n_pixels)."""
+
+    def __init__(self, u: Any) -> None:
+        super().__init__(float32_buffer(u, "unary", 2).copy())
+
+
+class LogisticUnary(Unary):
+    """The unary energy `L @ f`: weights L (n_labels x n_features) times features f (n_features x n_pixels),
+    both float32 C-contiguous."""
+
+    def __init__(self, L: Any, f: Any) -> None:
+        weights = float32_buffer(L, "unary weights", 2)
+        feats = _shaped(float32_buffer(f, "unary features", 2), "unary features", (weights.shape[1], None))
+        super().__init__(np.ascontiguousarray(weights @ feats, dtype=np.float32))
 
 
 def _sigmas(value: Any, count: int, name: str) -> tuple[float, ...]:
@@ -105,13 +165,19 @@ class DenseCRF:
         return self._nlabel
 
     def setUnaryEnergy(self, u: Any, f: Any = None) -> None:
-        """Unary energy -log P, n_labels x n_pixels; with `f` (n_features x n_pixels), U = u @ f."""
+        """Unary energy -log P, n_labels x n_pixels float32; with `f` (n_features x n_pixels), U = u @ f."""
         if f is None:
-            self._core.set_unary_energy(as_float32(u, "unary", (self._nlabel, self._nvar)))
-            return
-        feats = as_float32(f, "unary features", (None, self._nvar))
-        weights = as_float32(u, "unary weights", (self._nlabel, feats.shape[0]))
-        self._core.set_unary_energy(np.ascontiguousarray(weights @ feats, dtype=np.float32))
+            unary = float32_buffer(u, "unary", 2)
+        else:
+            unary = LogisticUnary(u, f).energy()
+        self._core.set_unary_energy(_shaped(unary, "unary", (self._nlabel, self._nvar)))
+
+    def setUnary(self, u: Unary) -> None:
+        """Set a `ConstUnary` or `LogisticUnary` (pydensecrf's setUnary)."""
+        if not isinstance(u, Unary):
+            raise TypeError(f"setUnary takes a ConstUnary or LogisticUnary, got {type(u).__name__} "
+                            "(for an array, use setUnaryEnergy)")
+        self._core.set_unary_energy(_shaped(u.energy(), "unary", (self._nlabel, self._nvar)))
 
     def addPairwiseEnergy(self, features: Any, compat: Any, kernel: int = DIAG_KERNEL,
                           normalization: int = NORMALIZE_SYMMETRIC) -> None:
@@ -164,9 +230,10 @@ class DenseCRF2D(DenseCRF):
         self._init(_crf.DenseCRF.new_2d(self._w, self._h, self._labels(nlabels)))
 
     def addPairwiseGaussian(self, sxy: Any, compat: Any, kernel: int = DIAG_KERNEL,
-                            normalization: int = NORMALIZE_SYMMETRIC, *, lattice: bool = False) -> None:
-        """Smoothness kernel over pixel positions. A normalised kernel with sxy <= 4/3 (VOC's sxy = 1) is filtered as
-        an exact separable Gaussian in image space; larger ones, and `lattice=True`, use pydensecrf's lattice."""
+                            normalization: int = NORMALIZE_SYMMETRIC, *, lattice: bool = True) -> None:
+        """Smoothness kernel over pixel positions, on pydensecrf's lattice. `lattice=False` (not in pydensecrf) filters
+        a normalised kernel with sxy <= 4/3 (VOC's sxy = 1) as an exact separable Gaussian in image space instead,
+        as `crf.refine` does: faster, and a slightly different kernel."""
         sx, sy = _sigmas(sxy, 2, "sxy")
         kind, w, values = _compat(compat, self._nlabel)
         self._core.add_pairwise_gaussian(sx, sy, kind, w, values, _enum(kernel, "kernel", 2),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Number
 from typing import Any, Sequence
 
@@ -49,6 +50,18 @@ def unary_from_softmax(sm: Any, scale: float | None = None, clip: float | None =
         sm = np.clip(sm, clip, 1.0)
     with np.errstate(divide="ignore"):
         return -np.log(sm).reshape([num_cls, -1]).astype(np.float32)
+
+
+def compute_unary(labels: Any, M: int, GT_PROB: float = 0.5) -> np.ndarray:
+    """Deprecated alias of `unary_from_labels(labels, M, GT_PROB)`, as in pydensecrf."""
+    warnings.warn("compute_unary is deprecated, use unary_from_labels instead", DeprecationWarning, stacklevel=2)
+    return unary_from_labels(labels, M, GT_PROB)
+
+
+def softmax_to_unary(sm: Any, GT_PROB: float = 1) -> np.ndarray:
+    """Deprecated alias of `unary_from_softmax(sm, scale=GT_PROB (None for 1), clip=None)`, as in pydensecrf."""
+    warnings.warn("softmax_to_unary is deprecated, use unary_from_softmax instead", DeprecationWarning, stacklevel=2)
+    return unary_from_softmax(sm, None if GT_PROB == 1 else GT_PROB, clip=None)
 
 
 def unary_from_logits(logits: Any) -> np.ndarray:

@@ -160,12 +160,18 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path, init: str | Path 
         ema = value if ema is None else 0.95 * ema + 0.05 * value
         bar.set_postfix(loss=f"{ema:.3f}")
     model.eval()
-    summary = {"config": {**asdict(cfg), "blocks": list(cfg.blocks), "crop": list(cfg.crop)}, "data": str(data),
+    summary = {"config": {**asdict(cfg), "blocks": list(cfg.blocks), "crop": list(cfg.crop)}, "data": provenance(data),
                "images": len(dataset),
-               "init": str(init) if init is not None else None,
+               "init": provenance(init) if init is not None else None,
                "final_loss": round(ema or 0.0, 4), "seconds": round(time.monotonic() - start, 1)}
     save_checkpoint(out, model, class_names, {"train": summary})
     return summary
+
+
+def provenance(path: str | Path) -> str:
+    """A file or folder as a checkpoint's meta records it: its name only, never the machine's directory layout
+    (the meta travels into every exported model and Triton config)."""
+    return Path(path).name
 
 
 def onnx_beside(checkpoint: str | Path, onnx: str | None) -> str:

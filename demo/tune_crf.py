@@ -16,7 +16,7 @@ from typing import Any
 
 import crf
 from demo.assets import check_not_assets, checkpoint_path
-from demo.train import onnx_beside
+from demo.train import onnx_beside, provenance
 from export.metrics import ConfusionMatrix
 from export.onnx_export import export_onnx
 from export.voc import VOCDataset
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {line}")
     model, ckpt = load_model(args.checkpoint)
     meta = {**ckpt.meta, "crf": best,
-            "crf_search": {"data": str(args.data), "split": args.split, "images": len(dataset),
+            "crf_search": {"data": provenance(args.data), "split": args.split, "images": len(dataset),
                            "miou": round(best_miou, 5), "miou_no_crf": round(base, 5)}}
     with torch.no_grad():
         save_checkpoint(args.out, model, ckpt.class_names, meta)

@@ -15,6 +15,9 @@ from torch import nn
 RESNET101_BLOCKS = (3, 4, 23, 3)
 ASPP_L = (6, 12, 18, 24)
 ASPP_S = (2, 4, 8, 12)
+ASPP_S_KAZUTO = (3, 6, 9, 12)  # kazuto1011/deeplab-pytorch's DeepLabV2S_ResNet101_MSC
+# Named rate sets (export's --aspp-rates): the rates are not in the weights, so the exporter must be told.
+ASPP_RATE_SETS = {"L": ASPP_L, "S": ASPP_S, "S-kazuto": ASPP_S_KAZUTO}
 MSC_SCALES = (0.5, 0.75)
 OUTPUT_STRIDE = 8
 BN_EPS = 1e-5

@@ -2,11 +2,13 @@
 
 The graph takes ``image`` (float32 N×3×H×W, dynamic N, H, W, preprocessed as its metadata says) and returns ``logits``
 at 1/8 resolution: the runtime upsamples. The ``deeplab`` metadata property holds :class:`runtime.metadata.ModelMeta`.
-Every export is checked with ``onnx.checker`` and against PyTorch with onnxruntime before it is written atomically.
+Every export is checked with ``onnx.checker`` and with onnxruntime against a float64 run of the PyTorch model (the
+float32 model's own rounding is measured alongside and sets the tolerance) before it is written atomically.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import io
 import json
@@ -28,7 +30,12 @@ MIN_OPSET = 11  # Resize with half_pixel coordinates
 MIN_SIZE = 8  # trace/parity input: at least one output-stride cell (MSC halves it)
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
+# Parity against float64 PyTorch: the ONNX's relative error may be MAX_REL_ERROR or FLOAT32_ERROR_FACTOR times float32
+# PyTorch's own (deep nets with wide BatchNorm statistics, and MSC's input resizes, amplify float32 rounding alike in
+# both runtimes); its argmax agreement MIN_ARGMAX_AGREEMENT, or no more than 1 - MIN_ARGMAX_AGREEMENT below float32
+# PyTorch's.
 MAX_REL_ERROR = 1e-4
+FLOAT32_ERROR_FACTOR = 2.0
 MIN_ARGMAX_AGREEMENT = 0.999
 # Checkpoint meta keys that describe preprocessing and override the Caffe defaults.
 PREPROCESSING_KEYS = ("channel_order", "mean", "scale")
@@ -40,20 +47,29 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class Parity:
-    """onnxruntime vs PyTorch on one random input."""
+    """onnxruntime and float32 PyTorch, each against a float64 run of the PyTorch model, on one random input."""
 
     shape: tuple[int, ...]
-    max_abs_error: float
-    rel_error: float  # max abs error / max abs PyTorch logit
-    argmax_agreement: float  # fraction of logit pixels with the same arg-max class
+    max_abs_error: float  # onnxruntime vs float64 PyTorch
+    rel_error: float  # that / max abs float64 logit
+    argmax_agreement: float  # fraction of logit pixels where onnxruntime and float64 PyTorch pick the same class
+    torch_rel_error: float  # float32 PyTorch vs float64 PyTorch, same scale
+    torch_argmax_agreement: float
+
+    @property
+    def tolerance(self) -> float:
+        return max(MAX_REL_ERROR, FLOAT32_ERROR_FACTOR * self.torch_rel_error)
 
     def ok(self) -> bool:
-        return self.rel_error < MAX_REL_ERROR and self.argmax_agreement > MIN_ARGMAX_AGREEMENT
+        slack = 1.0 - MIN_ARGMAX_AGREEMENT
+        return self.rel_error < self.tolerance and self.argmax_agreement > min(
+            MIN_ARGMAX_AGREEMENT, self.torch_argmax_agreement - slack)
 
     def __str__(self) -> str:
-        return (f"parity onnxruntime vs torch on {'x'.join(map(str, self.shape))}: max abs error "
-                f"{self.max_abs_error:.3g}, relative error {self.rel_error:.3g}, argmax agreement "
-                f"{100 * self.argmax_agreement:.3f} %")
+        return (f"parity against float64 PyTorch on {'x'.join(map(str, self.shape))}: relative error onnxruntime "
+                f"{self.rel_error:.3g}, float32 PyTorch {self.torch_rel_error:.3g} (tolerance {self.tolerance:.3g}); "
+                f"argmax agreement onnxruntime {100 * self.argmax_agreement:.3f} %, float32 PyTorch "
+                f"{100 * self.torch_argmax_agreement:.3f} %")
 
 
 @dataclass(frozen=True)
@@ -125,9 +141,10 @@ def onnx_bytes(checkpoint: str | os.PathLike[str], *, msc: bool = False, opset: 
         names = [f"class_{i}" for i in range(model.n_classes)]
     if len(names) != model.n_classes:
         raise ExportError(f"{len(names)} class names for a model with {model.n_classes} classes")
-    meta = _model_meta(names, ckpt.meta, model, msc, sha256_file(source))
+    rates_from = "export option" if aspp_rates else "checkpoint meta" if ckpt.meta.get("aspp_rates") else "default (L)"
+    meta = _model_meta(names, ckpt.meta, model, msc, sha256_file(source), rates_from)
     log(f"model: {model.n_classes} classes, blocks {list(model.blocks)}, width {model.base_width}, "
-        f"ASPP rates {list(model.aspp_rates)}{', multi-scale' if msc else ''}")
+        f"ASPP rates {list(model.aspp_rates)} ({rates_from}){', multi-scale' if msc else ''}")
     net = _wrap(model, msc)
     data = graph_bytes(net, meta, opset, height, width)
     parity = None
@@ -135,8 +152,10 @@ def onnx_bytes(checkpoint: str | os.PathLike[str], *, msc: bool = False, opset: 
         parity = check_onnx_parity(net, data, height, width)
         log(str(parity))
         if not parity.ok():
-            raise ExportError(f"onnxruntime disagrees with PyTorch beyond tolerance (relative error < "
-                              f"{MAX_REL_ERROR:g}, argmax agreement > {100 * MIN_ARGMAX_AGREEMENT:g} %): {parity}")
+            raise ExportError(f"onnxruntime disagrees with PyTorch beyond tolerance (relative error < max("
+                              f"{MAX_REL_ERROR:g}, {FLOAT32_ERROR_FACTOR:g}x float32 PyTorch's), argmax agreement > "
+                              f"{100 * MIN_ARGMAX_AGREEMENT:g} % or float32 PyTorch's - "
+                              f"{100 * (1 - MIN_ARGMAX_AGREEMENT):g}): {parity}")
     return data, meta, parity
 
 
@@ -160,12 +179,14 @@ def _wrap(model: Any, msc: bool) -> Any:
     return MSC(model).eval() if msc else model
 
 
-def _model_meta(names: Sequence[str], ckpt_meta: dict[str, Any], model: Any, msc: bool, sha256: str) -> ModelMeta:
+def _model_meta(names: Sequence[str], ckpt_meta: dict[str, Any], model: Any, msc: bool, sha256: str,
+                rates_from: str) -> ModelMeta:
     from export.model import MSC_SCALES, OUTPUT_STRIDE
 
     pre = {k: ckpt_meta[k] for k in PREPROCESSING_KEYS if k in ckpt_meta}
     pre.setdefault("mean", CAFFE_BGR_MEAN)
-    arch = {"blocks": list(model.blocks), "base_width": model.base_width, "aspp_rates": list(model.aspp_rates)}
+    arch = {"blocks": list(model.blocks), "base_width": model.base_width, "aspp_rates": list(model.aspp_rates),
+            "aspp_rates_from": rates_from}
     if msc:
         arch["msc_scales"] = list(MSC_SCALES)
     extra: dict[str, Any] = {"architecture": arch}
@@ -230,7 +251,8 @@ def _bypass_weight_identities(graph: Any) -> None:
 
 
 def check_onnx_parity(net: Any, onnx_bytes: bytes, height: int, width: int, batch: int = 1, seed: int = 0) -> Parity:
-    """Run the same random image-like input (0..255 minus the Caffe mean) through onnxruntime (CPU) and PyTorch."""
+    """Run the same random image-like input (0..255 minus the Caffe mean) through onnxruntime (CPU) and float32
+    PyTorch, and compare both with a float64 copy of the PyTorch model."""
     import onnxruntime as ort
     import torch
 
@@ -242,13 +264,15 @@ def check_onnx_parity(net: Any, onnx_bytes: bytes, height: int, width: int, batc
     session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
     got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
     with torch.no_grad():
-        want = net(torch.from_numpy(x)).numpy()
-    if got.shape != want.shape:
-        raise ExportError(f"onnxruntime logits have shape {got.shape}, PyTorch {want.shape}")
-    err = float(np.abs(got - want).max())
-    scale = float(np.abs(want).max()) or 1.0
-    agree = float((got.argmax(1) == want.argmax(1)).mean())
-    return Parity(tuple(x.shape), err, err / scale, agree)
+        single = net(torch.from_numpy(x)).numpy()
+        exact = copy.deepcopy(net).double()(torch.from_numpy(x).double()).numpy()
+    if got.shape != exact.shape:
+        raise ExportError(f"onnxruntime logits have shape {got.shape}, PyTorch {exact.shape}")
+    scale = float(np.abs(exact).max()) or 1.0
+    err = float(np.abs(got - exact).max())
+    labels = exact.argmax(1)
+    return Parity(tuple(x.shape), err, err / scale, float((got.argmax(1) == labels).mean()),
+                  float(np.abs(single - exact).max()) / scale, float((single.argmax(1) == labels).mean()))
 
 
 # ---- CLI: python -m export onnx ----
@@ -265,17 +289,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=321, help="trace and parity-check input width (default 321)")
     parser.add_argument("--class-names", type=Path, metavar="FILE",
                         help="class names, one per line (overrides the checkpoint's)")
-    parser.add_argument("--aspp", choices=("L", "S"), help="ASPP rates, L = 6,12,18,24, S = 2,4,8,12 (default: the "
-                                                           "checkpoint's meta, else L)")
+    parser.add_argument("--aspp-rates", type=aspp_rates, metavar="RATES",
+                        help="ASPP dilation rates, which cannot be read from the weights: comma-separated integers "
+                             "(3,6,9,12) or a named set: L = 6,12,18,24 (DeepLab v2), S = 2,4,8,12 (DeepLab v2 "
+                             "ASPP-S), S-kazuto = 3,6,9,12 (kazuto1011/deeplab-pytorch's DeepLabV2S). Default: the "
+                             "checkpoint's meta, else L")
     parser.add_argument("--no-parity", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
 
 
-def run(args: argparse.Namespace) -> int:
-    from export.model import ASPP_L, ASPP_S
+def aspp_rates(text: str) -> tuple[int, ...]:
+    """--aspp-rates: a named set (export.model.ASPP_RATE_SETS, any case) or comma-separated positive integers."""
+    from export.model import ASPP_RATE_SETS
 
+    named_sets = {k.lower(): v for k, v in ASPP_RATE_SETS.items()}
+    if text.strip().lower() in named_sets:
+        return named_sets[text.strip().lower()]
+    try:
+        rates = tuple(int(r) for r in text.split(","))
+    except ValueError:
+        rates = ()
+    if not rates or min(rates) < 1:
+        raise argparse.ArgumentTypeError(f"expected {', '.join(ASPP_RATE_SETS)} or positive integers such as "
+                                         f"3,6,9,12, got {text!r}")
+    return rates
+
+
+def run(args: argparse.Namespace) -> int:
     output = args.output or Path(Path(str(args.checkpoint)).stem + ".onnx")
     names = read_class_names(args.class_names) if args.class_names else None
-    rates = {"L": ASPP_L, "S": ASPP_S}.get(args.aspp) if args.aspp else None
     export_onnx(args.checkpoint, output, msc=args.msc, opset=args.opset, height=args.height, width=args.width,
-                class_names=names, aspp_rates=rates, check_parity=not args.no_parity, log=print)
+                class_names=names, aspp_rates=args.aspp_rates, check_parity=not args.no_parity, log=print)
     return 0

@@ -40,7 +40,7 @@ def test_pydensecrf_api_shapes():
         d.addPairwiseGaussian(sxy=3, compat=np.ones(4, np.float32))
     with pytest.raises(ValueError, match="compat"):
         d.addPairwiseGaussian(sxy=3, compat=np.ones((3, 4), np.float32))
-    with pytest.raises(ValueError, match="dimension >2"):
+    with pytest.raises(ValueError, match="a vector or a matrix, got an array of 3 dimensions"):
         d.addPairwiseGaussian(sxy=3, compat=np.ones((3, 3, 3), np.float32))
     with pytest.raises(ValueError, match="sxy"):
         d.addPairwiseGaussian(sxy=(1, 2, 3), compat=3)
@@ -62,16 +62,39 @@ def test_float_probabilities_are_converted(dtype):
     np.testing.assert_array_equal(refine(probs=PROBS.astype(dtype)), expected)
 
 
-def test_float64_unary_and_features_are_converted():
+def test_float64_features_are_converted():
     u = crf.utils.unary_from_softmax(PROBS)
     feats = crf.utils.create_pairwise_gaussian((2, 2), (6, 7))
     outs = []
     for cast in (np.float32, np.float64):
         d = crf.DenseCRF(42, 3)
-        d.setUnaryEnergy(u.astype(cast))
+        d.setUnaryEnergy(u)
         d.addPairwiseEnergy(feats.astype(cast), compat=np.float64(3))
         outs.append(d.inference(3))
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_unaries_and_compat_arrays_must_be_float32_and_contiguous():
+    """pydensecrf's strictness (ValueError, TypeError for None or a list), with the fix in the message."""
+    u = crf.utils.unary_from_softmax(PROBS)
+    d = crf.DenseCRF2D(7, 6, 3)
+    for bad in (u.astype(np.float64), np.asfortranarray(u)):
+        for call in (d.setUnaryEnergy, lambda a: d.setUnary(crf.ConstUnary(a))):
+            with pytest.raises(ValueError, match="float32|C-contiguous"):
+                call(bad)
+    with pytest.raises(ValueError, match="np.ascontiguousarray"):
+        d.setUnaryEnergy(u.astype(np.float64))
+    for bad in (None, u.tolist()):
+        with pytest.raises(TypeError):
+            d.setUnaryEnergy(bad)
+    with pytest.raises(TypeError, match="setUnaryEnergy"):
+        d.setUnary(u)
+    for compat in (np.ones(3), np.ones(3, np.int64), np.ones((3, 3)), np.ones((3, 6), np.float32)[:, ::2]):
+        with pytest.raises(ValueError, match="float32|C-contiguous"):
+            d.addPairwiseGaussian(sxy=3, compat=compat)
+    with pytest.raises(TypeError):
+        d.addPairwiseGaussian(sxy=3, compat=[1.0, 2.0, 3.0])
+    d.addPairwiseGaussian(sxy=3, compat=np.float64(3))  # a number of any type is a Potts weight
 
 
 @pytest.mark.parametrize("bad", [PROBS.astype(np.int32), PROBS.astype(np.complex64), PROBS.astype(object)])
@@ -111,8 +134,10 @@ def test_non_contiguous_inputs_give_the_same_result():
     np.testing.assert_array_equal(refine(img=big_img, probs=big_probs), refine())
     d1, d2 = crf.DenseCRF(42, 3), crf.DenseCRF(42, 3)
     u = crf.utils.unary_from_softmax(PROBS)
-    d1.setUnaryEnergy(u)
-    d2.setUnaryEnergy(np.asfortranarray(u))
+    feats = crf.utils.create_pairwise_gaussian((2, 2), (6, 7))
+    for d, f in ((d1, feats), (d2, np.asfortranarray(feats))):
+        d.setUnaryEnergy(u)
+        d.addPairwiseEnergy(f, compat=3)
     np.testing.assert_array_equal(d1.inference(2), d2.inference(2))
 
 

@@ -23,6 +23,7 @@ def test_train_then_tune_crf(tmp_path, capsys):
     assert payload["class_names"][0] == "background" and len(payload["class_names"]) == 8
     assert "layer1.conv1.conv.weight" in payload["model"] and "aspp.c3.bias" in payload["model"]
     assert payload["meta"]["train"]["config"]["steps"] == 2
+    assert payload["meta"]["train"]["data"] == "data"  # the folder's name, not this machine's path to it
 
     before = ckpt.read_bytes(), onnx_file.read_bytes()
     tuned, tuned_onnx = tmp_path / "tuned.pt", tmp_path / "tuned.onnx"
@@ -38,6 +39,7 @@ def test_train_then_tune_crf(tmp_path, capsys):
         assert meta.extra["crf"]["bilateral_sxy"] == 40 and meta.extra["crf"]["bilateral_srgb"] in (5, 10)
     assert meta.extra["crf"] == torch.load(tuned, weights_only=True)["meta"]["crf"]
     assert "crf" not in meta.extra["checkpoint_meta"]
+    assert meta.extra["checkpoint_meta"]["crf_search"]["data"] == "data"
 
 
 def test_batch_crops_are_height_by_width():

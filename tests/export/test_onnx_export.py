@@ -77,7 +77,8 @@ def test_metadata_round_trip(small_onnx, small_checkpoint):
     assert meta.output_stride == 8 and meta.align_corners is False and meta.msc is False
     assert (meta.input_name, meta.output_name, meta.precision) == ("image", "logits", "fp32")
     assert meta.source_sha256 == sha256_file(small_checkpoint)
-    assert meta.extra["architecture"] == {"blocks": [1, 1, 1, 1], "base_width": 8, "aspp_rates": [6, 12, 18, 24]}
+    assert meta.extra["architecture"] == {"blocks": [1, 1, 1, 1], "base_width": 8, "aspp_rates": [6, 12, 18, 24],
+                                          "aspp_rates_from": "checkpoint meta"}
     assert meta.extra["checkpoint_meta"] == {"dataset": "unit-test"}
     assert ModelMeta.from_json(meta.to_json()) == meta
 
@@ -117,12 +118,83 @@ def test_demo_resolves_to_bundled_checkpoint(small_checkpoint, tmp_path, monkeyp
         export_onnx("demo", tmp_path / "x.onnx")
 
 
+def test_aspp_rates_option_named_and_explicit(small_model, tmp_path, capsys):
+    """The rates are not in the weights: --aspp-rates sets them (named or explicit) and the metadata says so."""
+    from export.cli import main
+
+    path = tmp_path / "kazuto.pt"
+    torch.save({f"base.{k}": v for k, v in small_model().state_dict().items()}, path)  # no meta, as kazuto's files
+    for option, rates, source in ((None, [6, 12, 18, 24], "default (L)"), ("S-kazuto", [3, 6, 9, 12], "export option"),
+                                  ("s", [2, 4, 8, 12], "export option"), ("1,3,5,7", [1, 3, 5, 7], "export option")):
+        out = tmp_path / f"{option}.onnx"
+        argv = ["onnx", str(path), "-o", str(out), "--height", "33", "--width", "33"]
+        assert main(argv + (["--aspp-rates", option] if option else [])) == 0
+        arch = _meta(out).extra["architecture"]
+        assert (arch["aspp_rates"], arch["aspp_rates_from"]) == (rates, source)
+        assert f"ASPP rates {rates} ({source})" in capsys.readouterr().out
+    for bad in ("M", "3,x", "0,6,9,12", ""):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["onnx", str(path), "--aspp-rates", bad])
+        assert exit_info.value.code == 2 and "--aspp-rates" in capsys.readouterr().err
+    proc = subprocess_export(path, "-o", tmp_path / "three.onnx", "--aspp-rates", "6,12,18")
+    assert proc.returncode == 1 and "4 ASPP branches but 3 rates" in proc.stderr
+
+
+def test_parity_tolerance_follows_float32_pytorch():
+    """The issue's figures: ONNX 3.3e-4 from float64 while float32 PyTorch is 5.4e-4 away passes; the same ONNX error
+    on a model whose float32 PyTorch is exact to 1e-6 fails, as does an argmax drop PyTorch does not share."""
+    shape = (1, 3, 513, 513)
+    assert Parity(shape, 0.01, 3.3e-4, 0.9995, 5.4e-4, 0.9993).ok()
+    assert not Parity(shape, 0.01, 3.3e-4, 0.9995, 1e-6, 1.0).ok()
+    assert Parity(shape, 0.001, 9e-5, 0.9995, 1e-6, 1.0).ok()
+    assert not Parity(shape, 0.001, 9e-5, 0.99, 1e-6, 0.9995).ok()
+    assert Parity(shape, 0.001, 9e-5, 0.99, 1e-6, 0.9905).ok()
+    text = str(Parity(shape, 0.01, 3.3e-4, 0.9995, 5.4e-4, 0.9993))
+    assert "onnxruntime 0.00033" in text and "float32 PyTorch 0.00054" in text and "tolerance 0.00108" in text
+
+
+def realistic_resnet101(n_classes: int = 21, seed: int = 0) -> torch.nn.Module:
+    """kazuto's DeepLabV2_ResNet101_MSC layout with trained-looking BatchNorm: running statistics recorded from the
+    network's own activations on an image-like input, as training records them (variances 0.05 .. 2e3, like trained
+    nets' 0.04 .. 4.7e3), scales 0.2 .. 1.5, shifts N(0, 0.5). Float32 PyTorch is about 1e-4 from float64 on it."""
+    from export.model import DeepLabV2
+
+    torch.manual_seed(seed)
+    model = DeepLabV2(n_classes)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for m in norms:
+            m.momentum = None  # cumulative average: the statistics of the one calibration batch
+            m.reset_running_stats()
+            m.weight.uniform_(0.2, 1.5)
+            m.bias.normal_(0.0, 0.5)
+        model.train()(torch.rand(1, 3, 129, 129) * 255 - 120)
+    for m in norms:
+        m.momentum = 0.1
+    return model.eval()
+
+
+@pytest.mark.slow
+def test_realistic_resnet101_msc_exports_at_513(tmp_path):
+    """Float32 rounding, amplified by wide BatchNorm statistics and MSC's input resizes, is not an export error: the
+    check compares onnxruntime with float64 PyTorch and prints both figures."""
+    path = tmp_path / "deeplabv2_resnet101_msc.pth"
+    torch.save({f"base.{k}": v for k, v in realistic_resnet101().state_dict().items()}, path)
+    lines: list[str] = []
+    result = export_onnx(path, tmp_path / "msc.onnx", msc=True, height=513, width=513, log=lines.append)
+    parity = result.parity
+    assert parity is not None and parity.ok() and (tmp_path / "msc.onnx").is_file()
+    # The failing case: float32 PyTorch itself is beyond the 1e-4 that an ONNX-vs-float32-PyTorch check demanded.
+    assert parity.torch_rel_error > onnx_export.MAX_REL_ERROR and parity.shape == (1, 3, 513, 513)
+    assert str(parity) in lines and "float32 PyTorch" in str(parity)
+
+
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, ExportError])
 def test_no_output_after_interrupt_or_failed_check(failure, small_checkpoint, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         if failure is KeyboardInterrupt:
             raise KeyboardInterrupt
-        return Parity((1, 3, 33, 33), 1.0, 0.5, 0.2)
+        return Parity((1, 3, 33, 33), 1.0, 0.5, 0.2, 1e-6, 1.0)
 
     monkeypatch.setattr(onnx_export, "check_onnx_parity", broken)
     with pytest.raises(failure):
@@ -232,7 +304,7 @@ def test_cli_bad_checkpoints(small_model, tmp_path):
 def test_cli_success_and_verbose(small_checkpoint, tmp_path):
     proc = subprocess_export(small_checkpoint, "-o", tmp_path / "ok.onnx", "--height", "41", "--width", "57")
     assert proc.returncode == 0, proc.stderr
-    assert "argmax agreement 100.000 %" in proc.stdout and (tmp_path / "ok.onnx").is_file()
+    assert "argmax agreement onnxruntime 100.000 %" in proc.stdout and (tmp_path / "ok.onnx").is_file()
     proc = subprocess_export(tmp_path / "absent.pt", "--verbose")
     assert proc.returncode != 0 and "Traceback" in proc.stderr
     proc = subprocess_export(small_checkpoint, "-o", tmp_path / "x.onnx", "--class-names", tmp_path / "absent.txt")
