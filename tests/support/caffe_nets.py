@@ -146,7 +146,7 @@ def prototxt(kind: str, n_classes: int, rates: Sequence[int], *, blocks: Sequenc
     if msc:
         score = CLASSIFIER[kind]
         fused = [score]
-        one = (output_size(h), output_size(w))
+        one = (score_size(kind, h), score_size(kind, w))
         for (shrink, zoom), (sshrink, szoom), s in zip(CAFFE_MSC_INTERP, SCORE_INTERP, ("_res075", "_res05")):
             size = (caffe_interp_size(h, shrink, zoom), caffe_interp_size(w, shrink, zoom))
             lines.append(_interp(f"data{s}", "data", shrink=shrink, zoom=zoom, size=size if opencv_size else None))
@@ -156,6 +156,16 @@ def prototxt(kind: str, n_classes: int, rates: Sequence[int], *, blocks: Sequenc
             fused.append(f"{score}{s}_interp")
         lines.append(_eltwise("fc_fusion", fused, "MAX"))
     return "\n".join(lines) + "\n"
+
+
+def score_size(kind: str, n: int) -> int:
+    """The 1× score map's height/width for an input of n: Caffe's ceil-mode pooling arithmetic."""
+    if kind == "resnet":
+        return output_size(n)
+    for _ in range(3):  # pool1..3: max 3/2 pad 1, ceil mode (pool4/5, pool5a keep the size)
+        out = -(-(n + 2 - 3) // 2) + 1
+        n = out - 1 if (out - 1) * 2 >= n + 1 else out
+    return n
 
 
 def random_blobs(text: str, seed: int = 0) -> dict[str, list[np.ndarray]]:
