@@ -27,7 +27,7 @@ from runtime.cli_errors import error_text
 from runtime.multi_cli import check_args, is_multi, run_multi
 from runtime.pipeline import Pipeline
 from runtime.segmenter import Segmenter
-from runtime.sinks import VIDEO_CODECS, MaskSink, OverlayImageSink, OverlayVideoSink
+from runtime.sinks import VIDEO_CODECS, MaskSink, OverlayImageSink, OverlayVideoSink, palette_of
 from runtime.sources import ImageSource, open_source
 
 log = logging.getLogger("runtime.infer")
@@ -92,19 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _sinks(args: argparse.Namespace, source) -> list:
+def _sinks(args: argparse.Namespace, source, palette: Any) -> list:
     sinks: list = []
     if args.output:
         out = Path(args.output)
         if isinstance(source, ImageSource) and out.suffix.lower() not in VIDEO_CODECS:
-            sinks.append(OverlayImageSink(out))
+            sinks.append(OverlayImageSink(out, palette))
         else:  # an image sequence becomes a video too: frames of another size are resized to the first one's
             if out.suffix.lower() not in VIDEO_CODECS:
                 raise ValueError(f"--output for a video source must be a video file ({', '.join(VIDEO_CODECS)}), "
                                  f"got {out}")
-            sinks.append(OverlayVideoSink(out, source.fps))
+            sinks.append(OverlayVideoSink(out, source.fps, palette))
     if args.masks:
-        sinks.append(MaskSink(args.masks))
+        sinks.append(MaskSink(args.masks, palette))
     return sinks
 
 
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.source)
     if source.kind != "images":
         seg.use_video_crf()  # images keep the full CRF
-    sinks = _sinks(args, source)
+    sinks = _sinks(args, source, palette_of(seg.meta))
     pipeline = Pipeline(seg, sinks, overlapped=not args.sequential, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight or None)
     total = source.total if args.max_frames is None else min(source.total or args.max_frames, args.max_frames)

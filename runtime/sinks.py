@@ -38,18 +38,39 @@ def voc_palette(n: int = 256) -> np.ndarray:
 
 
 PALETTE = voc_palette()
-_BGR_LUT = np.ascontiguousarray(PALETTE[:, ::-1]).reshape(256, 1, 3)
 
 
-def colourize(labels: np.ndarray) -> np.ndarray:
-    """H×W labels → H×W×3 BGR palette colours (labels above 255 wrap, as in an 8-bit palette)."""
+def palette_of(meta: Any) -> np.ndarray:
+    """A model's 256×3 RGB palette: its metadata's ``extra["palette"]`` (the export records its class set's colours),
+    the VOC colour map for the entries it does not list, or for a model without one."""
+    palette = PALETTE.copy()
+    colours = meta.extra.get("palette") if isinstance(getattr(meta, "extra", None), dict) else None
+    try:
+        given = np.asarray(colours if colours is not None else [], np.int64).reshape(-1, 3)[:256]
+    except ValueError:
+        return palette
+    if given.size and given.min() >= 0 and given.max() <= 255:
+        palette[: len(given)] = given
+    return palette
+
+
+def _bgr_lut(palette: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(palette[:, ::-1]).reshape(256, 1, 3)
+
+
+_BGR_LUT = _bgr_lut(PALETTE)
+
+
+def colourize(labels: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
+    """H×W labels → H×W×3 BGR palette colours (labels above 255 wrap, as in an 8-bit palette); VOC's by default."""
     grey = labels if labels.dtype == np.uint8 else (labels & 255).astype(np.uint8)
-    return cv2.LUT(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), _BGR_LUT)
+    return cv2.LUT(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), _BGR_LUT if palette is None else _bgr_lut(palette))
 
 
-def overlay(image_bgr: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay(image_bgr: np.ndarray, labels: np.ndarray, alpha: float = 0.5, palette: np.ndarray | None = None
+            ) -> np.ndarray:
     """Blend the palette colours of ``labels`` over the image (background, class 0, left as is)."""
-    out = cv2.addWeighted(image_bgr, 1 - alpha, colourize(labels), alpha, 0)
+    out = cv2.addWeighted(image_bgr, 1 - alpha, colourize(labels, palette), alpha, 0)
     cv2.copyTo(image_bgr, (labels == 0).view(np.uint8), out)
     return out
 
@@ -73,18 +94,20 @@ class Sink:
 
 
 class MaskSink(Sink):
-    """One palette PNG per frame (``DIR/<frame name>.png``), pixel value = class index (VOC layout)."""
+    """One palette PNG per frame (``DIR/<frame name>.png``), pixel value = class index (VOC layout), coloured with
+    ``palette`` (:func:`palette_of`; default VOC's)."""
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike, palette: np.ndarray | None = None) -> None:
         self.directory = make_dirs(directory)
         self.written = 0
+        self.palette = PALETTE if palette is None else palette
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
         if labels.max(initial=0) > 255:
             image = Image.fromarray(labels.astype(np.int32), mode="I")  # > 256 classes: 32-bit grey PNG
         else:
             image = Image.fromarray(labels.astype(np.uint8), mode="P")
-            image.putpalette(PALETTE.tobytes())
+            image.putpalette(self.palette.tobytes())
         write_image_atomic(self.directory / f"{frame.name}.png",
                            lambda p: image.save(p, format="PNG", compress_level=1))
         self.written += 1
@@ -96,12 +119,13 @@ class MaskSink(Sink):
 class OverlayImageSink(Sink):
     """One overlay image per frame (``DIR/<frame name>.jpg``), for image and directory sources."""
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike, palette: np.ndarray | None = None) -> None:
         self.directory = make_dirs(directory)
         self.written = 0
+        self.palette = palette
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
-        out = overlay(frame.image, labels)
+        out = overlay(frame.image, labels, palette=self.palette)
         path = self.directory / f"{frame.name}.jpg"
 
         def save(p: Path) -> None:
@@ -191,8 +215,9 @@ class OverlayVideoSink(Sink):
     MP4/M4V/MOV are H.264 through PyAV (``pip install av``) where it is installed, which browsers play; otherwise
     OpenCV's mp4v, with a warning. ``.codec`` says which was written."""
 
-    def __init__(self, path: str | os.PathLike, fps: float | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float | None = None, palette: np.ndarray | None = None) -> None:
         self.path = Path(path)
+        self.palette = palette
         if self.path.suffix.lower() not in VIDEO_CODECS:
             raise ValueError(f"unsupported video output {self.path.name}: use one of {', '.join(VIDEO_CODECS)}")
         make_dirs(self.path.parent, self.path)
@@ -231,7 +256,7 @@ class OverlayVideoSink(Sink):
             return None
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
-        out = overlay(frame.image, labels)
+        out = overlay(frame.image, labels, palette=self.palette)
         if self.writer is None:
             self._open((out.shape[1], out.shape[0]))
         if (out.shape[1], out.shape[0]) != self.size:

@@ -79,3 +79,15 @@ def test_describe_says_what_was_written(tmp_path):
     assert sink.describe() == "" and not (tmp_path / "none.avi").exists()
     sink = write_frames(tmp_path / "out.avi", 2, 64, 48)
     assert sink.describe() == f"{tmp_path / 'out.avi'} (2 frames, MJPEG)"
+
+
+def test_palette_of_a_model():
+    from runtime.metadata import ModelMeta
+    from runtime.sinks import PALETTE, palette_of
+
+    meta = ModelMeta(class_names=("road", "sidewalk"), extra={"palette": [[128, 64, 128], [244, 35, 232]]})
+    palette = palette_of(meta)
+    assert palette[:2].tolist() == [[128, 64, 128], [244, 35, 232]]
+    assert (palette[2:] == PALETTE[2:]).all()  # entries it does not list keep the VOC colours
+    assert (palette_of(ModelMeta(class_names=("a",))) == PALETTE).all()
+    assert (palette_of(ModelMeta(class_names=("a",), extra={"palette": [[300, 0, 0]]})) == PALETTE).all()
