@@ -61,6 +61,7 @@ class Architecture:
     blocks: tuple[int, int, int, int]
     base_width: int
     n_aspp: int
+    aspp_kernel: int = 3
 
 
 def load_checkpoint(path: str | os.PathLike[str], layout: str = "auto") -> Checkpoint:
@@ -202,7 +203,7 @@ def infer_architecture(sd: Mapping[str, torch.Tensor]) -> Architecture:
     if aspp[0].ndim != 4:
         raise CheckpointError(f"aspp.c0.weight must be 4-D, got shape {list(aspp[0].shape)}")
     return Architecture(n_classes=int(aspp[0].shape[0]), blocks=tuple(counts),  # type: ignore[arg-type]
-                        base_width=int(stem.shape[0]), n_aspp=len(aspp))
+                        base_width=int(stem.shape[0]), n_aspp=len(aspp), aspp_kernel=int(aspp[0].shape[-1]))
 
 
 def build_from_state_dict(sd: Mapping[str, torch.Tensor], aspp_rates: Sequence[int] | None = None,
@@ -216,7 +217,12 @@ def build_from_state_dict(sd: Mapping[str, torch.Tensor], aspp_rates: Sequence[i
     if VGG_STEM in sd:
         return vgg_from_state_dict(sd, aspp_rates, pool5a)
     arch = infer_architecture(sd)
-    model = DeepLabV2(arch.n_classes, arch.blocks, arch.base_width, _rates(aspp_rates, arch.n_aspp, ASPP_L))
+    default = ASPP_L if arch.aspp_kernel == 3 else (1,) * arch.n_aspp
+    try:
+        model = DeepLabV2(arch.n_classes, arch.blocks, arch.base_width, _rates(aspp_rates, arch.n_aspp, default),
+                          arch.aspp_kernel)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
     strict_load(model, sd)
     return model.eval()
 

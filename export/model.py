@@ -77,12 +77,13 @@ class Stem(nn.Sequential):
 
 
 class ASPP(nn.Module):
-    """Parallel 3×3 convs with bias, dilation = padding = rate, outputs summed; children ``c0..c{k-1}``."""
+    """Parallel 3×3 convs with bias, dilation = padding = rate, outputs summed; children ``c0..c{k-1}``. ``kernel`` 1
+    is DeepLab v1's single 1×1 classifier (the official COCO ``init.caffemodel``), rate 1."""
 
-    def __init__(self, in_ch: int, n_classes: int, rates: Sequence[int]) -> None:
+    def __init__(self, in_ch: int, n_classes: int, rates: Sequence[int], kernel: int = 3) -> None:
         super().__init__()
         for i, rate in enumerate(rates):
-            self.add_module(f"c{i}", nn.Conv2d(in_ch, n_classes, 3, 1, rate, rate, bias=True))
+            self.add_module(f"c{i}", nn.Conv2d(in_ch, n_classes, kernel, 1, rate * (kernel // 2), rate, bias=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = iter(self.children())
@@ -100,8 +101,10 @@ class DeepLabV2(nn.Sequential):
     """
 
     def __init__(self, n_classes: int, blocks: Sequence[int] = RESNET101_BLOCKS, base_width: int = 64,
-                 aspp_rates: Sequence[int] = ASPP_L) -> None:
+                 aspp_rates: Sequence[int] = ASPP_L, aspp_kernel: int = 3) -> None:
         super().__init__()
+        if aspp_kernel not in (1, 3):
+            raise ValueError(f"aspp_kernel must be 3 (ASPP) or 1 (a 1x1 classifier), got {aspp_kernel}")
         if n_classes < 1:
             raise ValueError(f"n_classes must be positive, got {n_classes}")
         if len(blocks) != 4 or min(blocks) < 1:
@@ -115,18 +118,20 @@ class DeepLabV2(nn.Sequential):
         self.blocks = tuple(int(b) for b in blocks)
         self.base_width = base_width
         self.aspp_rates = tuple(int(r) for r in aspp_rates)
+        self.aspp_kernel = aspp_kernel
         w = base_width
         self.add_module("layer1", Stem(w))
         self.add_module("layer2", ResLayer(blocks[0], w, 4 * w, stride=1, dilation=1))
         self.add_module("layer3", ResLayer(blocks[1], 4 * w, 8 * w, stride=2, dilation=1))
         self.add_module("layer4", ResLayer(blocks[2], 8 * w, 16 * w, stride=1, dilation=2))
         self.add_module("layer5", ResLayer(blocks[3], 16 * w, 32 * w, stride=1, dilation=4))
-        self.add_module("aspp", ASPP(32 * w, n_classes, aspp_rates))
+        self.add_module("aspp", ASPP(32 * w, n_classes, aspp_rates, aspp_kernel))
 
     def architecture(self) -> dict[str, Any]:
         """What the metadata records about the network."""
-        return {"backbone": self.backbone, "blocks": list(self.blocks), "base_width": self.base_width,
+        arch = {"backbone": self.backbone, "blocks": list(self.blocks), "base_width": self.base_width,
                 "aspp_rates": list(self.aspp_rates)}
+        return arch if self.aspp_kernel == 3 else {**arch, "aspp_kernel": self.aspp_kernel}
 
 
 class VGGHead(nn.Sequential):

@@ -164,6 +164,8 @@ def describe(model: Any, layout: str, class_set: str, n_classes: int, msc: bool)
     else:
         backbone = f"ResNet (blocks {'-'.join(map(str, model.blocks))}, width {model.base_width})"
     rates = _ASPP_NAMES.get(model.aspp_rates, f"ASPP rates {', '.join(map(str, model.aspp_rates))}")
+    if getattr(model, "aspp_kernel", 3) == 1:
+        rates = "1x1 classifier (DeepLab v1 head)"
     known = {"voc": "VOC", "cityscapes": "Cityscapes", "cocostuff": "COCO-Stuff"}
     scale = "single scale"
     if msc:

@@ -206,3 +206,32 @@ def test_reader_keeps_layer_order_and_types(resnet):
     layers = read_caffemodel(resnet[0])
     assert [layer.name for layer in layers[:5]] == ["conv1", "bn_conv1", "scale_conv1", "conv1_relu", "pool1"]
     assert layers[1].type == "BatchNorm" and len(layers[1].blobs) == 3
+
+
+def test_coco_init_with_a_1x1_classifier(tmp_path):
+    """The official ``init.caffemodel`` (COCO): the ResNet with DeepLab v1's single 1×1 classifier."""
+    from export.onnx_export import export_onnx
+
+    text = prototxt("resnet", 91, ASPP_L, **SMALL).split('layer { name: "fc1_voc12_c0"')[0]
+    text += ('layer { name: "fc1_coco" type: "Convolution" bottom: "res5a" top: "fc1_coco" '
+             'convolution_param { num_output: 91 kernel_size: 1 } }\n')
+    path = _write(tmp_path / "init.caffemodel", text)
+    model, _ = load_model(path)
+    assert model.aspp_kernel == 1 and model.n_classes == 91 and model.aspp_rates == (1,)
+    lines = []
+    meta = export_onnx(path, tmp_path / "init.onnx", height=33, width=33, log=lines.append).meta
+    assert "1x1 classifier" in lines[0] and meta.extra["architecture"]["aspp_kernel"] == 1
+
+
+def test_vgg_checkpoint_round_trip(tmp_path):
+    """The VGG-16 model through our own .pt format (pool5a travels in the meta)."""
+    from export.checkpoint import save_checkpoint
+
+    text = prototxt("vgg16", 4, ASPP_S, width=8, fc_width=16, pool5a=True)
+    model, _ = load_model(_write(tmp_path / "v.caffemodel", text))
+    save_checkpoint(tmp_path / "v.pt", model)
+    again, ckpt = load_model(tmp_path / "v.pt")
+    assert again.pool5a and again.aspp_rates == ASPP_S and ckpt.layout == "kazuto"
+    x = torch.randn(1, 3, 41, 57)
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
