@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-
-from export.model import ASPP_L
+if TYPE_CHECKING:  # the CLI's argument parser imports LAYOUTS without the export extra
+    import torch
 
 LAYOUTS = ("auto", "kazuto", "caffe", "isht7", "adaptsegnet", "advent")
 ISHT7_PREFIX = "Scale."
@@ -81,6 +81,8 @@ def convert(sd: Mapping[str, torch.Tensor], layout: str) -> Converted:
 
 
 def _from_resnet_keys(sd: Mapping[str, torch.Tensor], layout: str) -> Converted:
+    from export.model import ASPP_L
+
     heads: dict[str, dict[int, dict[str, torch.Tensor]]] = {}
     for key, value in sd.items():
         if m := _HEAD.match(key):
