@@ -97,8 +97,6 @@ def _import(layers: list[CaffeLayer]) -> CaffeImport:
                                f"VGG-16 layers (conv1_1, ...); first layers with weights: "
                                f"{', '.join(with_weights) or 'none'}")
     result.msc_in_file = msc
-    if msc:
-        result.notes.append("the file is the official multi-scale net (export with --msc for its fused output)")
     return result
 
 

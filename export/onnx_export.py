@@ -122,7 +122,10 @@ def onnx_bytes(checkpoint: str | os.PathLike[str], *, msc: bool = False, opset: 
         raise ExportError(str(e)) from None
     meta = _model_meta(class_set.names, ckpt, model, msc, sha256_file(source), class_set.metadata())
     log(describe(model, ckpt.layout, class_set.name, model.n_classes, msc))
-    for note in ckpt.notes:
+    notes = list(ckpt.notes)
+    if ckpt.msc_in_file and not msc:
+        notes.append("the file is the official multi-scale net: --msc exports its fused output")
+    for note in notes:
         log(f"  {note}")
     net = _wrap(model, msc, ckpt.layout)
     data = graph_bytes(net, meta, opset, height, width)
