@@ -4,7 +4,9 @@ Caffe implementation): ResNet-101 and VGG-16, single scale and the official mult
 
 OpenCV 5 dropped the Caffe importer: these tests need ``opencv-python-headless<5`` (the ``test`` extra pins it).
 OpenCV's ``Interp`` ignores ``shrink_factor``, so the multi-scale net is handed to it with each ``Interp`` given
-Caffe's computed height and width; the comparison is at the 1/8 score map.
+its height and width: Caffe's for the input, the 1× score map's for the score maps (Caffe's own where H, W mod 32 are
+in 1..6, as at 321 and 513; at 375×500 Caffe's net stops at the size mismatch and ours is defined to resize to the 1×
+map). The comparison is at the 1/8 score map.
 """
 from __future__ import annotations
 

@@ -134,7 +134,9 @@ def prototxt(kind: str, n_classes: int, rates: Sequence[int], *, blocks: Sequenc
              width: int = 4, fc_width: int = 32, pool5a: bool = False, msc: bool = False,
              opencv_size: tuple[int, int] | None = None) -> str:
     """A deploy prototxt. ``msc``: the official multi-scale net; ``opencv_size``: that net as OpenCV 4 must be given
-    it for an H×W input (each Interp with Caffe's computed height and width; OpenCV ignores shrink_factor)."""
+    it for an H×W input (OpenCV ignores shrink_factor): the input Interps with Caffe's computed height and width, the
+    score-map Interps with the 1× score map's size (what Caffe's arithmetic gives where H, W mod 32 are in 1..6, and
+    what our export defines at every other size)."""
 
     def body(s: str = "", data: str = "data") -> list[str]:
         if kind == "resnet":
