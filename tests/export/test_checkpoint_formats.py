@@ -88,3 +88,18 @@ def test_classes_that_do_not_fit(tmp_path, capsys):
     assert export_main(["onnx", str(model), "--classes", "voc", "-o", str(tmp_path / "m.onnx")]) == 1
     assert "'voc' lists 21 class names for a model with 5 classes" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.slow
+def test_compare_takes_a_caffemodel(data, tmp_path):
+    from export.compare import compare
+    from export.onnx_export import export_onnx
+
+    text = prototxt("vgg16", len(CLASS_NAMES), (12,), width=8, fc_width=16)
+    model = tmp_path / "largefov.caffemodel"
+    model.write_bytes(caffemodel_bytes(text, random_blobs(text)))
+    classes = str(data / "classes.txt")
+    export_onnx(model, tmp_path / "m.onnx", classes=classes, height=57, width=75)
+    stats, names = compare([str(model), str(tmp_path / "m.onnx")], data, progress=False,
+                           export_args={"layout": "auto", "prototxt": None, "classes": classes})
+    assert names == list(CLASS_NAMES) and stats[1].agreement == 1.0
