@@ -22,6 +22,7 @@ from export.metrics import ConfusionMatrix, iou, miou, pixel_accuracy
 from export.onnx_export import add_source_arguments, export_onnx
 from export.voc import VOCDataset, atomic_output
 from runtime import Segmenter, named
+from runtime.backends import CHECKPOINT_SUFFIXES
 
 
 class Stages(Protocol):
@@ -98,9 +99,6 @@ def format_table(result: Evaluation) -> str:
     lines.append(f"{'mIoU':<{width}} " + " ".join(f"{pct(miou(m)):>8}" for _, m in columns))
     lines.append(f"{'pixel acc':<{width}} " + " ".join(f"{pct(pixel_accuracy(m)):>8}" for _, m in columns))
     return "\n".join(lines)
-
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".caffemodel")
 
 
 @contextlib.contextmanager
