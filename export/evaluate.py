@@ -23,6 +23,7 @@ from export.onnx_export import add_source_arguments, export_onnx
 from export.voc import VOCDataset, atomic_output
 from runtime import Segmenter, named
 from runtime.backends import CHECKPOINT_SUFFIXES
+from runtime.sinks import palette_of
 
 
 class Stages(Protocol):
@@ -141,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = VOCDataset(args.data, args.split, args.max_images)
     with model_file(args.model, **source_args(args)) as path:
         segmenter = Segmenter(str(path), backend=args.backend)
+        dataset.colours = palette_of(segmenter.meta)  # label PNGs may use the model's palette (e.g. Cityscapes')
         class_names = list(segmenter.meta.class_names)
         data_names = dataset.class_names
         if data_names is not None and data_names != class_names:

@@ -103,3 +103,28 @@ def test_compare_takes_a_caffemodel(data, tmp_path):
     stats, names = compare([str(model), str(tmp_path / "m.onnx")], data, progress=False,
                            export_args={"layout": "auto", "prototxt": None, "classes": classes})
     assert names == list(CLASS_NAMES) and stats[1].agreement == 1.0
+
+
+def test_eval_reads_labels_in_the_models_palette(tmp_path):
+    """A Cityscapes model evaluates on label PNGs coloured with the Cityscapes palette its metadata records."""
+    from export.checkpoint import save_checkpoint
+    from export.classes import named_set
+    from export.model import DeepLabV2
+    from export.voc import write_split
+
+    root = tmp_path / "city"
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "SegmentationClass").mkdir()
+    cv2.imwrite(str(root / "JPEGImages" / "a.jpg"), np.full((40, 48, 3), 90, np.uint8))
+    colours = np.zeros((256, 3), np.uint8)
+    colours[:19] = named_set("cityscapes").palette
+    label = Image.fromarray(np.tile(np.arange(19, dtype=np.uint8), (40, 3))[:, :48], mode="P")
+    label.putpalette(colours.tobytes())
+    label.save(root / "SegmentationClass" / "a.png")
+    write_split(root, "val", ["a"])
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "city.pt", DeepLabV2(19, (1, 1, 1, 1), 4).eval())
+    report = tmp_path / "r.json"
+    assert export_main(["eval", str(tmp_path / "city.pt"), "--data", str(root), "--no-crf", "--json",
+                        str(report)]) == 0
+    assert "road" in json.loads(report.read_text())["iou"]
