@@ -29,6 +29,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     blocks: tuple[int, int, int, int] = (1, 1, 1, 1)
     width: int = 16
+    backbone: str = "resnet"  # or "vgg16": export.model.DeepLabV2VGG at this base width, ASPP-L (blocks unused)
     seed: int = 0
     threads: int = 2
     object_crops: float = 0.5  # share of crops centred on an object pixel (the rest uniform)
@@ -72,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     parser.add_argument("--blocks", type=_blocks, default=d.blocks, help="bottlenecks per stage (default 1,1,1,1)")
     parser.add_argument("--width", type=int, default=d.width, help=f"base width (default {d.width})")
+    parser.add_argument("--backbone", choices=("resnet", "vgg16"), default=d.backbone,
+                        help="ResNet bottlenecks (default) or DeepLab v2 VGG-16 (ASPP-L heads 16 x width wide)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     parser.add_argument("--threads", type=int, default=d.threads, help=f"torch CPU threads (default {d.threads})")
     parser.add_argument("--init", help="start from this checkpoint's weights (same blocks and width) instead of scratch")
@@ -122,7 +125,7 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path, init: str | Path 
     from tqdm import tqdm
 
     from export.checkpoint import save_checkpoint
-    from export.model import DeepLabV2
+    from export.model import ASPP_L, DeepLabV2, DeepLabV2VGG
 
     dataset = VOCDataset(data, "train")
     class_names = dataset.class_names
@@ -135,7 +138,10 @@ def train(data: str | Path, cfg: TrainConfig, out: str | Path, init: str | Path 
     if labels[(labels != 255)].max(initial=0) >= len(class_names):
         raise ValueError(f"labels in {data} exceed the {len(class_names)} classes of classes.txt")
     mean = np.asarray(CAFFE_BGR_MEAN, np.float32)
-    model = DeepLabV2(len(class_names), blocks=cfg.blocks, base_width=cfg.width)
+    if cfg.backbone == "vgg16":
+        model = DeepLabV2VGG(len(class_names), ASPP_L, base_width=cfg.width, fc_width=16 * cfg.width)
+    else:
+        model = DeepLabV2(len(class_names), blocks=cfg.blocks, base_width=cfg.width)
     if init is not None:
         from export.checkpoint import load_checkpoint, strict_load
 
@@ -187,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     onnx = onnx_beside(args.out, args.onnx)
     check_not_assets([args.out] + ([onnx] if onnx else []), args.update_demo)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, blocks=args.blocks,
-                      width=args.width, seed=args.seed, threads=args.threads)
+                      width=args.width, backbone=args.backbone, seed=args.seed, threads=args.threads)
     summary = train(args.data, cfg, args.out, args.init)
     print(f"trained {cfg.steps} steps in {summary['seconds']:.0f} s (final loss {summary['final_loss']:.3f})")
     written = [str(args.out)]

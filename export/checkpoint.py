@@ -1,9 +1,11 @@
 """DeepLab v2 checkpoints: safe loading, key normalization, architecture inference and strict import.
 
-A checkpoint is untrusted input. It is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling) and
-accepted in the key layout of kazuto1011/deeplab-pytorch, with ``base.`` (its MSC wrapper), ``module.``
-(DataParallel) and ``scale.`` (its older MSC wrapper) prefixes, nested under ``state_dict`` or ``model``. Our own
-saves (:func:`save_checkpoint`) are ``{"model": state_dict, "class_names": [...], "meta": {...}}``.
+A checkpoint is untrusted input. A ``.caffemodel`` is parsed as protobuf (:mod:`export.caffe_import`); anything else
+is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling) and accepted in the key layout of
+kazuto1011/deeplab-pytorch, with ``base.`` (its MSC wrapper), ``module.`` (DataParallel) and ``scale.`` (its older
+MSC wrapper) prefixes, nested under ``state_dict`` or ``model``, or in the isht7/AdaptSegNet/ADVENT layouts
+(:mod:`export.layouts`). Our own saves (:func:`save_checkpoint`) are
+``{"model": state_dict, "class_names": [...], "meta": {...}}``.
 """
 from __future__ import annotations
 
@@ -20,7 +22,10 @@ from typing import Any
 import torch
 
 from runtime.atomic import atomic_write_bytes
-from export.model import ASPP_L, DeepLabV2
+from export.layouts import LayoutError, convert
+from export.model import ASPP_L, LARGE_FOV, DeepLabV2, DeepLabV2VGG
+
+CAFFE_SUFFIX = ".caffemodel"
 
 PREFIXES = ("module.", "base.", "scale.")
 NESTING_KEYS = ("state_dict", "model")
@@ -43,6 +48,9 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     class_names: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    layout: str = "kazuto"  # the layout the file came in (export.layouts.LAYOUTS)
+    notes: list[str] = field(default_factory=list)  # what the import decided (which head, ignored branches)
+    msc_in_file: bool = False  # a caffemodel of the official multi-scale net
 
 
 @dataclass(frozen=True)
@@ -53,16 +61,25 @@ class Architecture:
     blocks: tuple[int, int, int, int]
     base_width: int
     n_aspp: int
+    aspp_kernel: int = 3
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read a checkpoint file safely and normalize it; raises :class:`CheckpointError`."""
+def load_checkpoint(path: str | os.PathLike[str], layout: str = "auto") -> Checkpoint:
+    """Read a PyTorch checkpoint file safely, normalize it and map ``layout`` (``auto``: from the keys) to our keys;
+    raises :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     obj = _torch_load(path)
     weights, holder = _find_weights(obj)
-    return Checkpoint(normalize_state_dict(weights), _class_names(holder, path), _meta(holder, path))
+    try:
+        converted = convert(normalize_state_dict(weights), layout)
+    except LayoutError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    meta = _meta(holder, path)
+    if converted.aspp_rates is not None:
+        meta.setdefault("aspp_rates", list(converted.aspp_rates))
+    return Checkpoint(converted.state_dict, _class_names(holder, path), meta, converted.layout, converted.notes)
 
 
 def _torch_load(path: Path) -> Any:
@@ -186,24 +203,55 @@ def infer_architecture(sd: Mapping[str, torch.Tensor]) -> Architecture:
     if aspp[0].ndim != 4:
         raise CheckpointError(f"aspp.c0.weight must be 4-D, got shape {list(aspp[0].shape)}")
     return Architecture(n_classes=int(aspp[0].shape[0]), blocks=tuple(counts),  # type: ignore[arg-type]
-                        base_width=int(stem.shape[0]), n_aspp=len(aspp))
+                        base_width=int(stem.shape[0]), n_aspp=len(aspp), aspp_kernel=int(aspp[0].shape[-1]))
 
 
-def build_from_state_dict(sd: Mapping[str, torch.Tensor], aspp_rates: Sequence[int] | None = None) -> DeepLabV2:
-    """A :class:`DeepLabV2` of the architecture the tensors describe, strictly loaded, in eval mode.
+def build_from_state_dict(sd: Mapping[str, torch.Tensor], aspp_rates: Sequence[int] | None = None,
+                          pool5a: bool = False) -> DeepLabV2 | DeepLabV2VGG:
+    """A :class:`DeepLabV2` (or, for ``features.conv1_1`` keys, a :class:`DeepLabV2VGG`) of the architecture the
+    tensors describe, strictly loaded, in eval mode.
 
-    The ASPP rates cannot be read from the tensors: ``aspp_rates`` (default ASPP-L) must match the training's."""
+    The ASPP rates cannot be read from the tensors: ``aspp_rates`` (default ASPP-L; LargeFOV for a one-branch VGG)
+    must match the training's, as must ``pool5a`` (VGG only)."""
     sd = normalize_state_dict(sd)
+    if VGG_STEM in sd:
+        return vgg_from_state_dict(sd, aspp_rates, pool5a)
     arch = infer_architecture(sd)
-    rates = tuple(aspp_rates) if aspp_rates else ASPP_L
-    if not all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in rates):
-        raise CheckpointError(f"ASPP rates must be positive integers, got {aspp_rates!r}")
-    if len(rates) != arch.n_aspp:
-        raise CheckpointError(f"checkpoint has {arch.n_aspp} ASPP branches but {len(rates)} rates were given "
-                              f"({', '.join(map(str, rates))})")
-    model = DeepLabV2(arch.n_classes, arch.blocks, arch.base_width, rates)
+    default = ASPP_L if arch.aspp_kernel == 3 else (1,) * arch.n_aspp
+    try:
+        model = DeepLabV2(arch.n_classes, arch.blocks, arch.base_width, _rates(aspp_rates, arch.n_aspp, default),
+                          arch.aspp_kernel)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
     strict_load(model, sd)
     return model.eval()
+
+
+VGG_STEM = "features.conv1_1.weight"
+_VGG_HEAD = re.compile(r"^aspp\.c(\d+)\.fc8\.weight$")
+
+
+def vgg_from_state_dict(sd: Mapping[str, torch.Tensor], aspp_rates: Sequence[int] | None = None,
+                        pool5a: bool = False) -> DeepLabV2VGG:
+    """A strictly loaded :class:`DeepLabV2VGG` in eval mode (see :func:`build_from_state_dict`)."""
+    heads = sorted(int(m.group(1)) for k in sd if (m := _VGG_HEAD.match(k)))
+    if not heads or VGG_STEM not in sd or "aspp.c0.fc6.weight" not in sd:
+        raise CheckpointError("not a DeepLab v2 VGG-16 checkpoint: needs features.conv1_1 and aspp.c0.{fc6,fc7,fc8}")
+    default = LARGE_FOV if len(heads) == 1 else ASPP_L
+    model = DeepLabV2VGG(int(sd["aspp.c0.fc8.weight"].shape[0]), _rates(aspp_rates, len(heads), default),
+                         int(sd[VGG_STEM].shape[0]), int(sd["aspp.c0.fc6.weight"].shape[0]), pool5a)
+    strict_load(model, sd)
+    return model.eval()
+
+
+def _rates(aspp_rates: Sequence[int] | None, n_branches: int, default: Sequence[int]) -> tuple[int, ...]:
+    rates = tuple(aspp_rates) if aspp_rates else tuple(default)
+    if not all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in rates):
+        raise CheckpointError(f"ASPP rates must be positive integers, got {aspp_rates!r}")
+    if len(rates) != n_branches:
+        raise CheckpointError(f"checkpoint has {n_branches} ASPP branches but {len(rates)} rates were given "
+                              f"({', '.join(map(str, rates))})")
+    return rates
 
 
 def strict_load(model: torch.nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
@@ -247,15 +295,21 @@ def _meta(holder: Mapping[str, Any], path: Path) -> dict[str, Any]:
     return dict(meta)
 
 
-def load_model(path: str | os.PathLike[str], aspp_rates: Sequence[int] | None = None
-               ) -> tuple[DeepLabV2, Checkpoint]:
-    """Load a checkpoint file into a strictly matching model in eval mode.
+def load_model(path: str | os.PathLike[str], aspp_rates: Sequence[int] | None = None, layout: str = "auto",
+               prototxt: str | os.PathLike[str] | None = None) -> tuple[DeepLabV2 | DeepLabV2VGG, Checkpoint]:
+    """Load a checkpoint file (a ``.caffemodel``, optionally checked against its ``prototxt``, or a PyTorch file in
+    ``layout``) into a strictly matching model in eval mode.
 
-    ASPP rates: ``aspp_rates`` if given, else the checkpoint's ``meta["aspp_rates"]``, else ASPP-L."""
-    ckpt = load_checkpoint(path)
+    ASPP rates of a PyTorch file: ``aspp_rates`` if given, else the checkpoint's ``meta["aspp_rates"]`` (or its
+    layout's), else ASPP-L; a caffemodel records its own."""
+    if Path(path).suffix.lower() == CAFFE_SUFFIX:
+        return _load_caffe(Path(path), aspp_rates, layout, prototxt)
+    if prototxt is not None:
+        raise CheckpointError(f"a prototxt goes with a {CAFFE_SUFFIX} file, not with {path}")
+    ckpt = load_checkpoint(path, layout)
     rates = aspp_rates or ckpt.meta.get("aspp_rates")
     try:
-        model = build_from_state_dict(ckpt.state_dict, rates)
+        model = build_from_state_dict(ckpt.state_dict, rates, bool(ckpt.meta.get("pool5a", False)))
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
     if ckpt.class_names is not None and len(ckpt.class_names) != model.n_classes:
@@ -264,14 +318,39 @@ def load_model(path: str | os.PathLike[str], aspp_rates: Sequence[int] | None = 
     return model, ckpt
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: DeepLabV2, class_names: Sequence[str] | None = None,
-                    meta: Mapping[str, Any] | None = None) -> None:
+def _load_caffe(path: Path, aspp_rates: Sequence[int] | None, layout: str,
+                prototxt: str | os.PathLike[str] | None) -> tuple[DeepLabV2 | DeepLabV2VGG, Checkpoint]:
+    from export.caffe_import import import_caffe
+    from export.caffe_proto import CaffeFormatError
+
+    if layout not in ("auto", "caffe"):
+        raise CheckpointError(f"{path}: a {CAFFE_SUFFIX} is in the caffe layout, not {layout}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        imported = import_caffe(path, prototxt)
+    except CaffeFormatError as e:
+        raise CheckpointError(str(e)) from None
+    model = imported.model
+    if aspp_rates and tuple(aspp_rates) != model.aspp_rates:
+        raise CheckpointError(f"{path}: the caffemodel's ASPP rates are {list(model.aspp_rates)}, not "
+                              f"{list(aspp_rates)}")
+    meta: dict[str, Any] = {"aspp_rates": list(model.aspp_rates)}
+    if isinstance(model, DeepLabV2VGG):
+        meta["pool5a"] = model.pool5a
+    return model, Checkpoint(imported.state_dict, None, meta, "caffe", imported.notes, imported.msc_in_file)
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: DeepLabV2 | DeepLabV2VGG,
+                    class_names: Sequence[str] | None = None, meta: Mapping[str, Any] | None = None) -> None:
     """Save ``{"model": state_dict, "class_names": [...], "meta": {...}}`` atomically (loadable with weights_only).
 
-    ``meta`` gets ``aspp_rates`` from the model unless it has them; keep its values to str/int/float/bool/list/dict."""
+    ``meta`` gets ``aspp_rates`` (and a VGG's ``pool5a``) from the model unless it has them; keep its values to
+    str/int/float/bool/list/dict."""
     if class_names is not None and len(class_names) != model.n_classes:
         raise ValueError(f"{len(class_names)} class names for a model with {model.n_classes} classes")
-    meta = {"aspp_rates": list(model.aspp_rates), **(meta or {})}
+    arch = {"pool5a": model.pool5a} if isinstance(model, DeepLabV2VGG) else {}
+    meta = {"aspp_rates": list(model.aspp_rates), **arch, **(meta or {})}
     payload: dict[str, Any] = {"model": model.state_dict(), "meta": meta}
     if class_names is not None:
         payload["class_names"] = list(class_names)

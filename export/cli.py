@@ -29,7 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 EXTRAS_HELP = ('onnx, fp16, int8 and triton need the export extra (torch, onnx): pip install -e ".[export]" (on a CPU '
                "machine pip install torch==2.13.0 first, so pip does not pull a CUDA build); eval and compare need it "
-               "only for a checkpoint (.pt); engine needs TensorRT (the gpu extra) and onnx.")
+               "only for a checkpoint (.pt/.pth/.caffemodel; no Caffe needed); engine needs TensorRT (the gpu extra) "
+               "and onnx.")
 
 
 def build_parser() -> argparse.ArgumentParser:

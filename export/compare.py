@@ -23,7 +23,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from export.calibration import list_images
-from export.evaluate import model_file
+from export.evaluate import model_file, source_args
+from export.onnx_export import add_source_arguments
 from export.metrics import ConfusionMatrix, iou, miou
 from export.voc import VOCDataset, read_image
 from runtime import Segmenter
@@ -35,6 +36,7 @@ from runtime.preprocess import logits_size
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="reference first (demo, a checkpoint, an ONNX file or an engine), then the models to compare")
+    add_source_arguments(p)
     p.add_argument("--data", required=True,
                    help="a VOC-layout dataset (labels -> mIoU) or a directory of images (agreement and logits only)")
     p.add_argument("--split", default="val", help="VOC split list (default val)")
@@ -181,8 +183,10 @@ def _images(data: str | os.PathLike[str], split: str) -> tuple[Iterator[tuple[np
 
 
 def compare(models: Sequence[str], data: str | os.PathLike[str], *, split: str = "val", backend: str = "auto",
-            max_images: int | None = None, progress: bool = True) -> tuple[list[ModelStats], list[str]]:
-    """Run every image through every model; returns the stats (reference first) and the class names."""
+            max_images: int | None = None, progress: bool = True, export_args: dict[str, Any] | None = None
+            ) -> tuple[list[ModelStats], list[str]]:
+    """Run every image through every model; returns the stats (reference first) and the class names.
+    ``export_args``: how checkpoints among the models are read (:func:`export.evaluate.model_file`)."""
     import contextlib
 
     from tqdm import tqdm
@@ -192,7 +196,7 @@ def compare(models: Sequence[str], data: str | os.PathLike[str], *, split: str =
     with contextlib.ExitStack() as stack:
         segmenters, stats = [], []
         for m in models:
-            path = stack.enter_context(model_file(m))
+            path = stack.enter_context(model_file(m, **(export_args or {})))
             seg = Segmenter(str(path), backend=backend, crf=None)
             segmenters.append(seg)
             stats.append(ModelStats(m, backend=seg.backend.name, precision=seg.meta.precision,
@@ -236,7 +240,8 @@ def compare(models: Sequence[str], data: str | os.PathLike[str], *, split: str =
 
 def run(args: argparse.Namespace) -> int:
     stats, class_names = compare(args.models, args.data, split=args.split, backend=args.backend,
-                                 max_images=args.max_images, progress=not args.no_progress)
+                                 max_images=args.max_images, progress=not args.no_progress,
+                                 export_args=source_args(args))
     n = len(stats[0].latencies_ms)
     print(f"{n} images from {args.data}; reference: {args.models[0]}")
     print(format_summary(stats))

@@ -19,10 +19,11 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from export.metrics import ConfusionMatrix, iou, miou, pixel_accuracy
-from export.onnx_export import export_onnx
+from export.onnx_export import add_source_arguments, export_onnx
 from export.voc import VOCDataset, atomic_output
 from runtime import Segmenter, named
-from runtime.backends import BACKENDS
+from runtime.backends import BACKENDS, CHECKPOINT_SUFFIXES
+from runtime.palette import palette_of
 
 
 class Stages(Protocol):
@@ -102,25 +103,32 @@ def format_table(result: Evaluation) -> str:
 
 
 @contextlib.contextmanager
-def model_file(model: str) -> Iterator[Path]:
+def model_file(model: str, **export_args: Any) -> Iterator[Path]:
     """What the runtime can load for MODEL: a name such as ``demo`` (:mod:`runtime.named`) is its model file, a
-    ``.pt``/``.pth`` checkpoint is exported to a temporary ONNX (removed afterwards), anything else (ONNX, engine) is
-    passed through."""
+    checkpoint (``.pt``/``.pth``/``.caffemodel``) is exported to a temporary ONNX (removed afterwards) with
+    ``export_args`` (``layout``, ``prototxt``, ``classes``: :func:`export.onnx_export.export_onnx`), anything else
+    (ONNX, engine) is passed through."""
     path = Path(named.resolve(model, "model", FileNotFoundError))
     if not path.exists():
         raise FileNotFoundError(f"model not found: {model}")
-    if path.suffix.lower() not in (".pt", ".pth", ".ckpt"):
+    if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
         yield path
         return
 
     with tempfile.TemporaryDirectory(prefix="deeplab-eval-") as tmp:
         onnx_file = Path(tmp) / f"{path.stem}.onnx"
-        export_onnx(path, onnx_file)
+        export_onnx(path, onnx_file, **export_args)
         yield onnx_file
 
 
+def source_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The checkpoint-reading options of a command line (:func:`export.onnx_export.add_source_arguments`)."""
+    return {"layout": args.layout, "prototxt": args.prototxt, "classes": args.classes}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="demo, a checkpoint (.pt), an ONNX file or a TensorRT engine")
+    parser.add_argument("model", help="demo, a checkpoint (.pt/.pth/.caffemodel), an ONNX file or a TensorRT engine")
+    add_source_arguments(parser)
     parser.add_argument("--data", required=True, help="dataset directory in the PASCAL VOC layout")
     parser.add_argument("--split", default="val", help="which ImageSets/Segmentation list to use (default val)")
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
@@ -133,8 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     dataset = VOCDataset(args.data, args.split, args.max_images)
-    with model_file(args.model) as path:
+    with model_file(args.model, **source_args(args)) as path:
         segmenter = Segmenter(str(path), backend=args.backend)
+        dataset.colours = palette_of(segmenter.meta)  # label PNGs may use the model's palette (e.g. Cityscapes')
         class_names = list(segmenter.meta.class_names)
         data_names = dataset.class_names
         if data_names is not None and data_names != class_names:

@@ -84,18 +84,6 @@ def resolve_checkpoint(spec: str | os.PathLike[str]) -> Path:
     return Path(named.resolve(spec, "checkpoint", ExportError))
 
 
-def read_class_names(path: str | os.PathLike[str]) -> list[str]:
-    """One class name per line; blank lines are ignored."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ExportError(f"cannot read class names from {path}: {e}") from None
-    names = [line.strip() for line in text.splitlines() if line.strip()]
-    if not names:
-        raise ExportError(f"class names file {path} lists no names")
-    return names
-
-
 def sha256_file(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -106,46 +94,58 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *, msc: bool = False,
                 opset: int = DEFAULT_OPSET, height: int = 321, width: int = 321,
-                class_names: Sequence[str] | None = None, aspp_rates: Sequence[int] | None = None,
+                classes: str | Sequence[str] | None = None, aspp_rates: Sequence[int] | None = None,
+                layout: str = "auto", prototxt: str | os.PathLike[str] | None = None,
                 check_parity: bool = True, log: Callable[[str], None] = lambda s: None) -> ExportResult:
     """Export a DeepLab v2 checkpoint (``demo`` or a path) to ONNX at ``output``; see :func:`onnx_bytes`.
 
     ``output`` is written atomically, only after every check passed."""
     _check_output(Path(output), resolve_checkpoint(checkpoint))
-    data, meta, parity = onnx_bytes(checkpoint, msc=msc, opset=opset, height=height, width=width,
-                                    class_names=class_names, aspp_rates=aspp_rates, check_parity=check_parity, log=log)
+    data, meta, parity = onnx_bytes(checkpoint, msc=msc, opset=opset, height=height, width=width, classes=classes,
+                                    aspp_rates=aspp_rates, layout=layout, prototxt=prototxt,
+                                    check_parity=check_parity, log=log)
     atomic_write_bytes(output, data)
     log(f"wrote {output} ({len(data) / 2**20:.1f} MiB, opset {opset})")
     return ExportResult(Path(output), meta, parity)
 
 
 def onnx_bytes(checkpoint: str | os.PathLike[str], *, msc: bool = False, opset: int = DEFAULT_OPSET,
-               height: int = 321, width: int = 321, class_names: Sequence[str] | None = None,
-               aspp_rates: Sequence[int] | None = None, check_parity: bool = True,
+               height: int = 321, width: int = 321, classes: str | Sequence[str] | None = None,
+               aspp_rates: Sequence[int] | None = None, layout: str = "auto",
+               prototxt: str | os.PathLike[str] | None = None, check_parity: bool = True,
                log: Callable[[str], None] = lambda s: None) -> tuple[bytes, ModelMeta, Parity | None]:
     """The checked ONNX model of a checkpoint, in memory: (model bytes, its metadata, the parity figures).
 
-    ``height``/``width``: the size of the trace and parity input (the graph accepts any size). ``class_names``
-    overrides the checkpoint's; without either the names are ``class_0..``. Raises :class:`ExportError` or
-    :class:`export.checkpoint.CheckpointError`."""
+    ``height``/``width``: the size of the trace and parity input (the graph accepts any size). ``classes``: a class
+    set (``voc``, ``cityscapes``, ``cocostuff``), a names file, or the names themselves; default the checkpoint's
+    names, else the set the class count implies (:func:`export.classes.resolve`). ``layout`` and ``prototxt``: see
+    :func:`export.checkpoint.load_model`. Raises :class:`ExportError` or :class:`export.checkpoint.CheckpointError`."""
     from export.checkpoint import load_model
+    from export.classes import ClassesError, resolve
 
     if height < MIN_SIZE or width < MIN_SIZE:
         raise ExportError(f"height and width must be at least {MIN_SIZE}, got {height}x{width}")
     if opset < MIN_OPSET:
         raise ExportError(f"opset {opset} is too old for the bilinear Resize this model needs (use >= {MIN_OPSET})")
     source = resolve_checkpoint(checkpoint)
-    model, ckpt = load_model(source, aspp_rates)
-    names = list(class_names) if class_names is not None else ckpt.class_names
-    if names is None:
-        names = [f"class_{i}" for i in range(model.n_classes)]
-    if len(names) != model.n_classes:
-        raise ExportError(f"{len(names)} class names for a model with {model.n_classes} classes")
-    rates_from = "export option" if aspp_rates else "checkpoint meta" if ckpt.meta.get("aspp_rates") else "default (L)"
-    meta = _model_meta(names, ckpt.meta, model, msc, sha256_file(source), rates_from)
-    log(f"model: {model.n_classes} classes, blocks {list(model.blocks)}, width {model.base_width}, "
-        f"ASPP rates {list(model.aspp_rates)} ({rates_from}){', multi-scale' if msc else ''}")
-    net = _wrap(model, msc)
+    model, ckpt = load_model(source, aspp_rates, layout, prototxt)
+    try:
+        if classes is None or isinstance(classes, str):
+            class_set = resolve(classes, model.n_classes, tuple(ckpt.class_names) if ckpt.class_names else None)
+        else:
+            class_set = resolve(None, model.n_classes, tuple(classes))
+    except ClassesError as e:
+        raise ExportError(str(e)) from None
+    rates_from = ("export option" if aspp_rates else "caffemodel" if ckpt.layout == "caffe"
+                  else "checkpoint meta" if ckpt.meta.get("aspp_rates") else "default (L)")
+    meta = _model_meta(class_set.names, ckpt, model, msc, sha256_file(source), class_set.metadata(), rates_from)
+    log(describe(model, ckpt.layout, class_set.name, model.n_classes, msc))
+    notes = [f"ASPP rates {list(model.aspp_rates)} ({rates_from})", *ckpt.notes]
+    if ckpt.msc_in_file and not msc:
+        notes.append("the file is the official multi-scale net: --msc exports its fused output")
+    for note in notes:
+        log(f"  {note}")
+    net = _wrap(model, msc, ckpt.layout)
     data = graph_bytes(net, meta, opset, height, width)
     parity = None
     if check_parity:
@@ -173,26 +173,58 @@ def _check_output(output: Path, source: Path) -> None:
         raise ExportError(f"output {output} is the checkpoint itself; choose another name")
 
 
-def _wrap(model: Any, msc: bool) -> Any:
-    from export.model import MSC
+# Layouts whose multi-scale inference is the official Caffe net's (isht7's MS_Deeplab computes the same sizes).
+CAFFE_MSC_LAYOUTS = ("caffe", "isht7")
+_ASPP_NAMES = {(6, 12, 18, 24): "ASPP-L", (2, 4, 8, 12): "ASPP-S", (12,): "LargeFOV"}
+_LAYOUT_NAMES = {"caffe": "Caffe", "kazuto": "kazuto", "isht7": "isht7", "adaptsegnet": "AdaptSegNet",
+                 "advent": "ADVENT"}
 
-    return MSC(model).eval() if msc else model
+
+def describe(model: Any, layout: str, class_set: str, n_classes: int, msc: bool) -> str:
+    """One line of what was found: ``DeepLab v2 ResNet-101, ASPP-L, 21 classes (VOC), Caffe layout, single scale``."""
+    from export.model import RESNET101_BLOCKS
+
+    if model.backbone == "vgg16":
+        backbone = "VGG-16" if model.base_width == 64 else f"VGG-16 (width {model.base_width})"
+    elif model.blocks == RESNET101_BLOCKS and model.base_width == 64:
+        backbone = "ResNet-101"
+    else:
+        backbone = f"ResNet (blocks {'-'.join(map(str, model.blocks))}, width {model.base_width})"
+    rates = _ASPP_NAMES.get(model.aspp_rates, f"ASPP rates {', '.join(map(str, model.aspp_rates))}")
+    if getattr(model, "aspp_kernel", 3) == 1:
+        rates = "1x1 classifier (DeepLab v1 head)"
+    known = {"voc": "VOC", "cityscapes": "Cityscapes", "cocostuff": "COCO-Stuff"}
+    scale = "single scale"
+    if msc:
+        scale = "multi-scale (official Caffe fusion)" if layout in CAFFE_MSC_LAYOUTS else "multi-scale (kazuto's fusion)"
+    classes = f"{n_classes} classes" + (f" ({known[class_set]})" if class_set in known else "")
+    return f"DeepLab v2 {backbone}, {rates}, {classes}, {_LAYOUT_NAMES.get(layout, layout)} layout, {scale}"
 
 
-def _model_meta(names: Sequence[str], ckpt_meta: dict[str, Any], model: Any, msc: bool, sha256: str,
-                rates_from: str) -> ModelMeta:
-    from export.model import MSC_SCALES, OUTPUT_STRIDE
+def _wrap(model: Any, msc: bool, layout: str) -> Any:
+    from export.model import MSC, CaffeMSC
 
+    if not msc:
+        return model
+    return (CaffeMSC(model) if layout in CAFFE_MSC_LAYOUTS else MSC(model)).eval()
+
+
+def _model_meta(names: Sequence[str], ckpt: Any, model: Any, msc: bool, sha256: str,
+                classes: dict[str, Any], rates_from: str) -> ModelMeta:
+    from export.model import CAFFE_MSC_INTERP, MSC_SCALES, OUTPUT_STRIDE
+
+    ckpt_meta = ckpt.meta
     pre = {k: ckpt_meta[k] for k in PREPROCESSING_KEYS if k in ckpt_meta}
     pre.setdefault("mean", CAFFE_BGR_MEAN)
-    arch = {"blocks": list(model.blocks), "base_width": model.base_width, "aspp_rates": list(model.aspp_rates),
-            "aspp_rates_from": rates_from}
-    if msc:
+    arch = {**model.architecture(), "aspp_rates_from": rates_from}
+    if msc and ckpt.layout in CAFFE_MSC_LAYOUTS:
+        arch["msc"] = {"fusion": "caffe", "interp_shrink_zoom": [list(p) for p in CAFFE_MSC_INTERP]}
+    elif msc:
         arch["msc_scales"] = list(MSC_SCALES)
-    extra: dict[str, Any] = {"architecture": arch}
+    extra: dict[str, Any] = {"architecture": arch, "layout": ckpt.layout, **classes}
     if isinstance(ckpt_meta.get("crf"), dict):  # the model's own CRF preset: the runtime's default for it
         extra["crf"] = json.loads(json.dumps(ckpt_meta["crf"]))
-    other = {k: v for k, v in ckpt_meta.items() if k not in (*PREPROCESSING_KEYS, "aspp_rates", "crf")}
+    other = {k: v for k, v in ckpt_meta.items() if k not in (*PREPROCESSING_KEYS, "aspp_rates", "pool5a", "crf")}
     try:
         extra["checkpoint_meta"] = json.loads(json.dumps(other))
     except (TypeError, ValueError):
@@ -277,23 +309,40 @@ def check_onnx_parity(net: Any, onnx_bytes: bytes, height: int, width: int, batc
 
 # ---- CLI: python -m export onnx ----
 
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a checkpoint is read and named (shared by every command that takes one)."""
+    from export.layouts import LAYOUTS
+
+    parser.add_argument("--layout", choices=LAYOUTS, default="auto",
+                        help="key layout of a .pth: kazuto (deeplab-pytorch), isht7 (Scale.*), adaptsegnet (only "
+                             "ASPP branches 0 and 1 count), advent; caffe for a .caffemodel (default auto: from the "
+                             "keys where they leave no doubt)")
+    parser.add_argument("--prototxt", type=Path, metavar="FILE",
+                        help="the caffemodel's deploy .prototxt: checked against the weights")
+    parser.add_argument("--classes", metavar="SET|FILE",
+                        help="class names and palette: voc, cityscapes, cocostuff or a file with one name per line "
+                             "(default: the checkpoint's, else by class count: 21 VOC, 19 Cityscapes, 182 COCO-Stuff)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="checkpoint file (.pt/.pth), or 'demo' for the bundled demo model")
+    parser.add_argument("checkpoint", help="checkpoint file (.pt/.pth, or an official .caffemodel), or 'demo' for the "
+                                           "bundled demo model")
     parser.add_argument("-o", "--output", type=Path, help="ONNX file to write (default: <checkpoint name>.onnx in "
                                                           "the current directory)")
-    parser.add_argument("--msc", action="store_true", help="multi-scale inference (scales 1, 0.75, 0.5, max-fused)")
+    parser.add_argument("--msc", action="store_true", help="multi-scale inference (scales 1, 0.75, 0.5, max-fused; "
+                                                           "a caffemodel's and isht7's with Caffe's Interp arithmetic, "
+                                                           "about 1.8x the FLOPs of single scale)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                         help=f"ONNX opset (default {DEFAULT_OPSET}, the highest TensorRT 8.5/8.6 parse)")
     parser.add_argument("--height", type=int, default=321, help="trace and parity-check input height (default 321; "
                                                                 "the graph accepts any size)")
     parser.add_argument("--width", type=int, default=321, help="trace and parity-check input width (default 321)")
-    parser.add_argument("--class-names", type=Path, metavar="FILE",
-                        help="class names, one per line (overrides the checkpoint's)")
+    add_source_arguments(parser)
     parser.add_argument("--aspp-rates", type=aspp_rates, metavar="RATES",
-                        help="ASPP dilation rates, which cannot be read from the weights: comma-separated integers "
-                             "(3,6,9,12) or a named set: L = 6,12,18,24 (DeepLab v2), S = 2,4,8,12 (DeepLab v2 "
-                             "ASPP-S), S-kazuto = 3,6,9,12 (kazuto1011/deeplab-pytorch's DeepLabV2S). Default: the "
-                             "checkpoint's meta, else L")
+                        help="ASPP dilation rates, which cannot be read from a .pth's weights: comma-separated "
+                             "integers (3,6,9,12) or a named set: L = 6,12,18,24 (DeepLab v2), S = 2,4,8,12 (DeepLab "
+                             "v2 ASPP-S), S-kazuto = 3,6,9,12 (kazuto1011/deeplab-pytorch's DeepLabV2S). Default: the "
+                             "checkpoint's meta, else L; a caffemodel has its own")
     parser.add_argument("--no-parity", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
 
 
@@ -316,7 +365,7 @@ def aspp_rates(text: str) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     output = args.output or Path(Path(str(args.checkpoint)).stem + ".onnx")
-    names = read_class_names(args.class_names) if args.class_names else None
     export_onnx(args.checkpoint, output, msc=args.msc, opset=args.opset, height=args.height, width=args.width,
-                class_names=names, aspp_rates=args.aspp_rates, check_parity=not args.no_parity, log=print)
+                classes=args.classes, aspp_rates=args.aspp_rates, layout=args.layout, prototxt=args.prototxt,
+                check_parity=not args.no_parity, log=print)
     return 0

@@ -54,8 +54,9 @@ def write_label(path: str | os.PathLike, labels: np.ndarray) -> None:
         img.save(tmp, format="PNG")
 
 
-def read_label(path: str | os.PathLike) -> np.ndarray:
-    """Read a VOC label PNG: a palette (P) PNG with the VOC colour map, or a grayscale (L) PNG of indices."""
+def read_label(path: str | os.PathLike, colours: np.ndarray | None = None) -> np.ndarray:
+    """Read a VOC label PNG: a palette (P) PNG with the VOC colour map (or ``colours``, 256×3 RGB: a model's palette,
+    e.g. Cityscapes'), or a grayscale (L) PNG of indices."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"missing label file: {path}")
@@ -75,10 +76,12 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
         pal = np.zeros((256, 3), np.uint8)
         entries = np.asarray(palette, np.uint8).reshape(-1, 3)[:256]
         pal[: len(entries)] = entries
-        bad = [int(i) for i in used if not np.array_equal(pal[i], _PALETTE[i])]
+        want = _PALETTE if colours is None else colours
+        bad = [int(i) for i in used if not np.array_equal(pal[i], want[i])]
         if bad:
-            raise DatasetError(f"label file {path} has a palette that is not the VOC colour map (index {bad[0]} is "
-                               f"{tuple(int(c) for c in pal[bad[0]])}, expected {tuple(int(c) for c in _PALETTE[bad[0]])})")
+            which = "the VOC colour map" if colours is None else "the model's colour map"
+            raise DatasetError(f"label file {path} has a palette that is not {which} (index {bad[0]} is "
+                               f"{tuple(int(c) for c in pal[bad[0]])}, expected {tuple(int(c) for c in want[bad[0]])})")
     return labels.astype(np.uint8, copy=False)
 
 
@@ -142,6 +145,7 @@ class VOCDataset:
             raise DatasetError(f"split list {list_file} is empty")
         if max_images is not None:
             self.ids = self.ids[: max(1, max_images)]
+        self.colours: np.ndarray | None = None  # the label PNGs' palette (None: VOC's); eval sets the model's
 
     @property
     def class_names(self) -> list[str] | None:
@@ -156,7 +160,7 @@ class VOCDataset:
         """(BGR uint8 image, uint8 labels) of the ``index``-th id; sizes must agree."""
         id_ = self.ids[index]
         image = read_image(self.root / IMAGE_DIR / f"{id_}.jpg")
-        labels = read_label(self.root / LABEL_DIR / f"{id_}.png")
+        labels = read_label(self.root / LABEL_DIR / f"{id_}.png", self.colours)
         if image.shape[:2] != labels.shape:
             raise DatasetError(f"image and label sizes differ for {id_}: image {image.shape[1]}×{image.shape[0]}, "
                                f"label {labels.shape[1]}×{labels.shape[0]}")

@@ -28,6 +28,7 @@ from runtime.gst_source import DECODERS
 from runtime.multi_cli import check_args, is_multi, run_multi, stream_specs
 from runtime.pipeline import Pipeline
 from runtime.run_outputs import check_outputs, consume, describe_crf, finish, make_sinks, stages_table, write_stats
+from runtime.palette import palette_of
 from runtime.segmenter import Segmenter, crf_summary
 from runtime.sources import open_source, source_kind
 from runtime.streams import SOURCES_GRAMMAR, StreamSpec
@@ -145,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         return run_multi(args, seg, specs)
     source_text = specs[0].source
     source = open_source(source_text, decoder=args.decoder)
-    sinks = make_sinks(args.output, args.masks, None, source.kind, source.fps, seg.meta.class_names)
+    sinks = make_sinks(args.output, args.masks, None, source.kind, source.fps, seg.meta.class_names,
+                       palette_of(seg.meta))
     pipeline = Pipeline(seg, sinks, overlapped=not args.sequential, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight or None)
     total = source.total if args.max_frames is None else min(source.total or args.max_frames, args.max_frames)

@@ -10,6 +10,7 @@ import sys
 from runtime.live_view import LiveBoard, LiveServer, parse_address
 from runtime.multistream import MultiStream
 from runtime.run_outputs import consume, finish, make_sinks, streams_table, write_stats
+from runtime.palette import palette_of
 from runtime.segmenter import Segmenter, crf_summary
 from runtime.sinks import Sink
 from runtime.streams import StreamReader, StreamSpec, parse_stream, read_sources_file, unique_names
@@ -43,7 +44,8 @@ def run_multi(args: argparse.Namespace, seg: Segmenter, specs: list[StreamSpec])
 
     def sinks(name: str, reader: StreamReader) -> list[Sink]:
         kind = reader.source.kind if reader.source is not None else "video"
-        made = make_sinks(args.output, args.masks, name, kind, reader.fps, seg.meta.class_names)
+        made = make_sinks(args.output, args.masks, name, kind, reader.fps, seg.meta.class_names,
+                          palette_of(seg.meta))
         return made + ([board.sink(name)] if board is not None else [])
 
     multi = MultiStream(seg, specs, max_batch=args.batch, gather_ms=args.gather_ms, reconnect=args.reconnect,

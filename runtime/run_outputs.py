@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
+
 from runtime.atomic import atomic_write_text, check_writable, make_dirs
 from runtime.sinks import VIDEO_CODECS, MaskSink, OverlayImageSink, OverlayVideoSink, Sink
 
@@ -33,26 +35,27 @@ def check_outputs(output: str | None, masks: str | None, stats: str | None, seve
 
 
 def make_sinks(output: str | None, masks: str | None, name: str | None, kind: str, fps: float | None,
-               class_names: Sequence[str] | None = None) -> list[Sink]:
+               class_names: Sequence[str] | None = None, palette: np.ndarray | None = None) -> list[Sink]:
     """The sinks of one stream: ``name`` None for the one-stream layout, else the stream's name in the several-stream
-    layout; ``kind``: the source's (``images`` keeps overlay JPEGs unless a video file is asked for)."""
+    layout; ``kind``: the source's (``images`` keeps overlay JPEGs unless a video file is asked for); ``palette``: the
+    model's colours (:func:`runtime.palette.palette_of`)."""
     sinks: list[Sink] = []
     if output:
         out = Path(output)
         if name is None:
             if kind == "images" and out.suffix.lower() not in VIDEO_CODECS:
-                sinks.append(OverlayImageSink(out, class_names))
+                sinks.append(OverlayImageSink(out, class_names, palette))
             elif out.suffix.lower() not in VIDEO_CODECS:
                 raise ValueError(f"--output for a video source must be a video file ({', '.join(VIDEO_CODECS)}), "
                                  f"got {out}")
             else:  # an image sequence becomes a video too: frames of another size are resized to the first one's
-                sinks.append(OverlayVideoSink(out, fps, class_names))
+                sinks.append(OverlayVideoSink(out, fps, class_names, palette))
         elif kind == "images":
-            sinks.append(OverlayImageSink(out / name, class_names))
+            sinks.append(OverlayImageSink(out / name, class_names, palette))
         else:
-            sinks.append(OverlayVideoSink(out / f"{name}.mp4", fps, class_names))
+            sinks.append(OverlayVideoSink(out / f"{name}.mp4", fps, class_names, palette))
     if masks:
-        sinks.append(MaskSink(masks if name is None else Path(masks) / name))
+        sinks.append(MaskSink(masks if name is None else Path(masks) / name, palette))
     return sinks
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from runtime.atomic import atomic_path, make_dirs, temp_beside
-from runtime.palette import voc_palette
+from runtime.palette import PALETTE, bgr_lut
 from runtime.sources import Frame
 
 log = logging.getLogger(__name__)
@@ -24,24 +24,25 @@ VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", 
 H264_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
-PALETTE = voc_palette()
-_BGR_LUT = np.ascontiguousarray(PALETTE[:, ::-1]).reshape(256, 1, 3)
+_BGR_LUT = bgr_lut(PALETTE)
 
 
-def colourize(labels: np.ndarray) -> np.ndarray:
-    """H×W labels → H×W×3 BGR palette colours (labels above 255 wrap, as in an 8-bit palette)."""
+def colourize(labels: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
+    """H×W labels → H×W×3 BGR palette colours (labels above 255 wrap, as in an 8-bit palette); VOC's by default."""
     grey = labels if labels.dtype == np.uint8 else (labels & 255).astype(np.uint8)
-    return cv2.LUT(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), _BGR_LUT)
+    return cv2.LUT(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), _BGR_LUT if palette is None else bgr_lut(palette))
 
 
-def overlay(image_bgr: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay(image_bgr: np.ndarray, labels: np.ndarray, alpha: float = 0.5, palette: np.ndarray | None = None
+            ) -> np.ndarray:
     """Blend the palette colours of ``labels`` over the image (background, class 0, left as is)."""
-    out = cv2.addWeighted(image_bgr, 1 - alpha, colourize(labels), alpha, 0)
+    out = cv2.addWeighted(image_bgr, 1 - alpha, colourize(labels, palette), alpha, 0)
     cv2.copyTo(image_bgr, (labels == 0).view(np.uint8), out)
     return out
 
 
-def draw_legend(image_bgr: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+def draw_legend(image_bgr: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
+                palette: np.ndarray | None = None) -> np.ndarray:
     """Draw, in the top-left corner, a colour swatch and the name of each class present in ``labels`` (background,
     class 0, left out), so that an overlay says what its colours mean."""
     present = [int(c) for c in np.unique(labels) if 0 < c < len(class_names)]
@@ -51,16 +52,17 @@ def draw_legend(image_bgr: np.ndarray, labels: np.ndarray, class_names: Sequence
         name = class_names[c]
         width = 16 + cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0]
         cv2.rectangle(image_bgr, (0, y - 2), (width + 4, y + row - 2), (0, 0, 0), cv2.FILLED)
-        colour = tuple(int(v) for v in _BGR_LUT[c & 255, 0])
+        colour = tuple(int(v) for v in (PALETTE if palette is None else palette)[c & 255, ::-1])
         cv2.rectangle(image_bgr, (3, y + 1), (12, y + 10), colour, cv2.FILLED)
         cv2.putText(image_bgr, name, (16, y + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return image_bgr
 
 
-def labelled_overlay(image_bgr: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None) -> np.ndarray:
+def labelled_overlay(image_bgr: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None,
+                     palette: np.ndarray | None = None) -> np.ndarray:
     """:func:`overlay`, with the legend of :func:`draw_legend` when the class names are known."""
-    out = overlay(image_bgr, labels)
-    return draw_legend(out, labels, class_names) if class_names else out
+    out = overlay(image_bgr, labels, palette=palette)
+    return draw_legend(out, labels, class_names, palette) if class_names else out
 
 
 def write_image_atomic(path: Path, write: Callable[[Path], object]) -> None:
@@ -82,18 +84,20 @@ class Sink:
 
 
 class MaskSink(Sink):
-    """One palette PNG per frame (``DIR/<frame name>.png``), pixel value = class index (VOC layout)."""
+    """One palette PNG per frame (``DIR/<frame name>.png``), pixel value = class index (VOC layout), coloured with
+    ``palette`` (:func:`runtime.palette.palette_of`; default VOC's)."""
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike, palette: np.ndarray | None = None) -> None:
         self.directory = make_dirs(directory)
         self.written = 0
+        self.palette = PALETTE if palette is None else palette
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
         if labels.max(initial=0) > 255:
             image = Image.fromarray(labels.astype(np.int32), mode="I")  # > 256 classes: 32-bit grey PNG
         else:
             image = Image.fromarray(labels.astype(np.uint8), mode="P")
-            image.putpalette(PALETTE.tobytes())
+            image.putpalette(self.palette.tobytes())
         write_image_atomic(self.directory / f"{frame.name}.png",
                            lambda p: image.save(p, format="PNG", compress_level=1))
         self.written += 1
@@ -105,13 +109,15 @@ class MaskSink(Sink):
 class OverlayImageSink(Sink):
     """One overlay image per frame (``DIR/<frame name>.jpg``), for image and directory sources."""
 
-    def __init__(self, directory: str | os.PathLike, class_names: Sequence[str] | None = None) -> None:
+    def __init__(self, directory: str | os.PathLike, class_names: Sequence[str] | None = None,
+                 palette: np.ndarray | None = None) -> None:
         self.directory = make_dirs(directory)
         self.class_names = class_names
+        self.palette = palette
         self.written = 0
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
-        out = labelled_overlay(frame.image, labels, self.class_names)
+        out = labelled_overlay(frame.image, labels, self.class_names, self.palette)
         path = self.directory / f"{frame.name}.jpg"
 
         def save(p: Path) -> None:
@@ -202,9 +208,10 @@ class OverlayVideoSink(Sink):
     OpenCV's mp4v, with a warning. ``.codec`` says which was written."""
 
     def __init__(self, path: str | os.PathLike, fps: float | None = None,
-                 class_names: Sequence[str] | None = None) -> None:
+                 class_names: Sequence[str] | None = None, palette: np.ndarray | None = None) -> None:
         self.path = Path(path)
         self.class_names = class_names
+        self.palette = palette
         if self.path.suffix.lower() not in VIDEO_CODECS:
             raise ValueError(f"unsupported video output {self.path.name}: use one of {', '.join(VIDEO_CODECS)}")
         make_dirs(self.path.parent, self.path)
@@ -243,7 +250,7 @@ class OverlayVideoSink(Sink):
             return None
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
-        out = labelled_overlay(frame.image, labels, self.class_names)
+        out = labelled_overlay(frame.image, labels, self.class_names, self.palette)
         if self.writer is None:
             self._open((out.shape[1], out.shape[0]))
         if (out.shape[1], out.shape[0]) != self.size:

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "triton")
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
+# Training checkpoints (PyTorch, the official Caffe release): the export turns them into ONNX.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".caffemodel")
 _ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt"}
 
 
@@ -48,6 +50,9 @@ def select_backend(model_path: str | os.PathLike, requested: str, has_gpu: bool,
             raise BackendError(f"{model_path} is a TensorRT engine, which needs {' and '.join(missing)}; none here: "
                                f"{onnx_hint(model_path)}")
         return "tensorrt", f"{'requested' if requested == 'tensorrt' else 'auto'}: TensorRT engine file and a GPU"
+    if suffix in CHECKPOINT_SUFFIXES:
+        raise BackendError(f"{model_path} is a checkpoint; export it first: python -m export onnx {model_path} "
+                           f"-o model.onnx")
     if suffix != ".onnx":
         raise BackendError(f"{model_path}: unknown model type {suffix or '(no suffix)'!r} "
                            f"(.onnx, or an engine: {', '.join(ENGINE_SUFFIXES)})")

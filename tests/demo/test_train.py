@@ -42,6 +42,18 @@ def test_train_then_tune_crf(tmp_path, capsys):
     assert meta.extra["checkpoint_meta"]["crf_search"]["data"] == "data"
 
 
+def test_train_vgg16(tmp_path):
+    data, ckpt = tmp_path / "data", tmp_path / "v.pt"
+    assert main(["generate", "--out", str(data), "--count", "2", "--seed", "3", "--size", "48x40",
+                 "--val-fraction", "0.5"]) == 0
+    assert main(["train", "--data", str(data), "--out", str(ckpt), "--steps", "1", "--batch", "1", "--crop", "33",
+                 "--width", "8", "--threads", "1", "--backbone", "vgg16", "--onnx", str(tmp_path / "v.onnx")]) == 0
+    payload = torch.load(ckpt, weights_only=True)
+    assert "features.conv5_3.weight" in payload["model"] and "aspp.c3.fc8.bias" in payload["model"]
+    assert payload["meta"]["pool5a"] is False and payload["meta"]["train"]["config"]["backbone"] == "vgg16"
+    assert (tmp_path / "v.onnx").is_file()
+
+
 def test_batch_crops_are_height_by_width():
     import numpy as np
 

@@ -45,7 +45,7 @@ def test_help_says_which_commands_need_which_extra(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "`" not in out
     assert ('onnx, fp16, int8 and triton need the export extra (torch, onnx): pip install -e ".[export]"' in out)
-    assert "eval and compare need it only for a checkpoint (.pt)" in out
+    assert "eval and compare need it only for a checkpoint (.pt/.pth/.caffemodel; no Caffe needed)" in out
     assert "engine needs TensorRT (the gpu extra) and onnx" in out
 
 

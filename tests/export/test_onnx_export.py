@@ -77,8 +77,8 @@ def test_metadata_round_trip(small_onnx, small_checkpoint):
     assert meta.output_stride == 8 and meta.align_corners is False and meta.msc is False
     assert (meta.input_name, meta.output_name, meta.precision) == ("image", "logits", "fp32")
     assert meta.source_sha256 == sha256_file(small_checkpoint)
-    assert meta.extra["architecture"] == {"blocks": [1, 1, 1, 1], "base_width": 8, "aspp_rates": [6, 12, 18, 24],
-                                          "aspp_rates_from": "checkpoint meta"}
+    assert meta.extra["architecture"] == {"backbone": "resnet", "blocks": [1, 1, 1, 1], "base_width": 8,
+                                          "aspp_rates": [6, 12, 18, 24], "aspp_rates_from": "checkpoint meta"}
     assert meta.extra["checkpoint_meta"] == {"dataset": "unit-test"}
     assert ModelMeta.from_json(meta.to_json()) == meta
 
@@ -90,7 +90,7 @@ def test_class_names_file_overrides_and_default_names(small_model, tmp_path):
     assert _meta(tmp_path / "default.onnx").class_names == ("class_0", "class_1", "class_2", "class_3")
     names = tmp_path / "names.txt"
     names.write_text("sky\nroad\n\ncar\nperson\n")
-    subprocess_export(path, "-o", tmp_path / "named.onnx", "--class-names", names, "--height", "33", "--width", "33")
+    subprocess_export(path, "-o", tmp_path / "named.onnx", "--classes", names, "--height", "33", "--width", "33")
     assert _meta(tmp_path / "named.onnx").class_names == ("sky", "road", "car", "person")
 
 
@@ -307,7 +307,7 @@ def test_cli_success_and_verbose(small_checkpoint, tmp_path):
     assert "argmax agreement onnxruntime 100.000 %" in proc.stdout and (tmp_path / "ok.onnx").is_file()
     proc = subprocess_export(tmp_path / "absent.pt", "--verbose")
     assert proc.returncode != 0 and "Traceback" in proc.stderr
-    proc = subprocess_export(small_checkpoint, "-o", tmp_path / "x.onnx", "--class-names", tmp_path / "absent.txt")
+    proc = subprocess_export(small_checkpoint, "-o", tmp_path / "x.onnx", "--classes", tmp_path / "absent.txt")
     assert proc.returncode == 1 and "cannot read class names" in proc.stderr and not (tmp_path / "x.onnx").exists()
 
 
@@ -317,7 +317,7 @@ def test_cli_ctrl_c_leaves_no_file(small_model, tmp_path):
     out = tmp_path / "wide.onnx"
     proc = subprocess.Popen(_cli(path, "-o", out, "--msc", "--height", "513", "--width", "513"), cwd=REPO,
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().startswith("model:")  # checkpoint loaded; tracing and parity take seconds more
+    assert proc.stdout.readline().startswith("DeepLab v2 ")  # checkpoint loaded; tracing and parity take seconds more
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130 and stderr.strip() == "error: interrupted", stderr[-1500:]

@@ -106,3 +106,17 @@ def test_failed_write_leaves_nothing(tmp_path):
             open(tmp, "w").write("half")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_labels_in_a_models_palette(tmp_path):
+    """A model's palette (e.g. Cityscapes', recorded at export) is accepted where the VOC colour map is not."""
+    from export.classes import named_set
+
+    colours = np.zeros((256, 3), np.uint8)
+    colours[:19] = named_set("cityscapes").palette
+    img = Image.fromarray(np.array([[0, 13]], np.uint8), mode="P")
+    img.putpalette(colours.tobytes())
+    img.save(tmp_path / "city.png")
+    assert voc.read_label(tmp_path / "city.png", colours).tolist() == [[0, 13]]
+    with pytest.raises(DatasetError, match="not the VOC colour map .*index 0 is \\(128, 64, 128\\)"):
+        voc.read_label(tmp_path / "city.png")

@@ -32,7 +32,9 @@ def test_select_backend(path, requested, gpu, trt, expected):
         ("m.plan", "auto", True, False, "tensorrt Python package"),
         ("m.plan", "onnxruntime", True, True, "ONNX Runtime needs the .onnx"),
         ("m.onnx", "tensorrt", True, True, "build an engine first"),
-        ("m.pt", "auto", False, False, "unknown model type"),
+        ("m.bin", "auto", False, False, "unknown model type"),
+        ("m.pt", "auto", False, False, r"m.pt is a checkpoint; export it first: python -m export onnx m.pt"),
+        ("train_iter_20000.caffemodel", "auto", False, False, r"is a checkpoint; export it first"),
         ("m.onnx", "openvino", False, False, "unknown backend"),
     ],
 )

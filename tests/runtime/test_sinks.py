@@ -94,3 +94,15 @@ def test_overlays_carry_a_legend_of_the_classes_shown():
     swatch = shown[3 + 4, 3 + 4]  # the swatch has the class's palette colour (BGR)
     assert tuple(swatch) == tuple(PALETTE[2][::-1])
     assert np.array_equal(labelled_overlay(image, labels, None), plain)
+
+
+def test_palette_of_a_model():
+    from runtime.metadata import ModelMeta
+    from runtime.palette import PALETTE, palette_of
+
+    meta = ModelMeta(class_names=("road", "sidewalk"), extra={"palette": [[128, 64, 128], [244, 35, 232]]})
+    palette = palette_of(meta)
+    assert palette[:2].tolist() == [[128, 64, 128], [244, 35, 232]]
+    assert (palette[2:] == PALETTE[2:]).all()  # entries it does not list keep the VOC colours
+    assert (palette_of(ModelMeta(class_names=("a",))) == PALETTE).all()
+    assert (palette_of(ModelMeta(class_names=("a",), extra={"palette": [[300, 0, 0]]})) == PALETTE).all()
