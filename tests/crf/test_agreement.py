@@ -23,6 +23,7 @@ def run_2d(mod, img, probs, preset: crf.Preset, lattice: bool | None = None, **n
     return np.array(d.inference(preset.iterations))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("photo,size", PHOTOS)
 @pytest.mark.parametrize("preset", ["voc", "pydensecrf"])
 def test_presets_agree_with_pydensecrf(pydensecrf, load_photo, photo, size, preset):
@@ -118,6 +119,7 @@ def _half_rows_supported() -> bool:
     return crf.DenseCRF2D(8, 8, 21).setHalfRows(True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _half_rows_supported(), reason="this CPU has no vector half-precision conversions")
 @pytest.mark.parametrize("photo", ["messi5.jpg", "butterfly.jpg"])  # butterfly: the largest float/half difference
 def test_half_rows_agree_with_pydensecrf(pydensecrf, load_photo, photo):

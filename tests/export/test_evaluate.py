@@ -47,6 +47,7 @@ def test_eval_onnx_with_and_without_crf(tiny):
     assert cm.sum() == np.array(report["confusion_crf"]).sum() > 0
 
 
+@pytest.mark.slow
 def test_eval_checkpoint_matches_its_onnx(tiny):
     r1 = _eval(tiny / "m.pt", "--data", tiny / "data", "--no-crf", "--json", tiny / "a.json")
     r2 = _eval(tiny / "m.onnx", "--data", tiny / "data", "--no-crf", "--json", tiny / "b.json")

@@ -83,6 +83,7 @@ def test_metadata_round_trip(small_onnx, small_checkpoint):
     assert ModelMeta.from_json(meta.to_json()) == meta
 
 
+@pytest.mark.slow
 def test_class_names_file_overrides_and_default_names(small_model, tmp_path):
     path = tmp_path / "bare.pth"
     torch.save({"base." + k: v for k, v in small_model().state_dict().items()}, path)
@@ -288,6 +289,7 @@ def _bad_checkpoints(tmp_path: Path, sd: dict) -> dict[str, tuple[Path, str]]:
     return out
 
 
+@pytest.mark.slow
 def test_cli_bad_checkpoints(small_model, tmp_path):
     marker = tmp_path / "payload-ran"
     for name, (path, fragment) in _bad_checkpoints(tmp_path, small_model().state_dict()).items():
@@ -301,6 +303,7 @@ def test_cli_bad_checkpoints(small_model, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 
+@pytest.mark.slow
 def test_cli_success_and_verbose(small_checkpoint, tmp_path):
     proc = subprocess_export(small_checkpoint, "-o", tmp_path / "ok.onnx", "--height", "41", "--width", "57")
     assert proc.returncode == 0, proc.stderr
@@ -311,6 +314,7 @@ def test_cli_success_and_verbose(small_checkpoint, tmp_path):
     assert proc.returncode == 1 and "cannot read class names" in proc.stderr and not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.slow
 def test_cli_ctrl_c_leaves_no_file(small_model, tmp_path):
     path = tmp_path / "wide.pt"
     save_checkpoint(path, small_model(blocks=(2, 2, 4, 2), width=32))

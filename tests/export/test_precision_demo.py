@@ -27,8 +27,8 @@ def _demo_onnx() -> Path | None:
     return p if p.is_file() else None
 
 
-pytestmark = pytest.mark.skipif(_demo_onnx() is None or not CALIB.is_dir(),
-                                reason="the demo model (demo/assets/demo.onnx) or calib_data/ is not there")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(_demo_onnx() is None or not CALIB.is_dir(),
+                                reason="the demo model (demo/assets/demo.onnx) or calib_data/ is not there")]
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ DYNAMIC = {"min_shape": (1, 3, 64, 64), "opt_shape": (1, 3, 120, 160), "max_shap
 FIXED = {"min_shape": (1, 3, 120, 160), "opt_shape": (1, 3, 120, 160), "max_shape": (1, 3, 120, 160)}
 IMAGE_SIZES = {"dynamic": [(160, 208), (50, 60), (150, 200), (97, 131)], "fixed": [(120, 160), (100, 150), (33, 47)]}
 
-pytestmark = pytest.mark.skipif(not trt_standin.available_versions(),
-                                reason=f"TensorRT binding sources not found at {trt_standin.api_root()}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not trt_standin.available_versions(),
+                                reason=f"TensorRT binding sources not found at {trt_standin.api_root()}")]
 
 
 def _run(args: list[str], release: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:

@@ -118,6 +118,7 @@ def test_module_entry_point(tmp_path, tiny_onnx):
     assert "1 processed" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, codec", [("out.avi", "MJPEG"), ("out.mp4", "H.264")])
 def test_ctrl_c_finalizes_the_video(tmp_path, tiny_onnx, videos, name, codec):
     import signal

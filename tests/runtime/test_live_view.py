@@ -17,6 +17,8 @@ from runtime.live_view import LiveBoard, LiveServer, parse_address
 from runtime.multistream import MultiStream
 from runtime.sinks import overlay
 
+pytestmark = pytest.mark.slow  # serves pages and runs a headless browser
+
 pytest.importorskip("aiohttp", reason="the live view needs the 'serve' extra (aiohttp)")
 
 

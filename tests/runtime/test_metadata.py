@@ -70,6 +70,7 @@ fields = st.sampled_from(["class_names", "channel_order", "mean", "scale", "outp
                           "schema_version", "other"])
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(fields, json_values, max_size=6), st.booleans())
 def test_any_json_object_gives_meta_or_metadata_error(d, named):

@@ -72,6 +72,7 @@ def test_one_line_errors(tmp_path, tiny_onnx, capsys, args, message):
     assert len(err) == 1 and err[0].startswith(message.format(tmp=tmp_path)), err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe (Debian package ffmpeg) is absent")
 def test_ctrl_c_leaves_every_output_playable(tmp_path, tiny_onnx, videos, clips, live_video_server):
     server = live_video_server(clips["a"], seconds=1.0)

@@ -63,6 +63,7 @@ def test_batched_equals_one_at_a_time(tiny_onnx, clips, tmp_path):
         np.testing.assert_array_equal(labels, seg.segment(frame, return_probs=False)[0])
 
 
+@pytest.mark.slow
 def test_four_streams_with_faults(tiny_onnx, clips, videos, live_video_server):
     """Two generated videos, a damaged file and an HTTP stream that drops midway and comes back, all at once."""
     damaged = videos / "Megamind_bugy.avi"

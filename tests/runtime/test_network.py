@@ -13,6 +13,8 @@ from runtime import Segmenter
 from runtime.pipeline import Pipeline
 from runtime.sources import SourceError, VideoSource, open_source
 
+pytestmark = pytest.mark.slow  # serves and decodes real streams
+
 
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from shared_data import TENSORRT_API, require
 
+pytestmark = pytest.mark.slow  # compiles against six TensorRT releases
+
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "runtime" / "cpp" / "src" / "engine_tensorrt.cpp"
 # JetPack 5.1 (8.5), JetPack 6.0 (8.6), JetPack 6.1/6.2 (10.3), JetPack 7.0 (10.13), latest 10.x (10.16), 11.x.

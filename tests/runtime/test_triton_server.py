@@ -21,6 +21,8 @@ from runtime.backends.triton import TritonBackend, TritonPipeline
 from runtime.segmenter import Segmenter
 from shared_data import REFERENCE, require
 
+pytestmark = pytest.mark.slow  # starts tritonserver
+
 try:
     find_tritonserver()
 except TritonServerError as e:

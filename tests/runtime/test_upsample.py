@@ -99,6 +99,7 @@ def test_other_dtypes_and_layouts_are_converted():
                                atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
 def test_kernel_source_compiles_with_nvcc(tmp_path):
     subprocess.run(["nvcc", "-c", "-arch=sm_80", "-x", "cu", str(KERNEL), "-o", str(tmp_path / "k.o")], check=True)
