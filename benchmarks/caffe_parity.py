@@ -31,8 +31,9 @@ def main() -> int:
     import cv2
     import onnxruntime as ort
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--kind", choices=tuple(WIDTHS), default="resnet")
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    p.add_argument("--kind", choices=tuple(WIDTHS), default="resnet",
+                   help="backbone: ResNet-101 ASPP-L or VGG-16 ASPP-L (default resnet)")
     p.add_argument("--msc", action="store_true", help="the official multi-scale net")
     p.add_argument("--size", action="append", default=None, help="HxW (repeatable; default 513x513)")
     args = p.parse_args()

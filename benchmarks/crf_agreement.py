@@ -68,9 +68,10 @@ def compare(ours: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=Path, nargs="+", default=[REFERENCE / "images"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path)
+    p.add_argument("--images", type=Path, nargs="+", default=[REFERENCE / "images"],
+                   help="photos or folders of photos (default ../shared/reference/images)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the smooth random logits (default 0)")
+    p.add_argument("--json", type=Path, help="also write the per-photo figures to this JSON file")
     args = p.parse_args()
     try:
         import pydensecrf.densecrf as reference

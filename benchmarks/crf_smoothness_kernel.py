@@ -40,8 +40,8 @@ def lattice_refine(image: np.ndarray, probs: np.ndarray, params: crf.Preset) -> 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="VOC-layout data set (python -m demo generate)")
-    p.add_argument("--split", default="val")
-    p.add_argument("--max-images", type=int)
+    p.add_argument("--split", default="val", help="the data set's split list (default val)")
+    p.add_argument("--max-images", type=int, help="use at most this many images (default all)")
     args = p.parse_args()
     dataset = VOCDataset(args.data, args.split, args.max_images)
     seg = Segmenter("demo", crf=None)
