@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "0.5: about 40 %% of full resolution's cost, about 0.6 mIoU points lower on the video "
                             "benchmark; docs/crf.md)")
     group.add_argument("--warm-start", action="store_true", help="start each frame's CRF from the previous result")
+    group.add_argument("--crf-device", default="auto", choices=("auto", "cpu", "cuda"),
+                       help="where the CRF runs (auto: the GPU when the upsampling runs there and the GPU CRF can; "
+                            "cuda falls back to the CPU with one line where it cannot)")
     run = p.add_argument_group("run")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     run.add_argument("--stats", metavar="FILE.json", help="write per-stage and end-to-end latency percentiles, fps "
@@ -141,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         options = {"protocol": args.protocol, **({"url": args.url} if args.url else {})}
     seg = Segmenter(args.model, backend=args.backend, crf=None if args.no_crf else args.crf_preset,
                     crf_iterations=args.crf_iters, crf_scale=args.crf_scale, warm_start=args.warm_start,
-                    upsample_device=args.upsample_device, **options)
+                    upsample_device=args.upsample_device, crf_device=args.crf_device, **options)
+    if seg.crf_device_fallback:
+        print(f"CRF: --crf-device cuda unavailable ({seg.crf_device_fallback}); falls back to the CPU", file=sys.stderr)
     reason = seg.backend.reason
     print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
     if specs is not None:

@@ -81,7 +81,7 @@ class Segmenter:
     def __init__(self, model: str | os.PathLike | Backend, backend: str = "auto",
                  crf: str | Mapping[str, Any] | None = DEFAULT_CRF, crf_iterations: int | None = None,
                  warm_start: bool = False, upsample_device: str = "auto", *, crf_scale: float | None = None,
-                 **backend_options: Any) -> None:
+                 crf_device: str = "auto", **backend_options: Any) -> None:
         self.backend = model if isinstance(model, Backend) else open_backend(model, backend, **backend_options)
         self.meta: ModelMeta = self.backend.meta
         self.crf = crf_settings(crf, self.meta, crf_iterations, crf_scale)
@@ -92,9 +92,11 @@ class Segmenter:
         # Logits stay on the GPU between the network and the CUDA upsampling when the backend can keep them there.
         self.device_logits = self.upsample_device == "cuda" and self.backend.device_output
         self._infer_lock = threading.Lock()
+        self.crf_device, self.crf_device_fallback = "cpu", ""
         if self.crf is not None:
             self._crf_refine = _load_crf()
             _check_crf_settings(self.crf)
+            self.crf_device, self.crf_device_fallback = _crf_device(crf_device, self.upsample_device)
 
     # -- stages ---------------------------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Padding]:
@@ -130,7 +132,7 @@ class Segmenter:
         mean-field from (warm start)."""
         if self.crf is None:
             return probs
-        return self._crf_refine(to_bgr8(image), probs, init=init, **self.crf)
+        return self._crf_refine(to_bgr8(image), probs, init=init, device=self.crf_device, **self.crf)
 
     def use_video_crf(self) -> None:
         """The frames that follow are one video's: unless iterations, a scale or warm start were asked for, the CRF
@@ -196,6 +198,14 @@ def _upsample_device(requested: str, backend: str, device: int = 0) -> str:
         log.warning("CUDA upsampling unavailable (%s); upsampling on the CPU", e)
         return "cpu"
     return "cuda"
+
+
+def _crf_device(device: str, upsample_device: str) -> tuple[str, str]:
+    """The CRF's device and, when ``cuda`` was asked for and cannot run, why; ``auto`` is ``cuda`` when the
+    upsampling runs there and the GPU CRF can."""
+    import crf.gpu
+    where, why = crf.gpu.resolve_device("cuda" if device == "auto" and upsample_device == "cuda" else device)
+    return where, why if device == "cuda" else ""
 
 
 def _load_crf() -> Callable[..., np.ndarray]:

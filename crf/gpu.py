@@ -1,0 +1,57 @@
+"""Where the dense CRF runs: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+
+The GPU CRF (crf/include/crf/gpu.hpp: pydensecrf's model on Thrust, deterministic) is reached from Python through the
+extension ``crf._crf_gpu``, built only in CUDA builds of the package. Where it is absent, or no GPU runs it, ``cuda``
+falls back to the CPU CRF with one warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+DEVICES = ("auto", "cpu", "cuda")
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def cuda_status() -> tuple[bool, str]:
+    """(whether the GPU CRF can run here, why not)."""
+    try:
+        from . import _crf_gpu  # type: ignore[attr-defined]
+    except ImportError:
+        return False, "this crf build has no GPU CRF (built without CUDA)"
+    if not _crf_gpu.cuda_available():
+        return False, "no CUDA device runs the CRF's kernels here"
+    return True, ""
+
+
+def cuda_available() -> bool:
+    """Whether ``device="cuda"`` runs the CRF on a GPU here."""
+    return cuda_status()[0]
+
+
+def resolve_device(device: str) -> tuple[str, str]:
+    """The device a CRF asked to run on `device` uses, and the reason when ``cuda`` falls back to ``cpu`` ("" else);
+    ValueError for an unknown device. ``auto`` is ``cuda`` where available, else ``cpu`` (no reason given)."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown CRF device {device!r}; known: {', '.join(DEVICES)}")
+    if device == "cpu":
+        return "cpu", ""
+    ok, why = cuda_status()
+    if ok:
+        return "cuda", ""
+    return "cpu", why if device == "cuda" else ""
+
+
+@lru_cache(maxsize=None)
+def _warn_fallback(why: str) -> None:
+    log.warning("CRF on CUDA unavailable (%s); the CRF runs on the CPU", why)
+
+
+def refine_on_device(image: Any, probs: Any, params: Any, init: Any = None) -> Any:
+    """One image through the GPU CRF (the extension's refiner for this thread), host or __cuda_array_interface__
+    arrays; only called when :func:`cuda_available`."""
+    from . import _crf_gpu  # type: ignore[attr-defined]
+    return _crf_gpu.refine(image, probs, params, init)
