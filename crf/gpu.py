@@ -50,8 +50,18 @@ def _warn_fallback(why: str) -> None:
     log.warning("CRF on CUDA unavailable (%s); the CRF runs on the CPU", why)
 
 
+def on_device(array: Any) -> bool:
+    """Whether `array` is a CUDA array that DLPack hands over (torch / CuPy tensors on the GPU)."""
+    device = getattr(array, "__dlpack_device__", None)
+    return device is not None and device()[0] in (2, 13)  # kDLCUDA, kDLCUDAManaged
+
+
 def refine_on_device(image: Any, probs: Any, params: Any, init: Any = None) -> Any:
-    """One image through the GPU CRF (the extension's refiner for this thread), host or __cuda_array_interface__
-    arrays; only called when :func:`cuda_available`."""
+    """One image through the GPU CRF (the extension's refiner for this thread; only called when
+    :func:`cuda_available`): numpy arrays give a numpy result, CUDA arrays (DLPack: image uint8 H x W x 3, probs and
+    init float32 n_labels x H x W, C-contiguous) a DLPack array on the same GPU, never copied through the host."""
     from . import _crf_gpu  # type: ignore[attr-defined]
-    return _crf_gpu.refine(image, probs, params, init)
+    p = params
+    return _crf_gpu.refine(image, probs, init, int(p.iterations), float(p.gaussian_sxy), float(p.gaussian_weight),
+                           float(p.bilateral_sxy), float(p.bilateral_srgb), float(p.bilateral_weight),
+                           int(p.normalization), float(p.clip), float(p.scale), bool(p.half_rows))

@@ -82,8 +82,11 @@ def refine(image: Any, probs: Any, iterations: int | None = None, preset: "str |
     if why:
         gpu._warn_fallback(why)
     if where == "cuda":
+        params = refine_params(preset, iterations, clip, **overrides)
+        if gpu.on_device(probs):  # frames on the GPU stay there (DLPack in, DLPack out)
+            return gpu.refine_on_device(image, probs, params, init)
         im = _image(image)
-        return gpu.refine_on_device(im, _probs(probs, im.shape[:2]), refine_params(preset, iterations, clip, **overrides),
+        return gpu.refine_on_device(im, _probs(probs, im.shape[:2]), params,
                                     None if init is None else _probs(init, im.shape[:2]))
     inits = None if init is None else [init]
     return refine_batch([image], [probs], iterations, preset, clip=clip, inits=inits, threads=threads,
