@@ -5,7 +5,7 @@
     d = crf.DenseCRF2D(w, h, n_labels)                                      # pydensecrf style
 """
 
-from . import presets, utils
+from . import gpu, presets, utils
 from ._crf import clear_lattice_cache, get_num_threads, set_buffer_cache_limit, set_num_threads
 from .densecrf import (
     CONST_KERNEL,
@@ -33,6 +33,6 @@ from .presets import PRESETS, Preset
 __all__ = [
     "CONST_KERNEL", "DEFAULT_LATTICE_CACHE", "DIAG_KERNEL", "FULL_KERNEL", "NO_NORMALIZATION", "NORMALIZE_AFTER", "NORMALIZE_BEFORE",
     "NORMALIZE_SYMMETRIC", "PRESETS", "DenseCRF", "DenseCRF2D", "LatticeCache", "Preset", "clear_lattice_cache", "get_num_threads",
-    "presets", "profile_refine", "refine", "refine_batch", "refine_params", "set_buffer_cache_limit", "set_num_threads", "utils",
+    "gpu", "presets", "profile_refine", "refine", "refine_batch", "refine_params", "set_buffer_cache_limit", "set_num_threads", "utils",
     "VIDEO_ITERATIONS", "VIDEO_SCALE",
 ]

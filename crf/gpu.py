@@ -61,7 +61,18 @@ def refine_on_device(image: Any, probs: Any, params: Any, init: Any = None) -> A
     :func:`cuda_available`): numpy arrays give a numpy result, CUDA arrays (DLPack: image uint8 H x W x 3, probs and
     init float32 n_labels x H x W, C-contiguous) a DLPack array on the same GPU, never copied through the host."""
     from . import _crf_gpu  # type: ignore[attr-defined]
-    p = params
-    return _crf_gpu.refine(image, probs, init, int(p.iterations), float(p.gaussian_sxy), float(p.gaussian_weight),
-                           float(p.bilateral_sxy), float(p.bilateral_srgb), float(p.bilateral_weight),
-                           int(p.normalization), float(p.clip), float(p.scale), bool(p.half_rows))
+    return _crf_gpu.refine(image, probs, init, *_fields(params))
+
+
+def profile_on_device(image: Any, probs: Any, params: Any) -> dict[str, float]:
+    """Seconds per phase of one GPU CRF (host arrays): upload, unary, lattice, normalisation, splat, blur, slice,
+    download, and the bilateral lattice's size (bilateral_vertices); only called when :func:`cuda_available`."""
+    from . import _crf_gpu  # type: ignore[attr-defined]
+    return _crf_gpu.profile_refine(image, probs, *_fields(params))
+
+
+def _fields(p: Any) -> tuple[Any, ...]:
+    """RefineParams' fields in the extension's argument order."""
+    return (int(p.iterations), float(p.gaussian_sxy), float(p.gaussian_weight), float(p.bilateral_sxy),
+            float(p.bilateral_srgb), float(p.bilateral_weight), int(p.normalization), float(p.clip), float(p.scale),
+            bool(p.half_rows))
