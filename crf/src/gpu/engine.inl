@@ -592,6 +592,24 @@ struct Max {
     DEEPLAB_HD int operator()(int a, int b) const { return a > b ? a : b; }
 };
 
+// The argmax of each pixel's probabilities (lowest label on ties).
+struct SoftmaxArgmax {
+    const float* q;
+    int labels;
+    i32* argmax;
+    DEEPLAB_HD void operator()(i64 i) const {
+        int best = 0;
+        for (int l = 1; l < labels; ++l)
+            if (q[i * labels + l] > q[i * labels + best]) best = l;
+        argmax[i] = best;
+    }
+};
+
+struct ScaleBy {
+    float a;
+    DEEPLAB_HD float operator()(float x) const { return x * a; }
+};
+
 // ---- reduced resolution ----
 
 // Area averaging down the columns: cols(c, y, x) = sum_k wy[k] src(c, ty[k], x), src planar (planes x h x w) or
@@ -881,18 +899,6 @@ class Engine final : public GpuRefiner::Backend {
         if (out) for_each_index(n * labels, ToLabelMajor{raw(q_), n, labels, out});
     }
 
-    struct SoftmaxArgmax {
-        const float* q;
-        int labels;
-        i32* argmax;
-        DEEPLAB_HD void operator()(i64 i) const {
-            int best = 0;
-            for (int l = 1; l < labels; ++l)
-                if (q[i * labels + l] > q[i * labels + best]) best = l;
-            argmax[i] = best;
-        }
-    };
-
     static TermView lattice_view(LatticeTerm& t, bool half) {
         TermView v{};
         v.kind = half ? 1 : 0;
@@ -1058,11 +1064,6 @@ class Engine final : public GpuRefiner::Backend {
         for_each_index(dp1 * m, FindPredecessor{raw(t.vertex_keys), codec, d, m, raw(t.pred)});
         for_each_index(dp1 * m, LinkSuccessor{raw(t.pred), m, raw(t.succ)});
     }
-
-    struct ScaleBy {
-        float a;
-        DEEPLAB_HD float operator()(float x) const { return x * a; }
-    };
 
     // Kernel normalisation (K * 1 filtered with float rows, as Permutohedral::compute), folded into the weights.
     void normalise(LatticeTerm& t, i64 n, Normalization normalization, float weight) {
