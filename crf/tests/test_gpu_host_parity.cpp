@@ -1,7 +1,8 @@
 // crf.gpu_host_parity: the GPU CRF's algorithms (crf/include/crf/gpu.hpp), run on Thrust's host systems, against the
 // CPU CRF (crf::refine) on every reference photo and every preset: argmax agreement >= 99.9 %, probabilities within
 // 1e-3. Also: the serial and OpenMP systems give the same bits, a second frame through the same workspace gives the
-// same bits as the first, and the labels output is the argmax of the probabilities.
+// same bits as the first, and the labels output is the argmax of the probabilities. In CUDA builds: on a GPU, the CUDA
+// system gives the host systems' bits (host and device pointers); without one, GpuRefiner(Cuda) refuses to start.
 //
 // Photos as benchmarks/crf_bench.py prepares them (centre crop to the aspect ratio, area resize) with DCNN-like soft
 // probabilities (a smooth random label map at 1/8 resolution, noisy logits, bilinear upsampling, softmax).
@@ -12,7 +13,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -129,6 +132,20 @@ int main(int argc, char** argv) {
     const bool openmp = gpu_system_compiled(GpuSystem::HostOpenMP);
     GpuRefiner serial(GpuSystem::HostSerial);
     std::unique_ptr<GpuRefiner> parallel = openmp ? std::make_unique<GpuRefiner>(GpuSystem::HostOpenMP) : nullptr;
+    std::unique_ptr<GpuRefiner> cuda;
+    if (gpu_system_compiled(GpuSystem::Cuda)) {
+        if (cuda_available()) {
+            cuda = std::make_unique<GpuRefiner>(GpuSystem::Cuda);
+        } else {
+            bool refused = false;
+            try {
+                GpuRefiner unavailable(GpuSystem::Cuda);
+            } catch (const std::runtime_error&) {
+                refused = true;
+            }
+            check(refused, "GpuRefiner(Cuda) without a usable GPU must throw std::runtime_error");
+        }
+    }
     const std::size_t n = std::size_t(width) * height;
     double worst_agreement = 1.0, worst_diff = 0.0;
     for (std::size_t k = 0; k < photos.size(); ++k) {
@@ -153,6 +170,12 @@ int main(int argc, char** argv) {
                 check(std::memcmp(gpu.data(), omp.data(), gpu.size() * 4) == 0,
                       what + ": the OpenMP system's bits differ from the serial system's");
             }
+            if (cuda) {
+                std::vector<float> on_gpu(probs.size());
+                cuda->refine(image.data(), width, height, probs.data(), labels, c.params, on_gpu.data());
+                check(std::memcmp(gpu.data(), on_gpu.data(), gpu.size() * 4) == 0,
+                      what + ": the CUDA system's bits differ from the host systems'");
+            }
             std::size_t agree = 0, label_ok = 0;
             double diff = 0.0;
             for (std::size_t i = 0; i < n; ++i) {
@@ -176,10 +199,10 @@ int main(int argc, char** argv) {
         }
     }
     std::printf(
-        "%zu photos x %zu presets at %dx%d, %d labels (OpenMP system %s): worst agreement %.5f, worst "
-        "|dp| %.2e\n",
-        photos.size(), cases.size(), width, height, labels, openmp ? "compared" : "not built", worst_agreement,
-        worst_diff);
+        "%zu photos x %zu presets at %dx%d, %d labels (OpenMP system %s, CUDA system %s): worst agreement %.5f, "
+        "worst |dp| %.2e\n",
+        photos.size(), cases.size(), width, height, labels, openmp ? "compared" : "not built",
+        cuda ? "compared" : "not run", worst_agreement, worst_diff);
     if (g_failures) std::printf("%d failure(s)\n", g_failures);
     return g_failures ? 1 : 0;
 }
