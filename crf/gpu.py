@@ -46,7 +46,8 @@ def resolve_device(device: str) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=None)
-def _warn_fallback(why: str) -> None:
+def warn_fallback(why: str) -> None:
+    """Logs, once per reason, that a CRF asked for CUDA runs on the CPU."""
     log.warning("CRF on CUDA unavailable (%s); the CRF runs on the CPU", why)
 
 

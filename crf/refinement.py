@@ -80,7 +80,7 @@ def refine(image: Any, probs: Any, iterations: int | None = None, preset: "str |
     """
     where, why = gpu.resolve_device(device)
     if why:
-        gpu._warn_fallback(why)
+        gpu.warn_fallback(why)
     if where == "cuda":
         params = refine_params(preset, iterations, clip, **overrides)
         if gpu.on_device(probs):  # frames on the GPU stay there (DLPack in, DLPack out)
