@@ -105,7 +105,13 @@ std::vector<float> synthetic_probabilities(int width, int height, int labels, un
 struct Case {
     std::string name;
     RefineParams params;
+    bool warm = false;  // start mean field from the probabilities themselves
 };
+
+RefineParams float_rows(RefineParams p) {
+    p.half_rows = false;
+    return p;
+}
 
 }  // namespace
 
@@ -128,7 +134,9 @@ int main(int argc, char** argv) {
     const int labels = 21;
     const std::vector<Case> cases = {{"voc", RefineParams::voc()},
                                      {"pydensecrf", RefineParams::pydensecrf()},
-                                     {"video", RefineParams::video(RefineParams::voc())}};
+                                     {"video", RefineParams::video(RefineParams::voc())},
+                                     {"voc, float rows", float_rows(RefineParams::voc())},
+                                     {"video, warm start", RefineParams::video(RefineParams::voc()), true}};
     const bool openmp = gpu_system_compiled(GpuSystem::HostOpenMP);
     GpuRefiner serial(GpuSystem::HostSerial);
     std::unique_ptr<GpuRefiner> parallel = openmp ? std::make_unique<GpuRefiner>(GpuSystem::HostOpenMP) : nullptr;
@@ -160,19 +168,21 @@ int main(int argc, char** argv) {
             RefineOptions options;
             options.cache = nullptr;
             options.threads = 1;
+            const float* init = c.warm ? probs.data() : nullptr;
+            options.init = init;
             refine(image.data(), width, height, probs.data(), labels, c.params, cpu.data(), options);
-            serial.refine(image.data(), width, height, probs.data(), labels, c.params, gpu.data(), nullptr,
+            serial.refine(image.data(), width, height, probs.data(), labels, c.params, gpu.data(), init,
                           gpu_labels.data());
-            serial.refine(image.data(), width, height, probs.data(), labels, c.params, again.data());
+            serial.refine(image.data(), width, height, probs.data(), labels, c.params, again.data(), init);
             check(std::memcmp(gpu.data(), again.data(), gpu.size() * 4) == 0, what + ": a second run's bits differ");
             if (parallel) {
-                parallel->refine(image.data(), width, height, probs.data(), labels, c.params, omp.data());
+                parallel->refine(image.data(), width, height, probs.data(), labels, c.params, omp.data(), init);
                 check(std::memcmp(gpu.data(), omp.data(), gpu.size() * 4) == 0,
                       what + ": the OpenMP system's bits differ from the serial system's");
             }
             if (cuda) {
                 std::vector<float> on_gpu(probs.size());
-                cuda->refine(image.data(), width, height, probs.data(), labels, c.params, on_gpu.data());
+                cuda->refine(image.data(), width, height, probs.data(), labels, c.params, on_gpu.data(), init);
                 check(std::memcmp(gpu.data(), on_gpu.data(), gpu.size() * 4) == 0,
                       what + ": the CUDA system's bits differ from the host systems'");
             }
