@@ -56,7 +56,7 @@ nb::object refine(const Array<std::uint8_t, 3>& image, const Array<float, 3>& pr
     {
         nb::gil_scoped_release nogil;
         thread_refiner().refine(image.data(), width, height, probs.data(), labels, params, out,
-                                init ? init->data() : nullptr, nullptr, device ? Memory::Device : Memory::Host);
+                                init ? init->data() : nullptr);
     }
     const std::size_t shape[3] = {static_cast<std::size_t>(labels), static_cast<std::size_t>(height),
                                   static_cast<std::size_t>(width)};

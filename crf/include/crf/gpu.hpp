@@ -18,9 +18,6 @@ namespace deeplab::crf {
 
 // Where a GpuRefiner runs: CUDA, or Thrust's host systems (the same algorithms on the CPU).
 enum class GpuSystem : int { Cuda = 0, HostSerial = 1, HostOpenMP = 2 };
-// Where the pointers given to GpuRefiner::refine live: host memory, or the system's own memory (CUDA device memory;
-// for the host systems the two are the same).
-enum class Memory : int { Host = 0, Device = 1 };
 
 // Whether this build has the system compiled in (Cuda: built with WITH_CUDA).
 bool gpu_system_compiled(GpuSystem system);
@@ -50,11 +47,12 @@ class GpuRefiner {
 
     // refine() of crf.hpp (same layouts, same parameters, out may alias probs): image height x width x 3 uint8, probs
     // and out n_labels x height x width; init (may be null) the warm start; labels (may be null) height x width
-    // argmax of the result (lowest label on ties). out may be null when labels is not. All pointers are in `memory`.
+    // argmax of the result (lowest label on ties). out may be null when labels is not. Each pointer may point to host
+    // or to device memory (CUDA's unified addressing tells them apart): frames already on the GPU are read and written
+    // there, without a copy through the host.
     // RefineParams::scale below 1 runs the reduced-resolution CRF as the CPU does. Labels: 1 to kMaxLabels.
     void refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
-                const RefineParams& params, float* out, const float* init = nullptr, std::int32_t* labels = nullptr,
-                Memory memory = Memory::Host);
+                const RefineParams& params, float* out, const float* init = nullptr, std::int32_t* labels = nullptr);
     // Record the time of each later phase in `profile` (null: stop); it must outlive its use.
     void set_profile(GpuProfile* profile);
 

@@ -9,7 +9,7 @@
 
 namespace deeplab::crf {
 
-// One call of GpuRefiner::refine, its pointers in `memory`.
+// One call of GpuRefiner::refine.
 struct GpuRequest {
     const std::uint8_t* image;
     int width, height;
@@ -19,7 +19,6 @@ struct GpuRequest {
     float* out;
     const float* init;
     std::int32_t* labels;
-    Memory memory;
 };
 
 struct GpuRefiner::Backend {

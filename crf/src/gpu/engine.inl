@@ -103,6 +103,18 @@ void for_each_index(i64 count, const F& f) {
     if (count > 0) th::for_each_n(th::device, th::counting_iterator<i64>(0), count, f);
 }
 
+// Copies bytes between host and system memory in any direction (CUDA: unified addressing tells which is which), so a
+// caller's pointers may be host or device memory. The algorithms below take raw pointers with an explicit policy.
+void copy_bytes(void* dst, const void* src, std::size_t bytes) {
+    if (bytes == 0) return;
+#ifdef __CUDACC__
+    const cudaError_t e = cudaMemcpy(dst, src, bytes, cudaMemcpyDefault);
+    if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA error: ") + cudaGetErrorString(e));
+#else
+    std::memcpy(dst, src, bytes);
+#endif
+}
+
 void synchronize() {
 #ifdef __CUDACC__
     const cudaError_t e = cudaDeviceSynchronize();
@@ -746,7 +758,9 @@ struct SmoothnessKey {
 
 template <class T>
 Vec<T> upload(const std::vector<T>& v) {
-    return Vec<T>(v.begin(), v.end());
+    Vec<T> d(v.size());
+    copy_bytes(raw(d), v.data(), v.size() * sizeof(T));
+    return d;
 }
 
 class Engine final : public GpuRefiner::Backend {
@@ -761,13 +775,12 @@ class Engine final : public GpuRefiner::Backend {
                                         " labels, got " + std::to_string(r.n_labels));
         if (!r.image || !r.probs || (!r.out && !r.labels)) throw std::invalid_argument("null image, probs or output");
         const i64 n = static_cast<i64>(r.width) * r.height, planes = n * r.n_labels;
-        const bool host = r.memory == Memory::Host;
         {
             Phase ph(this, &GpuProfile::upload);
-            copy_in(r.image, n * 3, host, image_);
-            copy_in(r.probs, planes, host, probs_);
-            if (r.init) copy_in(r.init, planes, host, init_);
-            if (th::transform_reduce(th::device, probs_.begin(), probs_.end(), NonFinite{}, 0, th::plus<int>()))
+            copy_in(r.image, n * 3, image_);
+            copy_in(r.probs, planes, probs_);
+            if (r.init) copy_in(r.init, planes, init_);
+            if (th::transform_reduce(th::device, raw(probs_), raw(probs_) + planes, NonFinite{}, 0, th::plus<int>()))
                 throw std::invalid_argument("probabilities contain NaN or infinity");
         }
         const int sw = detail::reduced_size(r.params.scale, r.width),
@@ -782,8 +795,8 @@ class Engine final : public GpuRefiner::Backend {
             reduced(r, sw, sh, argmax);
         }
         Phase ph(this, &GpuProfile::download);
-        if (r.out) copy_out(out_, planes, host, r.out);
-        if (r.labels) copy_out(argmax_, n, host, r.labels);
+        if (r.out) copy_out(out_, planes, r.out);
+        if (r.labels) copy_out(argmax_, n, r.labels);
         if (profile_) ++profile_->frames;
     }
 
@@ -807,19 +820,13 @@ class Engine final : public GpuRefiner::Backend {
     };
 
     template <class T>
-    static void copy_in(const T* src, i64 count, bool host, Vec<T>& dst) {
+    static void copy_in(const T* src, i64 count, Vec<T>& dst) {
         ensure(dst, static_cast<std::size_t>(count));
-        if (host)
-            th::copy(src, src + count, dst.begin());
-        else
-            th::copy(th::device_pointer_cast(src), th::device_pointer_cast(src) + count, dst.begin());
+        copy_bytes(raw(dst), src, static_cast<std::size_t>(count) * sizeof(T));
     }
     template <class T>
-    static void copy_out(Vec<T>& src, i64 count, bool host, T* dst) {
-        if (host)
-            th::copy(src.begin(), src.begin() + count, dst);
-        else
-            th::copy(src.begin(), src.begin() + count, th::device_pointer_cast(dst));
+    static void copy_out(Vec<T>& src, i64 count, T* dst) {
+        copy_bytes(dst, raw(src), static_cast<std::size_t>(count) * sizeof(T));
     }
 
     // Mean field at the image's own size: probs, init (may be null) and out label-major.
@@ -1042,11 +1049,13 @@ class Engine final : public GpuRefiner::Backend {
         el.keys = raw(t.keys);
         el.bary_out = raw(t.bary);
         for_each_index(npts, el);
-        th::sequence(th::device(alloc_), t.perm.begin(), t.perm.begin() + total);
-        th::stable_sort_by_key(th::device(alloc_), t.keys.begin(), t.keys.begin() + total, t.perm.begin());
+        th::sequence(th::device(alloc_), raw(t.perm), raw(t.perm) + total);
+        th::stable_sort_by_key(th::device(alloc_), raw(t.keys), raw(t.keys) + total, raw(t.perm));
         for_each_index(total, MarkHeads{raw(t.keys), raw(t.vid)});
-        th::inclusive_scan(th::device(alloc_), t.vid.begin(), t.vid.begin() + total, t.vid.begin());
-        const i64 m = t.m = t.vid[total - 1];
+        th::inclusive_scan(th::device(alloc_), raw(t.vid), raw(t.vid) + total, raw(t.vid));
+        i32 vertices = 0;
+        copy_bytes(&vertices, raw(t.vid) + total - 1, sizeof vertices);
+        const i64 m = t.m = vertices;
         ensure(t.vertex_keys, m);
         ensure(t.begin, m + 1);
         ensure(t.offsets, ne);
@@ -1057,10 +1066,10 @@ class Engine final : public GpuRefiner::Backend {
                                 raw(t.begin), raw(t.offsets), raw(t.splat_point), raw(t.splat_weight)});
         const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d)));  // the reference's scaling
         ensure(t.slice_w, ne);
-        th::transform(th::device, t.bary.begin(), t.bary.begin() + ne, t.slice_w.begin(), ScaleBy{alpha});
+        th::transform(th::device, raw(t.bary), raw(t.bary) + ne, raw(t.slice_w), ScaleBy{alpha});
         ensure(t.pred, dp1 * m);
         ensure(t.succ, dp1 * m);
-        th::fill(th::device, t.succ.begin(), t.succ.begin() + dp1 * m, -1);
+        th::fill(th::device, raw(t.succ), raw(t.succ) + dp1 * m, -1);
         for_each_index(dp1 * m, FindPredecessor{raw(t.vertex_keys), codec, d, m, raw(t.pred)});
         for_each_index(dp1 * m, LinkSuccessor{raw(t.pred), m, raw(t.succ)});
     }
@@ -1069,7 +1078,7 @@ class Engine final : public GpuRefiner::Backend {
     void normalise(LatticeTerm& t, i64 n, Normalization normalization, float weight) {
         const int dp1 = t.d + 1;
         ensure(ones_, static_cast<std::size_t>(n));
-        th::fill(th::device, ones_.begin(), ones_.begin() + n, 1.f);
+        th::fill(th::device, raw(ones_), raw(ones_) + n, 1.f);
         Vec<float>* rows = t.rows_f;
         ensure(rows[0], t.m);
         ensure(rows[1], t.m);

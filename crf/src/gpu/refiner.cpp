@@ -63,9 +63,8 @@ GpuSystem GpuRefiner::system() const {
 }
 
 void GpuRefiner::refine(const std::uint8_t* image, int width, int height, const float* probs, int n_labels,
-                        const RefineParams& params, float* out, const float* init, std::int32_t* labels,
-                        Memory memory) {
-    backend_->refine(GpuRequest{image, width, height, probs, n_labels, params, out, init, labels, memory});
+                        const RefineParams& params, float* out, const float* init, std::int32_t* labels) {
+    backend_->refine(GpuRequest{image, width, height, probs, n_labels, params, out, init, labels});
 }
 
 void GpuRefiner::set_profile(GpuProfile* profile) {
