@@ -23,6 +23,11 @@ rows (DenseCRF2D's default, pydensecrf's precision).
 
     python benchmarks/crf_bench.py [--json out.json] [--images DIR_OR_FILES...] [--repeats 5] [--threads 1 2]
                                    [--float-rows]
+
+--device cuda measures the GPU CRF (crf.refine(device="cuda"), host arrays in and out) against this package's CPU
+CRF on all cores, same run: time per photo, speed-up, argmax agreement and largest probability difference, and the
+time per phase of one warm GPU CRF (upload, unary, lattice, normalisation, splat, blur, slice, download; compare them
+with the cost model in docs/crf.md). Where the GPU CRF cannot run it says why and exits 0.
 """
 
 from __future__ import annotations
@@ -247,6 +252,53 @@ def phase_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+GPU_PHASES = ["upload", "unary", "lattice", "normalisation", "splat", "blur", "slice", "download"]
+
+
+def gpu_bench(args: argparse.Namespace, paths: list[Path], images: list[np.ndarray]) -> int:
+    """--device cuda: the GPU CRF against the CPU CRF (all cores) on every photo, and its time per phase."""
+    ok, why = crf.gpu.cuda_status()
+    if not ok:
+        print(f"skipped: the GPU CRF cannot run here ({why})", file=sys.stderr)
+        return 0
+    preset = preset_for(args).with_overrides(iterations=args.iterations)
+    params = crf.refine_params(preset)
+    probs = np.exp(-unary_for(args)).reshape(args.labels, args.height, args.width).astype(np.float32)
+    crf.refine(images[0], probs, preset=preset, device="cuda")  # warm-up: context, workspace
+    rows = []
+    for path, img in zip(paths, images):
+        times: dict[str, list[float]] = {"cpu": [], "cuda": []}
+        outs: dict[str, np.ndarray] = {}
+        for _ in range(args.repeats):  # interleaved: both see the same machine load
+            for device in ("cpu", "cuda"):
+                t0 = time.perf_counter()
+                outs[device] = crf.refine(img, probs, preset=preset, device=device)
+                times[device].append(time.perf_counter() - t0)
+        cpu_s, gpu_s = statistics.median(times["cpu"]), statistics.median(times["cuda"])
+        rows.append({"image": path.name, "cpu_s": cpu_s, "cuda_s": gpu_s, "speedup": cpu_s / gpu_s,
+                     "agreement": float((outs["cpu"].argmax(0) == outs["cuda"].argmax(0)).mean()),
+                     "max_abs_diff": float(np.abs(outs["cpu"] - outs["cuda"]).max()),
+                     "phases": crf.gpu.profile_on_device(img, probs, params)})
+    print(f"GPU dense CRF, {len(paths)} photos at {args.width}x{args.height}, {args.labels} labels, preset "
+          f"{args.preset}, {args.iterations} iterations, host arrays in and out, median of {args.repeats}; CPU CRF on "
+          f"{os.cpu_count()} cores\n")
+    print("| image | CPU | GPU | speed-up | agreement | max abs diff |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['image']} | {r['cpu_s'] * 1e3:.1f} ms | {r['cuda_s'] * 1e3:.2f} ms | {r['speedup']:.1f}x | "
+              f"{100 * r['agreement']:.3f} % | {r['max_abs_diff']:.1e} |")
+    speedups = [r["speedup"] for r in rows]
+    print(f"| **worst / median** | | | **{min(speedups):.1f}x / {statistics.median(speedups):.1f}x** | | |")
+    print("\nTime per phase of one warm GPU CRF (ms):\n")
+    print("| image | " + " | ".join(GPU_PHASES) + " | bilateral vertices |\n|---|" + "---|" * (len(GPU_PHASES) + 1))
+    for r in rows:
+        ph = r["phases"]
+        print(f"| {r['image']} | " + " | ".join(f"{ph[k] * 1e3:.2f}" for k in GPU_PHASES)
+              + f" | {ph['bilateral_vertices']} |")
+    if args.json:
+        atomic_write_text(args.json, json.dumps({"device": "cuda", "rows": rows}, indent=1))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=Path, nargs="+", default=[REFERENCE / "images"],
@@ -263,6 +315,8 @@ def main() -> int:
     p.add_argument("--float-rows", action="store_true", help="crf's lattice vertex values in float, not half")
     p.add_argument("--no-reference", action="store_true", help="skip pydensecrf")
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="cuda: the GPU CRF against the CPU CRF, with its time per phase")
     p.add_argument("--cold-probe", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--probe-threads", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -274,6 +328,8 @@ def main() -> int:
     threads = args.threads or sorted({1, cores})
     paths = image_paths(args.images)
     images = [load_image(path, args.width, args.height) for path in paths]
+    if args.device == "cuda":
+        return gpu_bench(args, paths, images)
     unary = unary_for(args)
     preset = preset_for(args)
     ref_mod = None

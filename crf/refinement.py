@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _crf
+from . import _crf, gpu
 from .presets import Preset, get_preset
 
 LatticeCache = _crf.LatticeCache
@@ -77,7 +77,8 @@ def _threads(threads: int | None) -> int:
 
 def refine(image: Any, probs: Any, iterations: int | None = None, preset: "str | Preset | RefineParams" = "voc", *,
            clip: float = 1e-5, init: Any = None, threads: int | None = None,
-           lattice_cache: LatticeCache | None = DEFAULT_LATTICE_CACHE, **overrides: Any) -> np.ndarray:
+           lattice_cache: LatticeCache | None = DEFAULT_LATTICE_CACHE, device: str = "cpu",
+           **overrides: Any) -> np.ndarray:
     """Refine `probs` (n_labels x H x W softmax probabilities) with a dense CRF on `image` (H x W x 3 uint8).
 
     Unary = -log(clip(probs, clip, 1)); kernels and iterations come from `preset` ("voc": DeepLab v2,
@@ -85,9 +86,20 @@ def refine(image: Any, probs: Any, iterations: int | None = None, preset: "str |
     RefineParams resolved once (CrfConfig.params(), refine_params), used as they are.
     `init` (n_labels x H x W, e.g. the previous video frame's result): mean field starts from it instead of from
     the unary (warm start). `threads`: at most this many threads for this call (None: crf.set_num_threads's count).
-    `lattice_cache`: where the smoothness lattice is looked up and kept (None: nowhere). Returns refined
+    `lattice_cache`: where the smoothness lattice is looked up and kept (None: nowhere). `device`: "cpu", "cuda"
+    (the GPU CRF, crf.gpu; falls back to the CPU with one warning where it cannot run) or "auto". Returns refined
     probabilities, n_labels x H x W float32.
     """
+    where, why = gpu.resolve_device(device)
+    if why:
+        gpu.warn_fallback(why)
+    if where == "cuda":
+        params = _params(preset, iterations, clip, overrides)
+        if gpu.on_device(probs):  # frames on the GPU stay there (DLPack in, DLPack out)
+            return gpu.refine_on_device(image, probs, params, init)
+        im = _image(image)
+        return gpu.refine_on_device(im, _probs(probs, im.shape[:2]), params,
+                                    None if init is None else _probs(init, im.shape[:2]))
     inits = None if init is None else [init]
     return refine_batch([image], [probs], iterations, preset, clip=clip, inits=inits, threads=threads,
                         lattice_cache=lattice_cache, **overrides)[0]

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "0.5: about 40 %% of full resolution's cost, about 0.6 mIoU points lower on the video "
                             "benchmark; docs/crf.md)")
     group.add_argument("--warm-start", action="store_true", help="start each frame's CRF from the previous result")
+    group.add_argument("--crf-device", default="auto", choices=("auto", "cpu", "cuda"),
+                       help="where the CRF runs (auto: the GPU when the upsampling runs there and the GPU CRF can; "
+                            "cuda falls back to the CPU with one line where it cannot)")
     run = p.add_argument_group("run")
     run.add_argument("--max-frames", type=positive_int, metavar="N",
                      help="stop after N frames (with several streams: each stream after N)")
@@ -134,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
     video = any(source_kind(s.source) != "images" for s in specs)
     seg = Segmenter(args.model, backend=args.backend, crf=None if args.no_crf else args.crf_preset,
                     crf_iterations=args.crf_iters, crf_scale=args.crf_scale, warm_start=args.warm_start,
-                    upsample_device=args.upsample_device, video=video, **options)
+                    upsample_device=args.upsample_device, video=video, crf_device=args.crf_device, **options)
+    if seg.crf_device_fallback:
+        print(f"CRF: --crf-device cuda unavailable ({seg.crf_device_fallback}); falls back to the CPU", file=sys.stderr)
     reason = seg.backend.reason
     print(f"backend: {seg.backend.name} ({reason})", file=sys.stderr)
     warn_demo_model(str(args.model), specs)

@@ -119,8 +119,11 @@ class Segmenter:
         # Logits stay on the GPU between the network and the CUDA upsampling when the backend can keep them there.
         self.device_logits = self.upsample_device == "cuda" and self.backend.device_output
         self._infer_lock = threading.Lock()
-        if self.crf is not None and self.crf.device == "cuda":
-            raise CrfUnavailable("the dense CRF runs on the CPU in this build; use crf_device='auto' or 'cpu'")
+        # Where the CRF runs (crf_device auto: the GPU when the upsampling runs there and the GPU CRF can), and why
+        # an asked-for cuda falls back to the CPU ("" when it does not).
+        self.crf_device, self.crf_device_fallback = "cpu", ""
+        if self.crf is not None:
+            self.crf_device, self.crf_device_fallback = _crf_device(self.crf.device, self.upsample_device)
         # Resolved once: the native parameters and this Segmenter's own cache of smoothness lattices (streams of other
         # sizes take their own: crf_cache()).
         self._crf_params = None if self.crf is None else self.crf.params()
@@ -166,7 +169,7 @@ class Segmenter:
         if init is not None and init.shape != probs.shape:
             init = None  # the frame size changed: start from this frame's unary
         return crf.refine(to_bgr8(image), probs, preset=self._crf_params, init=init,
-                          lattice_cache=self._lattices if lattices is None else lattices)
+                          lattice_cache=self._lattices if lattices is None else lattices, device=self.crf_device)
 
     def crf_cache(self) -> "crf.LatticeCache | None":
         """A new cache of smoothness lattices for one stream's frames (one image size), or None with the CRF off."""
@@ -230,6 +233,14 @@ def _upsample_device(requested: str, backend: str, device: int = 0) -> str:
         log.warning("CUDA upsampling unavailable (%s); upsampling on the CPU", e)
         return "cpu"
     return "cuda"
+
+
+def _crf_device(device: str, upsample_device: str) -> tuple[str, str]:
+    """The CRF's device and, when ``cuda`` was asked for and cannot run, why; ``auto`` is ``cuda`` when the
+    upsampling runs there and the GPU CRF can."""
+    import crf.gpu
+    where, why = crf.gpu.resolve_device("cuda" if device == "auto" and upsample_device == "cuda" else device)
+    return where, why if device == "cuda" else ""
 
 
 def _load_crf() -> Any:

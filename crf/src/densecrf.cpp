@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "crf/crf.hpp"
+#include "filter_rules.hpp"
 #include "parallel.hpp"
 #include "kernels.hpp"
 
@@ -145,11 +146,6 @@ namespace {
 void check_normalization(Normalization normalization) {
     if (static_cast<int>(normalization) < 0 || static_cast<int>(normalization) > 3)
         throw std::invalid_argument("unknown normalization");
-}
-
-// Radius of the taps of a Gaussian with this sigma (in pixels): 3 sigma, rounded up.
-int gaussian_radius(float sigma) {
-    return static_cast<int>(std::ceil(3.0 * sigma - 1e-6));
 }
 
 }  // namespace
@@ -343,29 +339,16 @@ struct DenseCRF::Impl {
         ImageGaussian& g = t.image;
         g.width = width;
         g.height = height;
-        g.radius_x = gaussian_radius(sx);
-        g.radius_y = gaussian_radius(sy);
-        // Taps, then per column (row) the inverse of what the kernel sums to there, borders included.
-        auto axis = [normalization](float sigma, int radius, int size, std::vector<float>& taps,
-                                    std::vector<float>& pre, std::vector<float>& post) {
-            taps.resize(2 * radius + 1);
-            for (int d = -radius; d <= radius; ++d)
-                taps[radius + d] = static_cast<float>(std::exp(-0.5 * d * d / (static_cast<double>(sigma) * sigma)));
-            pre.assign(size, 1.f);
-            post.assign(size, 1.f);
-            for (int x = 0; x < size; ++x) {
-                double sum = 0.0;
-                for (int d = std::max(-radius, -x); d <= std::min(radius, size - 1 - x); ++d) sum += taps[radius + d];
-                if (normalization == Normalization::Symmetric)
-                    pre[x] = post[x] = static_cast<float>(1.0 / std::sqrt(sum));
-                else if (normalization == Normalization::Before)
-                    pre[x] = static_cast<float>(1.0 / sum);
-                else if (normalization == Normalization::After)
-                    post[x] = static_cast<float>(1.0 / sum);
-            }
-        };
-        axis(sx, g.radius_x, width, g.taps_x, g.pre_x, g.post_x);
-        axis(sy, g.radius_y, height, g.taps_y, g.pre_y, g.post_y);
+        detail::GaussianAxis ax = detail::gaussian_axis(sx, width, normalization);
+        detail::GaussianAxis ay = detail::gaussian_axis(sy, height, normalization);
+        g.radius_x = ax.radius;
+        g.radius_y = ay.radius;
+        g.taps_x = std::move(ax.taps);
+        g.pre_x = std::move(ax.pre);
+        g.post_x = std::move(ax.post);
+        g.taps_y = std::move(ay.taps);
+        g.pre_y = std::move(ay.pre);
+        g.post_y = std::move(ay.post);
         if (compat.kind == Compatibility::Kind::Potts)
             for (auto& p : g.post_x) p *= compat.weight;
         terms.push_back(std::move(t));
@@ -636,9 +619,7 @@ void clear_lattice_cache() {
 void DenseCRF2D::add_pairwise_gaussian(float sx, float sy, const Compatibility& compat, KernelType kernel,
                                        Normalization normalization, GaussianFilter filter) {
     check_normalization(normalization);
-    const auto small = [](float s) { return s > 0.f && gaussian_radius(s) <= detail::kMaxImageRadius; };
-    if (filter == GaussianFilter::Auto && normalization != Normalization::None && n_pixels() > 0 && small(sx) &&
-        small(sy)) {
+    if (filter == GaussianFilter::Auto && n_pixels() > 0 && detail::image_space_gaussian(sx, sy, normalization)) {
         impl_->add_image_gaussian(width_, height_, sx, sy, compat, normalization);
         return;
     }
@@ -723,36 +704,11 @@ RefineParams RefineParams::video(RefineParams params) {  // cold: no warm start 
 
 namespace {
 
-// Area averaging of n cells down to m along one axis: output cell i covers [i n / m, (i + 1) n / m) and takes each
-// source cell it overlaps with the overlap's share of its width (so cells keep evenly spaced centres, which the
-// bilinear upsampling of the message assumes). Cell i's taps are [start[i], start[i + 1]).
-struct AreaTaps {
-    std::vector<int> start, source;
-    std::vector<float> weight;
-};
-
-AreaTaps area_taps(int n, int m) {
-    AreaTaps t;
-    t.start.push_back(0);
-    const double step = static_cast<double>(n) / m;
-    for (int i = 0; i < m; ++i) {
-        const double lo = i * step, hi = (i + 1) * step;
-        for (int j = static_cast<int>(lo); j < n && j < hi; ++j) {
-            const double overlap = std::min(hi, j + 1.0) - std::max(lo, static_cast<double>(j));
-            if (overlap <= 1e-9) continue;
-            t.source.push_back(j);
-            t.weight.push_back(static_cast<float>(overlap / step));
-        }
-        t.start.push_back(static_cast<int>(t.source.size()));
-    }
-    return t;
-}
-
 // Area-averages `planes` planes of w x h values (channel-interleaved with `planes` values per pixel when
 // interleaved, else planar) down to sw x sh: down the columns, then along the rows.
 template <class T>
 void shrink(const T* src, int w, int h, int sw, int sh, int planes, bool interleaved, T* dst) {
-    const AreaTaps ty = area_taps(h, sh), tx = area_taps(w, sw);
+    const detail::AreaTaps ty = detail::area_taps(h, sh), tx = detail::area_taps(w, sw);
     const std::int64_t pixel = interleaved ? planes : 1, plane = interleaved ? 1 : std::int64_t{w} * h;
     LargeVector<float> columns(static_cast<std::size_t>(planes) * sh * w);  // plane-major; every row is filled
     parallel_for(std::int64_t{planes} * sh, 8, [&](std::int64_t lo, std::int64_t hi) {
@@ -797,21 +753,9 @@ void for_vectors(const detail::Kernels& k, float* x, std::int64_t count, F&& f) 
 // shift >= every message value, so no exponential overflows, and no logarithm is taken at full resolution.
 void add_message(const detail::Kernels& k, const float* message, int sw, int sh, const float* probs, int w, int h,
                  int n_labels, float clip, float shift, float* out) {
-    auto axis = [](int n_out, int n_in, std::vector<int>& i0, std::vector<int>& i1, std::vector<float>& t) {
-        i0.resize(n_out);
-        i1.resize(n_out);
-        t.resize(n_out);
-        for (int i = 0; i < n_out; ++i) {
-            const float x = std::clamp((i + 0.5f) * (static_cast<float>(n_in) / n_out) - 0.5f, 0.f, n_in - 1.f);
-            i0[i] = static_cast<int>(x);
-            i1[i] = std::min(i0[i] + 1, n_in - 1);
-            t[i] = x - i0[i];
-        }
-    };
-    std::vector<int> x0, x1, y0, y1;
-    std::vector<float> tx, ty;
-    axis(w, sw, x0, x1, tx);
-    axis(h, sh, y0, y1, ty);
+    const detail::BilinearAxis ax = detail::bilinear_axis(w, sw), ay = detail::bilinear_axis(h, sh);
+    const std::vector<int>&x0 = ax.i0, &x1 = ax.i1, &y0 = ay.i0, &y1 = ay.i1;
+    const std::vector<float>&tx = ax.t, &ty = ay.t;
     const std::int64_t n = std::int64_t{w} * h, row = (w + k.width - 1) / k.width * k.width;
     parallel_for(h, 8, [&](std::int64_t lo, std::int64_t hi) {
         std::vector<float> e(static_cast<std::size_t>(n_labels) * row, 0.f), sum(w);
@@ -863,8 +807,7 @@ void refine(const std::uint8_t* image, int width, int height, const float* probs
             const RefineParams& params, float* out, const RefineOptions& options) {
     params.validate();
     ThreadScope threads(options.threads);
-    const int sw = std::max(1, static_cast<int>(std::lround(params.scale * width)));
-    const int sh = std::max(1, static_cast<int>(std::lround(params.scale * height)));
+    const int sw = detail::reduced_size(params.scale, width), sh = detail::reduced_size(params.scale, height);
     if (params.scale == 1.f || width <= 0 || height <= 0 || (sw == width && sh == height)) {
         refine_at_full_size(image, width, height, probs, n_labels, params, out, options);
         return;

@@ -64,6 +64,17 @@ def test_crf_scale(tmp_path, tiny_onnx, videos, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.skipif(crf.gpu.cuda_available(), reason="the GPU CRF runs here: nothing falls back")
+def test_crf_device_cuda_falls_back_in_one_line(tmp_path, tiny_onnx, capsys):
+    """--crf-device cuda where the GPU CRF cannot run: one line saying so, then the CRF runs on the CPU."""
+    src = _images(tmp_path / "in", n=1)
+    assert main(["--model", str(tiny_onnx), "--source", str(src), "--crf-device", "cuda", "--crf-iters", "1",
+                 "--masks", str(tmp_path / "m"), "--no-progress"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "CRF" in line]
+    assert len(lines) == 1 and "falls back to the CPU" in lines[0]
+    assert (tmp_path / "m" / "img0.png").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--source", "{tmp}/missing.avi"], "error: source not found"),
     (["--model", "{tmp}/missing.onnx"], "error: model file not found"),
