@@ -161,7 +161,7 @@ struct DenseCRF::Impl {
     Profile* profile = nullptr;
     bool half_rows = false;
 
-    double* phase(double Profile::*field) const { return profile ? &(profile->*field) : nullptr; }
+    double* phase(double Profile::* field) const { return profile ? &(profile->*field) : nullptr; }
     // The profile entry of the term about to be added (index terms.size()), or null.
     Profile::Term* next_term_profile() {
         if (!profile) return nullptr;

@@ -150,9 +150,8 @@ deeplab_status deeplab_apply(deeplab_segmenter* segmenter, const uint8_t* bgr, i
         return fail(DEEPLAB_ERROR_INVALID_ARGUMENT,
                     "probs_size is " + std::to_string(probs_size) +
                         ", expected n_classes*height*width = " + std::to_string(n_probs));
-    return guarded([&] {
-        segmenter->segmenter.segment(deeplab::ImageView{bgr, height, width, row_stride}, labels, probs);
-    });
+    return guarded(
+        [&] { segmenter->segmenter.segment(deeplab::ImageView{bgr, height, width, row_stride}, labels, probs); });
 }
 
 deeplab_status deeplab_reset(deeplab_segmenter* segmenter) {
