@@ -15,6 +15,7 @@
 
 #include "crf/crf.hpp"
 #include "crf/settings.hpp"
+#include "params.hpp"
 #include "../src/parallel.hpp"
 
 namespace nb = nanobind;
@@ -153,24 +154,6 @@ class Crf {
     std::mutex mu_;
 };
 
-RefineParams make_params(int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
-                         float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale,
-                         bool half_rows) {
-    RefineParams p;
-    p.iterations = iterations;
-    p.gaussian_sxy = gaussian_sxy;
-    p.gaussian_weight = gaussian_weight;
-    p.bilateral_sxy = bilateral_sxy;
-    p.bilateral_srgb = bilateral_srgb;
-    p.bilateral_weight = bilateral_weight;
-    p.normalization = Normalization(normalization);
-    p.clip = clip;
-    p.scale = scale;
-    p.half_rows = half_rows;
-    p.validate();
-    return p;
-}
-
 // Refines images[i] (H x W x 3 uint8) with probs[i] (L x H x W float32), one image per thread; inits, empty or one per
 // image (L x H x W), are the starting points of mean field (warm start).
 // threads: at most this many (0: the process-wide count); cache: the smoothness lattices' cache (None: none).
@@ -287,7 +270,7 @@ NB_MODULE(_crf, m) {
                float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale,
                bool half_rows) {
                 new (p)
-                    RefineParams(make_params(iterations, gaussian_sxy, gaussian_weight, bilateral_sxy, bilateral_srgb,
+                    RefineParams(params_from(iterations, gaussian_sxy, gaussian_weight, bilateral_sxy, bilateral_srgb,
                                              bilateral_weight, normalization, clip, scale, half_rows));
             },
             nb::arg("iterations"), nb::arg("gaussian_sxy"), nb::arg("gaussian_weight"), nb::arg("bilateral_sxy"),

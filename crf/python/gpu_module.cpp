@@ -13,6 +13,7 @@
 #include <string>
 
 #include "crf/gpu.hpp"
+#include "params.hpp"
 
 namespace nb = nanobind;
 using namespace deeplab::crf;
@@ -89,24 +90,6 @@ nb::dict profile_refine(const Array<std::uint8_t, 3>& image, const Array<float, 
     d["download"] = profile.download;
     d["bilateral_vertices"] = profile.vertices;
     return d;
-}
-
-RefineParams params_from(int iterations, float gaussian_sxy, float gaussian_weight, float bilateral_sxy,
-                         float bilateral_srgb, float bilateral_weight, int normalization, float clip, float scale,
-                         bool half_rows) {
-    RefineParams p;
-    p.iterations = iterations;
-    p.gaussian_sxy = gaussian_sxy;
-    p.gaussian_weight = gaussian_weight;
-    p.bilateral_sxy = bilateral_sxy;
-    p.bilateral_srgb = bilateral_srgb;
-    p.bilateral_weight = bilateral_weight;
-    p.normalization = static_cast<Normalization>(normalization);
-    p.clip = clip;
-    p.scale = scale;
-    p.half_rows = half_rows;
-    p.validate();
-    return p;
 }
 
 }  // namespace
