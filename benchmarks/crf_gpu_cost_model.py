@@ -51,7 +51,7 @@ def phase_bytes(n: int, labels: int, rho: float, key_bits: int = 48, uncached_pr
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--labels", type=int, default=21)
+    p.add_argument("--labels", type=int, default=21, help="labels per pixel (default 21, PASCAL VOC)")
     p.add_argument("--rho", type=float, default=1.5, help="bilateral vertices per pixel (photos: 0.74 to 2.49)")
     p.add_argument("--efficiency", type=float, default=0.7, help="achieved fraction of the peak bandwidth")
     args = p.parse_args()
