@@ -1,8 +1,9 @@
-// Units of the C++ runtime: model metadata (the cases of tests/data/model_meta_cases.json, which the Python runtime's
-// tests read too), engine sidecars, preprocessing arithmetic, npy round trips.
+// Units of the C++ runtime: model metadata and preprocessing (the cases of tests/data/model_meta_cases.json and
+// preprocess_cases.json, which the Python runtime's tests read too), engine sidecars, npy round trips.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -16,13 +17,11 @@
 
 using deeplab::ErrorCode;
 
+static nlohmann::json read_cases(const std::string& path);
+
 static void test_meta(const std::string& cases_path) {
     using deeplab::ModelMeta;
-    std::ifstream f(cases_path);
-    CHECK(f.good());
-    std::ostringstream text;
-    text << f.rdbuf();
-    const auto cases = nlohmann::json::parse(text.str()).at("cases");
+    const auto cases = read_cases(cases_path);
     CHECK(cases.size() > 20);
     for (const auto& c : cases) {
         const std::string json = c.at("json").get<std::string>();
@@ -110,25 +109,46 @@ static void test_engine_info() {
                  "engine /nonexistent/m.plan has no metadata sidecar (m.plan.json)");
 }
 
-static void test_preprocess() {
-    deeplab::ModelMeta meta;
-    meta.class_names = {"a"};
-    meta.channel_order = "RGB";
-    meta.scale = {0.5f, 1.0f, 2.0f};
-    const int h = 3, w = 10;
-    std::vector<std::uint8_t> img(static_cast<size_t>(h) * w * 3);
-    for (size_t i = 0; i < img.size(); ++i) img[i] = static_cast<std::uint8_t>(i * 13);
+static nlohmann::json read_cases(const std::string& path) {
+    std::ifstream f(path);
+    CHECK(f.good());
+    std::ostringstream text;
+    text << f.rdbuf();
+    return nlohmann::json::parse(text.str()).at("cases");
+}
+
+// The cases of tests/data/preprocess_cases.json, which the Python runtime's tests read too: the same input bit for
+// bit, or the same error.
+static void test_preprocess(const std::string& cases_path) {
+    const auto cases = read_cases(cases_path);
+    CHECK(cases.size() >= 6);
+    for (const auto& c : cases) {
+        const int h = c.at("height").get<int>(), w = c.at("width").get<int>();
+        const std::vector<std::uint8_t> img = c.at("image").get<std::vector<std::uint8_t>>();
+        CHECK(img.size() == static_cast<std::size_t>(h) * w * 3);
+        const deeplab::ModelMeta meta = deeplab::ModelMeta::from_json(c.at("meta").dump());
+        std::optional<std::pair<int, int>> pad_to;
+        if (!c.at("pad_to").is_null())
+            pad_to = std::make_pair(c.at("pad_to")[0].get<int>(), c.at("pad_to")[1].get<int>());
+        std::vector<float> x;
+        const std::string name = c.at("name").get<std::string>();
+        if (!c.at("error").is_null()) {
+            const std::string error = c.at("error").get<std::string>();
+            CHECK_THROWS(deeplab::preprocess({img.data(), h, w, 0}, meta, x, pad_to), ErrorCode::invalid_argument,
+                         error.c_str());
+            continue;
+        }
+        const deeplab::Padding p = deeplab::preprocess({img.data(), h, w, 0}, meta, x, pad_to);
+        const std::vector<float> want = c.at("input").get<std::vector<float>>();
+        const bool same = p.height == h && p.width == w && p.padded_height == c.at("padded")[0].get<int>() &&
+                          p.padded_width == c.at("padded")[1].get<int>() && x == want;
+        if (!same)
+            std::fprintf(stderr, "preprocess case \"%s\": the input differs from the shared case\n", name.c_str());
+        CHECK(same);
+    }
     std::vector<float> x;
-    const deeplab::Padding p = deeplab::preprocess({img.data(), h, w, 0}, meta, x);
-    CHECK(p.height == 3 && p.width == 10 && p.padded_height == 8 && p.padded_width == 16);
-    CHECK(x.size() == 3u * 8 * 16);
-    // channel 0 of the input is R = image channel 2, normalized with mean[0], scale[0]
-    CHECK(x[0] == (float(img[2]) - 104.008f) * 0.5f);
-    CHECK(x[2 * 128 + 16 + 1] == (float(img[(1 * w + 1) * 3 + 0]) - 122.675f) * 2.0f);
-    CHECK(x[3 * 16] == 0.0f && x[10] == 0.0f);  // padding is zero after normalization
-    CHECK_THROWS(deeplab::preprocess({img.data(), h, w, 0}, meta, x, std::make_pair(2, 16)),
-                 ErrorCode::invalid_argument, "image 3×10 is larger than the model input 2×16");
-    CHECK_THROWS(deeplab::preprocess({nullptr, h, w, 0}, meta, x), ErrorCode::invalid_argument, "image data is NULL");
+    deeplab::ModelMeta meta;
+    CHECK_THROWS(deeplab::preprocess({nullptr, 3, 10, 0}, meta, x), ErrorCode::invalid_argument, "image data is NULL");
     // DeepLab v2's logits for padded inputs (export/model.py's output_size: 288 -> 37, 384 -> 49, 240 -> 31, 320 -> 41)
     CHECK(deeplab::logits_size(288, 384, 8) == std::make_pair(37, 49));
     CHECK(deeplab::logits_size(240, 320, 8) == std::make_pair(31, 41));
@@ -156,7 +176,7 @@ static void test_npy(const std::string& dir) {
 int main(int argc, char** argv) {
     test_meta(argc > 2 ? argv[2] : "tests/data/model_meta_cases.json");
     test_engine_info();
-    test_preprocess();
+    test_preprocess(argc > 3 ? argv[3] : "tests/data/preprocess_cases.json");
     test_npy(argc > 1 ? argv[1] : ".");
     return report("test_units");
 }
