@@ -9,20 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "crf/crf.hpp"
 
 using namespace deeplab::crf;
 
 namespace {
-
-int g_failures = 0;
-
-void check(bool ok, const std::string& what) {
-    if (!ok) {
-        std::printf("FAIL: %s\n", what.c_str());
-        ++g_failures;
-    }
-}
 
 template <class E>
 void check_throws(const std::function<void()>& f, const std::string& what) {

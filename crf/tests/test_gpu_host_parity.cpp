@@ -22,21 +22,13 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "check.hpp"
 #include "crf/crf.hpp"
 #include "crf/gpu.hpp"
 
 using namespace deeplab::crf;
 
 namespace {
-
-int g_failures = 0;
-
-void check(bool ok, const std::string& what) {
-    if (!ok) {
-        std::printf("FAIL: %s\n", what.c_str());
-        ++g_failures;
-    }
-}
 
 // RGB, centre-cropped to width:height and resized with area averaging (crf_bench's load_image).
 std::vector<std::uint8_t> load_photo(const std::string& path, int width, int height) {
