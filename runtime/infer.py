@@ -27,7 +27,7 @@ from runtime.cli_errors import error_text
 from runtime.gst_source import DECODERS
 from runtime.multi_cli import check_args, is_multi, run_multi, stream_specs
 from runtime.pipeline import Pipeline
-from runtime.run_outputs import check_outputs, consume, describe_crf, finish, make_sinks, stages_table, write_stats
+from runtime.run_outputs import check_outputs, consume, finish, make_sinks, stages_table, write_stats
 from runtime.palette import palette_of
 from runtime.segmenter import Segmenter, crf_summary
 from runtime.sources import open_source, source_kind
@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-__all__ = ["build_parser", "describe_crf", "main", "run"]
+__all__ = ["build_parser", "main", "run"]
 
 
 if __name__ == "__main__":

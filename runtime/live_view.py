@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
-from runtime.sinks import PALETTE, Sink, overlay
+from runtime.palette import PALETTE
+from runtime.sinks import Sink, overlay
 from runtime.sources import Frame
 
 MAX_WIDTH = 640      # overlays are shrunk to this width for the page

@@ -12,7 +12,7 @@ import pytest
 import crf
 from demo import assets
 from runtime import Segmenter
-from runtime.infer import describe_crf, main
+from runtime.infer import main
 
 
 def _images(directory, n=3):
@@ -167,15 +167,6 @@ def test_demo_defaults(capsys):
     else:
         assert main(["--max-frames", "3", "--no-progress"]) == 1
         assert "bundled demo" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("settings, text", [
-    (None, "off"),
-    ({"preset": "pydensecrf"}, "pydensecrf preset"),
-    ({"preset": "voc", "iterations": 3, "bilateral_sxy": 40.0}, "voc preset with bilateral_sxy=40, iterations=3"),
-])
-def test_describe_crf(settings, text):
-    assert describe_crf(settings) == text
 
 
 def test_a_bug_stops_the_run_with_one_line_or_a_traceback(tmp_path, tiny_onnx, capsys, monkeypatch):

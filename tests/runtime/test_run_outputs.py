@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime.infer import main
+from runtime.run_outputs import describe_crf
 
 INFER = Path(__file__).resolve().parents[2] / "runtime" / "infer.py"
 
@@ -93,3 +94,12 @@ def test_the_demo_model_warns_once_on_other_footage(clips, capsys, several):
     assert len(warnings) == 1 and str(clips["a"]) in warnings[0]
     assert main(["--no-crf", "--no-progress", "--max-frames", "2", "--source", "demo"]) == 0
     assert "warning: the demo model" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("settings, text", [
+    (None, "off"),
+    ({"preset": "pydensecrf"}, "pydensecrf preset"),
+    ({"preset": "voc", "iterations": 3, "bilateral_sxy": 40.0}, "voc preset with bilateral_sxy=40, iterations=3"),
+])
+def test_describe_crf(settings, text):
+    assert describe_crf(settings) == text

@@ -82,7 +82,8 @@ def test_describe_says_what_was_written(tmp_path):
 
 
 def test_overlays_carry_a_legend_of_the_classes_shown():
-    from runtime.sinks import PALETTE, labelled_overlay, overlay
+    from runtime.palette import PALETTE
+    from runtime.sinks import labelled_overlay, overlay
 
     image = np.full((120, 160, 3), 90, np.uint8)
     labels = np.zeros((120, 160), np.uint8)
