@@ -137,7 +137,7 @@ struct PairwiseTerm {
     bool in_image_space() const { return image.width > 0; }
     bool float_rows() const { return half_pitch == 0; }
     std::int64_t value_rows() const {
-        return in_image_space() ? image.width * std::int64_t{image.height} : lattice.n_vertices();
+        return in_image_space() ? image.width * std::int64_t{image.height} : lattice.n_rows();
     }
 };
 
@@ -264,6 +264,14 @@ struct DenseCRF::Impl {
                 continue;
             }
             std::uint16_t* half = t.half_pitch ? t.half_values.data() : nullptr;
+            if (t.lattice.grid().rows > 0) {  // one sweep does the splat and the blur: timed as the blur
+                PhaseTimer timer(phase(&Profile::blur));
+                if (half)
+                    splat_blur(t.lattice, q_in, half, stride, t.half_pitch);
+                else
+                    splat_blur(t.lattice, q_in, t.values.data(), stride);
+                continue;
+            }
             {
                 PhaseTimer timer(phase(&Profile::splat));
                 if (half)

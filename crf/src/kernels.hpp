@@ -4,6 +4,7 @@
 // the CPU has them). Rows are padded to multiples of W floats.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -65,6 +66,18 @@ struct ColumnFilter {
     const float* pre_y;
 };
 
+// A grid lattice (Permutohedral::Grid) as the sweep sees it: its shape, vertex cells per row, and the splat lists by
+// cell.
+struct GridView {
+    int rows, cols, parity0;
+    const std::int32_t* row_begin;
+    const std::int32_t* row_end;
+    const SplatEntry* entries;
+    const std::int32_t* begin;  // cell c sums entries [begin[c], begin[c + 1])
+};
+// Rows of workspace one grid sweep needs (times cols x pitch values): the splat, axis-0 and axis-1 rows in flight.
+constexpr int kGridWorkRows = 12;
+
 struct FusedArgs {
     const float* neg_unary;  // n x stride
     const TermView* terms;
@@ -84,6 +97,11 @@ struct Kernels {
     void (*splat_half)(const SplatEntry* entries, const std::int32_t* begin, std::int64_t lo, std::int64_t hi,
                        const float* in, Half* values, int stride, int pitch);
     void (*blur_half)(const std::int32_t* order, std::int64_t lo, std::int64_t hi, Half* values, int stride, int pitch);
+    // Grid lattice rows [r0, r1) of splat + blur into `values` (rows x cols rows of `pitch` values), with
+    // kGridWorkRows x cols x pitch values of workspace; the half variant is null where the CPU has no conversions.
+    void (*grid_filter)(const GridView& g, int r0, int r1, const float* in, float* values, int stride, float* work);
+    void (*grid_filter_half)(const GridView& g, int r0, int r1, const float* in, Half* values, int stride, int pitch,
+                             Half* work);
     void (*column_filter)(const ColumnFilter& f, int y0, int y1, int stride);
     // softmax(-U - pairwise) into q_out rows [lo, hi); with_pairwise = false gives softmax(-U).
     void (*softmax)(const FusedArgs& a, std::int64_t lo, std::int64_t hi, float* q_out, bool with_pairwise);
@@ -320,6 +338,102 @@ void blur_rows(const std::int32_t* order, std::int64_t lo, std::int64_t hi, T* v
     }
 }
 
+// One grid row of the splat: every cell (vertex or not: a cell without entries gets zero) sums its entries' rows.
+template <int W, int KT, class T>
+void grid_splat_row(const GridView& g, int r, const float* in, T* out, int K, int pitch) {
+    using O = Ops<W>;
+    using vf = typename O::vf;
+    const std::int64_t S = static_cast<std::int64_t>(W) * K;
+    vf acc[KT > 0 ? KT : kMaxStride / W];
+    const std::int32_t* begin = g.begin + static_cast<std::int64_t>(r) * g.cols;
+    constexpr std::int32_t kAhead = 16;
+    const std::int32_t end = begin[g.cols];
+    for (int c = 0; c < g.cols; ++c) {
+        for (int k = 0; k < K; ++k) acc[k] = O::set1(0.f);
+        for (std::int32_t e = begin[c]; e < begin[c + 1]; ++e) {
+            if (e + kAhead < end) __builtin_prefetch(in + g.entries[e + kAhead].point * S);
+            const float* x = in + g.entries[e].point * S;
+            const vf w = O::set1(g.entries[e].weight);
+            for (int k = 0; k < K; ++k) acc[k] = acc[k] + w * O::load(x + W * k);
+        }
+        T* row = out + static_cast<std::int64_t>(c) * pitch;
+        for (int k = 0; k < K; ++k) O::store(row + W * k, acc[k]);
+    }
+}
+
+// One grid row of one axis of the blur: out[c] = cur[c] + 0.5 (up[c + du] + down[c + dd]) for the row's vertex cells
+// (a neighbour outside the grid, or a row that is null, is zero, as a missing vertex is), zero elsewhere.
+template <int W, int KT, class T>
+void grid_blur_row(const GridView& g, int r, const T* cur, const T* up, int du, const T* down, int dd, T* out, int K,
+                   int pitch) {
+    using O = Ops<W>;
+    using vf = typename O::vf;
+    const vf zero = O::set1(0.f), half = O::set1(0.5f);
+    const int lo = g.row_begin[r], hi = g.row_end[r];
+    const auto clear = [&](int c0, int c1) {
+        for (int c = c0; c < c1; ++c)
+            for (int k = 0; k < K; ++k) O::store(out + static_cast<std::int64_t>(c) * pitch + W * k, zero);
+    };
+    clear(0, lo);
+    const auto cell = [&](int c) {
+        const int cu = c + du, cd = c + dd;
+        const T* u = up && cu >= 0 && cu < g.cols ? up + static_cast<std::int64_t>(cu) * pitch : nullptr;
+        const T* d = down && cd >= 0 && cd < g.cols ? down + static_cast<std::int64_t>(cd) * pitch : nullptr;
+        const T* x = cur + static_cast<std::int64_t>(c) * pitch;
+        T* o = out + static_cast<std::int64_t>(c) * pitch;
+        for (int k = 0; k < K; ++k) {
+            const vf a = u ? O::load(u + W * k) : zero, b = d ? O::load(d + W * k) : zero;
+            O::store(o + W * k, O::load(x + W * k) + half * (a + b));
+        }
+    };
+    // Interior cells (both neighbours' columns inside the grid, both rows present) without the checks.
+    const int a = up && down ? std::min(std::max(lo, 1), hi) : hi,
+              b = up && down ? std::max(std::min(hi, g.cols - 1), a) : hi;
+    for (int c = lo; c < a; ++c) cell(c);
+    for (int c = a; c < b; ++c) {
+        const T* u = up + static_cast<std::int64_t>(c + du) * pitch;
+        const T* d = down + static_cast<std::int64_t>(c + dd) * pitch;
+        const T* x = cur + static_cast<std::int64_t>(c) * pitch;
+        T* o = out + static_cast<std::int64_t>(c) * pitch;
+        for (int k = 0; k < K; ++k)
+            O::store(o + W * k, O::load(x + W * k) + half * (O::load(u + W * k) + O::load(d + W * k)));
+    }
+    for (int c = b; c < hi; ++c) cell(c);
+    clear(hi, g.cols);
+}
+
+// Grid rows [r0, r1) of splat + blur, as one sweep: at step t the splat makes row t, axis 0 row t - 1, axis 1 row t - 2
+// and axis 2 (whose neighbours are two rows away) row t - 4, into `values`. The rows a band needs beyond its own are
+// made again in its workspace (rings of 4, 3 and 5 rows), so bands are independent and any split gives the same bits.
+template <int W, int KT, class T>
+void grid_rows(const GridView& g, int r0, int r1, const float* in, T* values, int k_rt, int pitch, T* work) {
+    const int K = KT > 0 ? KT : k_rt;
+    const std::int64_t row = static_cast<std::int64_t>(g.cols) * pitch;
+    const auto ring = [&](int first, int size, int r) { return work + (first + ((r % size) + size) % size) * row; };
+    const auto splat_row = [&](int r) { return ring(0, 4, r); };
+    const auto axis0_row = [&](int r) { return ring(4, 3, r); };
+    const auto axis1_row = [&](int r) { return ring(7, 5, r); };
+    const int R = g.rows;
+    const auto parity = [&](int r) { return (r + g.parity0) & 1; };
+    const auto inside = [&](int r, int lo, int hi) { return r >= 0 && r < R && r >= lo && r < hi; };
+    for (int t = r0 - 4; t < r1 + 4; ++t) {
+        if (inside(t, r0 - 4, r1 + 4)) grid_splat_row<W, KT>(g, t, in, splat_row(t), K, pitch);
+        if (const int r = t - 1; inside(r, r0 - 3, r1 + 3)) {
+            const int p = parity(r);
+            grid_blur_row<W, KT>(g, r, splat_row(r), inside(r - 1, r0 - 4, r1 + 4) ? splat_row(r - 1) : nullptr, p,
+                                 r + 1 < R ? splat_row(r + 1) : nullptr, p - 1, axis0_row(r), K, pitch);
+        }
+        if (const int r = t - 2; inside(r, r0 - 2, r1 + 2)) {
+            const int p = parity(r);
+            grid_blur_row<W, KT>(g, r, axis0_row(r), r >= 1 ? axis0_row(r - 1) : nullptr, p - 1,
+                                 r + 1 < R ? axis0_row(r + 1) : nullptr, p, axis1_row(r), K, pitch);
+        }
+        if (const int r = t - 4; inside(r, r0, r1))
+            grid_blur_row<W, KT>(g, r, axis1_row(r), r >= 2 ? axis1_row(r - 2) : nullptr, 0,
+                                 r + 2 < R ? axis1_row(r + 2) : nullptr, 0, values + r * row, K, pitch);
+    }
+}
+
 template <int W, int KT>
 void column_rows(const ColumnFilter& f, int y0, int y1, int k_rt) {
     using O = Ops<W>;
@@ -495,6 +609,19 @@ Kernels make_kernels() {
             });
         };
     }
+    k.grid_filter = [](const GridView& g, int r0, int r1, const float* in, float* values, int stride, float* work) {
+        dispatch_row_vectors(stride / W, [&](auto kt) {
+            grid_rows<W, decltype(kt)::value>(g, r0, r1, in, values, stride / W, stride, work);
+        });
+    };
+    k.grid_filter_half = nullptr;
+    if constexpr (W == kHalfWidth)
+        k.grid_filter_half = [](const GridView& g, int r0, int r1, const float* in, Half* values, int stride, int pitch,
+                                Half* work) {
+            dispatch_row_vectors(stride / W, [&](auto kt) {
+                grid_rows<W, decltype(kt)::value>(g, r0, r1, in, values, stride / W, pitch, work);
+            });
+        };
     k.column_filter = [](const ColumnFilter& f, int y0, int y1, int stride) {
         dispatch_row_vectors(stride / W, [&](auto kt) { column_rows<W, decltype(kt)::value>(f, y0, y1, stride / W); });
     };

@@ -10,6 +10,7 @@ const Kernels* avx2_kernels() {
         if (!__builtin_cpu_supports("f16c")) {  // every AVX2 CPU has had it; the half rows need it
             table.splat_half = nullptr;
             table.blur_half = nullptr;
+            table.grid_filter_half = nullptr;
         }
         return table;
     }();

@@ -4,9 +4,9 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
-#include <memory>
 
 #include "crf/crf.hpp"
 #include "parallel.hpp"
@@ -159,11 +159,54 @@ void blur_axes(const Permutohedral& lat, Segment&& segment) {
     }
 }
 
+// Grid rows per band of a grid sweep at least (each band makes 7 rows beyond its own again).
+constexpr int kGridBandRows = 48;
+
+// The grid sweep over bands of rows in parallel: filter(view, r0, r1, work) with `work` this thread's workspace of
+// kGridWorkRows rows of T (kept for the thread's next sweep).
+template <class T, class Filter>
+void grid_sweep(const Permutohedral& lat, int pitch, Filter&& filter) {
+    const Permutohedral::Grid& g = lat.grid();
+    const detail::GridView view{
+        g.rows, g.cols, g.parity0, g.row_begin.data(), g.row_end.data(), lat.splat_entries(), lat.splat_begin()};
+    const int bands = std::max(1, std::min(g.rows / kGridBandRows, 2 * num_threads()));
+    parallel_for(bands, 1, [&](std::int64_t lo, std::int64_t hi) {
+        thread_local std::vector<T> work;
+        work.resize(static_cast<std::size_t>(detail::kGridWorkRows) * g.cols * pitch);
+        for (std::int64_t b = lo; b < hi; ++b)
+            filter(view, static_cast<int>(g.rows * b / bands), static_cast<int>(g.rows * (b + 1) / bands), work.data());
+    });
+}
+
 }  // namespace
+
+void splat_blur(const Permutohedral& lat, const float* in, float* values, int stride) {
+    if (lat.grid().rows == 0) {
+        splat(lat, in, values, stride);
+        blur(lat, values, stride);
+        return;
+    }
+    const detail::Kernels& k = detail::kernels_for(stride);
+    grid_sweep<float>(lat, stride, [&](const detail::GridView& view, int r0, int r1, float* work) {
+        k.grid_filter(view, r0, r1, in, values, stride, work);
+    });
+}
+
+void splat_blur(const Permutohedral& lat, const float* in, std::uint16_t* half, int stride, int pitch) {
+    if (lat.grid().rows == 0) {
+        splat(lat, in, half, stride, pitch);
+        blur(lat, half, stride, pitch);
+        return;
+    }
+    const detail::Kernels& k = detail::kernels_for(stride);
+    grid_sweep<std::uint16_t>(lat, pitch, [&](const detail::GridView& view, int r0, int r1, std::uint16_t* work) {
+        k.grid_filter_half(view, r0, r1, in, half, stride, pitch, work);
+    });
+}
 
 void splat(const Permutohedral& lat, const float* in, float* values, int stride) {
     const detail::Kernels& k = detail::kernels_for(stride);
-    parallel_for(lat.n_vertices(), kSplatGrain, [&](std::int64_t lo, std::int64_t hi) {
+    parallel_for(lat.n_rows(), kSplatGrain, [&](std::int64_t lo, std::int64_t hi) {
         k.splat(lat.splat_entries(), lat.splat_begin(), lo, hi, in, values, stride);
     });
 }
@@ -191,7 +234,7 @@ int half_row_pitch(int stride) {
 
 void splat(const Permutohedral& lat, const float* in, std::uint16_t* half, int stride, int pitch) {
     const detail::Kernels& k = detail::kernels_for(stride);
-    parallel_for(lat.n_vertices(), kSplatGrain, [&](std::int64_t lo, std::int64_t hi) {
+    parallel_for(lat.n_rows(), kSplatGrain, [&](std::int64_t lo, std::int64_t hi) {
         k.splat_half(lat.splat_entries(), lat.splat_begin(), lo, hi, in, half, stride, pitch);
     });
 }
@@ -363,9 +406,9 @@ struct Permutohedral::BuildTables {
     std::int64_t n_points, n_chunks;
     LargeVector<std::uint32_t> table;
     std::unique_ptr<std::uint32_t[]> prov_keys;  // by provisional id; only the first ids of each chunk are written
-    std::vector<std::int64_t> base;              // vertices created per chunk, then their prefix sums
-    LargeVector<std::uint8_t> axis;              // per entry: the axis along which its vertex steps to the next one
-    LargeVector<std::uint32_t> vkeys;            // keys by final id (finalize)
+    std::vector<std::int64_t> base;        // vertices created per chunk, then their prefix sums
+    LargeVector<std::uint8_t> axis;        // per entry: the axis along which its vertex steps to the next one
+    LargeVector<std::uint32_t> vkeys;      // keys by final id (finalize)
 
     BuildTables(std::size_t capacity_, int n_words_, std::int64_t n_points_, int dp1, std::int64_t entries)
         : capacity(capacity_), n_words(n_words_), n_points(n_points_), table(capacity_), axis(entries) {
@@ -395,7 +438,19 @@ bool Permutohedral::build(const float* features, bool pad, const std::vector<flo
     BuildTables tables(capacity, static_cast<int>((sizeof(Key) * d + 3) / 4), n_ + (pad ? 1 : 0), dp1, ne);
     if (!insert<Key, D>(features, scale, tables)) return false;
     finalize(tables);
-    build_chains<Key, D>(tables);
+    grid_ = Grid{};
+    const bool grid = D == 2 && grid_allowed_ && build_grid<Key>(tables);
+    build_splat();                                                                // from the unscaled weights
+    const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d_)));  // the reference's scaling
+    parallel_for(ne, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t e = lo; e < hi; ++e) slice_w_[e] *= alpha;
+    });
+    if (grid) {
+        order_ = LargeVector<std::int32_t>();
+        segments_.clear();
+    } else {
+        build_chains<Key, D>(tables);
+    }
     return true;
 }
 
@@ -491,8 +546,7 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
     return !overflow.load();
 }
 
-// Final ids: chunk bases (prefix sums) + creation index, so vertices keep the points' order; keys by final id;
-// the splat's entries; the slice weights get the reference's 1 / (1 + 2^-d) scaling.
+// Final ids: chunk bases (prefix sums) + creation index, so vertices keep the points' order; keys by final id.
 void Permutohedral::finalize(BuildTables& tables) {
     const std::int64_t n_chunks = tables.n_chunks, ne = n_ * (d_ + 1);
     const int n_words = tables.n_words, local_bits = tables.local_bits;
@@ -520,12 +574,6 @@ void Permutohedral::finalize(BuildTables& tables) {
                         (base[c + 1] - base[c]) * n_words, tables.vkeys.data() + base[c] * n_words);
     });
     tables.prov_keys.reset();
-
-    build_splat();                                                                // from the unscaled weights
-    const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d_)));  // the reference's scaling
-    parallel_for(ne, 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t e = lo; e < hi; ++e) slice_w_[e] *= alpha;
-    });
 }
 
 // Blur neighbours: along axis j, vertex v's predecessor is v - (1,..,1) + (d+1) e_j. Looking up every
@@ -634,11 +682,66 @@ void Permutohedral::build_chains(const BuildTables& tables) {
     }
 }
 
+// A 2-D lattice whose vertices fill their rows (Permutohedral::Grid) without more than a few empty cells becomes a
+// grid: vertex ids become cell indices. False (chains) when some row has a gap or the bounding box is much larger
+// than the vertex count (scattered features).
+template <class Key>
+bool Permutohedral::build_grid(const BuildTables& tables) {
+    const std::int64_t m = m_;
+    if (m == 0) return false;
+    LargeVector<std::int32_t> row_of(static_cast<std::size_t>(m)), col_of(static_cast<std::size_t>(m));
+    std::int64_t k2_min = std::numeric_limits<std::int64_t>::max(), k2_max = std::numeric_limits<std::int64_t>::min();
+    std::int64_t c_min = k2_min, c_max = k2_max;
+    for (std::int64_t v = 0; v < m; ++v) {
+        Key key[2];
+        unpack<Key, 2>(tables.vkeys.data() + v * tables.n_words, 2, key);
+        const std::int64_t k2 = -static_cast<std::int64_t>(key[0]) - key[1];
+        const std::int64_t q = (static_cast<std::int64_t>(key[0]) - key[1]) / 3;  // exact: k0 = k1 mod 3
+        const std::int64_t c = (q - (k2 & 1)) / 2;                                // exact: q = k2 mod 2
+        k2_min = std::min(k2_min, k2);
+        k2_max = std::max(k2_max, k2);
+        c_min = std::min(c_min, c);
+        c_max = std::max(c_max, c);
+        row_of[v] = static_cast<std::int32_t>(k2);
+        col_of[v] = static_cast<std::int32_t>(c);
+    }
+    const std::int64_t rows = k2_max - k2_min + 1, cols = c_max - c_min + 1;
+    if (rows * cols > m + m / 4 + 1024 || rows * cols >= (std::int64_t{1} << 31) / 2) return false;
+    Grid g;
+    g.rows = static_cast<int>(rows);
+    g.cols = static_cast<int>(cols);
+    g.parity0 = static_cast<int>(k2_min & 1);
+    g.row_begin.assign(g.rows, std::numeric_limits<std::int32_t>::max());
+    g.row_end.assign(g.rows, 0);
+    std::vector<std::int32_t> count(g.rows, 0);
+    for (std::int64_t v = 0; v < m; ++v) {
+        const std::int32_t r = static_cast<std::int32_t>(row_of[v] - k2_min),
+                           c = static_cast<std::int32_t>(col_of[v] - c_min);
+        row_of[v] = r;
+        col_of[v] = c;
+        g.row_begin[r] = std::min(g.row_begin[r], c);
+        g.row_end[r] = std::max(g.row_end[r], c + 1);
+        ++count[r];
+    }
+    for (int r = 0; r < g.rows; ++r) {
+        if (count[r] == 0) g.row_begin[r] = g.row_end[r] = 0;
+        if (g.row_end[r] - g.row_begin[r] != count[r]) return false;  // a gap: some cell would not be a vertex
+    }
+    parallel_for(n_ * (d_ + 1), 1 << 14, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t e = lo; e < hi; ++e) {
+            const std::int32_t v = offset_[e];
+            offset_[e] = row_of[v] * g.cols + col_of[v];
+        }
+    });
+    grid_ = std::move(g);
+    return true;
+}
+
 // The entries by vertex: a counting sort that keeps each vertex's points in point order. Each thread counts and
 // then places the entries of its own range of points; a vertex's entries from lower point ranges come first.
 void Permutohedral::build_splat() {
     const int dp1 = d_ + 1;
-    const std::int64_t m = m_, n = n_;
+    const std::int64_t m = n_rows(), n = n_;
     splat_begin_.assign(static_cast<std::size_t>(m) + 1, 0);
     splat_ = LargeVector<SplatEntry>(static_cast<std::size_t>(n * dp1));
     std::int32_t* begin = splat_begin_.data();
@@ -698,16 +801,20 @@ void Permutohedral::scale_weights(const float* splat_scale, const float* slice_s
 
 void Permutohedral::compute(const float* in, float* out, int value_size) const {
     if (value_size < 1) throw std::invalid_argument("value_size must be >= 1");
+    if (value_size == 1 && grid_.rows == 0) {
+        compute_scalar(in, out);
+        return;
+    }
     const int stride = value_size <= 4 ? 4 : (value_size + 7) / 8 * 8;  // 4: the 4-lane kernels
-    LargeVector<float> padded(static_cast<std::size_t>(n_) * stride), values(static_cast<std::size_t>(m_) * stride);
+    LargeVector<float> padded(static_cast<std::size_t>(n_) * stride),
+        values(static_cast<std::size_t>(n_rows()) * stride);
     parallel_for(n_, 4096, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t i = lo; i < hi; ++i) {
             float* row = std::copy_n(in + i * value_size, value_size, padded.data() + i * stride);
             std::fill(row, padded.data() + (i + 1) * stride, 0.f);
         }
     });
-    splat(*this, padded.data(), values.data(), stride);
-    blur(*this, values.data(), stride);
+    splat_blur(*this, padded.data(), values.data(), stride);
     const int dp1 = d_ + 1;
     parallel_for(n_, 1024, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t i = lo; i < hi; ++i) {
@@ -722,8 +829,49 @@ void Permutohedral::compute(const float* in, float* out, int value_size) const {
     });
 }
 
+// compute() for one value per point along chains (a kernel's normalisation): a float per vertex instead of a padded
+// row of 4, so the blur's scattered reads stay in the caches; the same arithmetic in the same order as lane 0 of the
+// 4-lane kernels.
+void Permutohedral::compute_scalar(const float* in, float* out) const {
+    LargeVector<float> values(static_cast<std::size_t>(m_));
+    parallel_for(m_, kSplatGrain, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t v = lo; v < hi; ++v) {
+            float acc = 0.f;
+            for (std::int32_t e = splat_begin_[v]; e < splat_begin_[v + 1]; ++e)
+                acc = acc + splat_[e].weight * in[splat_[e].point];
+            values[v] = acc;
+        }
+    });
+    blur_axes(*this, [&](const std::int32_t* order, std::int64_t lo, std::int64_t hi) {
+        float prev = 0.f;
+        for (std::int64_t pos = lo; pos < hi; ++pos) {
+            const std::int32_t raw = order[pos];
+            float& cur = values[raw < 0 ? ~raw : raw];
+            const float old = cur;
+            if (raw < 0) {  // the end of a chain: no successor
+                cur = old + 0.5f * (prev + 0.f);
+                prev = 0.f;
+            } else {
+                const std::int32_t next = order[pos + 1];
+                cur = old + 0.5f * (prev + values[next < 0 ? ~next : next]);
+                prev = old;
+            }
+        }
+    });
+    const int dp1 = d_ + 1;
+    parallel_for(n_, 1024, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i) {
+            float o = 0.f;
+            for (int r = 0; r < dp1; ++r) o += slice_w_[i * dp1 + r] * values[offset_[i * dp1 + r]];
+            out[i] = o;
+        }
+    });
+}
+
 std::size_t Permutohedral::memory_bytes() const {
-    return (offset_.size() + slice_w_.size() + splat_begin_.size() + order_.size()) * 4 +
+    return (offset_.size() + slice_w_.size() + splat_begin_.size() + order_.size() + grid_.row_begin.size() +
+            grid_.row_end.size()) *
+               4 +
            splat_.size() * sizeof(SplatEntry) + segments_.size() * 8;
 }
 

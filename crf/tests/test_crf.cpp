@@ -197,6 +197,67 @@ void test_filter_is_linear_and_thread_independent() {
     lat.compute(a.data(), one.data(), 4);
     set_num_threads(0);
     check(one == fa, "filter results do not depend on the thread count");
+    // One value per point (a normalisation) is filtered by scalar code: lane 0 of the 4-lane kernels, bit for bit.
+    std::vector<float> lane0(n), padded(n * 4, 0.f), scalar(n);
+    for (int i = 0; i < n; ++i) padded[i * 4] = a[i * 4];
+    lat.compute(padded.data(), fa.data(), 4);
+    for (int i = 0; i < n; ++i) lane0[i] = a[i * 4];
+    lat.compute(lane0.data(), scalar.data(), 1);
+    bool same = true;
+    for (int i = 0; i < n; ++i) same &= scalar[i] == fa[i * 4];
+    check(same, "one value per point filters as lane 0 of four");
+}
+
+// The lattice of pixel positions (x / s, y / s) is stored as a grid (Permutohedral::Grid): it filters like the naive
+// reference lattice, gives the same bits as the same lattice walked along chains, and as itself on one thread.
+void test_grid_lattice() {
+    struct Case {
+        int width, height;
+        float sigma;
+    };
+    for (const Case c : {Case{1, 1, 1.f}, Case{1, 9, 1.f}, Case{9, 1, 1.f}, Case{37, 23, 1.f}, Case{64, 48, 0.5f},
+                         Case{61, 47, 3.f}, Case{50, 40, 10.f}, Case{200, 150, 1.f}}) {
+        const int n = c.width * c.height, values = 21;
+        const std::string what =
+            std::to_string(c.width) + "x" + std::to_string(c.height) + " sigma " + std::to_string(c.sigma);
+        std::vector<float> f(2 * static_cast<std::size_t>(n));
+        for (int y = 0; y < c.height; ++y)
+            for (int x = 0; x < c.width; ++x) {
+                f[y * c.width + x] = x / c.sigma;
+                f[n + y * c.width + x] = y / c.sigma;
+            }
+        Permutohedral grid, chains;
+        chains.set_grid_allowed(false);
+        grid.init(f.data(), 2, n);
+        chains.init(f.data(), 2, n);
+        // Below sigma 1 neighbouring pixels are more than a lattice step apart, and rows have gaps: chains.
+        check((grid.grid().rows > 0) == (c.sigma >= 1.f), "pixel positions make a grid lattice from sigma 1, " + what);
+        check(grid.n_vertices() == chains.n_vertices(), "the grid holds the same vertices, " + what);
+        std::mt19937 rng(n);
+        std::uniform_real_distribution<float> u(0.f, 1.f);
+        std::vector<float> in(static_cast<std::size_t>(n) * values), a(in.size()), b(in.size()), one(in.size());
+        for (auto& v : in) v = u(rng);
+        grid.compute(in.data(), a.data(), values);
+        chains.compute(in.data(), b.data(), values);
+        check(a == b, "grid and chains give the same bits, " + what);
+        set_num_threads(1);
+        grid.compute(in.data(), one.data(), values);
+        set_num_threads(0);
+        check(one == a, "the grid's result does not depend on the thread count, " + what);
+        std::vector<float> first(n);
+        for (int i = 0; i < n; ++i) first[i] = in[static_cast<std::size_t>(i) * values];
+        const auto ref = naive_filter(f, 2, n, first);
+        double worst = 0.0;
+        for (int i = 0; i < n; ++i)
+            worst = std::max(worst,
+                             std::fabs(a[static_cast<std::size_t>(i) * values] - ref[i]) / (1e-3 + std::fabs(ref[i])));
+        check(worst < 1e-3, "the grid lattice equals the naive reference lattice, " + what);
+    }
+    // Scattered 2-D features leave gaps in the rows: chains.
+    std::vector<float> sparse = {0.f, 50.f, 3.f, 90.f, 0.f, 7.f, 70.f, 20.f};
+    Permutohedral lat;
+    lat.init(sparse.data(), 2, 4);
+    check(lat.grid().rows == 0, "scattered features keep chains");
 }
 
 std::vector<float> smooth_probs(int w, int h, int labels, unsigned seed) {
@@ -483,6 +544,7 @@ int main() {
         test_lattice_matches_naive_reference(dim, 40.f);
     }
     test_filter_is_linear_and_thread_independent();
+    test_grid_lattice();
     test_refine_and_threads();
     test_refine_options();
     test_half_rows();

@@ -36,6 +36,8 @@ class Permutohedral {
     int dim() const { return d_; }
     std::int64_t n_points() const { return n_; }
     std::int64_t n_vertices() const { return m_; }
+    // Rows of vertex values that filtering reads and writes: n_vertices(), or the grid's cells (below).
+    std::int64_t n_rows() const { return grid_.rows > 0 ? std::int64_t{grid_.rows} * grid_.cols : m_; }
     std::size_t memory_bytes() const;
 
     // Layout read by the filtering kernels. Point i touches vertices offsets()[i*(d+1) + r] with
@@ -59,6 +61,22 @@ class Permutohedral {
     int blur_segments() const { return kSegments; }
     std::int64_t segment(int j, int s) const { return segments_[static_cast<std::size_t>(j) * (kSegments + 1) + s]; }
 
+    // A 2-D lattice whose vertices fill a grid (the lattice of pixel positions, x / sx and y / sy) is stored as that
+    // grid instead of chains: cell (row, col) holds the vertex with k2 = row + k2_min (k2 = -k0 - k1, the implicit
+    // third coordinate) and col = ((k0 - k1) / 3 - (k2 mod 2)) / 2 + col_min. Along axis 0 a vertex's neighbours are
+    // the cells (row - 1, col + p) and (row + 1, col - 1 + p), along axis 1 (row - 1, col - 1 + p) and (row + 1, col +
+    // p), along axis 2 (row -+ 2, col), where p = k2 mod 2. Row r's vertices are the cells [row_begin[r], row_end[r]);
+    // the others hold zero. Vertex ids are cell indices (row * cols + col), so the splat lists and the slice's offsets
+    // index cells, and the blur is a sweep over the rows with fixed neighbours instead of a walk along chains.
+    struct Grid {
+        int rows = 0, cols = 0;  // rows == 0: no grid (chains)
+        int parity0 = 0;         // k2 mod 2 of row 0
+        std::vector<std::int32_t> row_begin, row_end;
+    };
+    const Grid& grid() const { return grid_; }
+    // Whether init() may store a planar lattice as a grid (default); false keeps chains (tests compare the two).
+    void set_grid_allowed(bool allowed) { grid_allowed_ = allowed; }
+
   private:
     static constexpr int kSegments = 64;
     struct BuildTables;
@@ -70,7 +88,10 @@ class Permutohedral {
     void finalize(BuildTables& tables);
     template <class Key, int D>
     void build_chains(const BuildTables& tables);
+    template <class Key>
+    bool build_grid(const BuildTables& tables);
     void build_splat();
+    void compute_scalar(const float* in, float* out) const;
 
     int d_ = 0;
     std::int64_t n_ = 0, m_ = 0;
@@ -80,11 +101,16 @@ class Permutohedral {
     LargeVector<std::int32_t> splat_begin_;
     LargeVector<std::int32_t> order_;
     std::vector<std::int64_t> segments_;
+    Grid grid_;
+    bool grid_allowed_ = true;
 };
 
-// Splat `in` (n x stride) onto the vertices: values (m x stride).
+// Splat `in` (n x stride) onto the vertices, then blur the vertex values along every axis (forward order): values
+// (n_rows() x stride). A grid lattice does both in one sweep over its rows (a few rows of workspace per thread).
+void splat_blur(const Permutohedral& lat, const float* in, float* values, int stride);
+// The two halves, for a lattice without a grid (timed apart in profiles): splat `in` onto the vertices, then blur the
+// vertex values in place.
 void splat(const Permutohedral& lat, const float* in, float* values, int stride);
-// Blur the vertex values along every axis (forward order), in place.
 void blur(const Permutohedral& lat, float* values, int stride);
 
 // Half-precision vertex rows (IEEE binary16, `half_row_pitch(stride)` halves per row, arithmetic in
@@ -93,7 +119,9 @@ void blur(const Permutohedral& lat, float* values, int stride);
 // F16C, AArch64).
 bool half_rows_supported(int stride);
 int half_row_pitch(int stride);
-// splat() with each vertex's sum rounded once to half precision, into `half` (m rows of `pitch` halves).
+// splat_blur() with each vertex's sum rounded once to half precision (n_rows() rows of `pitch` halves), and each
+// blurred value rounded again; splat() and blur() likewise.
+void splat_blur(const Permutohedral& lat, const float* in, std::uint16_t* half, int stride, int pitch);
 void splat(const Permutohedral& lat, const float* in, std::uint16_t* half, int stride, int pitch);
 void blur(const Permutohedral& lat, std::uint16_t* values, int stride, int pitch);
 
