@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
-#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -405,7 +404,7 @@ struct Permutohedral::BuildTables {
     int n_words, local_bits = 0;
     std::int64_t n_points, n_chunks;
     LargeVector<std::uint32_t> table;
-    std::unique_ptr<std::uint32_t[]> prov_keys;  // by provisional id; only the first ids of each chunk are written
+    LargeVector<std::uint32_t> prov_keys;  // by provisional id; only the first ids of each chunk are written
     std::vector<std::int64_t> base;        // vertices created per chunk, then their prefix sums
     LargeVector<std::uint8_t> axis;        // per entry: the axis along which its vertex steps to the next one
     LargeVector<std::uint32_t> vkeys;      // keys by final id (finalize)
@@ -418,7 +417,7 @@ struct Permutohedral::BuildTables {
         parallel_for(static_cast<std::int64_t>(capacity), 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
             std::fill(table.begin() + lo, table.begin() + hi, kEmpty);
         });
-        prov_keys.reset(new std::uint32_t[static_cast<std::size_t>(n_chunks << local_bits) * n_words + 1]);
+        prov_keys.resize(static_cast<std::size_t>(n_chunks << local_bits) * n_words + 1);  // not zeroed
     }
     // Provisional and final ids are below n_chunks << local_bits; the slot bits above them are the tag.
     std::uint32_t id_mask() const {
@@ -426,7 +425,7 @@ struct Permutohedral::BuildTables {
         while (bits < 32 && (std::int64_t{1} << bits) <= (n_chunks << local_bits)) ++bits;
         return bits >= 32 ? 0xFFFFFFFFu : (1u << bits) - 1;
     }
-    KeyTable keys() { return KeyTable{table.data(), capacity - 1, prov_keys.get(), n_words, id_mask()}; }
+    KeyTable keys() { return KeyTable{table.data(), capacity - 1, prov_keys.data(), n_words, id_mask()}; }
 };
 
 template <class Key, int D>
@@ -519,7 +518,7 @@ bool Permutohedral::insert(const float* features, const std::vector<float>& scal
                         const std::uint32_t candidate = static_cast<std::uint32_t>(c << local_bits) | local;
                         id[e] = keys.find_or_insert<NW>(
                             words.data() + static_cast<std::size_t>(e) * n_words, hash[e], candidate,
-                            tables.prov_keys.get() + static_cast<std::size_t>(candidate) * n_words, created);
+                            tables.prov_keys.data() + static_cast<std::size_t>(candidate) * n_words, created);
                         if (created) {
                             ++local;
                             if (++pending == flush_every) {
@@ -570,10 +569,10 @@ void Permutohedral::finalize(BuildTables& tables) {
     tables.vkeys = LargeVector<std::uint32_t>(static_cast<std::size_t>(m_) * n_words);
     parallel_for(n_chunks, 1, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t c = lo; c < hi; ++c)
-            std::copy_n(tables.prov_keys.get() + static_cast<std::size_t>(c << local_bits) * n_words,
+            std::copy_n(tables.prov_keys.data() + static_cast<std::size_t>(c << local_bits) * n_words,
                         (base[c + 1] - base[c]) * n_words, tables.vkeys.data() + base[c] * n_words);
     });
-    tables.prov_keys.reset();
+    tables.prov_keys = LargeVector<std::uint32_t>();
 }
 
 // Blur neighbours: along axis j, vertex v's predecessor is v - (1,..,1) + (d+1) e_j. Looking up every
