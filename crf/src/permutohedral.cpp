@@ -830,7 +830,8 @@ void Permutohedral::compute(const float* in, float* out, int value_size) const {
 
 // compute() for one value per point along chains (a kernel's normalisation): a float per vertex instead of a padded
 // row of 4, so the blur's scattered reads stay in the caches; the same arithmetic in the same order as lane 0 of the
-// 4-lane kernels.
+// 4-lane kernels. Written out rather than the row kernels instantiated for one lane, which took 8.0 against 4.9 ms
+// for building's bilateral normalisation on 2 threads.
 void Permutohedral::compute_scalar(const float* in, float* out) const {
     LargeVector<float> values(static_cast<std::size_t>(m_));
     parallel_for(m_, kSplatGrain, [&](std::int64_t lo, std::int64_t hi) {
